@@ -1,0 +1,235 @@
+//! Configuration slices: what each role is told of `/etc/hb.yaml`.
+//!
+//! The supervisor alone reads the file; each child gets only the part it needs, so secrets
+//! (SMTP passwords, webhook tokens, the TSIG key path, password hashes) reach only the process
+//! that uses them. The types here are shared by the file parser and the children.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One role's slice, tagged with the role so a slice can never reach the wrong child.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum RoleConfig {
+    /// For hb-receiver.
+    Receiver(ReceiverConfig),
+    /// For hb-engine.
+    Engine(EngineConfig),
+    /// For hb-notifier.
+    Notifier(NotifierConfig),
+    /// For hb-dnsupdate.
+    Dnsupdate(DnsupdateConfig),
+    /// For hb-web.
+    Web(WebConfig),
+}
+
+impl RoleConfig {
+    /// The role this slice is for.
+    pub fn role(&self) -> crate::Role {
+        match self {
+            RoleConfig::Receiver(_) => crate::Role::Receiver,
+            RoleConfig::Engine(_) => crate::Role::Engine,
+            RoleConfig::Notifier(_) => crate::Role::Notifier,
+            RoleConfig::Dnsupdate(_) => crate::Role::Dnsupdate,
+            RoleConfig::Web(_) => crate::Role::Web,
+        }
+    }
+}
+
+/// hb-receiver's slice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Hosts whose datagrams are ignored (`drophosts`).
+    pub drophosts: Vec<String>,
+}
+
+/// hb-engine's slice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Default heartbeat interval in seconds, for hosts that do not announce one.
+    pub interval: u32,
+    /// Seconds of slack after a missed heartbeat before a host is overdue.
+    pub grace: f64,
+    /// Missed heartbeats in a row before a host is down.
+    pub max_missed: u32,
+    /// Where the engine keeps its durable state.
+    pub state_dir: PathBuf,
+    /// The message journal.
+    pub journal: JournalConfig,
+    /// Per-host settings.
+    pub hosts: BTreeMap<String, HostConfig>,
+    /// Hosts to monitor in addition to those with `watch: true`.
+    pub watchhosts: Vec<String>,
+    /// Hosts with dynamic DNS in addition to those with `dyndns: true`.
+    pub dyndnshosts: Vec<String>,
+    /// Hosts to ignore.
+    pub drophosts: Vec<String>,
+    /// Owner of hosts without one.
+    pub default_owner: Option<String>,
+    /// Re-notification interval for ongoing threshold alerts, seconds.
+    pub threshold_renotify_interval: Option<u64>,
+    /// The threshold tree (`thresholds`), validated by the alerting code.
+    pub thresholds: serde_json::Value,
+    /// Named threshold profiles (`threshold_configs`).
+    pub threshold_configs: serde_json::Value,
+    /// Name of the base profile.
+    pub default_threshold_config: String,
+}
+
+/// The JSON Lines journal of received messages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Whether messages are journaled at all.
+    pub enabled: bool,
+    /// Directory of the journal files.
+    pub dir: PathBuf,
+    /// Base file name.
+    pub file: String,
+    /// Size in bytes at which the journal rotates.
+    pub max_size: u64,
+    /// Rotated files kept.
+    pub max_backups: u32,
+}
+
+/// Settings of one host under `hosts:`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// User who owns the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Users with the manager role on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<String>,
+    /// Users with the monitor role on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<String>,
+    /// Threshold profile name or list of names, applied left to right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_config: Option<OneOrMany>,
+    /// Whether the host's outages notify anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<bool>,
+    /// Channels that get this host's notifications in addition to its users'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_channels: Vec<String>,
+    /// Keep `<host>.<dyndomain>` pointing at the host's address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dyndns: bool,
+    /// Remove the host's DNS record while it is down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dns_failover: bool,
+    /// Expected heartbeat interval in seconds, overriding what the host announces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u32>,
+}
+
+/// A YAML value that may be one string or a list of strings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single name.
+    One(String),
+    /// Several names, in order.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The names in order.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(name) => vec![name.as_str()],
+            OneOrMany::Many(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// hb-notifier's slice: the only process that sees channel secrets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierConfig {
+    /// Channel definitions by name, with their secrets.
+    pub channels: BTreeMap<String, serde_json::Value>,
+    /// Server-wide channels used when no users are configured.
+    pub notify: Vec<String>,
+    /// Public URL for links in notifications.
+    pub base_url: Option<String>,
+}
+
+/// hb-dnsupdate's slice: the only process that knows where the TSIG key is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsupdateConfig {
+    /// Domains under which dynamic host records live.
+    pub dyndomains: Vec<String>,
+    /// Absolute path of `nsupdate`.
+    pub nsupdate_bin: Option<PathBuf>,
+    /// TSIG key file.
+    pub rndc_key: Option<PathBuf>,
+}
+
+/// hb-web's slice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Accounts; empty means unauthenticated mode.
+    pub users: BTreeMap<String, WebUser>,
+    /// Owner of hosts without one.
+    pub default_owner: Option<String>,
+    /// Public URL of the dashboard.
+    pub base_url: Option<String>,
+}
+
+/// One account as hb-web needs it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebUser {
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    /// Avatar path, URL or data URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    /// `pbkdf2:sha256:<iterations>$<salt>$<hex>` hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Owner rights on every host and the user list.
+    #[serde(default)]
+    pub admin: bool,
+    /// Channels the user is notified through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_channels: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_are_tagged_with_their_role() {
+        let slice = RoleConfig::Receiver(ReceiverConfig {
+            drophosts: vec!["old".into()],
+        });
+        let json = serde_json::to_string(&slice).unwrap();
+        assert_eq!(json, r#"{"role":"receiver","drophosts":["old"]}"#);
+        let back: RoleConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.role(), crate::Role::Receiver);
+        assert!(
+            serde_json::from_str::<RoleConfig>(r#"{"role":"receiver","drophosts":[],"x":1}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn one_or_many_accepts_both_forms() {
+        let one: OneOrMany = serde_json::from_str(r#""tight""#).unwrap();
+        let many: OneOrMany = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        assert_eq!(one.names(), ["tight"]);
+        assert_eq!(many.names(), ["a", "b"]);
+    }
+}

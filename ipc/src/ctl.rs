@@ -1,0 +1,90 @@
+//! `hbctl` <-> supervisor messages on the control socket: one request line, one answer line.
+//!
+//! Variants without fields are empty struct variants (`Status {}`) rather than unit variants
+//! because serde ignores unknown fields on unit variants of internally tagged enums.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Role;
+use crate::control::Confinement;
+use crate::edge::HostSummary;
+
+/// A request from `hbctl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CtlRequest {
+    /// Processes, restarts and config generation.
+    Status {},
+    /// Reload the configuration file, like SIGHUP, and wait for the outcome.
+    Reload {},
+    /// The engine's host list.
+    Hosts {},
+}
+
+/// The supervisor's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CtlResponse {
+    /// Answer to `Status`.
+    Status {
+        /// The status.
+        status: ServerStatus,
+    },
+    /// The reload is in force.
+    Reloaded {
+        /// The new generation.
+        generation: u64,
+    },
+    /// Answer to `Hosts`.
+    Hosts {
+        /// The hosts.
+        hosts: Vec<HostSummary>,
+    },
+    /// The request failed.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// The whole server at a glance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerStatus {
+    /// The supervisor's pid.
+    pub pid: u32,
+    /// Build version.
+    pub version: String,
+    /// Configuration generation in force.
+    pub generation: u64,
+    /// Seconds since the supervisor started.
+    pub uptime_s: u64,
+    /// True when not started as root: no privilege separation.
+    pub unprivileged: bool,
+    /// The configuration file, or `built-in default`.
+    pub config: String,
+    /// One entry per role.
+    pub children: Vec<ChildStatus>,
+}
+
+/// One role's process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildStatus {
+    /// The role.
+    pub role: Role,
+    /// Current pid, if running.
+    pub pid: Option<u32>,
+    /// `starting`, `running`, `restarting` or `stopped`.
+    pub state: String,
+    /// Seconds since the current process started.
+    pub uptime_s: Option<u64>,
+    /// Restarts since the supervisor started.
+    pub restarts: u32,
+    /// How the previous process ended.
+    pub last_exit: Option<String>,
+    /// Configuration generation the child acknowledged.
+    pub generation: u64,
+    /// What its privilege drop achieved.
+    pub confinement: Option<Confinement>,
+}
