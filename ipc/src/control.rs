@@ -87,6 +87,14 @@ pub enum FromChild {
         /// Why.
         reason: String,
     },
+    /// A peer broke the protocol on the data channel between them; the supervisor restarts
+    /// the peer (the reporter is the victim, not the culprit).
+    PeerFailed {
+        /// The peer at fault.
+        peer: Role,
+        /// What it did.
+        reason: String,
+    },
     /// Answer to [`ToChild::Request`].
     Answer {
         /// The request id answered.

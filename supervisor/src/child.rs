@@ -1,0 +1,240 @@
+//! The child side of the supervisor protocol, shared by every role binary.
+//!
+//! [`run`] is the whole life of a child: parse the hidden command line, set up logging, take
+//! fd 3, drop privileges, and only then build the async runtime, say Hello, and hand control
+//! events to the role's own code. EOF on fd 3 (the supervisor is gone) ends the child.
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use hb_ipc::codec::{CONTROL_MAX_LINE, encode_line};
+use hb_ipc::config::RoleConfig;
+use hb_ipc::control::{FromChild, PassedSocket, ToChild};
+use hb_ipc::edge::{Answer, Query};
+use hb_ipc::{Role, VERSION};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use crate::fdpass::ControlReader;
+use crate::privdrop::{self, Plan};
+
+/// What the supervisor tells a running child.
+#[derive(Debug)]
+pub enum ControlEvent {
+    /// A configuration slice to apply; answer with [`ControlSender::config_applied`].
+    Config {
+        /// Its generation.
+        generation: u64,
+        /// The slice.
+        config: RoleConfig,
+    },
+    /// A socket: a listener or a fresh channel to a peer.
+    Socket {
+        /// What it is.
+        socket: PassedSocket,
+        /// The descriptor.
+        fd: OwnedFd,
+    },
+    /// Begin work.
+    Start,
+    /// A relayed query (engine); answer with [`ControlSender::answer`].
+    Request {
+        /// Request id.
+        id: u64,
+        /// The query.
+        query: Query,
+    },
+}
+
+/// Sends messages to the supervisor; cheap to clone. Sending never blocks the caller.
+#[derive(Clone, Debug)]
+pub struct ControlSender {
+    tx: mpsc::UnboundedSender<FromChild>,
+}
+
+impl ControlSender {
+    /// Acknowledges a configuration generation.
+    pub fn config_applied(&self, generation: u64) {
+        let _ = self.tx.send(FromChild::ConfigApplied { generation });
+    }
+
+    /// Refuses a configuration generation; the old one stays in force.
+    pub fn config_rejected(&self, generation: u64, reason: String) {
+        let _ = self.tx.send(FromChild::ConfigRejected { generation, reason });
+    }
+
+    /// Answers a relayed request.
+    pub fn answer(&self, re: u64, answer: Answer) {
+        let _ = self.tx.send(FromChild::Answer { re, answer });
+    }
+
+    /// Reports a peer that broke the protocol, so the supervisor restarts it.
+    pub fn peer_failed(&self, peer: Role, reason: String) {
+        let _ = self.tx.send(FromChild::PeerFailed { peer, reason });
+    }
+}
+
+/// Command-line arguments of a role binary (all passed by the supervisor).
+#[derive(Debug, Default)]
+struct Args {
+    role: Option<String>,
+    verbosity: u8,
+    plan: Plan,
+}
+
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut args = Args::default();
+    let (mut uid, mut gid) = (None, None);
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("role") => args.role = Some(parser.value()?.string()?),
+            Short('v') => args.verbosity = args.verbosity.saturating_add(1),
+            Long("uid") => uid = Some(parser.value()?.parse()?),
+            Long("gid") => gid = Some(parser.value()?.parse()?),
+            Long("chroot") => args.plan.chroot = Some(PathBuf::from(parser.value()?)),
+            Long("writable") => args.plan.writable.push(PathBuf::from(parser.value()?)),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    args.plan.ids = uid.zip(gid);
+    Ok(args)
+}
+
+/// Runs a role: everything up to the handshake here, then `work` with the control events.
+pub fn run<F, Fut>(role: Role, work: F) -> ExitCode
+where
+    F: FnOnce(mpsc::Receiver<ControlEvent>, ControlSender) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{}: {e}", role.binary());
+            return ExitCode::from(64);
+        }
+    };
+    crate::log::init(role.binary(), args.verbosity);
+    if args.role.as_deref() != Some(role.name()) {
+        tracing::error!("This program is started by hbsupervisor (--role={}), not by hand.", role.name());
+        return ExitCode::from(64);
+    }
+    let fd = match crate::sys::take_control_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!(error = %e, "No control channel.");
+            return ExitCode::from(71);
+        }
+    };
+    let confinement = match privdrop::confine(&args.plan) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot confine; refusing to run.");
+            return ExitCode::from(71);
+        }
+    };
+    if !confinement.escaped.is_empty() {
+        tracing::error!(escaped = ?confinement.escaped, "Write probes succeeded outside the allowed directories; refusing to run.");
+        return ExitCode::from(71);
+    }
+    tracing::debug!(?confinement, "Confined.");
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot build the runtime.");
+            return ExitCode::from(71);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let stream = std::os::unix::net::UnixStream::from(fd);
+        stream.set_nonblocking(true)?;
+        let stream = Arc::new(UnixStream::from_std(stream)?);
+        let (tx, out) = mpsc::unbounded_channel();
+        let sender = ControlSender { tx };
+        let _ = sender.tx.send(FromChild::Hello {
+            role,
+            version: VERSION.to_string(),
+            pid: std::process::id(),
+        });
+        let _ = sender.tx.send(FromChild::Confined { report: confinement });
+        tokio::spawn(write_control(Arc::clone(&stream), out));
+        let (events_tx, events) = mpsc::channel(64);
+        let work = work(events, sender.clone());
+        tokio::pin!(work);
+        let mut reader = ControlReader::new(stream);
+        let mut events_tx = Some(events_tx);
+        loop {
+            tokio::select! {
+                result = &mut work => return result,
+                frame = reader.next() => match frame {
+                    Ok(Some(received)) => {
+                        let event = match received.msg {
+                            ToChild::Config { generation, config } => {
+                                if config.role() != role {
+                                    anyhow::bail!("supervisor sent the {} slice to the {role}", config.role());
+                                }
+                                ControlEvent::Config { generation, config }
+                            }
+                            ToChild::Socket { socket } => match received.fd {
+                                Some(fd) => ControlEvent::Socket { socket, fd },
+                                None => anyhow::bail!("socket frame without a descriptor"),
+                            },
+                            ToChild::Start {} => ControlEvent::Start,
+                            ToChild::Request { id, query } => ControlEvent::Request { id, query },
+                            ToChild::Shutdown {} => {
+                                tracing::info!("Shutting down.");
+                                // Closing the event channel tells the role to finish.
+                                events_tx = None;
+                                continue;
+                            }
+                        };
+                        if let Some(tx) = &events_tx
+                            && tx.send(event).await.is_err()
+                        {
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::info!("Supervisor gone; exiting.");
+                        return Ok(());
+                    }
+                    Err(e) => anyhow::bail!("control channel: {e}"),
+                },
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "Exiting on error.");
+            ExitCode::from(70)
+        }
+    }
+}
+
+async fn write_control(stream: Arc<UnixStream>, mut out: mpsc::UnboundedReceiver<FromChild>) {
+    while let Some(msg) = out.recv().await {
+        let line = match encode_line(&msg, CONTROL_MAX_LINE) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot encode a message for the supervisor.");
+                continue;
+            }
+        };
+        if let Err(e) = crate::fdpass::send_frame(&stream, &line, None).await {
+            tracing::debug!(error = %e, "Control channel closed.");
+            return;
+        }
+    }
+}
+
+/// Turns a passed descriptor into a tokio Unix stream.
+pub fn unix_stream(fd: OwnedFd) -> std::io::Result<UnixStream> {
+    let stream = std::os::unix::net::UnixStream::from(fd);
+    stream.set_nonblocking(true)?;
+    UnixStream::from_std(stream)
+}

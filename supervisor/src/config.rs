@@ -1,0 +1,879 @@
+//! `/etc/hb.yaml`: parsing, defaults, validation and the per-role slices.
+//!
+//! The file is read by the supervisor alone, before anything is spawned. Every error names the
+//! file, the line and the key; an unknown key is an error. Semantic checks (a host owned by a
+//! user who does not exist, a relative path, a channel of an unknown type) run after parsing and
+//! are all reported at once, so an operator fixes a file in one pass.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use hb_ipc::Role;
+use hb_ipc::config::{
+    DnsupdateConfig, EngineConfig, HostConfig, JournalConfig, NotifierConfig, ReceiverConfig,
+    RoleConfig, WebConfig, WebUser,
+};
+use serde::Deserialize;
+
+/// Where the configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A file.
+    File(PathBuf),
+    /// No file: the built-in default for a first run.
+    Builtin,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Builtin => f.write_str("built-in default"),
+        }
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line, when it could be found.
+    pub line: Option<usize>,
+    /// Dotted key path, empty for the document itself.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Everything wrong with a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The file.
+    pub source: Source,
+    /// The problems, in file order.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.source)?;
+            if let Some(line) = e.line {
+                write!(f, ":{line}")?;
+            }
+            if e.key.is_empty() {
+                write!(f, ": {}", e.message)?;
+            } else {
+                write!(f, ": {}: {}", e.key, e.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The file as written, every key optional. Key names follow the original hbd where it had
+/// them; see docs/CONFIG.md.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// UDP heartbeat port.
+    pub hb_port: Option<u16>,
+    /// Address the UDP socket binds.
+    pub hb_host: Option<String>,
+    /// HTTP port.
+    pub hbd_port: Option<u16>,
+    /// Address the HTTP socket binds.
+    pub hbd_host: Option<String>,
+    /// Default heartbeat interval, seconds.
+    pub interval: Option<u32>,
+    /// Slack after a missed heartbeat, seconds.
+    pub grace: Option<f64>,
+    /// Missed heartbeats before a host is down.
+    pub max_missed: Option<u32>,
+    /// Journal on or off.
+    pub journal_enabled: Option<bool>,
+    /// Journal directory.
+    pub journal_dir: Option<PathBuf>,
+    /// Journal base name.
+    pub journal_file: Option<String>,
+    /// Rotate at this many bytes.
+    pub journal_max_size: Option<u64>,
+    /// Rotated files kept.
+    pub journal_max_backups: Option<u32>,
+    /// Per-host settings.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, HostConfig>,
+    /// Hosts to watch.
+    #[serde(default)]
+    pub watchhosts: Vec<String>,
+    /// Hosts with dynamic DNS.
+    #[serde(default)]
+    pub dyndnshosts: Vec<String>,
+    /// Hosts to ignore.
+    #[serde(default)]
+    pub drophosts: Vec<String>,
+    /// Accounts.
+    #[serde(default)]
+    pub users: BTreeMap<String, WebUser>,
+    /// Owner of hosts without one.
+    pub default_owner: Option<String>,
+    /// Channel definitions.
+    #[serde(default)]
+    pub notification_channels: BTreeMap<String, Channel>,
+    /// Server-wide channels for setups without users.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// Threshold tree.
+    pub thresholds: Option<serde_json::Value>,
+    /// Named threshold profiles.
+    pub threshold_configs: Option<serde_json::Value>,
+    /// Base profile name.
+    pub default_threshold_config: Option<String>,
+    /// Legacy host -> profile map.
+    pub host_threshold_mapping: Option<BTreeMap<String, hb_ipc::config::OneOrMany>>,
+    /// Reminder interval for ongoing alerts, seconds.
+    pub threshold_renotify_interval: Option<u64>,
+    /// Dynamic DNS domains.
+    #[serde(default)]
+    pub dyndomains: Vec<String>,
+    /// Path of nsupdate.
+    pub nsupdate_bin: Option<PathBuf>,
+    /// TSIG key file.
+    pub rndc_key: Option<PathBuf>,
+    /// Public URL used in links.
+    pub base_url: Option<String>,
+    /// Unprivileged user for every child.
+    pub user: Option<String>,
+    /// Group for every child (default: the user's primary group).
+    pub group: Option<String>,
+    /// User for hb-receiver.
+    pub receiver_user: Option<String>,
+    /// User for hb-engine.
+    pub engine_user: Option<String>,
+    /// User for hb-notifier.
+    pub notifier_user: Option<String>,
+    /// User for hb-dnsupdate.
+    pub dnsupdate_user: Option<String>,
+    /// User for hb-web.
+    pub web_user: Option<String>,
+    /// Empty root-owned directory for chrooted roles.
+    pub chroot_dir: Option<PathBuf>,
+    /// Durable state.
+    pub state_dir: Option<PathBuf>,
+    /// hbctl's socket.
+    pub control_socket: Option<PathBuf>,
+    /// Pid file written when daemonized.
+    pub pidfile: Option<PathBuf>,
+    /// Log file when daemonized.
+    pub logfile: Option<PathBuf>,
+    /// Directory of the role binaries.
+    pub libexec_dir: Option<PathBuf>,
+    /// Seconds children get to exit on shutdown before they are signalled.
+    pub shutdown_grace: Option<f64>,
+}
+
+/// A notification channel definition; its options are checked by hb-notifier's channel code.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+pub struct Channel {
+    /// Channel type (`email`, `pushover`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Everything else.
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Channel types hb knows.
+pub const CHANNEL_TYPES: &[&str] = &[
+    "discord",
+    "email",
+    "exec",
+    "matrix",
+    "mattermost",
+    "ntfy",
+    "pushover",
+    "signal",
+    "slack",
+    "sms_voipms",
+    "twilio",
+    "webhook",
+];
+
+/// Keys of the original hbd that hb does not use, with what to do instead.
+const OBSOLETE_KEYS: &[(&str, &str)] = &[
+    ("pickfile", "hb keeps its state in SQLite under state_dir; remove it"),
+    ("ws_port", "the WebSocket is served on hbd_port; remove it"),
+    ("wss_port", "the WebSocket is served on hbd_port; remove it"),
+    ("cert_path", "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it"),
+    ("wss_pem", "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it"),
+    ("wss_key", "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it"),
+    ("logfmt", "log lines have one fixed format; remove it"),
+    ("debug", "use -v on the command line; remove it"),
+    ("verbose", "use -v on the command line; remove it"),
+];
+
+/// A validated configuration with every default resolved.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it came from.
+    pub source: Source,
+    /// The file as parsed.
+    pub file: File,
+    /// The file's text, for naming lines in errors found later.
+    pub text: String,
+    /// UDP bind address.
+    pub hb_addr: std::net::SocketAddr,
+    /// HTTP bind address.
+    pub hbd_addr: std::net::SocketAddr,
+    /// Durable state directory.
+    pub state_dir: PathBuf,
+    /// Journal directory.
+    pub journal_dir: PathBuf,
+    /// Control socket path.
+    pub control_socket: PathBuf,
+    /// Pid file path.
+    pub pidfile: PathBuf,
+    /// Log file path (daemon mode).
+    pub logfile: PathBuf,
+    /// Chroot directory.
+    pub chroot_dir: PathBuf,
+    /// Shutdown grace.
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// Where a file path for the default configuration points.
+pub const DEFAULT_PATH: &str = "/etc/hb.yaml";
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let source = Source::File(path.to_path_buf());
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            source: source.clone(),
+            errors: vec![ConfigError {
+                line: None,
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Config::parse(source, &text)
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(source: Source, text: &str) -> Result<Config, ConfigErrors> {
+        let fail = |errors| ConfigErrors {
+            source: source.clone(),
+            errors,
+        };
+        let mut errors = obsolete_keys(text);
+        let file: File = match yaml_serde::from_str::<Option<File>>(text) {
+            Ok(file) => file.unwrap_or_default(),
+            Err(e) => {
+                errors.push(yaml_error(&e, text));
+                return Err(fail(errors));
+            }
+        };
+        let config = resolve(source.clone(), file, text, &mut errors);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+            Err(fail(errors))
+        }
+    }
+
+    /// The configuration used without `-c` when `/etc/hb.yaml` does not exist: loopback only,
+    /// state in a per-user directory, no root needed.
+    pub fn builtin() -> Config {
+        let mut errors = Vec::new();
+        let file = File {
+            user: Some("nobody".into()),
+            ..File::default()
+        };
+        let config = resolve(Source::Builtin, file, "", &mut errors);
+        debug_assert!(errors.is_empty(), "built-in default invalid: {errors:?}");
+        config
+    }
+
+    /// The configuration slice for `role`.
+    pub fn slice(&self, role: Role) -> RoleConfig {
+        let f = &self.file;
+        match role {
+            Role::Receiver => RoleConfig::Receiver(ReceiverConfig {
+                drophosts: f.drophosts.clone(),
+            }),
+            Role::Engine => RoleConfig::Engine(EngineConfig {
+                interval: f.interval.unwrap_or(10),
+                grace: f.grace.unwrap_or(2.0),
+                max_missed: f.max_missed.unwrap_or(2),
+                state_dir: self.state_dir.clone(),
+                journal: JournalConfig {
+                    enabled: f.journal_enabled.unwrap_or(true),
+                    dir: self.journal_dir.clone(),
+                    file: f
+                        .journal_file
+                        .clone()
+                        .unwrap_or_else(|| "messages.journal".into()),
+                    max_size: f.journal_max_size.unwrap_or(100 << 20),
+                    max_backups: f.journal_max_backups.unwrap_or(10),
+                },
+                hosts: f.hosts.clone(),
+                watchhosts: f.watchhosts.clone(),
+                dyndnshosts: f.dyndnshosts.clone(),
+                drophosts: f.drophosts.clone(),
+                default_owner: self.default_owner(),
+                threshold_renotify_interval: f.threshold_renotify_interval,
+                thresholds: f.thresholds.clone().unwrap_or(serde_json::Value::Null),
+                threshold_configs: f
+                    .threshold_configs
+                    .clone()
+                    .unwrap_or(serde_json::Value::Null),
+                default_threshold_config: f
+                    .default_threshold_config
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            }),
+            Role::Notifier => RoleConfig::Notifier(NotifierConfig {
+                channels: f
+                    .notification_channels
+                    .iter()
+                    .map(|(name, ch)| {
+                        let value = serde_json::to_value(ch).unwrap_or(serde_json::Value::Null);
+                        (name.clone(), value)
+                    })
+                    .collect(),
+                notify: f.notify.clone(),
+                base_url: f.base_url.clone(),
+            }),
+            Role::Dnsupdate => RoleConfig::Dnsupdate(DnsupdateConfig {
+                dyndomains: f.dyndomains.clone(),
+                nsupdate_bin: f.nsupdate_bin.clone(),
+                rndc_key: f.rndc_key.clone(),
+            }),
+            Role::Web => RoleConfig::Web(WebConfig {
+                users: f.users.clone(),
+                default_owner: self.default_owner(),
+                base_url: f.base_url.clone(),
+            }),
+        }
+    }
+
+    /// `default_owner`, or else the first admin user.
+    pub fn default_owner(&self) -> Option<String> {
+        self.file.default_owner.clone().or_else(|| {
+            self.file
+                .users
+                .iter()
+                .find(|(_, u)| u.admin)
+                .map(|(name, _)| name.clone())
+        })
+    }
+
+    /// The user spec (`name`, `name:group`, `uid` or `uid:gid`) a role runs as.
+    pub fn user_spec(&self, role: Role) -> (String, Option<String>) {
+        let f = &self.file;
+        let own = match role {
+            Role::Receiver => &f.receiver_user,
+            Role::Engine => &f.engine_user,
+            Role::Notifier => &f.notifier_user,
+            Role::Dnsupdate => &f.dnsupdate_user,
+            Role::Web => &f.web_user,
+        };
+        let spec = own
+            .clone()
+            .or_else(|| f.user.clone())
+            .unwrap_or_else(|| DEFAULT_USER.into());
+        match spec.split_once(':') {
+            Some((user, group)) => (user.to_string(), Some(group.to_string())),
+            None => (spec, f.group.clone()),
+        }
+    }
+
+    /// An error about `key` found after parsing (start-up checks), with its line.
+    pub fn error(&self, key: &str, message: String) -> ConfigErrors {
+        let path: Vec<&str> = key.split('.').collect();
+        ConfigErrors {
+            source: self.source.clone(),
+            errors: vec![ConfigError {
+                line: locate(&self.text, &path),
+                key: key.to_string(),
+                message,
+            }],
+        }
+    }
+
+    /// The key naming the user a role runs as, for error messages.
+    pub fn user_key(&self, role: Role) -> &'static str {
+        let f = &self.file;
+        let own = match role {
+            Role::Receiver => (&f.receiver_user, "receiver_user"),
+            Role::Engine => (&f.engine_user, "engine_user"),
+            Role::Notifier => (&f.notifier_user, "notifier_user"),
+            Role::Dnsupdate => (&f.dnsupdate_user, "dnsupdate_user"),
+            Role::Web => (&f.web_user, "web_user"),
+        };
+        if own.0.is_some() { own.1 } else { "user" }
+    }
+}
+
+/// The unprivileged user when the file names none.
+pub const DEFAULT_USER: &str = "_hb";
+
+fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>) -> Config {
+    let mut err = |key: &str, message: String| {
+        let path: Vec<&str> = key.split('.').collect();
+        errors.push(ConfigError {
+            line: locate(text, &path),
+            key: key.to_string(),
+            message,
+        });
+    };
+    let root = nix::unistd::geteuid().is_root();
+
+    let ip = |key: &str, value: &Option<String>, err: &mut dyn FnMut(&str, String)| {
+        let text = value.as_deref().unwrap_or("127.0.0.1");
+        text.parse::<IpAddr>().unwrap_or_else(|e| {
+            err(key, format!("{text:?} is not an IP address ({e})"));
+            IpAddr::from([127, 0, 0, 1])
+        })
+    };
+    let hb_ip = ip("hb_host", &file.hb_host, &mut err);
+    let hbd_ip = ip("hbd_host", &file.hbd_host, &mut err);
+    let hb_port = file.hb_port.unwrap_or(50003);
+    let hbd_port = file.hbd_port.unwrap_or(50004);
+    for (key, port) in [("hb_port", hb_port), ("hbd_port", hbd_port)] {
+        if port == 0 {
+            err(key, "must be a port number from 1 to 65535".into());
+        }
+    }
+    if file.interval == Some(0) {
+        err("interval", "must be at least 1 second".into());
+    }
+    if file.max_missed == Some(0) {
+        err("max_missed", "must be at least 1".into());
+    }
+    if let Some(grace) = file.grace
+        && !(grace.is_finite() && grace >= 0.0)
+    {
+        err("grace", format!("must be 0 or more seconds, not {grace}"));
+    }
+    if let Some(g) = file.shutdown_grace
+        && !(g.is_finite() && (0.0..=3600.0).contains(&g))
+    {
+        err("shutdown_grace", format!("must be 0 to 3600 seconds, not {g}"));
+    }
+    if let Some(name) = &file.journal_file
+        && (name.is_empty() || name.contains('/') || name == "." || name == "..")
+    {
+        err("journal_file", format!("{name:?} must be a plain file name"));
+    }
+
+    let state_dir = match &file.state_dir {
+        Some(dir) => dir.clone(),
+        None if root => PathBuf::from("/var/lib/hb"),
+        None => user_state_dir(),
+    };
+    let run_dir = if root && file.state_dir.is_none() {
+        PathBuf::from("/run/hb")
+    } else {
+        state_dir.clone()
+    };
+    let journal_dir = file
+        .journal_dir
+        .clone()
+        .unwrap_or_else(|| state_dir.join("journal"));
+    let control_socket = file
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| run_dir.join("hb.sock"));
+    let pidfile = file
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| run_dir.join("hbsupervisor.pid"));
+    let logfile = file
+        .logfile
+        .clone()
+        .unwrap_or_else(|| state_dir.join("hb.log"));
+    let chroot_dir = file
+        .chroot_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/empty"));
+    for (key, path) in [
+        ("state_dir", Some(&state_dir)),
+        ("journal_dir", Some(&journal_dir)),
+        ("control_socket", Some(&control_socket)),
+        ("pidfile", Some(&pidfile)),
+        ("logfile", Some(&logfile)),
+        ("chroot_dir", Some(&chroot_dir)),
+        ("libexec_dir", file.libexec_dir.as_ref()),
+        ("nsupdate_bin", file.nsupdate_bin.as_ref()),
+        ("rndc_key", file.rndc_key.as_ref()),
+    ] {
+        if let Some(path) = path
+            && !path.is_absolute()
+        {
+            err(key, format!("{} must be an absolute path", path.display()));
+        }
+    }
+
+    for (key, spec) in [
+        ("user", &file.user),
+        ("group", &file.group),
+        ("receiver_user", &file.receiver_user),
+        ("engine_user", &file.engine_user),
+        ("notifier_user", &file.notifier_user),
+        ("dnsupdate_user", &file.dnsupdate_user),
+        ("web_user", &file.web_user),
+    ] {
+        if let Some(spec) = spec
+            && (spec.is_empty() || spec.split(':').count() > 2 || spec.contains(char::is_whitespace))
+        {
+            err(key, format!("{spec:?} must be `user`, `user:group`, `uid` or `uid:gid`"));
+        }
+    }
+
+    // Names and references.
+    for (name, host) in &file.hosts {
+        let key = format!("hosts.{name}");
+        if let Err(why) = crate::names::check_host_name(name) {
+            err(&key, why);
+        }
+        if let Some(interval) = host.interval
+            && interval == 0
+        {
+            err(&format!("{key}.interval"), "must be at least 1 second".into());
+        }
+        if !file.users.is_empty() {
+            let users = host.owner.iter().chain(&host.managers).chain(&host.monitors);
+            for user in users {
+                if !file.users.contains_key(user) {
+                    err(&key, format!("user {user:?} is not defined under users"));
+                }
+            }
+        }
+        for ch in &host.notification_channels {
+            if !file.notification_channels.contains_key(ch) {
+                err(
+                    &format!("{key}.notification_channels"),
+                    format!("channel {ch:?} is not defined under notification_channels"),
+                );
+            }
+        }
+    }
+    for (list, names) in [
+        ("watchhosts", &file.watchhosts),
+        ("dyndnshosts", &file.dyndnshosts),
+        ("drophosts", &file.drophosts),
+    ] {
+        for name in names {
+            if let Err(why) = crate::names::check_host_name(name) {
+                err(list, why);
+            }
+        }
+    }
+    for (name, user) in &file.users {
+        let key = format!("users.{name}");
+        if let Some(hash) = &user.password
+            && let Err(why) = crate::passwd::PasswordHash::parse(hash)
+        {
+            err(&format!("{key}.password"), why);
+        }
+        for ch in &user.notification_channels {
+            if !file.notification_channels.contains_key(ch) {
+                err(
+                    &format!("{key}.notification_channels"),
+                    format!("channel {ch:?} is not defined under notification_channels"),
+                );
+            }
+        }
+    }
+    if let Some(owner) = &file.default_owner
+        && !file.users.contains_key(owner)
+    {
+        err("default_owner", format!("user {owner:?} is not defined under users"));
+    }
+    for (name, ch) in &file.notification_channels {
+        if !CHANNEL_TYPES.contains(&ch.kind.as_str()) {
+            err(
+                &format!("notification_channels.{name}.type"),
+                format!("unknown channel type {:?}; known: {}", ch.kind, CHANNEL_TYPES.join(", ")),
+            );
+        }
+    }
+    for ch in &file.notify {
+        if !file.notification_channels.contains_key(ch) {
+            err("notify", format!("channel {ch:?} is not defined under notification_channels"));
+        }
+    }
+    if let Some(url) = &file.base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        err("base_url", format!("{url:?} must start with http:// or https://"));
+    }
+
+    Config {
+        source,
+        hb_addr: (hb_ip, hb_port).into(),
+        hbd_addr: (hbd_ip, hbd_port).into(),
+        state_dir,
+        journal_dir,
+        control_socket,
+        pidfile,
+        logfile,
+        chroot_dir,
+        shutdown_grace: std::time::Duration::from_secs_f64(file.shutdown_grace.unwrap_or(10.0)),
+        file,
+        text: text.to_string(),
+    }
+}
+
+/// `$XDG_STATE_HOME/hb`, else `~/.local/state/hb`, else a directory under /tmp named by uid.
+pub fn user_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        return PathBuf::from(dir).join("hb");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| Path::new(d).is_absolute()) {
+        return PathBuf::from(home).join(".local/state/hb");
+    }
+    PathBuf::from(format!("/tmp/hb-{}", nix::unistd::getuid()))
+}
+
+fn obsolete_keys(text: &str) -> Vec<ConfigError> {
+    let Ok(yaml_serde::Value::Mapping(map)) = yaml_serde::from_str::<yaml_serde::Value>(text)
+    else {
+        return Vec::new();
+    };
+    OBSOLETE_KEYS
+        .iter()
+        .filter(|(key, _)| map.contains_key(*key))
+        .map(|(key, why)| ConfigError {
+            line: locate(text, &[key]),
+            key: key.to_string(),
+            message: format!("key of the original hbd not used by hb: {why}"),
+        })
+        .collect()
+}
+
+fn yaml_error(e: &yaml_serde::Error, text: &str) -> ConfigError {
+    let full = e.to_string();
+    // The message carries "path: what at line L column C"; split it into our fields.
+    let without_location = match full.rfind(" at line ") {
+        Some(at) => &full[..at],
+        None => &full,
+    };
+    let (key, message) = match without_location.split_once(": ") {
+        Some((key, msg)) if !key.contains(' ') => (key.to_string(), msg.to_string()),
+        _ => (String::new(), without_location.to_string()),
+    };
+    let message = shorten_expected(&message);
+    let key = match unknown_field(&message) {
+        Some(field) if key.is_empty() => field.to_string(),
+        Some(field) => format!("{key}.{field}"),
+        None => key,
+    };
+    let line = e.location().map(|l| l.line()).or_else(|| {
+        let path: Vec<&str> = key.split('.').collect();
+        locate(text, &path)
+    });
+    ConfigError { line, key, message }
+}
+
+/// serde lists every expected field after an unknown one; past a few it is noise.
+fn shorten_expected(message: &str) -> String {
+    match message.split_once(", expected one of ") {
+        Some((head, list)) if list.matches('`').count() > 12 => {
+            format!("{head} (see docs/CONFIG.md for the keys)")
+        }
+        _ => message.to_string(),
+    }
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// Finds the line of a dotted key path in block-style YAML by indentation. Returns the line
+/// of the deepest component found, so an error inside a flow mapping still points near it.
+pub fn locate(text: &str, path: &[&str]) -> Option<usize> {
+    let mut found = None;
+    let mut depth = 0;
+    let mut parent_indent: isize = -1;
+    // Indentation of the direct children of the current parent, set by its first child.
+    let mut child_indent: Option<isize> = None;
+    for (index, line) in text.lines().enumerate() {
+        if depth == path.len() {
+            break;
+        }
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+            continue;
+        }
+        let indent = (line.len() - trimmed.len()) as isize;
+        if indent <= parent_indent {
+            break;
+        }
+        let level = *child_indent.get_or_insert(indent);
+        if indent != level {
+            continue;
+        }
+        let Some((key, _)) = trimmed.split_once(':') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+        if key == path[depth] {
+            found = Some(index + 1);
+            depth += 1;
+            parent_indent = indent;
+            child_indent = None;
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Source::File("/t/hb.yaml".into()), text)
+    }
+
+    fn errors(text: &str) -> String {
+        parse(text).expect_err("should be rejected").to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c = parse("").unwrap();
+        assert_eq!(c.hb_addr.to_string(), "127.0.0.1:50003");
+        assert_eq!(c.hbd_addr.to_string(), "127.0.0.1:50004");
+        let c = parse("# only a comment\n").unwrap();
+        assert_eq!(c.hb_addr.port(), 50003);
+    }
+
+    #[test]
+    fn builtin_default_is_valid_and_loopback() {
+        let c = Config::builtin();
+        assert!(c.hb_addr.ip().is_loopback());
+        assert!(c.hbd_addr.ip().is_loopback());
+        assert!(c.state_dir.is_absolute());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let e = errors("hb_port: 50003\nhbd_prot: 1\n");
+        assert!(e.starts_with("/t/hb.yaml:2: hbd_prot: unknown field `hbd_prot`"), "{e}");
+        assert!(e.contains("docs/CONFIG.md"), "{e}");
+    }
+
+    #[test]
+    fn nested_unknown_key_is_named_with_its_path() {
+        let e = errors("hosts:\n  web1:\n    owner: bob\n    wach: true\n");
+        assert!(e.starts_with("/t/hb.yaml:4: hosts.web1.wach: unknown field `wach`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let e = errors("interval: 10\nhb_port: lots\n");
+        assert!(e.starts_with("/t/hb.yaml:2: hb_port: invalid type: string"), "{e}");
+        let e = errors("hosts:\n  web1:\n    watch: maybe\n");
+        assert!(e.starts_with("/t/hb.yaml:3: hosts.web1.watch: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let e = errors("hb_port: 1\nhosts: [\n");
+        assert!(e.starts_with("/t/hb.yaml:"), "{e}");
+        assert!(e.contains(":3:") || e.contains(":2:"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_lines() {
+        let text = "\
+users:
+  alice:
+    admin: true
+    password: plain
+hosts:
+  web1:
+    owner: bob
+  \"bad host\": {}
+hb_port: 0
+state_dir: relative/dir
+default_owner: carol
+notification_channels:
+  x:
+    type: carrier-pigeon
+";
+        let e = errors(text);
+        for want in [
+            "/t/hb.yaml:4: users.alice.password:",
+            "/t/hb.yaml:6: hosts.web1: user \"bob\" is not defined",
+            "/t/hb.yaml:8: hosts.bad host:",
+            "/t/hb.yaml:9: hb_port: must be a port number",
+            "/t/hb.yaml:10: state_dir: relative/dir must be an absolute path",
+            "/t/hb.yaml:11: default_owner: user \"carol\"",
+            "/t/hb.yaml:14: notification_channels.x.type: unknown channel type",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn obsolete_hbd_keys_explain_themselves() {
+        let e = errors("hb_port: 50003\npickfile: /var/lib/hbd.pickle\n");
+        assert!(e.contains("/t/hb.yaml:2: pickfile: key of the original hbd"), "{e}");
+    }
+
+    #[test]
+    fn hostile_documents_are_errors() {
+        for text in [
+            "- a\n- b\n",
+            "!!binary aGVsbG8=\n",
+            "hb_port: 99999999999\n",
+            "a: &a [*a]\n",
+            "hosts: {web1: {interval: -5}}\n",
+            "grace: .nan\n",
+            "\u{0}",
+        ] {
+            assert!(parse(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn slices_carry_only_their_part() {
+        let c = parse(
+            "notification_channels:\n  p:\n    type: pushover\n    token: s3cret\n    user: u\nusers:\n  a:\n    admin: true\n    notification_channels: [p]\n",
+        )
+        .unwrap();
+        for role in Role::ALL {
+            let json = serde_json::to_string(&c.slice(role)).unwrap();
+            assert_eq!(json.contains("s3cret"), role == Role::Notifier, "{role}: {json}");
+        }
+        assert_eq!(c.default_owner().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn user_specs_resolve_per_role() {
+        let c = parse("user: hb\ngroup: hbg\nweb_user: www:www\nengine_user: '1234'\n").unwrap();
+        assert_eq!(c.user_spec(Role::Receiver), ("hb".into(), Some("hbg".into())));
+        assert_eq!(c.user_spec(Role::Web), ("www".into(), Some("www".into())));
+        assert_eq!(c.user_spec(Role::Engine), ("1234".into(), Some("hbg".into())));
+    }
+
+    #[test]
+    fn locate_follows_indentation() {
+        let text = "a:\n  b:\n    c: 1\nb:\n  c: 2\n";
+        assert_eq!(locate(text, &["b", "c"]), Some(5));
+        assert_eq!(locate(text, &["a", "b", "c"]), Some(3));
+        assert_eq!(locate(text, &["a", "x"]), Some(1));
+        assert_eq!(locate(text, &["z"]), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! Data channels between children ("edges"), child side.
+//!
+//! A [`Link`] is the sending end towards one peer. Messages go into a bounded queue; a writer
+//! task drains it into the current socket. When the peer dies the socket fails, the message
+//! that failed stays at the head of the queue, and the writer waits for the supervisor to pass
+//! a fresh socket ([`Link::attach`]): messages wait for a restarting peer instead of being
+//! lost. Only when the queue is full are messages dropped, and each drop is counted.
+//!
+//! Frames a peer sends are decoded by [`spawn_reader`]; a frame that is too long or not valid
+//! for the direction is a protocol violation: the channel is closed and the supervisor told,
+//! which restarts the offending peer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::{SinkExt, StreamExt};
+use hb_ipc::Role;
+use hb_ipc::codec::{EDGE_MAX_LINE, JsonLines};
+use hb_ipc::edge::Silent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::child::ControlSender;
+
+/// Messages waiting for a peer, per link.
+pub const LINK_QUEUE: usize = 8192;
+
+/// Sending end of an edge; cheap to clone.
+#[derive(Debug)]
+pub struct Link<Out> {
+    peer: Role,
+    queue: mpsc::Sender<Out>,
+    sockets: mpsc::UnboundedSender<OwnedWriteHalf>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<Out> Clone for Link<Out> {
+    fn clone(&self) -> Self {
+        Link {
+            peer: self.peer,
+            queue: self.queue.clone(),
+            sockets: self.sockets.clone(),
+            dropped: Arc::clone(&self.dropped),
+        }
+    }
+}
+
+impl<Out: Serialize + Clone + Send + 'static> Link<Out> {
+    /// A link to `peer` with no socket yet; messages queue until one is attached.
+    pub fn new(peer: Role) -> Link<Out> {
+        let (queue, rx) = mpsc::channel(LINK_QUEUE);
+        let (sockets, sockets_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(peer, rx, sockets_rx));
+        Link {
+            peer,
+            queue,
+            sockets,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Queues a message without waiting; false (and counted) when the queue is full.
+    pub fn send(&self, msg: Out) -> bool {
+        match self.queue.try_send(msg) {
+            Ok(()) => true,
+            Err(_) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(peer = %self.peer, dropped = n, "Queue to peer full; dropping messages.");
+                }
+                false
+            }
+        }
+    }
+
+    /// Messages dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the socket to the peer.
+    pub fn attach(&self, writer: OwnedWriteHalf) {
+        let _ = self.sockets.send(writer);
+    }
+}
+
+async fn write_loop<Out: Serialize + Clone>(
+    peer: Role,
+    mut queue: mpsc::Receiver<Out>,
+    mut sockets: mpsc::UnboundedReceiver<OwnedWriteHalf>,
+) {
+    let codec = || JsonLines::<Silent, Out>::new(EDGE_MAX_LINE);
+    let mut sink: Option<FramedWrite<OwnedWriteHalf, JsonLines<Silent, Out>>> = None;
+    let mut unsent: Option<Out> = None;
+    loop {
+        let Some(current) = sink.as_mut() else {
+            match sockets.recv().await {
+                Some(w) => sink = Some(FramedWrite::new(w, codec())),
+                None => return,
+            }
+            continue;
+        };
+        let msg = match unsent.take() {
+            Some(msg) => msg,
+            None => tokio::select! {
+                biased;
+                w = sockets.recv() => {
+                    if let Some(w) = w {
+                        sink = Some(FramedWrite::new(w, codec()));
+                    }
+                    continue;
+                }
+                msg = queue.recv() => match msg {
+                    Some(msg) => msg,
+                    None => return,
+                },
+            },
+        };
+        if let Err(e) = current.send(msg.clone()).await {
+            tracing::info!(peer = %peer, error = %e, "Channel to peer lost; holding messages until it is back.");
+            unsent = Some(msg);
+            sink = None;
+        }
+    }
+}
+
+/// Splits a fresh edge socket: attaches its write half to `link` and decodes its read half
+/// into `inbound`.
+pub fn connect<In, Out>(
+    stream: UnixStream,
+    link: &Link<Out>,
+    inbound: mpsc::Sender<In>,
+    control: ControlSender,
+) where
+    In: DeserializeOwned + Send + 'static,
+    Out: Serialize + Clone + Send + 'static,
+{
+    let (read, write) = stream.into_split();
+    link.attach(write);
+    spawn_reader(link.peer, read, inbound, control);
+}
+
+/// Decodes frames from `peer` into `inbound` until the channel closes or misbehaves.
+pub fn spawn_reader<In: DeserializeOwned + Send + 'static>(
+    peer: Role,
+    read: OwnedReadHalf,
+    inbound: mpsc::Sender<In>,
+    control: ControlSender,
+) {
+    tokio::spawn(async move {
+        let mut frames = FramedRead::new(read, JsonLines::<In, Silent>::new(EDGE_MAX_LINE));
+        while let Some(frame) = frames.next().await {
+            match frame {
+                Ok(msg) => {
+                    if inbound.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(peer = %peer, error = %e, "Protocol violation on channel from peer; closing it.");
+                    control.peer_failed(peer, e.to_string());
+                    return;
+                }
+            }
+        }
+        tracing::debug!(peer = %peer, "Channel from peer closed.");
+    });
+}

@@ -1,0 +1,68 @@
+//! The only unsafe code in hb: raw file descriptor plumbing that std and nix do not cover.
+//!
+//! Each block's `SAFETY` comment says why the descriptor or the context makes it sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The descriptor every child finds its control channel on.
+pub const CONTROL_FD: RawFd = 3;
+
+/// Arranges for `fd` to appear as fd 3 in the child `cmd` spawns, inheritable across exec.
+pub fn map_to_control_fd(cmd: &mut tokio::process::Command, fd: &OwnedFd) {
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and calls only dup2 and fcntl,
+    // which are async-signal-safe; it allocates nothing and takes no locks. `raw` stays open
+    // in the parent until after spawn() returns, so it is valid in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == CONTROL_FD {
+                // dup2 onto itself would keep FD_CLOEXEC; clear it instead.
+                let flags = libc::fcntl(raw, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, CONTROL_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes ownership of fd 3, after checking it is an open socket, and marks it close-on-exec
+/// so programs the role runs (nsupdate) do not inherit the control channel.
+pub fn take_control_fd() -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_GETFD) on any integer is harmless; it only reports whether it is open.
+    let flags = unsafe { libc::fcntl(CONTROL_FD, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::other(
+            "fd 3 is not open: this program is started by hbsupervisor, not by hand",
+        ));
+    }
+    // SAFETY: a zeroed `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd 3 is open (checked above) and `st` is a valid, writable stat buffer.
+    if unsafe { libc::fstat(CONTROL_FD, &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::other("fd 3 is not a socket"));
+    }
+    // SAFETY: fd 3 is open, nothing else in this process refers to it (it was inherited and
+    // this function runs once at start-up), so the OwnedFd becomes its only owner.
+    let fd = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    // SAFETY: F_SETFD on a descriptor we own.
+    if unsafe { libc::fcntl(CONTROL_FD, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Takes ownership of a descriptor the kernel installed in this process with `SCM_RIGHTS`.
+pub fn adopt_received_fd(raw: RawFd) -> OwnedFd {
+    // SAFETY: recvmsg just created `raw` in our descriptor table for this message; no other
+    // code has seen the number, so this OwnedFd is its sole owner and closes it exactly once.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
