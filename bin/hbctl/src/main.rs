@@ -1,1 +1,165 @@
-fn main() {}
+//! hbctl: controls a running hbsupervisor over its control socket, and hashes passwords.
+
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use hb_ipc::ctl::{CtlRequest, CtlResponse, ServerStatus};
+use hb_supervisor::config::{Config, DEFAULT_PATH};
+use hb_supervisor::passwd::PasswordHash;
+
+const USAGE: &str = "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts
+       hbctl passwd NAME
+  -s SOCKET  control socket (default: control_socket of the configuration)
+  -c FILE    configuration to take the socket path from (default /etc/hb.yaml)
+  -j         print the answer as JSON";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hbctl: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    use lexopt::prelude::*;
+    let (mut socket, mut config, mut json) = (None::<PathBuf>, None::<PathBuf>, false);
+    let mut words = Vec::new();
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('s') => socket = Some(parser.value()?.into()),
+            Short('c') => config = Some(parser.value()?.into()),
+            Short('j') => json = true,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Value(v) => words.push(v.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let request = match words.as_slice() {
+        ["passwd", name] => return passwd(name),
+        ["status"] => CtlRequest::Status {},
+        ["reload"] => CtlRequest::Reload {},
+        ["hosts"] => CtlRequest::Hosts {},
+        _ => {
+            eprintln!("{USAGE}");
+            return Ok(ExitCode::from(64));
+        }
+    };
+    let socket = match socket {
+        Some(path) => path,
+        None => {
+            let config = match config {
+                Some(path) => Config::load(&path)?,
+                None if std::path::Path::new(DEFAULT_PATH).exists() => Config::load(DEFAULT_PATH.as_ref())?,
+                None => Config::builtin(),
+            };
+            config.control_socket
+        }
+    };
+    let response = hb_supervisor::ctl::call(&socket, &request, Duration::from_secs(30))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&response)?);
+    }
+    Ok(match response {
+        CtlResponse::Error { message } => {
+            eprintln!("hbctl: {message}");
+            ExitCode::from(1)
+        }
+        _ if json => ExitCode::SUCCESS,
+        CtlResponse::Status { status } => {
+            print_status(&status);
+            ExitCode::SUCCESS
+        }
+        CtlResponse::Reloaded { generation } => {
+            println!("reload complete, generation {generation}");
+            ExitCode::SUCCESS
+        }
+        CtlResponse::Hosts { hosts } => {
+            println!("{:<32} {:<40} {:>8} {:>10}", "HOST", "ADDRESS", "INTERVAL", "LAST SEEN");
+            let now = hb_ipc::now_ms();
+            for h in hosts {
+                let ago = now.saturating_sub(h.last_seen_ms) / 1000;
+                println!("{:<32} {:<40} {:>7}s {:>8}s ago", h.name, h.address, h.interval, ago);
+            }
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+fn print_status(s: &ServerStatus) {
+    println!(
+        "hbsupervisor pid {} version {} generation {} up {}s{}",
+        s.pid,
+        s.version,
+        s.generation,
+        s.uptime_s,
+        if s.unprivileged { " (unprivileged mode)" } else { "" }
+    );
+    println!("config {}", s.config);
+    println!("{:<10} {:>8} {:<11} {:>8} {:>8} {:>4}  LAST EXIT", "ROLE", "PID", "STATE", "UPTIME", "RESTARTS", "GEN");
+    for c in &s.children {
+        println!(
+            "{:<10} {:>8} {:<11} {:>7}s {:>8} {:>4}  {}",
+            c.role.name(),
+            c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            c.state,
+            c.uptime_s.unwrap_or(0),
+            c.restarts,
+            c.generation,
+            c.last_exit.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+fn passwd(name: &str) -> anyhow::Result<ExitCode> {
+    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ':' || c.is_control()) {
+        anyhow::bail!("user name {name:?} must be non-empty without spaces or colons");
+    }
+    let password = if std::io::stdin().is_terminal() {
+        let first = prompt(&format!("Password for {name}: "))?;
+        let second = prompt("Again: ")?;
+        if first != second {
+            anyhow::bail!("passwords do not match");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        anyhow::bail!("empty password");
+    }
+    let hash = PasswordHash::new(&password).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a line from the terminal with echo off, restoring the terminal afterwards.
+fn prompt(text: &str) -> anyhow::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    eprint!("{text}");
+    std::io::stderr().flush()?;
+    let saved = tcgetattr(&stdin)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    tcsetattr(&stdin, SetArg::TCSANOW, &saved)?;
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
