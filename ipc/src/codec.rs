@@ -168,7 +168,10 @@ mod tests {
         let mut buf = BytesMut::new();
         c.encode(Msg::Ping { n: 1 }, &mut buf).unwrap();
         c.encode(Msg::Stop, &mut buf).unwrap();
-        assert_eq!(&buf[..], b"{\"type\":\"ping\",\"n\":1}\n{\"type\":\"stop\"}\n");
+        assert_eq!(
+            &buf[..],
+            b"{\"type\":\"ping\",\"n\":1}\n{\"type\":\"stop\"}\n"
+        );
     }
 
     #[test]
@@ -185,7 +188,10 @@ mod tests {
     fn oversized_complete_line_is_rejected() {
         let mut c = codec(8);
         let mut buf = BytesMut::from(&b"{\"type\":\"stop\"}\n"[..]);
-        assert!(matches!(c.decode(&mut buf), Err(CodecError::TooLong { .. })));
+        assert!(matches!(
+            c.decode(&mut buf),
+            Err(CodecError::TooLong { .. })
+        ));
     }
 
     #[test]
@@ -210,7 +216,10 @@ mod tests {
     fn truncated_frame_at_eof_is_reported() {
         let mut c = codec(64);
         let mut buf = BytesMut::from(&b"{\"type\":"[..]);
-        assert!(matches!(c.decode_eof(&mut buf), Err(CodecError::Truncated(8))));
+        assert!(matches!(
+            c.decode_eof(&mut buf),
+            Err(CodecError::Truncated(8))
+        ));
         let mut empty = BytesMut::new();
         assert!(c.decode_eof(&mut empty).unwrap().is_none());
     }
@@ -222,6 +231,9 @@ mod tests {
         assert!(c.encode(Msg::Stop, &mut buf).is_err());
         assert!(buf.is_empty());
         assert!(encode_line(&Msg::Stop, 4).is_err());
-        assert_eq!(encode_line(&Msg::Stop, 64).unwrap(), b"{\"type\":\"stop\"}\n");
+        assert_eq!(
+            encode_line(&Msg::Stop, 64).unwrap(),
+            b"{\"type\":\"stop\"}\n"
+        );
     }
 }

@@ -16,7 +16,7 @@ pub enum RoleConfig {
     /// For hb-receiver.
     Receiver(ReceiverConfig),
     /// For hb-engine.
-    Engine(EngineConfig),
+    Engine(Box<EngineConfig>),
     /// For hb-notifier.
     Notifier(NotifierConfig),
     /// For hb-dnsupdate.

@@ -122,7 +122,10 @@ mod tests {
             line,
             r#"{"type":"heartbeat_received","host":"web1","interval":10,"source":"127.0.0.2:4000","received_ms":1}"#
         );
-        assert_eq!(serde_json::from_str::<ReceiverToEngine>(&line).unwrap(), msg);
+        assert_eq!(
+            serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),
+            msg
+        );
     }
 
     #[test]
@@ -139,7 +142,10 @@ mod tests {
             query: Query::ListHosts {},
         };
         let line = serde_json::to_string(&req).unwrap();
-        assert_eq!(line, r#"{"type":"request","id":9,"query":{"query":"list_hosts"}}"#);
+        assert_eq!(
+            line,
+            r#"{"type":"request","id":9,"query":{"query":"list_hosts"}}"#
+        );
         assert_eq!(serde_json::from_str::<WebToEngine>(&line).unwrap(), req);
     }
 }

@@ -63,7 +63,9 @@ impl ControlSender {
 
     /// Refuses a configuration generation; the old one stays in force.
     pub fn config_rejected(&self, generation: u64, reason: String) {
-        let _ = self.tx.send(FromChild::ConfigRejected { generation, reason });
+        let _ = self
+            .tx
+            .send(FromChild::ConfigRejected { generation, reason });
     }
 
     /// Answers a relayed request.
@@ -120,7 +122,10 @@ where
     };
     crate::log::init(role.binary(), args.verbosity);
     if args.role.as_deref() != Some(role.name()) {
-        tracing::error!("This program is started by hbsupervisor (--role={}), not by hand.", role.name());
+        tracing::error!(
+            "This program is started by hbsupervisor (--role={}), not by hand.",
+            role.name()
+        );
         return ExitCode::from(64);
     }
     let fd = match crate::sys::take_control_fd() {
@@ -142,7 +147,10 @@ where
         return ExitCode::from(71);
     }
     tracing::debug!(?confinement, "Confined.");
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the runtime.");
@@ -252,7 +260,10 @@ pub async fn run_idle(
     while let Some(event) = events.recv().await {
         match event {
             ControlEvent::Config { generation, .. } => control.config_applied(generation),
-            ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd } => {
+            ControlEvent::Socket {
+                socket: PassedSocket::Peer { role: Role::Engine },
+                fd,
+            } => {
                 crate::link::connect(unix_stream(fd)?, &engine, inbound.clone(), control.clone());
             }
             ControlEvent::Socket { socket, .. } => {
@@ -261,7 +272,9 @@ pub async fn run_idle(
             ControlEvent::Start => tracing::info!("Running."),
             ControlEvent::Request { id, .. } => control.answer(
                 id,
-                Answer::Error { message: format!("the {role} answers no queries") },
+                Answer::Error {
+                    message: format!("the {role} answers no queries"),
+                },
             ),
         }
     }

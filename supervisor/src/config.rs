@@ -207,12 +207,24 @@ pub const CHANNEL_TYPES: &[&str] = &[
 
 /// Keys of the original hbd that hb does not use, with what to do instead.
 const OBSOLETE_KEYS: &[(&str, &str)] = &[
-    ("pickfile", "hb keeps its state in SQLite under state_dir; remove it"),
+    (
+        "pickfile",
+        "hb keeps its state in SQLite under state_dir; remove it",
+    ),
     ("ws_port", "the WebSocket is served on hbd_port; remove it"),
     ("wss_port", "the WebSocket is served on hbd_port; remove it"),
-    ("cert_path", "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it"),
-    ("wss_pem", "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it"),
-    ("wss_key", "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it"),
+    (
+        "cert_path",
+        "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it",
+    ),
+    (
+        "wss_pem",
+        "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it",
+    ),
+    (
+        "wss_key",
+        "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it",
+    ),
     ("logfmt", "log lines have one fixed format; remove it"),
     ("debug", "use -v on the command line; remove it"),
     ("verbose", "use -v on the command line; remove it"),
@@ -308,7 +320,7 @@ impl Config {
             Role::Receiver => RoleConfig::Receiver(ReceiverConfig {
                 drophosts: f.drophosts.clone(),
             }),
-            Role::Engine => RoleConfig::Engine(EngineConfig {
+            Role::Engine => RoleConfig::Engine(Box::new(EngineConfig {
                 interval: f.interval.unwrap_or(10),
                 grace: f.grace.unwrap_or(2.0),
                 max_missed: f.max_missed.unwrap_or(2),
@@ -338,7 +350,7 @@ impl Config {
                     .default_threshold_config
                     .clone()
                     .unwrap_or_else(|| "default".into()),
-            }),
+            })),
             Role::Notifier => RoleConfig::Notifier(NotifierConfig {
                 channels: f
                     .notification_channels
@@ -466,12 +478,18 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
     if let Some(g) = file.shutdown_grace
         && !(g.is_finite() && (0.0..=3600.0).contains(&g))
     {
-        err("shutdown_grace", format!("must be 0 to 3600 seconds, not {g}"));
+        err(
+            "shutdown_grace",
+            format!("must be 0 to 3600 seconds, not {g}"),
+        );
     }
     if let Some(name) = &file.journal_file
         && (name.is_empty() || name.contains('/') || name == "." || name == "..")
     {
-        err("journal_file", format!("{name:?} must be a plain file name"));
+        err(
+            "journal_file",
+            format!("{name:?} must be a plain file name"),
+        );
     }
 
     let state_dir = match &file.state_dir {
@@ -503,7 +521,7 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
     let chroot_dir = file
         .chroot_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/empty"));
+        .unwrap_or_else(|| run_dir.join("empty"));
     for (key, path) in [
         ("state_dir", Some(&state_dir)),
         ("journal_dir", Some(&journal_dir)),
@@ -532,9 +550,14 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
         ("web_user", &file.web_user),
     ] {
         if let Some(spec) = spec
-            && (spec.is_empty() || spec.split(':').count() > 2 || spec.contains(char::is_whitespace))
+            && (spec.is_empty()
+                || spec.split(':').count() > 2
+                || spec.contains(char::is_whitespace))
         {
-            err(key, format!("{spec:?} must be `user`, `user:group`, `uid` or `uid:gid`"));
+            err(
+                key,
+                format!("{spec:?} must be `user`, `user:group`, `uid` or `uid:gid`"),
+            );
         }
     }
 
@@ -547,10 +570,17 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
         if let Some(interval) = host.interval
             && interval == 0
         {
-            err(&format!("{key}.interval"), "must be at least 1 second".into());
+            err(
+                &format!("{key}.interval"),
+                "must be at least 1 second".into(),
+            );
         }
         if !file.users.is_empty() {
-            let users = host.owner.iter().chain(&host.managers).chain(&host.monitors);
+            let users = host
+                .owner
+                .iter()
+                .chain(&host.managers)
+                .chain(&host.monitors);
             for user in users {
                 if !file.users.contains_key(user) {
                     err(&key, format!("user {user:?} is not defined under users"));
@@ -596,25 +626,38 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
     if let Some(owner) = &file.default_owner
         && !file.users.contains_key(owner)
     {
-        err("default_owner", format!("user {owner:?} is not defined under users"));
+        err(
+            "default_owner",
+            format!("user {owner:?} is not defined under users"),
+        );
     }
     for (name, ch) in &file.notification_channels {
         if !CHANNEL_TYPES.contains(&ch.kind.as_str()) {
             err(
                 &format!("notification_channels.{name}.type"),
-                format!("unknown channel type {:?}; known: {}", ch.kind, CHANNEL_TYPES.join(", ")),
+                format!(
+                    "unknown channel type {:?}; known: {}",
+                    ch.kind,
+                    CHANNEL_TYPES.join(", ")
+                ),
             );
         }
     }
     for ch in &file.notify {
         if !file.notification_channels.contains_key(ch) {
-            err("notify", format!("channel {ch:?} is not defined under notification_channels"));
+            err(
+                "notify",
+                format!("channel {ch:?} is not defined under notification_channels"),
+            );
         }
     }
     if let Some(url) = &file.base_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
-        err("base_url", format!("{url:?} must start with http:// or https://"));
+        err(
+            "base_url",
+            format!("{url:?} must start with http:// or https://"),
+        );
     }
 
     Config {
@@ -769,22 +812,34 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_its_line() {
         let e = errors("hb_port: 50003\nhbd_prot: 1\n");
-        assert!(e.starts_with("/t/hb.yaml:2: hbd_prot: unknown field `hbd_prot`"), "{e}");
+        assert!(
+            e.starts_with("/t/hb.yaml:2: hbd_prot: unknown field `hbd_prot`"),
+            "{e}"
+        );
         assert!(e.contains("docs/CONFIG.md"), "{e}");
     }
 
     #[test]
     fn nested_unknown_key_is_named_with_its_path() {
         let e = errors("hosts:\n  web1:\n    owner: bob\n    wach: true\n");
-        assert!(e.starts_with("/t/hb.yaml:4: hosts.web1.wach: unknown field `wach`"), "{e}");
+        assert!(
+            e.starts_with("/t/hb.yaml:4: hosts.web1.wach: unknown field `wach`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn wrong_type_names_key_and_line() {
         let e = errors("interval: 10\nhb_port: lots\n");
-        assert!(e.starts_with("/t/hb.yaml:2: hb_port: invalid type: string"), "{e}");
+        assert!(
+            e.starts_with("/t/hb.yaml:2: hb_port: invalid type: string"),
+            "{e}"
+        );
         let e = errors("hosts:\n  web1:\n    watch: maybe\n");
-        assert!(e.starts_with("/t/hb.yaml:3: hosts.web1.watch: invalid type"), "{e}");
+        assert!(
+            e.starts_with("/t/hb.yaml:3: hosts.web1.watch: invalid type"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -829,7 +884,10 @@ notification_channels:
     #[test]
     fn obsolete_hbd_keys_explain_themselves() {
         let e = errors("hb_port: 50003\npickfile: /var/lib/hbd.pickle\n");
-        assert!(e.contains("/t/hb.yaml:2: pickfile: key of the original hbd"), "{e}");
+        assert!(
+            e.contains("/t/hb.yaml:2: pickfile: key of the original hbd"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -855,7 +913,11 @@ notification_channels:
         .unwrap();
         for role in Role::ALL {
             let json = serde_json::to_string(&c.slice(role)).unwrap();
-            assert_eq!(json.contains("s3cret"), role == Role::Notifier, "{role}: {json}");
+            assert_eq!(
+                json.contains("s3cret"),
+                role == Role::Notifier,
+                "{role}: {json}"
+            );
         }
         assert_eq!(c.default_owner().as_deref(), Some("a"));
     }
@@ -863,9 +925,15 @@ notification_channels:
     #[test]
     fn user_specs_resolve_per_role() {
         let c = parse("user: hb\ngroup: hbg\nweb_user: www:www\nengine_user: '1234'\n").unwrap();
-        assert_eq!(c.user_spec(Role::Receiver), ("hb".into(), Some("hbg".into())));
+        assert_eq!(
+            c.user_spec(Role::Receiver),
+            ("hb".into(), Some("hbg".into()))
+        );
         assert_eq!(c.user_spec(Role::Web), ("www".into(), Some("www".into())));
-        assert_eq!(c.user_spec(Role::Engine), ("1234".into(), Some("hbg".into())));
+        assert_eq!(
+            c.user_spec(Role::Engine),
+            ("1234".into(), Some("hbg".into()))
+        );
     }
 
     #[test]

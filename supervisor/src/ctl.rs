@@ -64,7 +64,10 @@ pub fn serve(listener: StdUnixListener, calls: mpsc::Sender<CtlCall>) -> std::io
             let calls = calls.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                if tokio::time::timeout(IO_TIMEOUT, handle(stream, calls)).await.is_err() {
+                if tokio::time::timeout(IO_TIMEOUT, handle(stream, calls))
+                    .await
+                    .is_err()
+                {
                     tracing::debug!("Control connection timed out.");
                 }
             });
@@ -78,16 +81,26 @@ async fn handle(stream: tokio::net::UnixStream, calls: mpsc::Sender<CtlCall>) {
     let mut line = Vec::new();
     let mut reader = tokio::io::BufReader::new(read).take(CTL_MAX_LINE as u64 + 1);
     let response = match reader.read_until(b'\n', &mut line).await {
-        Err(e) => CtlResponse::Error { message: format!("read: {e}") },
-        Ok(_) if line.len() > CTL_MAX_LINE => CtlResponse::Error { message: "request too long".into() },
+        Err(e) => CtlResponse::Error {
+            message: format!("read: {e}"),
+        },
+        Ok(_) if line.len() > CTL_MAX_LINE => CtlResponse::Error {
+            message: "request too long".into(),
+        },
         Ok(_) => match serde_json::from_slice::<CtlRequest>(&line) {
-            Err(e) => CtlResponse::Error { message: format!("bad request: {e}") },
+            Err(e) => CtlResponse::Error {
+                message: format!("bad request: {e}"),
+            },
             Ok(request) => {
                 let (tx, rx) = oneshot::channel();
                 if calls.send((request, tx)).await.is_err() {
-                    CtlResponse::Error { message: "shutting down".into() }
+                    CtlResponse::Error {
+                        message: "shutting down".into(),
+                    }
                 } else {
-                    rx.await.unwrap_or(CtlResponse::Error { message: "no answer".into() })
+                    rx.await.unwrap_or(CtlResponse::Error {
+                        message: "no answer".into(),
+                    })
                 }
             }
         },
@@ -100,12 +113,18 @@ async fn handle(stream: tokio::net::UnixStream, calls: mpsc::Sender<CtlCall>) {
 /// `hbctl`'s side: one request, one answer.
 pub fn call(path: &Path, request: &CtlRequest, timeout: Duration) -> anyhow::Result<CtlResponse> {
     use anyhow::Context;
-    let mut stream = std::os::unix::net::UnixStream::connect(path)
-        .with_context(|| format!("cannot connect to {} (is hbsupervisor running?)", path.display()))?;
+    let mut stream = std::os::unix::net::UnixStream::connect(path).with_context(|| {
+        format!(
+            "cannot connect to {} (is hbsupervisor running?)",
+            path.display()
+        )
+    })?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.write_all(&encode_line(request, CTL_MAX_LINE)?)?;
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).context("no answer")?;
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .context("no answer")?;
     serde_json::from_str(&line).with_context(|| format!("bad answer: {line:?}"))
 }

@@ -42,10 +42,14 @@ impl Pidfile {
             && pid as u32 != std::process::id()
             && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
         {
-            anyhow::bail!("{} names running process {pid}; is hbsupervisor already running?", path.display());
+            anyhow::bail!(
+                "{} names running process {pid}; is hbsupervisor already running?",
+                path.display()
+            );
         }
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let tmp = path.with_extension("tmp");
         let mut file = std::fs::OpenOptions::new()
@@ -56,8 +60,11 @@ impl Pidfile {
             .open(&tmp)
             .with_context(|| format!("cannot write {} (pidfile)", tmp.display()))?;
         writeln!(file, "{}", std::process::id())?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {} (pidfile)", path.display()))?;
-        Ok(Pidfile { path: path.to_path_buf() })
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot write {} (pidfile)", path.display()))?;
+        Ok(Pidfile {
+            path: path.to_path_buf(),
+        })
     }
 }
 

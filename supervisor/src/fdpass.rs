@@ -18,7 +18,11 @@ use tokio::net::UnixStream;
 use tokio_util::codec::Decoder;
 
 /// Writes one whole frame, attaching `fd` (if any) to its first byte.
-pub async fn send_frame(stream: &UnixStream, frame: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub async fn send_frame(
+    stream: &UnixStream,
+    frame: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let mut sent = 0;
     let mut fd = fd;
     while sent < frame.len() {
@@ -26,8 +30,19 @@ pub async fn send_frame(stream: &UnixStream, frame: &[u8], fd: Option<BorrowedFd
         let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
         let result = stream.try_io(Interest::WRITABLE, || {
             let iov = [IoSlice::new(&frame[sent..])];
-            let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &[ControlMessage::ScmRights(&fds)] };
-            sendmsg::<()>(stream.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None).map_err(io::Error::from)
+            let cmsgs: &[ControlMessage] = if fds.is_empty() {
+                &[]
+            } else {
+                &[ControlMessage::ScmRights(&fds)]
+            };
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .map_err(io::Error::from)
         });
         match result {
             Ok(n) => {
@@ -103,8 +118,13 @@ impl ControlReader {
             let result = stream.try_io(Interest::READABLE, || {
                 let mut space = nix::cmsg_space!([RawFd; 4]);
                 let mut iov = [IoSliceMut::new(&mut chunk)];
-                let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-                    .map_err(io::Error::from)?;
+                let msg = recvmsg::<()>(
+                    stream.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut space),
+                    MsgFlags::MSG_CMSG_CLOEXEC,
+                )
+                .map_err(io::Error::from)?;
                 let mut fds = Vec::new();
                 for cmsg in msg.cmsgs().map_err(io::Error::from)? {
                     if let ControlMessageOwned::ScmRights(raw) = cmsg {
@@ -117,7 +137,9 @@ impl ControlReader {
             match result {
                 Ok((n, fds, truncated)) => {
                     if truncated {
-                        return Err(io::Error::other("descriptors lost: control message truncated"));
+                        return Err(io::Error::other(
+                            "descriptors lost: control message truncated",
+                        ));
                     }
                     self.fds.extend(fds);
                     self.buf.extend_from_slice(&chunk[..n]);
@@ -147,13 +169,17 @@ mod tests {
         let (mut x, y) = std::os::unix::net::UnixStream::pair().unwrap();
         let start = hb_ipc::codec::encode_line(&ToChild::Start {}, 1024).unwrap();
         let sock = hb_ipc::codec::encode_line(
-            &ToChild::Socket { socket: PassedSocket::UdpListener },
+            &ToChild::Socket {
+                socket: PassedSocket::UdpListener,
+            },
             1024,
         )
         .unwrap();
         send_frame(&a, &start, None).await.unwrap();
         let fd: OwnedFd = y.into();
-        send_frame(&a, &sock, Some(std::os::fd::AsFd::as_fd(&fd))).await.unwrap();
+        send_frame(&a, &sock, Some(std::os::fd::AsFd::as_fd(&fd)))
+            .await
+            .unwrap();
         drop(fd);
         drop(a);
         let mut reader = ControlReader::new(b);
@@ -175,7 +201,9 @@ mod tests {
     async fn socket_frame_without_descriptor_is_a_violation() {
         let (a, b) = UnixStream::pair().unwrap();
         let sock = hb_ipc::codec::encode_line(
-            &ToChild::Socket { socket: PassedSocket::TcpListener },
+            &ToChild::Socket {
+                socket: PassedSocket::TcpListener,
+            },
             1024,
         )
         .unwrap();

@@ -46,7 +46,12 @@ impl PasswordHash {
     /// Hashes with a given salt and iteration count.
     pub fn with_salt(password: &str, salt: &str, iterations: u32) -> PasswordHash {
         let mut digest = [0u8; DIGEST_LEN];
-        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut digest);
+        pbkdf2::pbkdf2_hmac::<Sha256>(
+            password.as_bytes(),
+            salt.as_bytes(),
+            iterations,
+            &mut digest,
+        );
         PasswordHash {
             iterations,
             salt: salt.to_string(),
@@ -66,7 +71,9 @@ impl PasswordHash {
         };
         let iterations: u32 = iterations.parse().map_err(|_| shape.to_string())?;
         if !(1_000..=10_000_000).contains(&iterations) {
-            return Err(format!("iteration count must be 1000 to 10000000, not {iterations}"));
+            return Err(format!(
+                "iteration count must be 1000 to 10000000, not {iterations}"
+            ));
         }
         if salt.is_empty() || salt.len() > 128 {
             return Err(shape.into());

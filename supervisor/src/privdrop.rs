@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use hb_ipc::control::Confinement;
 use landlock::{
-    ABI, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    path_beneath_rules,
+    ABI, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
 };
 use nix::unistd::{Gid, Uid};
 
@@ -67,13 +66,16 @@ pub fn confine(plan: &Plan) -> Result<Confinement, PrivdropError> {
     let root = nix::unistd::geteuid().is_root();
     let mut chrooted = None;
     if root {
-        let (uid, gid) = plan.ids.ok_or_else(|| fail("plan", "running as root without a target user"))?;
+        let (uid, gid) = plan
+            .ids
+            .ok_or_else(|| fail("plan", "running as root without a target user"))?;
         if uid == 0 || gid == 0 {
             return Err(fail("plan", "refusing to run a child as uid or gid 0"));
         }
         if let Some(dir) = &plan.chroot {
             check_chroot_dir(dir)?;
-            nix::unistd::chroot(dir).map_err(|e| fail("chroot", format!("{}: {e}", dir.display())))?;
+            nix::unistd::chroot(dir)
+                .map_err(|e| fail("chroot", format!("{}: {e}", dir.display())))?;
             nix::unistd::chdir("/").map_err(|e| fail("chdir", e))?;
             chrooted = Some(dir.display().to_string());
         }
@@ -106,14 +108,21 @@ pub fn confine(plan: &Plan) -> Result<Confinement, PrivdropError> {
 
 /// Like ntpd: a chroot is only a jail if the child cannot write into it.
 fn check_chroot_dir(dir: &Path) -> Result<(), PrivdropError> {
-    let meta = std::fs::metadata(dir).map_err(|e| fail("chroot", format!("{}: {e}", dir.display())))?;
+    let meta =
+        std::fs::metadata(dir).map_err(|e| fail("chroot", format!("{}: {e}", dir.display())))?;
     if !meta.is_dir() {
-        return Err(fail("chroot", format!("{} is not a directory", dir.display())));
+        return Err(fail(
+            "chroot",
+            format!("{} is not a directory", dir.display()),
+        ));
     }
     if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(fail(
             "chroot",
-            format!("{} must be owned by root and not group or world writable", dir.display()),
+            format!(
+                "{} must be owned by root and not group or world writable",
+                dir.display()
+            ),
         ));
     }
     Ok(())
@@ -123,10 +132,14 @@ fn check_chroot_dir(dir: &Path) -> Result<(), PrivdropError> {
 fn verify_ids(uid: Uid, gid: Gid) -> Result<(), PrivdropError> {
     let r = nix::unistd::getresuid().map_err(|e| fail("verify", e))?;
     let g = nix::unistd::getresgid().map_err(|e| fail("verify", e))?;
-    if (r.real, r.effective, r.saved) != (uid, uid, uid) || (g.real, g.effective, g.saved) != (gid, gid, gid) {
+    if (r.real, r.effective, r.saved) != (uid, uid, uid)
+        || (g.real, g.effective, g.saved) != (gid, gid, gid)
+    {
         return Err(fail("verify", "ids did not change as asked"));
     }
-    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() || nix::unistd::seteuid(Uid::from_raw(0)).is_ok() {
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok()
+        || nix::unistd::seteuid(Uid::from_raw(0)).is_ok()
+    {
         return Err(fail("verify", "root could be regained after setresuid"));
     }
     if nix::unistd::setgid(Gid::from_raw(0)).is_ok() {

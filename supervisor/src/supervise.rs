@@ -77,7 +77,10 @@ impl Prepared {
                 None
             } else {
                 let (user, group) = config.user_spec(role);
-                Some(resolve_ids(&user, group.as_deref()).map_err(|e| config.error(config.user_key(role), e))?)
+                Some(
+                    resolve_ids(&user, group.as_deref())
+                        .map_err(|e| config.error(config.user_key(role), e))?,
+                )
             };
             let chroot = match role {
                 Role::Receiver | Role::Web if !unprivileged => Some(config.chroot_dir.clone()),
@@ -87,7 +90,14 @@ impl Prepared {
                 Role::Engine => vec![config.state_dir.clone(), config.journal_dir.clone()],
                 _ => Vec::new(),
             };
-            plans.insert(role, Plan { ids, chroot, writable });
+            plans.insert(
+                role,
+                Plan {
+                    ids,
+                    chroot,
+                    writable,
+                },
+            );
         }
         Ok(Prepared {
             config,
@@ -160,10 +170,14 @@ pub fn resolve_ids(user: &str, group: Option<&str>) -> Result<(u32, u32), String
                 Err(e) => return Err(format!("cannot look up group {g:?}: {e}")),
             },
         },
-        None => primary.ok_or_else(|| format!("numeric user {uid} needs a group: write {uid}:GID"))?,
+        None => {
+            primary.ok_or_else(|| format!("numeric user {uid} needs a group: write {uid}:GID"))?
+        }
     };
     if uid == 0 || gid == 0 {
-        return Err("children must not run as root (uid or gid 0); name an unprivileged user".into());
+        return Err(
+            "children must not run as root (uid or gid 0); name an unprivileged user".into(),
+        );
     }
     Ok((uid, gid))
 }
@@ -235,13 +249,34 @@ struct Outgoing {
 }
 
 enum Event {
-    Message { role: Role, epoch: u64, msg: FromChild },
-    Violation { role: Role, epoch: u64, reason: String },
-    Exited { role: Role, epoch: u64, status: std::io::Result<ExitStatus> },
-    RestartDue { role: Role },
-    HandshakeTimeout { role: Role, epoch: u64 },
-    ReloadTimeout { generation: u64 },
-    Escalate { stage: u8 },
+    Message {
+        role: Role,
+        epoch: u64,
+        msg: FromChild,
+    },
+    Violation {
+        role: Role,
+        epoch: u64,
+        reason: String,
+    },
+    Exited {
+        role: Role,
+        epoch: u64,
+        status: std::io::Result<ExitStatus>,
+    },
+    RestartDue {
+        role: Role,
+    },
+    HandshakeTimeout {
+        role: Role,
+        epoch: u64,
+    },
+    ReloadTimeout {
+        generation: u64,
+    },
+    Escalate {
+        stage: u8,
+    },
     Signal(SignalKind),
 }
 
@@ -272,7 +307,11 @@ pub async fn run(prepared: Prepared, listeners: Listeners) -> ExitCode {
             return ExitCode::from(71);
         }
     }
-    for kind in [SignalKind::hangup(), SignalKind::terminate(), SignalKind::interrupt()] {
+    for kind in [
+        SignalKind::hangup(),
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+    ] {
         let tx = events_tx.clone();
         match signal(kind) {
             Ok(mut stream) => {
@@ -324,7 +363,9 @@ pub async fn run(prepared: Prepared, listeners: Listeners) -> ExitCode {
         started: Instant::now(),
     };
     if sup.prepared.unprivileged {
-        tracing::warn!("Not running as root: unprivileged mode, children keep this user and are not chrooted (no_new_privs and Landlock still apply).");
+        tracing::warn!(
+            "Not running as root: unprivileged mode, children keep this user and are not chrooted (no_new_privs and Landlock still apply)."
+        );
     }
     tracing::info!(config = %sup.prepared.config.source, udp = %sup.prepared.config.hb_addr, http = %sup.prepared.config.hbd_addr, version = VERSION, "Starting.");
     for role in Role::ALL {
@@ -420,7 +461,11 @@ impl Supervisor {
             Ok(child) => child,
             Err(e) => {
                 tracing::error!(role = %role, program = %program.display(), error = %e, "Cannot start child.");
-                self.lost(role, epoch, format!("cannot execute {}: {e}", program.display()));
+                self.lost(
+                    role,
+                    epoch,
+                    format!("cannot execute {}: {e}", program.display()),
+                );
                 return;
             }
         };
@@ -436,7 +481,11 @@ impl Supervisor {
         let tx = self.events_tx.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
-            let _ = tx.send(Event::Exited { role, epoch, status });
+            let _ = tx.send(Event::Exited {
+                role,
+                epoch,
+                status,
+            });
         });
         let stream = ours
             .set_nonblocking(true)
@@ -463,11 +512,16 @@ impl Supervisor {
         });
         let tx = self.events_tx.clone();
         tokio::spawn(async move {
-            let mut frames = FramedRead::new(read, JsonLines::<FromChild, ToChild>::new(CONTROL_MAX_LINE));
+            let mut frames =
+                FramedRead::new(read, JsonLines::<FromChild, ToChild>::new(CONTROL_MAX_LINE));
             while let Some(frame) = frames.next().await {
                 let event = match frame {
                     Ok(msg) => Event::Message { role, epoch, msg },
-                    Err(e) => Event::Violation { role, epoch, reason: e.to_string() },
+                    Err(e) => Event::Violation {
+                        role,
+                        epoch,
+                        reason: e.to_string(),
+                    },
                 };
                 let stop = matches!(event, Event::Violation { .. });
                 if tx.send(event).is_err() || stop {
@@ -511,12 +565,22 @@ impl Supervisor {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Message { role, epoch, msg } if self.slots[&role].epoch == epoch => self.message(role, msg),
-            Event::Violation { role, epoch, reason } if self.slots[&role].epoch == epoch => {
+            Event::Message { role, epoch, msg } if self.slots[&role].epoch == epoch => {
+                self.message(role, msg)
+            }
+            Event::Violation {
+                role,
+                epoch,
+                reason,
+            } if self.slots[&role].epoch == epoch => {
                 tracing::error!(role = %role, pid = self.slots[&role].pid.unwrap_or(0), reason = %reason, "Protocol violation on control channel; killing child.");
                 self.kill(role, Signal::SIGKILL);
             }
-            Event::Exited { role, epoch, status } if self.slots[&role].epoch == epoch => {
+            Event::Exited {
+                role,
+                epoch,
+                status,
+            } if self.slots[&role].epoch == epoch => {
                 let how = match status {
                     Ok(status) => describe(status),
                     Err(e) => format!("wait failed: {e}"),
@@ -524,15 +588,17 @@ impl Supervisor {
                 self.lost(role, epoch, how);
             }
             Event::HandshakeTimeout { role, epoch }
-                if self.slots[&role].epoch == epoch && self.slots[&role].state == State::Starting =>
+                if self.slots[&role].epoch == epoch
+                    && self.slots[&role].state == State::Starting =>
             {
                 tracing::error!(role = %role, "No handshake within {HANDSHAKE_TIMEOUT:?}; killing child.");
                 self.kill(role, Signal::SIGKILL);
             }
-            Event::RestartDue { role } => {
-                if self.slots[&role].state == State::Backoff && !matches!(self.phase, Phase::ShuttingDown { .. }) {
-                    self.spawn(role);
-                }
+            Event::RestartDue { role }
+                if self.slots[&role].state == State::Backoff
+                    && !matches!(self.phase, Phase::ShuttingDown { .. }) =>
+            {
+                self.spawn(role)
             }
             Event::ReloadTimeout { generation } => self.reload_timeout(generation),
             Event::Escalate { stage } => self.escalate(stage),
@@ -544,7 +610,8 @@ impl Supervisor {
     }
 
     fn message(&mut self, role: Role, msg: FromChild) {
-        let must_chroot = !self.prepared.unprivileged && self.prepared.plans[&role].chroot.is_some();
+        let must_chroot =
+            !self.prepared.unprivileged && self.prepared.plans[&role].chroot.is_some();
         let slot = self.slot(role);
         if !slot.hello && !matches!(msg, FromChild::Hello { .. }) {
             tracing::error!(role = %role, "First message is not Hello; killing child.");
@@ -552,7 +619,11 @@ impl Supervisor {
             return;
         }
         match msg {
-            FromChild::Hello { role: said, version, pid } => {
+            FromChild::Hello {
+                role: said,
+                version,
+                pid,
+            } => {
                 if slot.hello || said != role || version != VERSION {
                     tracing::error!(role = %role, said = %said, version = %version, expected = VERSION, pid, "Bad Hello; killing child.");
                     self.kill(role, Signal::SIGKILL);
@@ -605,8 +676,14 @@ impl Supervisor {
     fn configured(&mut self, role: Role) {
         self.slot(role).state = State::Configured;
         let listener: Option<(PassedSocket, std::io::Result<OwnedFd>)> = match role {
-            Role::Receiver => Some((PassedSocket::UdpListener, self.udp.try_clone().map(OwnedFd::from))),
-            Role::Web => Some((PassedSocket::TcpListener, self.tcp.try_clone().map(OwnedFd::from))),
+            Role::Receiver => Some((
+                PassedSocket::UdpListener,
+                self.udp.try_clone().map(OwnedFd::from),
+            )),
+            Role::Web => Some((
+                PassedSocket::TcpListener,
+                self.tcp.try_clone().map(OwnedFd::from),
+            )),
             _ => None,
         };
         if let Some((socket, fd)) = listener {
@@ -614,7 +691,9 @@ impl Supervisor {
                 Ok(fd) => {
                     self.send(role, &ToChild::Socket { socket }, Some(fd));
                 }
-                Err(e) => tracing::error!(role = %role, error = %e, "Cannot duplicate the listener."),
+                Err(e) => {
+                    tracing::error!(role = %role, error = %e, "Cannot duplicate the listener.")
+                }
             }
         }
         for &peer in role.peers() {
@@ -628,8 +707,20 @@ impl Supervisor {
                     continue;
                 }
             };
-            self.send(role, &ToChild::Socket { socket: PassedSocket::Peer { role: peer } }, Some(a.into()));
-            self.send(peer, &ToChild::Socket { socket: PassedSocket::Peer { role } }, Some(b.into()));
+            self.send(
+                role,
+                &ToChild::Socket {
+                    socket: PassedSocket::Peer { role: peer },
+                },
+                Some(a.into()),
+            );
+            self.send(
+                peer,
+                &ToChild::Socket {
+                    socket: PassedSocket::Peer { role },
+                },
+                Some(b.into()),
+            );
         }
         match self.phase {
             Phase::Running => {
@@ -667,10 +758,18 @@ impl Supervisor {
         tracing::warn!(role = %role, pid, status = %how, "Lost child.");
         let now = Instant::now();
         slot.crashes.push_back(now);
-        while slot.crashes.front().is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW) {
+        while slot
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+        {
             slot.crashes.pop_front();
         }
-        let budget = if role == Role::Engine { ENGINE_CRASH_BUDGET } else { CRASH_BUDGET };
+        let budget = if role == Role::Engine {
+            ENGINE_CRASH_BUDGET
+        } else {
+            CRASH_BUDGET
+        };
         let crashes = slot.crashes.len();
         if crashes > budget {
             slot.state = State::Stopped;
@@ -694,36 +793,72 @@ impl Supervisor {
         };
         if self.reload.is_some() {
             tracing::warn!("Reload already in progress; ignoring this one.");
-            return answer(reply, CtlResponse::Error { message: "a reload is already in progress".into() });
+            return answer(
+                reply,
+                CtlResponse::Error {
+                    message: "a reload is already in progress".into(),
+                },
+            );
         }
         if matches!(self.phase, Phase::ShuttingDown { .. }) {
-            return answer(reply, CtlResponse::Error { message: "shutting down".into() });
+            return answer(
+                reply,
+                CtlResponse::Error {
+                    message: "shutting down".into(),
+                },
+            );
         }
         let path = match &self.config().source {
             crate::config::Source::File(path) => path.clone(),
             crate::config::Source::Builtin => {
                 tracing::info!("Running on the built-in default; nothing to reload.");
-                return answer(reply, CtlResponse::Reloaded { generation: self.generation });
+                return answer(
+                    reply,
+                    CtlResponse::Reloaded {
+                        generation: self.generation,
+                    },
+                );
             }
         };
         let mut new = match Config::load(&path) {
             Ok(config) => config,
             Err(e) => {
-                tracing::error!(generation = self.generation, "Reload failed; keeping the configuration in force:\n{e}");
-                return answer(reply, CtlResponse::Error { message: e.to_string() });
+                tracing::error!(
+                    generation = self.generation,
+                    "Reload failed; keeping the configuration in force:\n{e}"
+                );
+                return answer(
+                    reply,
+                    CtlResponse::Error {
+                        message: e.to_string(),
+                    },
+                );
             }
         };
         carry_restart_only(self.config(), &mut new);
         self.prepared.config = new;
         self.generation += 1;
         let generation = self.generation;
-        let waiting: BTreeSet<Role> = self.slots.values().filter(|s| s.alive() && s.hello).map(|s| s.role).collect();
+        let waiting: BTreeSet<Role> = self
+            .slots
+            .values()
+            .filter(|s| s.alive() && s.hello)
+            .map(|s| s.role)
+            .collect();
         for &role in &waiting {
-            let msg = ToChild::Config { generation, config: self.config().slice(role) };
+            let msg = ToChild::Config {
+                generation,
+                config: self.config().slice(role),
+            };
             self.send(role, &msg, None);
         }
         tracing::info!(generation, "Reloading.");
-        self.reload = Some(Reload { generation, waiting, failures: Vec::new(), reply });
+        self.reload = Some(Reload {
+            generation,
+            waiting,
+            failures: Vec::new(),
+            reply,
+        });
         self.finish_reload_if_done();
         self.after(RELOAD_TIMEOUT, Event::ReloadTimeout { generation });
     }
@@ -731,7 +866,9 @@ impl Supervisor {
     /// Counts a reload acknowledgement (or a death, with generation 0) and finishes the reload
     /// when nobody is left to answer.
     fn reload_ack(&mut self, role: Role, generation: u64, rejected: Option<String>) {
-        let Some(reload) = self.reload.as_mut() else { return };
+        let Some(reload) = self.reload.as_mut() else {
+            return;
+        };
         if generation == reload.generation || generation == 0 && !self.slots[&role].alive() {
             reload.waiting.remove(&role);
             if let Some(reason) = rejected {
@@ -745,12 +882,24 @@ impl Supervisor {
         if self.reload.as_ref().is_none_or(|r| !r.waiting.is_empty()) {
             return;
         }
-        let Some(reload) = self.reload.take() else { return };
+        let Some(reload) = self.reload.take() else {
+            return;
+        };
         let response = if reload.failures.is_empty() {
-            tracing::info!(generation = reload.generation, "Reload complete, generation {}.", reload.generation);
-            CtlResponse::Reloaded { generation: reload.generation }
+            tracing::info!(
+                generation = reload.generation,
+                "Reload complete, generation {}.",
+                reload.generation
+            );
+            CtlResponse::Reloaded {
+                generation: reload.generation,
+            }
         } else {
-            let message = format!("generation {} rejected by {}", reload.generation, reload.failures.join("; "));
+            let message = format!(
+                "generation {} rejected by {}",
+                reload.generation,
+                reload.failures.join("; ")
+            );
             tracing::error!("Reload incomplete: {message}");
             CtlResponse::Error { message }
         };
@@ -760,7 +909,9 @@ impl Supervisor {
     }
 
     fn reload_timeout(&mut self, generation: u64) {
-        let Some(reload) = self.reload.as_ref() else { return };
+        let Some(reload) = self.reload.as_ref() else {
+            return;
+        };
         if reload.generation != generation {
             return;
         }
@@ -777,7 +928,10 @@ impl Supervisor {
             self.escalate(2);
             return;
         }
-        tracing::info!(grace_s = self.config().shutdown_grace.as_secs_f64(), "Shutting down.");
+        tracing::info!(
+            grace_s = self.config().shutdown_grace.as_secs_f64(),
+            "Shutting down."
+        );
         self.phase = Phase::ShuttingDown { code };
         for role in Role::ALL {
             if self.slots[&role].alive() {
@@ -790,7 +944,11 @@ impl Supervisor {
     }
 
     fn escalate(&mut self, stage: u8) {
-        let signal = if stage == 1 { Signal::SIGTERM } else { Signal::SIGKILL };
+        let signal = if stage == 1 {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGKILL
+        };
         for role in Role::ALL {
             if self.slots[&role].alive() {
                 tracing::warn!(role = %role, signal = %signal, "Child still running; signalling it.");
@@ -805,22 +963,38 @@ impl Supervisor {
     fn control(&mut self, request: CtlRequest, reply: oneshot::Sender<CtlResponse>) {
         match request {
             CtlRequest::Status {} => {
-                let _ = reply.send(CtlResponse::Status { status: self.status() });
+                let _ = reply.send(CtlResponse::Status {
+                    status: self.status(),
+                });
             }
             CtlRequest::Reload {} => self.reload(Some(reply)),
             CtlRequest::Hosts {} => {
                 let (id, rx) = self.queries.register();
                 let sent = self.slots[&Role::Engine].configured()
-                    && self.send(Role::Engine, &ToChild::Request { id, query: Query::ListHosts {} }, None);
+                    && self.send(
+                        Role::Engine,
+                        &ToChild::Request {
+                            id,
+                            query: Query::ListHosts {},
+                        },
+                        None,
+                    );
                 if !sent {
-                    self.queries.complete(id, Answer::Error { message: "the engine is not running".into() });
+                    self.queries.complete(
+                        id,
+                        Answer::Error {
+                            message: "the engine is not running".into(),
+                        },
+                    );
                 }
                 let queries = self.queries.clone();
                 tokio::spawn(async move {
                     let response = match queries.wait(id, rx, QUERY_TIMEOUT).await {
                         Ok(Answer::Hosts { hosts }) => CtlResponse::Hosts { hosts },
                         Ok(Answer::Error { message }) => CtlResponse::Error { message },
-                        Err(e) => CtlResponse::Error { message: format!("engine: {e}") },
+                        Err(e) => CtlResponse::Error {
+                            message: format!("engine: {e}"),
+                        },
                     };
                     let _ = reply.send(response);
                 });
@@ -925,7 +1099,10 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let first = backoff(1);
-        assert!(first >= Duration::from_millis(187) && first <= Duration::from_millis(313), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(187) && first <= Duration::from_millis(313),
+            "{first:?}"
+        );
         assert!(backoff(3) > backoff(1));
         assert!(backoff(40) <= BACKOFF_MAX.mul_f64(1.25));
     }
@@ -934,8 +1111,16 @@ mod tests {
     fn ids_refuse_root_and_unknown_users() {
         assert!(resolve_ids("0", Some("0")).is_err());
         assert!(resolve_ids("root", None).is_err());
-        assert!(resolve_ids("no-such-user-hb", None).unwrap_err().contains("does not exist"));
-        assert!(resolve_ids("61001", None).unwrap_err().contains("needs a group"));
+        assert!(
+            resolve_ids("no-such-user-hb", None)
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert!(
+            resolve_ids("61001", None)
+                .unwrap_err()
+                .contains("needs a group")
+        );
         assert_eq!(resolve_ids("61001", Some("61002")), Ok((61001, 61002)));
         assert_eq!(resolve_ids("nobody", None).map(|(u, _)| u), Ok(65534));
     }

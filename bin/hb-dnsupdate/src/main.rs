@@ -9,5 +9,7 @@ use hb_ipc::Role;
 use hb_supervisor::child;
 
 fn main() -> ExitCode {
-    child::run(Role::Dnsupdate, |events, control| child::run_idle(Role::Dnsupdate, events, control))
+    child::run(Role::Dnsupdate, |events, control| {
+        child::run_idle(Role::Dnsupdate, events, control)
+    })
 }

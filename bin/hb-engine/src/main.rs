@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use hb_ipc::Role;
 use hb_ipc::config::{EngineConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
-use hb_ipc::edge::{Answer, EngineToWeb, HostSummary, Query, ReceiverToEngine, Silent, WebToEngine};
+use hb_ipc::edge::{
+    Answer, EngineToWeb, HostSummary, Query, ReceiverToEngine, Silent, WebToEngine,
+};
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
@@ -35,7 +37,12 @@ struct State {
 impl State {
     fn heartbeat(&mut self, msg: ReceiverToEngine) {
         match msg {
-            ReceiverToEngine::HeartbeatReceived { host, interval, source, received_ms } => {
+            ReceiverToEngine::HeartbeatReceived {
+                host,
+                interval,
+                source,
+                received_ms,
+            } => {
                 let entry = self.hosts.entry(host).or_insert(Host {
                     last_seen_ms: received_ms,
                     address: source,
@@ -80,7 +87,10 @@ impl State {
     }
 }
 
-async fn run(mut events: mpsc::Receiver<ControlEvent>, control: ControlSender) -> anyhow::Result<()> {
+async fn run(
+    mut events: mpsc::Receiver<ControlEvent>,
+    control: ControlSender,
+) -> anyhow::Result<()> {
     let receiver = Link::<Silent>::new(Role::Receiver);
     let web = Link::<EngineToWeb>::new(Role::Web);
     let notifier = Link::<Silent>::new(Role::Notifier);
@@ -95,7 +105,7 @@ async fn run(mut events: mpsc::Receiver<ControlEvent>, control: ControlSender) -
             event = events.recv() => match event {
                 None => return Ok(()),
                 Some(ControlEvent::Config { generation, config: RoleConfig::Engine(c) }) => {
-                    state.config = Some(c);
+                    state.config = Some(*c);
                     control.config_applied(generation);
                 }
                 Some(ControlEvent::Config { generation, .. }) => {

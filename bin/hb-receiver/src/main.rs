@@ -19,25 +19,44 @@ fn main() -> ExitCode {
     child::run(Role::Receiver, run)
 }
 
-async fn run(mut events: mpsc::Receiver<ControlEvent>, control: ControlSender) -> anyhow::Result<()> {
+async fn run(
+    mut events: mpsc::Receiver<ControlEvent>,
+    control: ControlSender,
+) -> anyhow::Result<()> {
     let engine = Link::<ReceiverToEngine>::new(Role::Engine);
     let (inbound, _keep) = mpsc::channel::<Silent>(1);
     let (config_tx, config) = watch::channel(ReceiverConfig::default());
     let mut udp: Option<OwnedFd> = None;
     while let Some(event) = events.recv().await {
         match event {
-            ControlEvent::Config { generation, config: RoleConfig::Receiver(c) } => {
+            ControlEvent::Config {
+                generation,
+                config: RoleConfig::Receiver(c),
+            } => {
                 config_tx.send_replace(c);
                 control.config_applied(generation);
             }
             ControlEvent::Config { generation, .. } => {
                 control.config_rejected(generation, "not a receiver slice".into());
             }
-            ControlEvent::Socket { socket: PassedSocket::UdpListener, fd } => udp = Some(fd),
-            ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd } => {
-                link::connect(child::unix_stream(fd)?, &engine, inbound.clone(), control.clone());
+            ControlEvent::Socket {
+                socket: PassedSocket::UdpListener,
+                fd,
+            } => udp = Some(fd),
+            ControlEvent::Socket {
+                socket: PassedSocket::Peer { role: Role::Engine },
+                fd,
+            } => {
+                link::connect(
+                    child::unix_stream(fd)?,
+                    &engine,
+                    inbound.clone(),
+                    control.clone(),
+                );
             }
-            ControlEvent::Socket { socket, .. } => tracing::warn!(?socket, "Unexpected socket; closing it."),
+            ControlEvent::Socket { socket, .. } => {
+                tracing::warn!(?socket, "Unexpected socket; closing it.")
+            }
             ControlEvent::Start => {
                 let Some(fd) = udp.take() else {
                     anyhow::bail!("started without a UDP socket");
@@ -49,7 +68,12 @@ async fn run(mut events: mpsc::Receiver<ControlEvent>, control: ControlSender) -
                 tokio::spawn(receive(socket, engine.clone(), config.clone()));
             }
             ControlEvent::Request { id, .. } => {
-                control.answer(id, Answer::Error { message: "the receiver answers no queries".into() });
+                control.answer(
+                    id,
+                    Answer::Error {
+                        message: "the receiver answers no queries".into(),
+                    },
+                );
             }
         }
     }
@@ -65,7 +89,11 @@ struct Datagram {
     interval: Option<u32>,
 }
 
-async fn receive(socket: tokio::net::UdpSocket, engine: Link<ReceiverToEngine>, config: watch::Receiver<ReceiverConfig>) {
+async fn receive(
+    socket: tokio::net::UdpSocket,
+    engine: Link<ReceiverToEngine>,
+    config: watch::Receiver<ReceiverConfig>,
+) {
     let mut buf = vec![0u8; 65536];
     let mut rejected: u64 = 0;
     loop {
@@ -80,7 +108,11 @@ async fn receive(socket: tokio::net::UdpSocket, engine: Link<ReceiverToEngine>, 
             Err(e) => Some(format!("not a heartbeat: {e}")),
             Ok(d) if d.id != "HTB" => Some(format!("unhandled ID {:?}", d.id)),
             Ok(Datagram { name: None, .. }) => Some("no name".into()),
-            Ok(Datagram { name: Some(name), interval, .. }) => match hb_supervisor::names::check_host_name(&name) {
+            Ok(Datagram {
+                name: Some(name),
+                interval,
+                ..
+            }) => match hb_supervisor::names::check_host_name(&name) {
                 Err(why) => Some(why),
                 Ok(()) if config.borrow().drophosts.contains(&name) => None,
                 Ok(()) => {

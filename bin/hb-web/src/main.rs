@@ -75,8 +75,14 @@ async fn hosts(State(api): State<Api>) -> Response {
     }
 }
 
-async fn run(mut events: mpsc::Receiver<ControlEvent>, control: ControlSender) -> anyhow::Result<()> {
-    let api = Api { engine: Link::new(Role::Engine), pending: Pending::new() };
+async fn run(
+    mut events: mpsc::Receiver<ControlEvent>,
+    control: ControlSender,
+) -> anyhow::Result<()> {
+    let api = Api {
+        engine: Link::new(Role::Engine),
+        pending: Pending::new(),
+    };
     let (answers_tx, mut answers) = mpsc::channel::<EngineToWeb>(256);
     let pending = api.pending.clone();
     tokio::spawn(async move {
@@ -90,18 +96,38 @@ async fn run(mut events: mpsc::Receiver<ControlEvent>, control: ControlSender) -
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     while let Some(event) = events.recv().await {
         match event {
-            ControlEvent::Config { generation, config: RoleConfig::Web(c) } => {
+            ControlEvent::Config {
+                generation,
+                config: RoleConfig::Web(c),
+            } => {
                 if c.users.is_empty() {
-                    tracing::info!("No users configured: unauthenticated mode, every page and endpoint is open.");
+                    tracing::info!(
+                        "No users configured: unauthenticated mode, every page and endpoint is open."
+                    );
                 }
                 control.config_applied(generation);
             }
-            ControlEvent::Config { generation, .. } => control.config_rejected(generation, "not a web slice".into()),
-            ControlEvent::Socket { socket: PassedSocket::TcpListener, fd } => tcp = Some(fd),
-            ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd } => {
-                link::connect(child::unix_stream(fd)?, &api.engine, answers_tx.clone(), control.clone());
+            ControlEvent::Config { generation, .. } => {
+                control.config_rejected(generation, "not a web slice".into())
             }
-            ControlEvent::Socket { socket, .. } => tracing::warn!(?socket, "Unexpected socket; closing it."),
+            ControlEvent::Socket {
+                socket: PassedSocket::TcpListener,
+                fd,
+            } => tcp = Some(fd),
+            ControlEvent::Socket {
+                socket: PassedSocket::Peer { role: Role::Engine },
+                fd,
+            } => {
+                link::connect(
+                    child::unix_stream(fd)?,
+                    &api.engine,
+                    answers_tx.clone(),
+                    control.clone(),
+                );
+            }
+            ControlEvent::Socket { socket, .. } => {
+                tracing::warn!(?socket, "Unexpected socket; closing it.")
+            }
             ControlEvent::Start => {
                 let Some(fd) = tcp.take() else {
                     anyhow::bail!("started without a TCP listener");
@@ -110,19 +136,29 @@ async fn run(mut events: mpsc::Receiver<ControlEvent>, control: ControlSender) -
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 tracing::info!(addr = ?listener.local_addr().ok(), "Serving HTTP.");
-                let app = Router::new().route("/api/0/hosts", get(hosts)).with_state(api.clone());
+                let app = Router::new()
+                    .route("/api/0/hosts", get(hosts))
+                    .with_state(api.clone());
                 let mut stop = stop_rx.clone();
                 tokio::spawn(async move {
                     let shutdown = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
                         tracing::error!(error = %e, "HTTP server failed.");
                     }
                 });
             }
             ControlEvent::Request { id, .. } => {
-                control.answer(id, Answer::Error { message: "the web answers no queries".into() });
+                control.answer(
+                    id,
+                    Answer::Error {
+                        message: "the web answers no queries".into(),
+                    },
+                );
             }
         }
     }

@@ -61,7 +61,9 @@ fn run() -> anyhow::Result<ExitCode> {
         None => {
             let config = match config {
                 Some(path) => Config::load(&path)?,
-                None if std::path::Path::new(DEFAULT_PATH).exists() => Config::load(DEFAULT_PATH.as_ref())?,
+                None if std::path::Path::new(DEFAULT_PATH).exists() => {
+                    Config::load(DEFAULT_PATH.as_ref())?
+                }
                 None => Config::builtin(),
             };
             config.control_socket
@@ -86,11 +88,17 @@ fn run() -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         CtlResponse::Hosts { hosts } => {
-            println!("{:<32} {:<40} {:>8} {:>10}", "HOST", "ADDRESS", "INTERVAL", "LAST SEEN");
+            println!(
+                "{:<32} {:<40} {:>8} {:>10}",
+                "HOST", "ADDRESS", "INTERVAL", "LAST SEEN"
+            );
             let now = hb_ipc::now_ms();
             for h in hosts {
                 let ago = now.saturating_sub(h.last_seen_ms) / 1000;
-                println!("{:<32} {:<40} {:>7}s {:>8}s ago", h.name, h.address, h.interval, ago);
+                println!(
+                    "{:<32} {:<40} {:>7}s {:>8}s ago",
+                    h.name, h.address, h.interval, ago
+                );
             }
             ExitCode::SUCCESS
         }
@@ -104,10 +112,17 @@ fn print_status(s: &ServerStatus) {
         s.version,
         s.generation,
         s.uptime_s,
-        if s.unprivileged { " (unprivileged mode)" } else { "" }
+        if s.unprivileged {
+            " (unprivileged mode)"
+        } else {
+            ""
+        }
     );
     println!("config {}", s.config);
-    println!("{:<10} {:>8} {:<11} {:>8} {:>8} {:>4}  LAST EXIT", "ROLE", "PID", "STATE", "UPTIME", "RESTARTS", "GEN");
+    println!(
+        "{:<10} {:>8} {:<11} {:>8} {:>8} {:>4}  LAST EXIT",
+        "ROLE", "PID", "STATE", "UPTIME", "RESTARTS", "GEN"
+    );
     for c in &s.children {
         println!(
             "{:<10} {:>8} {:<11} {:>7}s {:>8} {:>4}  {}",
@@ -141,7 +156,8 @@ fn passwd(name: &str) -> anyhow::Result<ExitCode> {
     if password.is_empty() {
         anyhow::bail!("empty password");
     }
-    let hash = PasswordHash::new(&password).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
+    let hash = PasswordHash::new(&password)
+        .map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
     println!("{hash}");
     Ok(ExitCode::SUCCESS)
 }

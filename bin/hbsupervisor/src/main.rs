@@ -30,7 +30,12 @@ struct Args {
 
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut args = Args { config: None, foreground: false, verbosity: 0, check: false };
+    let mut args = Args {
+        config: None,
+        foreground: false,
+        verbosity: 0,
+        check: false,
+    };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
@@ -101,7 +106,10 @@ fn main() -> ExitCode {
             }
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the runtime.");

@@ -1,0 +1,420 @@
+//! Runs the real binaries: a server per test in its own directory and ports.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Where the binaries are: `HB_BIN_DIR`, else the target directory this test runs from.
+pub fn bin_dir() -> PathBuf {
+    let dir = match std::env::var_os("HB_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/debug/deps/e2e-xxxx -> target/debug
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .to_path_buf()
+        }
+    };
+    for bin in [
+        "hbsupervisor",
+        "hb-receiver",
+        "hb-engine",
+        "hb-notifier",
+        "hb-dnsupdate",
+        "hb-web",
+        "hbctl",
+        "hbc",
+    ] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{} missing: build the binaries first (`cargo build --workspace --bins`; the README's test command does it)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Fails (never skips) when a tool the test needs is missing.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is missing: install the Debian package {package} (the README's test command does)"
+    );
+}
+
+/// A UDP and TCP port pair free on loopback right now.
+pub fn free_ports() -> (u16, u16) {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let http = tcp.local_addr().expect("addr").port();
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let hb = udp.local_addr().expect("addr").port();
+        if hb != http {
+            return (hb, http);
+        }
+    }
+}
+
+/// A fresh directory, unique per test, in the system temp directory rather than the target
+/// directory: children run as other users and must be able to traverse to their state, which
+/// a checkout in a private (0700) directory would not allow.
+pub fn scratch(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "hb-e2e-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    // Children running as other users must be able to reach state below it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// Test users when root: numeric ids need no passwd entries.
+pub const ROLE_UIDS: [(&str, u32); 5] = [
+    ("receiver", 61001),
+    ("engine", 61002),
+    ("notifier", 61003),
+    ("dnsupdate", 61004),
+    ("web", 61005),
+];
+
+pub struct Server {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub hb_port: u16,
+    pub http_port: u16,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Writes a config (with `extra` appended) without starting anything.
+    pub fn prepare(name: &str, extra: &str) -> Server {
+        let dir = scratch(name);
+        let (hb_port, http_port) = free_ports();
+        let mut yaml = format!(
+            "hb_port: {hb_port}\nhbd_port: {http_port}\nstate_dir: {state}\nchroot_dir: {empty}\ncontrol_socket: {dir}/hb.sock\npidfile: {dir}/hb.pid\nlogfile: {dir}/daemon.log\nshutdown_grace: 5\n",
+            state = dir.join("state").display(),
+            empty = dir.join("empty").display(),
+            dir = dir.display(),
+        );
+        if is_root() {
+            for (role, uid) in ROLE_UIDS {
+                yaml.push_str(&format!("{role}_user: \"{uid}:{uid}\"\n"));
+            }
+        }
+        yaml.push_str(extra);
+        let config = dir.join("hb.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let log = dir.join("stderr.log");
+        Server {
+            dir,
+            config,
+            hb_port,
+            http_port,
+            child: None,
+            log,
+        }
+    }
+
+    /// Starts `hbsupervisor -f` and waits until every role runs.
+    pub fn start(name: &str, extra: &str) -> Server {
+        let mut server = Server::prepare(name, extra);
+        server.spawn(&["-f", "-v"]);
+        server.wait_running(Duration::from_secs(20));
+        server
+    }
+
+    pub fn spawn(&mut self, flags: &[&str]) {
+        let log = std::fs::File::create(&self.log).expect("log file");
+        let child = Command::new(bin("hbsupervisor"))
+            .args(flags)
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn hbsupervisor");
+        self.child = Some(child);
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("hb.sock")
+    }
+
+    /// `hbctl -j ARGS`, parsed; None when hbctl fails.
+    pub fn ctl(&self, args: &[&str]) -> Option<Value> {
+        let out = Command::new(bin("hbctl"))
+            .arg("-s")
+            .arg(self.socket())
+            .arg("-j")
+            .args(args)
+            .output()
+            .expect("run hbctl");
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        self.ctl(&["status"]).map(|v| v["status"].clone())
+    }
+
+    pub fn child_status(&self, role: &str) -> Value {
+        let status = self.status().expect("hbctl status");
+        status["children"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["role"] == role))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {role} in status"))
+    }
+
+    pub fn pid_of(&self, role: &str) -> Option<u32> {
+        self.child_status(role)["pid"].as_u64().map(|p| p as u32)
+    }
+
+    pub fn wait_running(&self, within: Duration) {
+        let ok = wait_for(within, || {
+            self.status().is_some_and(|s| {
+                s["children"]
+                    .as_array()
+                    .is_some_and(|c| c.len() == 5 && c.iter().all(|c| c["state"] == "running"))
+            })
+        });
+        assert!(
+            ok,
+            "server did not come up within {within:?}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn send_heartbeat(&self, name: &str) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let msg = format!("{{\"ID\":\"HTB\",\"name\":\"{name}\",\"interval\":10}}");
+        socket
+            .send_to(msg.as_bytes(), ("127.0.0.1", self.hb_port))
+            .expect("send");
+    }
+
+    /// Names in /api/0/hosts.
+    pub fn host_names(&self) -> Vec<String> {
+        match http_get(self.http_port, "/api/0/hosts") {
+            Some((200, body)) => serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|h| h["name"].as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Sends heartbeats for `name` until the API lists it.
+    pub fn pipeline_works(&self, name: &str, within: Duration) -> bool {
+        wait_for(within, || {
+            self.send_heartbeat(name);
+            std::thread::sleep(Duration::from_millis(50));
+            self.host_names().iter().any(|n| n == name)
+        })
+    }
+
+    /// Every child pid the supervisor logged starting.
+    pub fn spawned_pids(&self) -> Vec<u32> {
+        let text = std::fs::read_to_string(&self.log)
+            .into_iter()
+            .chain(std::fs::read_to_string(self.dir.join("daemon.log")))
+            .collect::<String>();
+        text.lines()
+            .filter(|l| l.contains("Started child."))
+            .filter_map(|l| l.split("pid=").nth(1))
+            .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    pub fn supervisor_pid(&self) -> u32 {
+        self.child.as_ref().expect("started").id()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.supervisor_pid() as i32),
+            sig,
+        )
+        .expect("signal");
+    }
+
+    /// Waits for the supervisor to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let daemon = std::fs::read_to_string(self.dir.join("hb.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        let supervisor = self
+            .child
+            .as_mut()
+            .and_then(|child| match child.try_wait() {
+                Ok(None) => Some(child.id() as i32),
+                _ => None,
+            });
+        for pid in supervisor.into_iter().chain(daemon) {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let gone = wait_for(Duration::from_secs(15), || {
+                if let Some(child) = self.child.as_mut() {
+                    let _ = child.try_wait();
+                }
+                nix::sys::signal::kill(pid, None).is_err()
+            });
+            if !gone {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in self
+            .spawned_pids()
+            .into_iter()
+            .chain(processes_mentioning(&self.dir.to_string_lossy()))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `within` passes.
+pub fn wait_for(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Minimal HTTP/1.1 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())?;
+    // Chunked bodies: axum sends JSON with a content-length, so this is the body as is.
+    Some((status, body))
+}
+
+/// Pids whose command line mentions `needle` (our scratch dirs are unique per test).
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Field of /proc/PID/status, e.g. "Uid".
+pub fn proc_status(pid: u32, field: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// A directory of role binaries where `role` is replaced by a shell script (the others are
+/// symlinks to the real ones), for tests of misbehaving children.
+pub fn libexec_with(dir: &Path, role_binary: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let libexec = dir.join("libexec");
+    std::fs::create_dir_all(&libexec).expect("libexec");
+    for bin in [
+        "hb-receiver",
+        "hb-engine",
+        "hb-notifier",
+        "hb-dnsupdate",
+        "hb-web",
+    ] {
+        let path = libexec.join(bin);
+        if bin == role_binary {
+            std::fs::write(&path, script).expect("script");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        } else {
+            std::os::unix::fs::symlink(bin_dir().join(bin), &path).expect("symlink");
+        }
+    }
+    libexec
+}
