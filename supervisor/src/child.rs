@@ -56,6 +56,12 @@ pub struct ControlSender {
 }
 
 impl ControlSender {
+    /// A sender whose messages go to the returned receiver (for tests of role code).
+    pub fn detached() -> (ControlSender, mpsc::UnboundedReceiver<FromChild>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ControlSender { tx }, rx)
+    }
+
     /// Acknowledges a configuration generation.
     pub fn config_applied(&self, generation: u64) {
         let _ = self.tx.send(FromChild::ConfigApplied { generation });

@@ -514,10 +514,11 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
         .pidfile
         .clone()
         .unwrap_or_else(|| run_dir.join("hbsupervisor.pid"));
-    let logfile = file
-        .logfile
-        .clone()
-        .unwrap_or_else(|| state_dir.join("hb.log"));
+    let logfile = match &file.logfile {
+        Some(path) => path.clone(),
+        None if root => PathBuf::from("/var/log/hb/hb.log"),
+        None => state_dir.join("hb.log"),
+    };
     let chroot_dir = file
         .chroot_dir
         .clone()

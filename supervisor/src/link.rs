@@ -170,3 +170,90 @@ pub fn spawn_reader<In: DeserializeOwned + Send + 'static>(
         tracing::debug!(peer = %peer, "Channel from peer closed.");
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_ipc::control::FromChild;
+    use hb_ipc::edge::ReceiverToEngine;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    fn heartbeat(n: u64) -> ReceiverToEngine {
+        ReceiverToEngine::HeartbeatReceived {
+            host: format!("h{n}"),
+            interval: None,
+            source: "127.0.0.1:1".parse().unwrap(),
+            received_ms: n,
+        }
+    }
+
+    async fn read_line(stream: UnixStream) -> String {
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).await.unwrap();
+        line
+    }
+
+    #[tokio::test]
+    async fn messages_wait_for_a_restarted_peer() {
+        let link = Link::<ReceiverToEngine>::new(Role::Engine);
+        // Queued before any channel exists.
+        assert!(link.send(heartbeat(1)));
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        link.attach(ours.into_split().1);
+        assert!(read_line(theirs).await.contains("\"h1\""));
+        // The peer dies (its end is closed above); the next message must survive.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(link.send(heartbeat(2)));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        link.attach(ours.into_split().1);
+        let line = read_line(theirs).await;
+        assert!(line.contains("\"h2\""), "{line}");
+        assert_eq!(link.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_and_counts() {
+        let link = Link::<ReceiverToEngine>::new(Role::Engine);
+        for n in 0..LINK_QUEUE as u64 {
+            assert!(link.send(heartbeat(n)));
+        }
+        assert!(!link.send(heartbeat(0)));
+        assert_eq!(link.dropped(), 1);
+    }
+
+    #[tokio::test]
+    async fn peer_violations_are_reported_to_the_supervisor() {
+        for garbage in [
+            &b"not json\n"[..],
+            b"{\"type\":\"heartbeat_received\"}\n",
+            &vec![b'x'; EDGE_MAX_LINE + 10],
+        ] {
+            let (control, mut reports) = ControlSender::detached();
+            let (ours, mut theirs) = UnixStream::pair().unwrap();
+            let (inbound, mut received) = mpsc::channel::<ReceiverToEngine>(4);
+            spawn_reader(Role::Receiver, ours.into_split().0, inbound, control);
+            theirs.write_all(garbage).await.unwrap();
+            match reports.recv().await {
+                Some(FromChild::PeerFailed { peer, .. }) => assert_eq!(peer, Role::Receiver),
+                other => panic!("expected PeerFailed, got {other:?}"),
+            }
+            assert!(received.try_recv().is_err(), "garbage delivered");
+        }
+    }
+
+    #[tokio::test]
+    async fn valid_frames_are_delivered_in_order() {
+        let (control, _reports) = ControlSender::detached();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let (inbound, mut received) = mpsc::channel::<ReceiverToEngine>(4);
+        spawn_reader(Role::Receiver, ours.into_split().0, inbound, control);
+        for n in 1..=2 {
+            let mut line = serde_json::to_vec(&heartbeat(n)).unwrap();
+            line.push(b'\n');
+            theirs.write_all(&line).await.unwrap();
+        }
+        assert_eq!(received.recv().await, Some(heartbeat(1)));
+        assert_eq!(received.recv().await, Some(heartbeat(2)));
+    }
+}

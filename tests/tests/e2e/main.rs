@@ -607,3 +607,179 @@ fn hbctl_passwd_hash_is_accepted_by_the_config() {
         .expect("run");
     assert!(!out.status.success());
 }
+
+// Hostile datagrams and control-socket requests: refused, nothing crashes, the rest works.
+#[test]
+fn hostile_input_is_refused_without_harm() {
+    use std::io::{Read, Write};
+    let server = Server::start("hostile", "drophosts: [dropped]\n");
+    let pids: Vec<Option<u32>> = ["receiver", "engine", "web"]
+        .iter()
+        .map(|r| server.pid_of(r))
+        .collect();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let big = vec![b'{'; 65_000];
+    let deep = "[".repeat(10_000);
+    let long_name = format!("{{\"ID\":\"HTB\",\"name\":\"{}\"}}", "a".repeat(300));
+    let hostile: Vec<&[u8]> = vec![
+        b"",
+        b"\x00\xff\xfe garbage",
+        b"not json",
+        &big,
+        deep.as_bytes(),
+        b"{\"ID\":\"HTB\"}",
+        b"{\"ID\":\"HTB\",\"name\":\"web 1\"}",
+        b"{\"ID\":\"HTB\",\"name\":\"a\\nupdate delete x\"}",
+        b"{\"ID\":\"HTB\",\"name\":\"a;b\"}",
+        b"{\"ID\":\"HTB\",\"name\":42}",
+        b"{\"ID\":\"HTB\",\"name\":\"x\",\"interval\":-1}",
+        b"{\"ID\":\"HTB\",\"name\":\"x\",\"interval\":1e99}",
+        b"{\"ID\":\"NOPE\",\"name\":\"x\"}",
+        b"{\"ID\":\"HTB\",\"name\":\"dropped\"}",
+        long_name.as_bytes(),
+    ];
+    for datagram in &hostile {
+        udp.send_to(datagram, ("127.0.0.1", server.hb_port))
+            .expect("send");
+    }
+    assert!(server.pipeline_works("valid-after-garbage", Duration::from_secs(5)));
+    assert_eq!(
+        server.host_names(),
+        ["valid-after-garbage"],
+        "a hostile datagram was accepted"
+    );
+
+    // The control socket: garbage, an unknown request, an oversized line, a silent client.
+    let exchange = |payload: &[u8]| -> String {
+        let mut stream = std::os::unix::net::UnixStream::connect(server.socket()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(35)))
+            .expect("timeout");
+        let _ = stream.write_all(payload);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    for payload in [
+        &b"garbage\n"[..],
+        b"{\"request\":\"shell\",\"cmd\":\"id\"}\n",
+        b"{\"request\":\"status\",\"extra\":1}\n",
+        &vec![b'x'; 100_000],
+        b"",
+    ] {
+        let answer = exchange(payload);
+        assert!(
+            answer.contains("\"response\":\"error\""),
+            "{:?} -> {answer}",
+            String::from_utf8_lossy(&payload[..payload.len().min(40)])
+        );
+    }
+    let after: Vec<Option<u32>> = ["receiver", "engine", "web"]
+        .iter()
+        .map(|r| server.pid_of(r))
+        .collect();
+    assert_eq!(pids, after, "a child restarted");
+    assert!(server.status().is_some());
+}
+
+// No -c and no /etc/hb.yaml: the built-in default runs without root, on loopback, with its
+// state in the user's directory, in unprivileged mode (still no_new_privs and Landlock).
+#[test]
+fn builtin_default_runs_unprivileged() {
+    assert!(
+        !std::path::Path::new("/etc/hb.yaml").exists(),
+        "/etc/hb.yaml exists on this machine, so the built-in default cannot be tested"
+    );
+    let home = scratch("builtin");
+    let mut cmd = if is_root() {
+        // Drop to an ordinary user, as a newcomer would run it.
+        require_tool("setpriv", "util-linux");
+        nix::unistd::chown(
+            &home,
+            Some(nix::unistd::Uid::from_raw(61010)),
+            Some(nix::unistd::Gid::from_raw(61010)),
+        )
+        .expect("chown");
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=61010", "--regid=61010", "--clear-groups"])
+            .arg(bin("hbsupervisor"));
+        cmd
+    } else {
+        Command::new(bin("hbsupervisor"))
+    };
+    let log = home.join("stderr.log");
+    let mut child = cmd
+        .arg("-f")
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let socket = home.join(".local/state/hb/hb.sock");
+    let status = || -> Option<serde_json::Value> {
+        let out = Command::new(bin("hbctl"))
+            .arg("-s")
+            .arg(&socket)
+            .args(["-j", "status"])
+            .output()
+            .ok()?;
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .map(|v| v["status"].clone())
+    };
+    let up = wait_for(Duration::from_secs(20), || {
+        status().is_some_and(|s| {
+            s["children"]
+                .as_array()
+                .is_some_and(|c| c.iter().all(|c| c["state"] == "running"))
+        })
+    });
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    if !up {
+        let _ = child.kill();
+        panic!(
+            "built-in default did not start (ports 50003/50004 busy?):\n{}",
+            text()
+        );
+    }
+    let s = status().expect("status");
+    assert_eq!(s["unprivileged"], true);
+    assert_eq!(s["config"], "built-in default");
+    assert!(
+        text().contains("unprivileged mode"),
+        "no warning:\n{}",
+        text()
+    );
+    for c in s["children"].as_array().expect("children") {
+        let report = &c["confinement"];
+        assert_eq!(report["chroot"], serde_json::Value::Null);
+        assert_eq!(report["no_new_privs"], true);
+        assert_eq!(report["landlock"], "full", "{c}");
+        assert_eq!(report["escaped"], serde_json::json!([]), "{c}");
+    }
+    // The default listeners: loopback 50003 and 50004.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let listed = wait_for(Duration::from_secs(5), || {
+        let _ = udp.send_to(b"{\"ID\":\"HTB\",\"name\":\"builtin1\"}", "127.0.0.1:50003");
+        http_get(50004, "/api/0/hosts")
+            .is_some_and(|(code, body)| code == 200 && body.contains("builtin1"))
+    });
+    let state = home.join(".local/state/hb");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert!(
+        listed,
+        "heartbeat on the default port not listed:\n{}",
+        text()
+    );
+    assert!(
+        state.join("journal").is_dir(),
+        "state not in the per-user directory"
+    );
+}
