@@ -141,10 +141,24 @@ impl Server {
 
     /// Starts `hbsupervisor -f` and waits until every role runs.
     pub fn start(name: &str, extra: &str) -> Server {
-        let mut server = Server::prepare(name, extra);
-        server.spawn(&["-f", "-v"]);
-        server.wait_running(Duration::from_secs(20));
-        server
+        // Free ports are probed, then bound by the server: another test can take one in
+        // between. A bind failure (exit 71) is retried on new ports.
+        for _ in 0..3 {
+            let mut server = Server::prepare(name, extra);
+            server.spawn(&["-f", "-v"]);
+            let exited = wait_for(Duration::from_millis(300), || {
+                server
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            });
+            if exited && server.log_text().contains("Cannot bind") {
+                continue;
+            }
+            server.wait_running(Duration::from_secs(20));
+            return server;
+        }
+        panic!("no free ports after three tries");
     }
 
     pub fn spawn(&mut self, flags: &[&str]) {

@@ -245,6 +245,19 @@ fn killed_children_are_restarted_and_the_pipeline_recovers() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), Signal::SIGKILL)
             .expect("kill");
         let killed = Instant::now();
+        // A heartbeat sent while the receiver or the engine is down must not be lost: the
+        // UDP socket (held by the supervisor) or the receiver's link queue keeps it.
+        let held = format!("held-{role}");
+        if matches!(role, "receiver" | "engine") {
+            assert!(
+                wait_for(
+                    Duration::from_secs(2),
+                    || server.child_status(role)["state"] == "restarting"
+                ),
+                "{role} death not noticed"
+            );
+            server.send_heartbeat(&held);
+        }
         let back = wait_for(Duration::from_secs(2), || {
             let c = server.child_status(role);
             c["state"] == "running" && c["pid"].as_u64().is_some_and(|p| p as u32 != old)
@@ -255,6 +268,15 @@ fn killed_children_are_restarted_and_the_pipeline_recovers() {
             killed.elapsed(),
             server.log_text()
         );
+        if matches!(role, "receiver" | "engine") {
+            assert!(
+                wait_for(Duration::from_secs(3), || server
+                    .host_names()
+                    .contains(&held)),
+                "heartbeat sent while {role} was down was lost; log:\n{}",
+                server.log_text()
+            );
+        }
         let c = server.child_status(role);
         assert_eq!(c["restarts"], 1, "{role}: {c}");
         assert_eq!(c["last_exit"], "killed by signal SIGKILL", "{role}: {c}");
