@@ -46,7 +46,7 @@ impl<A> Default for Pending<A> {
     fn default() -> Self {
         Pending {
             inner: Arc::new(Mutex::new(Inner {
-                next_id: 1,
+                next_id: first_id(),
                 waiting: HashMap::new(),
             })),
         }
@@ -113,6 +113,17 @@ impl<A> Pending<A> {
             }
         }
     }
+}
+
+/// Ids start at a point that differs per process, so an answer held for a process that has
+/// since restarted cannot complete one of its successor's requests.
+fn first_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // Spread by pid and time; below 2^62 so ids never wrap in practice.
+    ((nanos ^ (u64::from(std::process::id()) << 32)) & ((1 << 62) - 1)) | 1
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
 /// Runs a role: everything up to the handshake here, then `work` with the control events.
 pub fn run<F, Fut>(role: Role, work: F) -> ExitCode
 where
-    F: FnOnce(mpsc::Receiver<ControlEvent>, ControlSender) -> Fut,
+    F: FnOnce(mpsc::UnboundedReceiver<ControlEvent>, ControlSender) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let args = match parse_args() {
@@ -176,7 +176,9 @@ where
         });
         let _ = sender.tx.send(FromChild::Confined { report: confinement });
         tokio::spawn(write_control(Arc::clone(&stream), out));
-        let (events_tx, events) = mpsc::channel(64);
+        // Unbounded: the role code is polled by the same loop that fills this channel, so a
+        // bounded send could wait on itself. Control events are few.
+        let (events_tx, events) = mpsc::unbounded_channel();
         let work = work(events, sender.clone());
         tokio::pin!(work);
         let mut reader = ControlReader::new(stream);
@@ -207,7 +209,7 @@ where
                             }
                         };
                         if let Some(tx) = &events_tx
-                            && tx.send(event).await.is_err()
+                            && tx.send(event).is_err()
                         {
                             return Ok(());
                         }
@@ -258,7 +260,7 @@ pub fn unix_stream(fd: OwnedFd) -> std::io::Result<UnixStream> {
 /// engine sends is a violation, as nothing is defined), and exits on shutdown.
 pub async fn run_idle(
     role: Role,
-    mut events: mpsc::Receiver<ControlEvent>,
+    mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
     let engine = crate::link::Link::<hb_ipc::edge::Silent>::new(Role::Engine);

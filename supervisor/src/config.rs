@@ -265,6 +265,9 @@ pub const DEFAULT_PATH: &str = "/etc/hb.yaml";
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        // Absolute, so a reload after daemonizing (cwd /) reads the same file.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let path = path.as_path();
         let source = Source::File(path.to_path_buf());
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
             source: source.clone(),
@@ -476,11 +479,11 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
         err("grace", format!("must be 0 or more seconds, not {grace}"));
     }
     if let Some(g) = file.shutdown_grace
-        && !(g.is_finite() && (0.0..=3600.0).contains(&g))
+        && !(g.is_finite() && (0.0..=300.0).contains(&g))
     {
         err(
             "shutdown_grace",
-            format!("must be 0 to 3600 seconds, not {g}"),
+            format!("must be 0 to 300 seconds, not {g}"),
         );
     }
     if let Some(name) = &file.journal_file

@@ -25,7 +25,14 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Binds the control socket, replacing a stale one but never a live server's.
 pub fn bind(path: &Path) -> anyhow::Result<StdUnixListener> {
     use anyhow::Context;
-    if path.exists() {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "{} exists and is not a socket; refusing to replace it (control_socket)",
+                path.display()
+            );
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!(
                 "another hbsupervisor is running: {} answers (control_socket)",
@@ -35,8 +42,13 @@ pub fn bind(path: &Path) -> anyhow::Result<StdUnixListener> {
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove stale {}", path.display()))?;
     }
-    let listener = StdUnixListener::bind(path)
-        .with_context(|| format!("cannot bind {} (control_socket)", path.display()))?;
+    // Created 0660 from the start: a chmod after bind would leave a window in which anyone
+    // could connect. Called before any thread exists, so the process-wide umask is ours.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o117));
+    let bound = StdUnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener =
+        bound.with_context(|| format!("cannot bind {} (control_socket)", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot chmod {}", path.display()))?;
     Ok(listener)

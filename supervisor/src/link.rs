@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{SinkExt, StreamExt};
 use hb_ipc::Role;
-use hb_ipc::codec::{EDGE_MAX_LINE, JsonLines};
+use hb_ipc::codec::{CodecError, EDGE_MAX_LINE, JsonLines};
 use hb_ipc::edge::Silent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,12 +54,13 @@ impl<Out: Serialize + Clone + Send + 'static> Link<Out> {
     pub fn new(peer: Role) -> Link<Out> {
         let (queue, rx) = mpsc::channel(LINK_QUEUE);
         let (sockets, sockets_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(peer, rx, sockets_rx));
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_loop(peer, rx, sockets_rx, Arc::clone(&dropped)));
         Link {
             peer,
             queue,
             sockets,
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped,
         }
     }
 
@@ -92,6 +93,7 @@ async fn write_loop<Out: Serialize + Clone>(
     peer: Role,
     mut queue: mpsc::Receiver<Out>,
     mut sockets: mpsc::UnboundedReceiver<OwnedWriteHalf>,
+    dropped: Arc<AtomicU64>,
 ) {
     let codec = || JsonLines::<Silent, Out>::new(EDGE_MAX_LINE);
     let mut sink: Option<FramedWrite<OwnedWriteHalf, JsonLines<Silent, Out>>> = None;
@@ -108,22 +110,33 @@ async fn write_loop<Out: Serialize + Clone>(
             Some(msg) => msg,
             None => tokio::select! {
                 biased;
-                w = sockets.recv() => {
-                    if let Some(w) = w {
+                w = sockets.recv() => match w {
+                    Some(w) => {
                         sink = Some(FramedWrite::new(w, codec()));
+                        continue;
                     }
-                    continue;
-                }
+                    // Every Link handle is gone: nobody can queue or attach any more.
+                    None => return,
+                },
                 msg = queue.recv() => match msg {
                     Some(msg) => msg,
                     None => return,
                 },
             },
         };
-        if let Err(e) = current.send(msg.clone()).await {
-            tracing::info!(peer = %peer, error = %e, "Channel to peer lost; holding messages until it is back.");
-            unsent = Some(msg);
-            sink = None;
+        match current.send(msg.clone()).await {
+            Ok(()) => {}
+            // The message itself cannot be framed (over the limit): retrying it on another
+            // channel would fail forever and block everything behind it.
+            Err(e @ (CodecError::TooLong { .. } | CodecError::Json(_))) => {
+                let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(peer = %peer, error = %e, dropped = n, "Message cannot be sent; dropped.");
+            }
+            Err(e) => {
+                tracing::info!(peer = %peer, error = %e, "Channel to peer lost; holding messages until it is back.");
+                unsent = Some(msg);
+                sink = None;
+            }
         }
     }
 }
@@ -210,6 +223,22 @@ mod tests {
         let line = read_line(theirs).await;
         assert!(line.contains("\"h2\""), "{line}");
         assert_eq!(link.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unsendable_message_is_dropped_not_retried_forever() {
+        let link = Link::<ReceiverToEngine>::new(Role::Engine);
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        link.attach(ours.into_split().1);
+        let mut huge = heartbeat(1);
+        if let ReceiverToEngine::HeartbeatReceived { host, .. } = &mut huge {
+            *host = "x".repeat(EDGE_MAX_LINE);
+        }
+        assert!(link.send(huge));
+        assert!(link.send(heartbeat(2)));
+        let line = read_line(theirs).await;
+        assert!(line.contains("\"h2\""), "{line}");
+        assert_eq!(link.dropped(), 1);
     }
 
     #[tokio::test]

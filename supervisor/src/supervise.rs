@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -43,7 +43,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-const KILL_AFTER_TERM: Duration = Duration::from_secs(2);
+/// Within the shutdown grace, how long before its end SIGTERM goes out (at most half of it).
+const TERM_BEFORE_KILL: Duration = Duration::from_secs(2);
 /// Frames queued to one child before it counts as hung.
 const CHILD_QUEUE: usize = 256;
 
@@ -112,9 +113,11 @@ impl Prepared {
     pub fn make_dirs(&self) -> std::io::Result<()> {
         let engine = self.plans.get(&Role::Engine).and_then(|p| p.ids);
         for dir in [&self.config.state_dir, &self.config.journal_dir] {
-            make_dir(dir, 0o750)?;
+            let handle = make_dir(dir, 0o750)?;
             if let Some((uid, gid)) = engine {
-                chown(dir, Some(uid), Some(gid))?;
+                // Through the handle: the path is opened without following a final symlink,
+                // so an engine that planted one cannot have root chown what it points to.
+                std::os::unix::fs::fchown(&handle, Some(uid), Some(gid))?;
             }
         }
         if let Some(parent) = self.config.control_socket.parent() {
@@ -127,12 +130,43 @@ impl Prepared {
     }
 }
 
-fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+/// Creates `dir` if missing (with `mode`) and opens it. Refuses a path with a symlink that
+/// root does not own in any component: these directories are chowned to, and written by,
+/// less privileged users, who must not be able to redirect root's next start elsewhere.
+fn make_dir(dir: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut prefix = PathBuf::new();
+    for part in dir.components() {
+        prefix.push(part);
+        match std::fs::symlink_metadata(&prefix) {
+            Ok(meta) if meta.file_type().is_symlink() && meta.uid() != 0 => {
+                return Err(std::io::Error::other(format!(
+                    "{} is a symlink owned by uid {}; refusing to use {}",
+                    prefix.display(),
+                    meta.uid(),
+                    dir.display()
+                )));
+            }
+            _ => {}
+        }
     }
-    Ok(())
+    let created = match std::fs::symlink_metadata(dir) {
+        Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            true
+        }
+        Err(e) => return Err(e),
+    };
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    if created {
+        handle.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(handle)
 }
 
 fn own_dir() -> Result<PathBuf, String> {
@@ -282,6 +316,8 @@ enum Event {
 
 struct Reload {
     generation: u64,
+    /// Restored if any child rejects the new configuration.
+    previous: Box<Config>,
     waiting: BTreeSet<Role>,
     failures: Vec<String>,
     reply: Option<oneshot::Sender<CtlResponse>>,
@@ -359,6 +395,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners) -> ExitCode {
         phase: Phase::Starting,
         reload: None,
         queries: Pending::new(),
+        reportable: BTreeSet::new(),
         events_tx,
         started: Instant::now(),
     };
@@ -386,6 +423,8 @@ struct Supervisor {
     phase: Phase,
     reload: Option<Reload>,
     queries: Pending<Answer>,
+    /// (reporter, peer) pairs whose current channel may still be reported as broken.
+    reportable: BTreeSet<(Role, Role)>,
     events_tx: mpsc::UnboundedSender<Event>,
     started: Instant,
 }
@@ -660,8 +699,21 @@ impl Supervisor {
                 self.reload_ack(role, generation, Some(reason));
             }
             FromChild::PeerFailed { peer, reason } => {
-                tracing::error!(role = %role, peer = %peer, reason = %reason, "Peer broke the protocol; restarting it.");
-                self.kill(peer, Signal::SIGKILL);
+                if !role.peers().contains(&peer) {
+                    tracing::error!(role = %role, peer = %peer, "Report about a role that is not a peer; killing the reporter.");
+                    self.kill(role, Signal::SIGKILL);
+                } else if self.reportable.remove(&(role, peer)) {
+                    tracing::error!(role = %role, peer = %peer, reason = %reason, "Peer broke the protocol; restarting it.");
+                    self.kill(peer, Signal::SIGKILL);
+                } else {
+                    // One report per channel: a compromised child must not be able to
+                    // keep killing its peer, nor a late report kill the peer's successor.
+                    tracing::warn!(role = %role, peer = %peer, reason = %reason, "Repeated report about a channel already replaced; ignoring it.");
+                }
+            }
+            FromChild::Answer { .. } if role != Role::Engine => {
+                tracing::error!(role = %role, "Answer from a role that was asked nothing; killing it.");
+                self.kill(role, Signal::SIGKILL);
             }
             FromChild::Answer { re, answer } => {
                 if !self.queries.complete(re, answer) {
@@ -721,6 +773,8 @@ impl Supervisor {
                 },
                 Some(b.into()),
             );
+            self.reportable.insert((role, peer));
+            self.reportable.insert((peer, role));
         }
         match self.phase {
             Phase::Running => {
@@ -747,6 +801,11 @@ impl Supervisor {
             return;
         }
         let pid = slot.pid.take().unwrap_or(0);
+        if pid != 0 {
+            // What the child spawned (nsupdate) is in its process group and must not outlive
+            // it; the group survives its leader while members remain.
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
         slot.out = None;
         slot.hello = false;
         slot.last_exit = Some(how.clone());
@@ -836,7 +895,7 @@ impl Supervisor {
             }
         };
         carry_restart_only(self.config(), &mut new);
-        self.prepared.config = new;
+        let previous = Box::new(std::mem::replace(&mut self.prepared.config, new));
         self.generation += 1;
         let generation = self.generation;
         let waiting: BTreeSet<Role> = self
@@ -855,6 +914,7 @@ impl Supervisor {
         tracing::info!(generation, "Reloading.");
         self.reload = Some(Reload {
             generation,
+            previous,
             waiting,
             failures: Vec::new(),
             reply,
@@ -895,12 +955,24 @@ impl Supervisor {
                 generation: reload.generation,
             }
         } else {
+            // Some children run the new slice, one refused it: put everyone back on the
+            // previous configuration, under a new generation so acknowledgements stay
+            // unambiguous.
+            self.prepared.config = *reload.previous;
+            self.generation += 1;
+            let generation = self.generation;
+            for role in Role::ALL {
+                if self.slots[&role].alive() && self.slots[&role].hello {
+                    let msg = ToChild::Config { generation, config: self.config().slice(role) };
+                    self.send(role, &msg, None);
+                }
+            }
             let message = format!(
-                "generation {} rejected by {}",
+                "generation {} rejected by {}; rolled back to the previous configuration as generation {generation}",
                 reload.generation,
                 reload.failures.join("; ")
             );
-            tracing::error!("Reload incomplete: {message}");
+            tracing::error!("Reload failed: {message}.");
             CtlResponse::Error { message }
         };
         if let Some(reply) = reload.reply {
@@ -940,7 +1012,11 @@ impl Supervisor {
                 self.slot(role).state = State::Stopped;
             }
         }
-        self.after(self.config().shutdown_grace, Event::Escalate { stage: 1 });
+        // Everything is gone by the end of the grace period: SIGTERM shortly before it, SIGKILL
+        // at it.
+        let grace = self.config().shutdown_grace;
+        let lead = TERM_BEFORE_KILL.min(grace / 2);
+        self.after(grace - lead, Event::Escalate { stage: 1 });
     }
 
     fn escalate(&mut self, stage: u8) {
@@ -956,7 +1032,8 @@ impl Supervisor {
             }
         }
         if stage == 1 {
-            self.after(KILL_AFTER_TERM, Event::Escalate { stage: 2 });
+            let grace = self.config().shutdown_grace;
+            self.after(TERM_BEFORE_KILL.min(grace / 2), Event::Escalate { stage: 2 });
         }
     }
 

@@ -88,7 +88,7 @@ impl State {
 }
 
 async fn run(
-    mut events: mpsc::Receiver<ControlEvent>,
+    mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
     let receiver = Link::<Silent>::new(Role::Receiver);

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(
-    mut events: mpsc::Receiver<ControlEvent>,
+    mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
     let engine = Link::<ReceiverToEngine>::new(Role::Engine);

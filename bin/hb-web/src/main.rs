@@ -76,7 +76,7 @@ async fn hosts(State(api): State<Api>) -> Response {
 }
 
 async fn run(
-    mut events: mpsc::Receiver<ControlEvent>,
+    mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
     let api = Api {

@@ -805,3 +805,53 @@ fn builtin_default_runs_unprivileged() {
         "state not in the per-user directory"
     );
 }
+
+// A child that refuses a new configuration: everyone goes back to the previous one.
+#[test]
+fn reload_rejected_by_a_child_rolls_back() {
+    let mut server = Server::prepare("rollback", "");
+    // A stand-in notifier speaking the control protocol: it refuses generation 2.
+    let script = format!(
+        r#"#!/bin/bash
+printf '{{"type":"hello","role":"notifier","version":"{version}","pid":%s}}\n' $$ >&3
+while read -r line <&3; do
+  case "$line" in
+    *'"type":"config"'*)
+      gen=$(printf '%s' "$line" | sed 's/.*"generation":\([0-9]*\).*/\1/')
+      if [ "$gen" = 2 ]; then
+        printf '{{"type":"config_rejected","generation":2,"reason":"test refuses"}}\n' >&3
+      else
+        printf '{{"type":"config_applied","generation":%s}}\n' "$gen" >&3
+      fi ;;
+    *'"type":"shutdown"'*) exit 0 ;;
+  esac
+done
+"#,
+        version = version()
+    );
+    let libexec = libexec_with(&server.dir, "hb-notifier", &script);
+    let base = format!(
+        "{}libexec_dir: {}\n",
+        std::fs::read_to_string(&server.config).expect("read"),
+        libexec.display()
+    );
+    std::fs::write(&server.config, &base).expect("write");
+    server.spawn(&["-f"]);
+    server.wait_running(Duration::from_secs(20));
+    std::fs::write(&server.config, format!("{base}hosts:\n  web9:\n    interval: 30\n")).expect("write");
+    assert!(server.ctl(&["reload"]).is_none(), "a rejected reload reported success");
+    let status = server.status().expect("status");
+    assert_eq!(status["generation"], 3, "{status}");
+    let log = server.log_text();
+    assert!(log.contains("test refuses") && log.contains("rolled back"), "{log}");
+    // Everyone acknowledged the rollback, and the engine runs the old configuration again.
+    assert!(wait_for(Duration::from_secs(5), || {
+        server.status().is_some_and(|s| {
+            s["children"].as_array().is_some_and(|c| c.iter().all(|c| c["generation"] == 3))
+        })
+    }));
+    assert!(server.pipeline_works("web9", Duration::from_secs(5)));
+    let (_, body) = http_get(server.http_port, "/api/0/hosts").expect("hosts");
+    assert!(body.contains("\"interval\":10"), "new configuration still in force: {body}");
+    assert_eq!(server.child_status("notifier")["restarts"], 0);
+}
