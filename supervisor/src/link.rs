@@ -230,10 +230,12 @@ mod tests {
         let link = Link::<ReceiverToEngine>::new(Role::Engine);
         let (ours, theirs) = UnixStream::pair().unwrap();
         link.attach(ours.into_split().1);
-        let mut huge = heartbeat(1);
-        if let ReceiverToEngine::HeartbeatReceived { host, .. } = &mut huge {
-            *host = "x".repeat(EDGE_MAX_LINE);
-        }
+        let huge = ReceiverToEngine::HeartbeatReceived {
+            host: "x".repeat(EDGE_MAX_LINE),
+            interval: None,
+            source: "127.0.0.1:1".parse().unwrap(),
+            received_ms: 1,
+        };
         assert!(link.send(huge));
         assert!(link.send(heartbeat(2)));
         let line = read_line(theirs).await;

@@ -172,7 +172,9 @@ fn probe_writes(writable: &[PathBuf], landlocked: bool) -> Vec<String> {
         // Old kernels and some containers lack Landlock: world-writable directories stay
         // writable, which the report's `landlock: none` shows; refusing to run would leave
         // the operator with no monitoring at all.
-        tracing::warn!("Landlock is not available: this process can still write to world-writable directories.");
+        tracing::warn!(
+            "Landlock is not available: this process can still write to world-writable directories."
+        );
     }
     let mut escaped = Vec::new();
     for dir in ["/", "/tmp", "/var/tmp", "/dev/shm", "/etc"] {

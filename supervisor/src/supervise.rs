@@ -963,7 +963,10 @@ impl Supervisor {
             let generation = self.generation;
             for role in Role::ALL {
                 if self.slots[&role].alive() && self.slots[&role].hello {
-                    let msg = ToChild::Config { generation, config: self.config().slice(role) };
+                    let msg = ToChild::Config {
+                        generation,
+                        config: self.config().slice(role),
+                    };
                     self.send(role, &msg, None);
                 }
             }
@@ -1033,7 +1036,10 @@ impl Supervisor {
         }
         if stage == 1 {
             let grace = self.config().shutdown_grace;
-            self.after(TERM_BEFORE_KILL.min(grace / 2), Event::Escalate { stage: 2 });
+            self.after(
+                TERM_BEFORE_KILL.min(grace / 2),
+                Event::Escalate { stage: 2 },
+            );
         }
     }
 

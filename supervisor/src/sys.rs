@@ -66,3 +66,30 @@ pub fn adopt_received_fd(raw: RawFd) -> OwnedFd {
     // code has seen the number, so this OwnedFd is its sole owner and closes it exactly once.
     unsafe { OwnedFd::from_raw_fd(raw) }
 }
+
+/// Which side of [`fork_with_pipe`] this is.
+pub enum Forked {
+    /// The original process; the pipe's read end.
+    Parent(OwnedFd),
+    /// The new process; the pipe's write end.
+    Child(OwnedFd),
+}
+
+/// Forks, with a close-on-exec pipe from the child to the parent. Call it only while the
+/// process has a single thread (before any runtime): the child gets a copy of just the
+/// calling thread.
+pub fn fork_with_pipe() -> io::Result<Forked> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the caller guarantees no other thread exists, so no lock or allocator state can
+    // be held by a thread that the child would not have.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(write);
+            Ok(Forked::Parent(read))
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(read);
+            Ok(Forked::Child(write))
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use hb_supervisor::config::{Config, DEFAULT_PATH};
-use hb_supervisor::daemon::{self, Pidfile};
+use hb_supervisor::daemon::{self, Detached, Pidfile};
 use hb_supervisor::supervise::{self, Listeners, Prepared};
 
 const USAGE: &str = "usage: hbsupervisor [-c FILE] [-f] [-v...] [-n]
@@ -94,12 +94,26 @@ fn main() -> ExitCode {
         None
     } else {
         // Both before any runtime exists: fork keeps only the calling thread.
-        if let Err(e) = daemon::detach(&prepared.config.logfile) {
-            tracing::error!(error = format!("{e:#}"), "Cannot detach.");
-            return ExitCode::from(EX_OSERR);
-        }
+        let readiness = match daemon::detach(&prepared.config.logfile) {
+            Ok(Detached::Parent { ready: true }) => return ExitCode::SUCCESS,
+            Ok(Detached::Parent { ready: false }) => {
+                eprintln!(
+                    "hbsupervisor: failed to start; see {}",
+                    prepared.config.logfile.display()
+                );
+                return ExitCode::from(EX_OSERR);
+            }
+            Ok(Detached::Daemon(readiness)) => readiness,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "Cannot detach.");
+                return ExitCode::from(EX_OSERR);
+            }
+        };
         match Pidfile::create(&prepared.config.pidfile) {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                readiness.ready();
+                Some(p)
+            }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "Cannot write the pid file.");
                 return ExitCode::from(EX_CANTCREAT);

@@ -417,21 +417,28 @@ fn sighup_reload_is_a_transaction() {
 #[test]
 fn daemon_mode_and_sigterm() {
     let mut server = Server::prepare("daemon", "");
+    let pidfile = server.dir.join("hb.pid");
+    // A pid file naming a live process: the daemon refuses, and the terminal is told.
+    std::fs::write(&pidfile, format!("{}\n", std::process::id())).expect("write");
     server.spawn(&[]);
-    // The foreground process exits once it has detached.
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(71));
+    assert!(
+        server.log_text().contains("failed to start"),
+        "{}",
+        server.log_text()
+    );
+    std::fs::remove_file(&pidfile).expect("rm");
+
+    server.spawn(&[]);
+    // The foreground process exits once the daemon is ready: the pid file is there already.
     assert_eq!(
         server.wait_exit(Duration::from_secs(10)),
         Some(0),
         "did not detach: {}",
         server.log_text()
     );
-    let pidfile = server.dir.join("hb.pid");
-    assert!(
-        wait_for(Duration::from_secs(5), || pidfile.exists()),
-        "no pid file"
-    );
     let pid: u32 = std::fs::read_to_string(&pidfile)
-        .expect("pid")
+        .expect("pid file written before the parent exits")
         .trim()
         .parse()
         .expect("number");
@@ -442,7 +449,13 @@ fn daemon_mode_and_sigterm() {
         "did not fork"
     );
     // A new session: no controlling terminal to lose.
-    assert!(proc_status(pid, "NSsid").is_some());
+    let sid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .expect("stat")
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(3).map(String::from))
+        .expect("sid");
+    assert_eq!(sid, pid.to_string(), "not a session leader");
     server.wait_running(Duration::from_secs(20));
     let log = server.dir.join("daemon.log");
     let text = std::fs::read_to_string(&log).expect("daemon.log");
@@ -838,20 +851,35 @@ done
     std::fs::write(&server.config, &base).expect("write");
     server.spawn(&["-f"]);
     server.wait_running(Duration::from_secs(20));
-    std::fs::write(&server.config, format!("{base}hosts:\n  web9:\n    interval: 30\n")).expect("write");
-    assert!(server.ctl(&["reload"]).is_none(), "a rejected reload reported success");
+    std::fs::write(
+        &server.config,
+        format!("{base}hosts:\n  web9:\n    interval: 30\n"),
+    )
+    .expect("write");
+    assert!(
+        server.ctl(&["reload"]).is_none(),
+        "a rejected reload reported success"
+    );
     let status = server.status().expect("status");
     assert_eq!(status["generation"], 3, "{status}");
     let log = server.log_text();
-    assert!(log.contains("test refuses") && log.contains("rolled back"), "{log}");
+    assert!(
+        log.contains("test refuses") && log.contains("rolled back"),
+        "{log}"
+    );
     // Everyone acknowledged the rollback, and the engine runs the old configuration again.
     assert!(wait_for(Duration::from_secs(5), || {
         server.status().is_some_and(|s| {
-            s["children"].as_array().is_some_and(|c| c.iter().all(|c| c["generation"] == 3))
+            s["children"]
+                .as_array()
+                .is_some_and(|c| c.iter().all(|c| c["generation"] == 3))
         })
     }));
     assert!(server.pipeline_works("web9", Duration::from_secs(5)));
     let (_, body) = http_get(server.http_port, "/api/0/hosts").expect("hosts");
-    assert!(body.contains("\"interval\":10"), "new configuration still in force: {body}");
+    assert!(
+        body.contains("\"interval\":10"),
+        "new configuration still in force: {body}"
+    );
     assert_eq!(server.child_status("notifier")["restarts"], 0);
 }
