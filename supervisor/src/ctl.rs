@@ -140,3 +140,34 @@ pub fn call(path: &Path, request: &CtlRequest, timeout: Duration) -> anyhow::Res
         .context("no answer")?;
     serde_json::from_str(&line).with_context(|| format!("bad answer: {line:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hb-ctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn bind_replaces_a_stale_socket_but_nothing_else() {
+        let dir = scratch("bind");
+        let path = dir.join("hb.sock");
+        let first = bind(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o660);
+        // A live server answers: refuse.
+        assert!(bind(&path).unwrap_err().to_string().contains("another hbsupervisor"));
+        drop(first);
+        // Stale: replaced.
+        let _again = bind(&path).unwrap();
+        // A regular file (a typo naming the config, say) is never removed.
+        let file = dir.join("hb.yaml");
+        std::fs::write(&file, "keep me").unwrap();
+        assert!(bind(&file).unwrap_err().to_string().contains("not a socket"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    }
+}
