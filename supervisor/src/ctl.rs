@@ -158,16 +158,29 @@ mod tests {
         let path = dir.join("hb.sock");
         let first = bind(&path).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o660);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o660
+        );
         // A live server answers: refuse.
-        assert!(bind(&path).unwrap_err().to_string().contains("another hbsupervisor"));
+        assert!(
+            bind(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("another hbsupervisor")
+        );
         drop(first);
         // Stale: replaced.
         let _again = bind(&path).unwrap();
         // A regular file (a typo naming the config, say) is never removed.
         let file = dir.join("hb.yaml");
         std::fs::write(&file, "keep me").unwrap();
-        assert!(bind(&file).unwrap_err().to_string().contains("not a socket"));
+        assert!(
+            bind(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("not a socket")
+        );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     }
 }

@@ -91,6 +91,9 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Every role, as named in `hbctl status`.
+pub const ROLES: [&str; 5] = ["receiver", "engine", "notifier", "dnsupdate", "web"];
+
 /// Test users when root: numeric ids need no passwd entries.
 pub const ROLE_UIDS: [(&str, u32); 5] = [
     ("receiver", 61001),
@@ -228,6 +231,11 @@ impl Server {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        wait_for(within, || self.log_text().contains(needle))
     }
 
     pub fn send_heartbeat(&self, name: &str) {

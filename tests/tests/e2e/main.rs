@@ -231,17 +231,13 @@ fn children_run_confined_as_their_users() {
 fn killed_children_are_restarted_and_the_pipeline_recovers() {
     let server = Server::start("restart", "");
     assert!(server.pipeline_works("before", Duration::from_secs(5)));
-    for (i, role) in ["receiver", "engine", "notifier", "dnsupdate", "web"]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, role) in ROLES.into_iter().enumerate() {
         let old = server.pid_of(role).expect("pid");
-        let others: Vec<(String, Option<u32>)> =
-            ["receiver", "engine", "notifier", "dnsupdate", "web"]
-                .iter()
-                .filter(|r| **r != role)
-                .map(|r| (r.to_string(), server.pid_of(r)))
-                .collect();
+        let others: Vec<(String, Option<u32>)> = ROLES
+            .iter()
+            .filter(|r| **r != role)
+            .map(|r| (r.to_string(), server.pid_of(r)))
+            .collect();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), Signal::SIGKILL)
             .expect("kill");
         let killed = Instant::now();
@@ -356,9 +352,7 @@ fn sighup_reload_is_a_transaction() {
     .expect("write");
     server.signal(Signal::SIGHUP);
     assert!(
-        wait_for(Duration::from_secs(5), || server
-            .log_text()
-            .contains("Reload complete, generation 2.")),
+        server.wait_log("Reload complete, generation 2.", Duration::from_secs(5)),
         "no reload; log:\n{}",
         server.log_text()
     );
@@ -377,10 +371,7 @@ fn sighup_reload_is_a_transaction() {
     let (_, body) = http_get(server.http_port, "/api/0/hosts").expect("hosts");
     assert!(body.contains("\"interval\":30"), "{body}");
 
-    let pids: Vec<Option<u32>> = ["receiver", "engine", "notifier", "dnsupdate", "web"]
-        .iter()
-        .map(|r| server.pid_of(r))
-        .collect();
+    let pids: Vec<Option<u32>> = ROLES.iter().map(|r| server.pid_of(r)).collect();
     std::fs::write(
         &server.config,
         format!("{base}hosts:\n  web9:\n    interval: soon\n"),
@@ -388,9 +379,10 @@ fn sighup_reload_is_a_transaction() {
     .expect("write");
     server.signal(Signal::SIGHUP);
     assert!(
-        wait_for(Duration::from_secs(5), || server
-            .log_text()
-            .contains("Reload failed; keeping the configuration in force")),
+        server.wait_log(
+            "Reload failed; keeping the configuration in force",
+            Duration::from_secs(5)
+        ),
         "{}",
         server.log_text()
     );
@@ -402,10 +394,7 @@ fn sighup_reload_is_a_transaction() {
     assert!(server.ctl(&["reload"]).is_none());
     let status = server.status().expect("status");
     assert_eq!(status["generation"], 2);
-    let after: Vec<Option<u32>> = ["receiver", "engine", "notifier", "dnsupdate", "web"]
-        .iter()
-        .map(|r| server.pid_of(r))
-        .collect();
+    let after: Vec<Option<u32>> = ROLES.iter().map(|r| server.pid_of(r)).collect();
     assert_eq!(pids, after, "children restarted by a failed reload");
     assert!(server.pipeline_works("still-up", Duration::from_secs(5)));
     // And a fixed file reloads again, through hbctl this time.
