@@ -568,7 +568,7 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
     // Names and references.
     for (name, host) in &file.hosts {
         let key = format!("hosts.{name}");
-        if let Err(why) = crate::names::check_host_name(name) {
+        if let Err(why) = hb_proto::names::check_host_name(name) {
             err(&key, why);
         }
         if let Some(interval) = host.interval
@@ -606,7 +606,7 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
         ("drophosts", &file.drophosts),
     ] {
         for name in names {
-            if let Err(why) = crate::names::check_host_name(name) {
+            if let Err(why) = hb_proto::names::check_host_name(name) {
                 err(list, why);
             }
         }

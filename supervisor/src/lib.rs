@@ -9,7 +9,7 @@
 //! - [`child`]: a role binary's start-up and control events; [`link`]: its data channels.
 //! - [`privdrop`]: the confinement sequence; [`fdpass`]: descriptors over the control channel.
 //! - [`daemon`]: detaching and the pid file; [`log`]: log line format.
-//! - [`names`], [`passwd`]: validation of host names and password hashes.
+//! - [`passwd`]: password hashes.
 //! - `sys`: the only unsafe code.
 
 #![deny(unsafe_code)]
@@ -22,7 +22,6 @@ pub mod daemon;
 pub mod fdpass;
 pub mod link;
 pub mod log;
-pub mod names;
 pub mod passwd;
 pub mod privdrop;
 pub mod supervise;

@@ -112,7 +112,7 @@ async fn receive(
                 name: Some(name),
                 interval,
                 ..
-            }) => match hb_supervisor::names::check_host_name(&name) {
+            }) => match hb_proto::names::check_host_name(&name) {
                 Err(why) => Some(why),
                 Ok(()) if config.borrow().drophosts.contains(&name) => None,
                 Ok(()) => {

@@ -78,7 +78,7 @@ fn run() -> anyhow::Result<()> {
     }
     if check {
         if let Some(name) = &name {
-            hb_supervisor::names::check_host_name(name).map_err(anyhow::Error::msg)?;
+            hb_proto::names::check_host_name(name).map_err(anyhow::Error::msg)?;
         }
         println!("configuration OK");
         return Ok(());
@@ -87,7 +87,7 @@ fn run() -> anyhow::Result<()> {
         Some(n) => n,
         None => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
     };
-    hb_supervisor::names::check_host_name(&name).map_err(anyhow::Error::msg)?;
+    hb_proto::names::check_host_name(&name).map_err(anyhow::Error::msg)?;
     let mut targets = Vec::new();
     for server in &servers {
         targets.extend((server.as_str(), port).to_socket_addrs()?);

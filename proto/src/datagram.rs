@@ -1,0 +1,620 @@
+//! Datagrams: bytes to messages and back.
+//!
+//! Decoding order, each step bounded before the next runs: size -> signature trailer split ->
+//! text or zlib (inflated at most to the limit, so a bomb costs at most that much) -> UTF-8 ->
+//! nesting depth (scanned before parsing) -> JSON -> string, key and element limits -> `ID`
+//! -> the message's own fields. Every failure is a [`Reject`] with a stable reason name for
+//! counters and the journal.
+
+use std::io::Read;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::message::{
+    Ack, ClientMessage, Command, Header, Heartbeat, MAX_INTERVAL, MAX_RTT_MS, MAX_SHORT, MAX_TEXT,
+    Notice, PluginData, Queued, ServerMessage, TextMessage, Update,
+};
+use crate::sign::{self, Trailer};
+
+/// Decoding limits; [`Limits::default`] is what hb-receiver enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest datagram accepted, bytes.
+    pub max_datagram: usize,
+    /// Largest JSON text after decompression, bytes.
+    pub max_inflated: usize,
+    /// Deepest nesting of objects and arrays.
+    pub max_depth: usize,
+    /// Longest string value, bytes.
+    pub max_string: usize,
+    /// Longest object key, bytes.
+    pub max_key: usize,
+    /// Most values (of any kind) in one message.
+    pub max_values: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_datagram: 65_507,
+            max_inflated: 256 * 1024,
+            max_depth: 32,
+            max_string: MAX_TEXT,
+            max_key: 128,
+            max_values: 20_000,
+        }
+    }
+}
+
+/// Why a datagram was refused. [`Reject::reason`] names it for counters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    /// Nothing in it.
+    #[error("empty datagram")]
+    Empty,
+    /// Over `max_datagram`.
+    #[error("datagram of {0} bytes is over the limit")]
+    TooLarge(usize),
+    /// Compressed data that does not inflate (truncated or corrupt).
+    #[error("bad zlib data: {0}")]
+    BadZlib(String),
+    /// Inflates past `max_inflated`; inflation stopped at the limit.
+    #[error("decompresses past the limit of {0} bytes")]
+    ZlibBomb(usize),
+    /// Not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// Nested deeper than `max_depth`.
+    #[error("nested deeper than {0}")]
+    TooDeep(usize),
+    /// Not JSON, or not one JSON object.
+    #[error("not a JSON object: {0}")]
+    BadJson(String),
+    /// A string, key or the number of values is over its limit.
+    #[error("{0}")]
+    TooBig(String),
+    /// No `ID`.
+    #[error("no ID")]
+    MissingId,
+    /// An `ID` this side does not handle.
+    #[error("unknown ID {0:?}")]
+    UnknownId(String),
+    /// `v` newer than this build speaks.
+    #[error("protocol version {0} is newer than this server's")]
+    UnsupportedVersion(u32),
+    /// No or invalid host name.
+    #[error("bad host name: {0}")]
+    BadName(String),
+    /// A field has the wrong type or is out of range.
+    #[error("invalid {field}: {why}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Unsigned, but the host requires signatures.
+    #[error("unsigned, but a signature is required for this host")]
+    Unsigned,
+    /// Signed too far from the server's clock.
+    #[error("timestamp outside the allowed window")]
+    Stale,
+    /// Counter not above the last accepted one.
+    #[error("replayed (counter not increasing)")]
+    Replay,
+    /// The source sent more than its rate allows.
+    #[error("rate limit exceeded")]
+    RateLimited,
+}
+
+impl Reject {
+    /// Stable name for counters and the journal.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Reject::Empty => "empty",
+            Reject::TooLarge(_) => "too_large",
+            Reject::BadZlib(_) => "bad_zlib",
+            Reject::ZlibBomb(_) => "zlib_bomb",
+            Reject::NotUtf8 => "not_utf8",
+            Reject::TooDeep(_) => "too_deep",
+            Reject::BadJson(_) => "bad_json",
+            Reject::TooBig(_) => "too_big",
+            Reject::MissingId => "missing_id",
+            Reject::UnknownId(_) => "unknown_id",
+            Reject::UnsupportedVersion(_) => "unsupported_version",
+            Reject::BadName(_) => "bad_name",
+            Reject::Invalid { .. } => "invalid_field",
+            Reject::BadSignature => "bad_signature",
+            Reject::Unsigned => "unsigned",
+            Reject::Stale => "stale",
+            Reject::Replay => "replay",
+            Reject::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// A decoded datagram.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded<'a, M> {
+    /// The message.
+    pub message: M,
+    /// Whether the body was zlib-compressed.
+    pub compressed: bool,
+    /// The signature trailer and the bytes it covers, when signed (not yet verified).
+    pub signature: Option<(Trailer, &'a [u8])>,
+}
+
+/// Decodes a datagram from a client. The signature, if any, is split off but not checked:
+/// the key depends on the host name inside.
+pub fn decode_client<'a>(
+    datagram: &'a [u8],
+    limits: &Limits,
+) -> Result<Decoded<'a, ClientMessage>, Reject> {
+    let Decoded {
+        message: object,
+        compressed,
+        signature,
+    } = decode_object(datagram, limits)?;
+    let message = client_message(object)?;
+    Ok(Decoded {
+        message,
+        compressed,
+        signature,
+    })
+}
+
+/// Decodes a datagram from the server.
+pub fn decode_server<'a>(
+    datagram: &'a [u8],
+    limits: &Limits,
+) -> Result<Decoded<'a, ServerMessage>, Reject> {
+    let Decoded {
+        message: object,
+        compressed,
+        signature,
+    } = decode_object(datagram, limits)?;
+    let id = take_id(&object)?;
+    let message = match id.as_str() {
+        "ACK" => {
+            let ack: Ack = typed(object)?;
+            for queued in &ack.queue {
+                if let Queued::Command(c) = queued {
+                    check_command_name(&c.command)?;
+                }
+            }
+            ServerMessage::Ack(ack)
+        }
+        "CMD" => {
+            let cmd: Command = typed(object)?;
+            check_command_name(&cmd.command)?;
+            ServerMessage::Command(cmd)
+        }
+        "UPD" => ServerMessage::Update(typed::<Update>(object)?),
+        _ => return Err(Reject::UnknownId(id)),
+    };
+    Ok(Decoded {
+        message,
+        compressed,
+        signature,
+    })
+}
+
+/// Encodes a message: compact JSON, zlib-compressed when longer than `compress_over` bytes
+/// and smaller so, signed when a key and (time, counter) are given.
+pub fn encode(json: &Value, compress_over: usize, sign: Option<(&[u8], u64, u64)>) -> Vec<u8> {
+    let text = json.to_string().into_bytes();
+    let mut out = if text.len() > compress_over {
+        let compressed = compress(&text);
+        if compressed.len() < text.len() {
+            compressed
+        } else {
+            text
+        }
+    } else {
+        text
+    };
+    if let Some((key, ts, counter)) = sign {
+        sign::append(&mut out, key, ts, counter);
+    }
+    out
+}
+
+fn compress(text: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = z.write_all(text);
+    z.finish().unwrap_or_default()
+}
+
+fn decode_object<'a>(
+    datagram: &'a [u8],
+    limits: &Limits,
+) -> Result<Decoded<'a, Map<String, Value>>, Reject> {
+    if datagram.is_empty() {
+        return Err(Reject::Empty);
+    }
+    if datagram.len() > limits.max_datagram {
+        return Err(Reject::TooLarge(datagram.len()));
+    }
+    let split = sign::split(datagram);
+    let body = split.body;
+    if body.is_empty() {
+        return Err(Reject::Empty);
+    }
+    let compressed = body[0] != b'{';
+    let inflated;
+    let text: &[u8] = if compressed {
+        inflated = inflate(body, limits.max_inflated)?;
+        &inflated
+    } else {
+        body
+    };
+    let text = std::str::from_utf8(text).map_err(|_| Reject::NotUtf8)?;
+    check_depth(text.as_bytes(), limits.max_depth)?;
+    let value: Value = serde_json::from_str(text).map_err(|e| Reject::BadJson(e.to_string()))?;
+    let Value::Object(object) = value else {
+        return Err(Reject::BadJson("not an object".into()));
+    };
+    let mut values = 0;
+    for (key, value) in &object {
+        check_key(key, limits)?;
+        check_sizes(value, limits, &mut values)?;
+    }
+    Ok(Decoded {
+        message: object,
+        compressed,
+        signature: split.signature,
+    })
+}
+
+/// Inflates at most `limit` bytes; one more byte available means a bomb, and reading stops.
+fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, Reject> {
+    let mut out = Vec::new();
+    let decoder = flate2::read::ZlibDecoder::new(body);
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Reject::BadZlib(e.to_string()))?;
+    if out.len() > limit {
+        return Err(Reject::ZlibBomb(limit));
+    }
+    Ok(out)
+}
+
+/// Depth of `[` and `{` outside strings, scanned before parsing so a deep document costs one
+/// pass and no recursion.
+fn check_depth(text: &[u8], max: usize) -> Result<(), Reject> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(Reject::TooDeep(max));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_key(key: &str, limits: &Limits) -> Result<(), Reject> {
+    if key.len() > limits.max_key {
+        return Err(Reject::TooBig(format!("key of {} bytes", key.len())));
+    }
+    Ok(())
+}
+
+fn check_sizes(value: &Value, limits: &Limits, values: &mut usize) -> Result<(), Reject> {
+    *values += 1;
+    if *values > limits.max_values {
+        return Err(Reject::TooBig(format!(
+            "more than {} values",
+            limits.max_values
+        )));
+    }
+    match value {
+        Value::String(s) if s.len() > limits.max_string => {
+            Err(Reject::TooBig(format!("string of {} bytes", s.len())))
+        }
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|v| check_sizes(v, limits, values)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            check_key(k, limits)?;
+            check_sizes(v, limits, values)
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn take_id(object: &Map<String, Value>) -> Result<String, Reject> {
+    match object.get("ID") {
+        Some(Value::String(id)) => Ok(id.clone()),
+        Some(_) => Err(Reject::Invalid {
+            field: "ID",
+            why: "not a string".into(),
+        }),
+        None => Err(Reject::MissingId),
+    }
+}
+
+fn typed<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, Reject> {
+    serde_json::from_value(Value::Object(object)).map_err(|e| Reject::Invalid {
+        field: "message",
+        why: e.to_string(),
+    })
+}
+
+fn client_message(object: Map<String, Value>) -> Result<ClientMessage, Reject> {
+    let id = take_id(&object)?;
+    if !object.contains_key("name") {
+        return Err(Reject::BadName("missing".into()));
+    }
+    if !object.get("name").is_some_and(Value::is_string) {
+        return Err(Reject::BadName("not a string".into()));
+    }
+    let message = match id.as_str() {
+        "HTB" => {
+            let m: Heartbeat = typed(object)?;
+            if let Some(i) = m.interval
+                && !(1..=MAX_INTERVAL).contains(&i)
+            {
+                return Err(invalid(
+                    "interval",
+                    format!("{i} is not 1 to {MAX_INTERVAL}"),
+                ));
+            }
+            if let Some(rtt) = m.rtt
+                && !(rtt.is_finite() && (0.0..=MAX_RTT_MS).contains(&rtt))
+            {
+                return Err(invalid("rtt", format!("{rtt} is not 0 to {MAX_RTT_MS} ms")));
+            }
+            check_short("ver", m.ver.as_deref())?;
+            ClientMessage::Heartbeat(m)
+        }
+        "PLG" => {
+            let m: PluginData = typed(object)?;
+            let ok = !m.plugin.is_empty()
+                && m.plugin.len() <= MAX_SHORT
+                && m.plugin
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(invalid(
+                    "plugin",
+                    format!("{:?} is not [a-z0-9_]{{1,64}}", m.plugin),
+                ));
+            }
+            ClientMessage::Plugin(m)
+        }
+        "BOT" | "SHD" => {
+            let m: Notice = typed(object)?;
+            check_short("ver", m.ver.as_deref())?;
+            if id == "BOT" {
+                ClientMessage::Boot(m)
+            } else {
+                ClientMessage::Shutdown(m)
+            }
+        }
+        "MSG" => {
+            let m: TextMessage = typed(object)?;
+            if m.text.len() > MAX_TEXT {
+                return Err(invalid("text", format!("over {MAX_TEXT} bytes")));
+            }
+            ClientMessage::Message(m)
+        }
+        _ => return Err(Reject::UnknownId(id)),
+    };
+    check_header(message.header())?;
+    Ok(message)
+}
+
+fn check_header(header: &Header) -> Result<(), Reject> {
+    crate::names::check_host_name(&header.name).map_err(Reject::BadName)?;
+    match header.v {
+        Some(v) if v > crate::PROTOCOL_VERSION => Err(Reject::UnsupportedVersion(v)),
+        _ => Ok(()),
+    }
+}
+
+fn check_short(field: &'static str, value: Option<&str>) -> Result<(), Reject> {
+    match value {
+        Some(s) if s.len() > MAX_SHORT || s.chars().any(char::is_control) => Err(invalid(
+            field,
+            format!("longer than {MAX_SHORT} bytes or has control characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Command names: the keys of the client's `commands:` map, `[A-Za-z0-9_.-]{1,64}`.
+pub fn check_command_name(name: &str) -> Result<(), Reject> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_SHORT
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "command",
+            format!("{name:?} is not [A-Za-z0-9_.-]{{1,64}}"),
+        ))
+    }
+}
+
+fn invalid(field: &'static str, why: String) -> Reject {
+    Reject::Invalid { field, why }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn netcat_heartbeat_decodes() {
+        let d = decode_client(br#"{"ID":"HTB","name":"web1","interval":10}"#, &limits()).unwrap();
+        match d.message {
+            ClientMessage::Heartbeat(h) => {
+                assert_eq!(h.header.name, "web1");
+                assert_eq!(h.interval, Some(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!d.compressed && d.signature.is_none());
+    }
+
+    #[test]
+    fn a_trailing_newline_from_echo_is_fine() {
+        assert!(decode_client(b"{\"ID\":\"HTB\",\"name\":\"web1\"}\n", &limits()).is_ok());
+    }
+
+    #[test]
+    fn compressed_round_trip() {
+        let msg = ClientMessage::Message(TextMessage {
+            header: Header {
+                name: "db1".into(),
+                ..Header::default()
+            },
+            text: "x".repeat(5000),
+            ..TextMessage::default()
+        });
+        let bytes = encode(&msg.to_json(), 1000, None);
+        assert!(bytes.len() < 1000);
+        let d = decode_client(&bytes, &limits()).unwrap();
+        assert!(d.compressed);
+        assert_eq!(d.message, msg);
+    }
+
+    #[test]
+    fn zlib_bomb_stops_at_the_limit() {
+        let huge = vec![b' '; 4 * 1024 * 1024];
+        let mut text = b"{\"ID\":\"HTB\",\"name\":\"a\",\"pad\":\"".to_vec();
+        text.extend_from_slice(&huge);
+        let bomb = compress(&text);
+        assert!(bomb.len() < 8 * 1024, "{}", bomb.len());
+        let start = std::time::Instant::now();
+        assert_eq!(
+            decode_client(&bomb, &limits()),
+            Err(Reject::ZlibBomb(256 * 1024))
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hostile_datagrams_are_rejected_with_reasons() {
+        let deep = format!(
+            "{{\"ID\":\"HTB\",\"name\":\"a\",\"x\":{}{}}}",
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        let long_name = format!("{{\"ID\":\"HTB\",\"name\":\"{}\"}}", "a".repeat(10_000));
+        let long_key = format!(
+            "{{\"ID\":\"HTB\",\"name\":\"a\",\"{}\":1}}",
+            "k".repeat(200)
+        );
+        let many = format!(
+            "{{\"ID\":\"HTB\",\"name\":\"a\",\"x\":[{}0]}}",
+            "0,".repeat(30_000)
+        );
+        let big = vec![b'x'; 70_000];
+        let truncated = {
+            let mut z = compress(br#"{"ID":"HTB","name":"web1","interval":10}"#);
+            z.truncate(z.len() / 2);
+            z
+        };
+        let cases: Vec<(&[u8], &str)> = vec![
+            (b"", "empty"),
+            (&big, "too_large"),
+            (&truncated, "bad_zlib"),
+            (b"\x78\x9c garbage", "bad_zlib"),
+            (b"{\"ID\":\"HTB\",\"name\":\"\xff\xfe\"}", "not_utf8"),
+            (deep.as_bytes(), "too_deep"),
+            (b"{not json", "bad_json"),
+            (b"{\"a\":1} trailing", "bad_json"),
+            (long_key.as_bytes(), "too_big"),
+            (many.as_bytes(), "too_big"),
+            (b"{\"name\":\"a\"}", "missing_id"),
+            (b"{\"ID\":\"XYZ\",\"name\":\"a\"}", "unknown_id"),
+            (b"{\"ID\":7,\"name\":\"a\"}", "invalid_field"),
+            (b"{\"ID\":\"HTB\"}", "bad_name"),
+            (b"{\"ID\":\"HTB\",\"name\":\"a\\u0007b\"}", "bad_name"),
+            (b"{\"ID\":\"HTB\",\"name\":\"a\\nb\"}", "bad_name"),
+            (long_name.as_bytes(), "bad_name"),
+            (b"{\"ID\":\"HTB\",\"name\":3}", "bad_name"),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":0}",
+                "invalid_field",
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":\"10\"}",
+                "invalid_field",
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"rtt\":-1}",
+                "invalid_field",
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"v\":99}",
+                "unsupported_version",
+            ),
+            (
+                b"{\"ID\":\"PLG\",\"name\":\"a\",\"plugin\":\"../x\",\"data\":{}}",
+                "invalid_field",
+            ),
+            (
+                b"{\"ID\":\"PLG\",\"name\":\"a\",\"plugin\":\"cpu\",\"data\":[]}",
+                "invalid_field",
+            ),
+        ];
+        for (bytes, reason) in cases {
+            let got = decode_client(bytes, &limits());
+            assert_eq!(
+                got.as_ref().err().map(Reject::reason),
+                Some(reason),
+                "{:?} -> {got:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
+            );
+        }
+    }
+
+    #[test]
+    fn server_messages_validate_command_names() {
+        let ok = br#"{"ID":"ACK","name":"a","ts":5,"queue":[{"ID":"CMD","id":1,"command":"restart-web"}]}"#;
+        assert!(decode_server(ok, &limits()).is_ok());
+        let bad = br#"{"ID":"ACK","name":"a","queue":[{"ID":"CMD","id":1,"command":"rm -rf /"}]}"#;
+        assert_eq!(
+            decode_server(bad, &limits()).unwrap_err().reason(),
+            "invalid_field"
+        );
+        assert_eq!(
+            decode_server(br#"{"ID":"HTB","name":"a"}"#, &limits())
+                .unwrap_err()
+                .reason(),
+            "unknown_id"
+        );
+    }
+}
