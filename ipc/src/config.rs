@@ -38,12 +38,42 @@ impl RoleConfig {
     }
 }
 
-/// hb-receiver's slice.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// hb-receiver's slice: the only process that sees the heartbeat keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Hosts whose datagrams are ignored (`drophosts`).
     pub drophosts: Vec<String>,
+    /// Per-host signing keys (`hosts.<h>.key`).
+    pub keys: BTreeMap<String, String>,
+    /// Key for hosts without their own (`hb_key`).
+    pub shared_key: Option<String>,
+    /// Whether unsigned datagrams are accepted, by default (`accept_unsigned`); `None`:
+    /// accepted exactly when no key applies to the host.
+    pub accept_unsigned: Option<bool>,
+    /// Per-host overrides of `accept_unsigned`.
+    pub accept_unsigned_hosts: BTreeMap<String, bool>,
+    /// Datagrams per second one source address may send on average (`source_rate`).
+    pub source_rate: f64,
+    /// Datagrams one source address may send at once (`source_burst`).
+    pub source_burst: f64,
+    /// Largest difference between a signature's time and ours, ms (`clock_skew`).
+    pub clock_skew_ms: u64,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            drophosts: Vec::new(),
+            keys: BTreeMap::new(),
+            shared_key: None,
+            accept_unsigned: None,
+            accept_unsigned_hosts: BTreeMap::new(),
+            source_rate: 50.0,
+            source_burst: 200.0,
+            clock_skew_ms: 120_000,
+        }
+    }
 }
 
 /// hb-engine's slice.
@@ -127,6 +157,12 @@ pub struct HostConfig {
     /// Expected heartbeat interval in seconds, overriding what the host announces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<u32>,
+    /// Key the host signs its datagrams with (only the receiver's slice carries it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Whether unsigned datagrams from this host are accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_unsigned: Option<bool>,
 }
 
 /// A YAML value that may be one string or a list of strings.
@@ -214,15 +250,17 @@ mod tests {
     fn slices_are_tagged_with_their_role() {
         let slice = RoleConfig::Receiver(ReceiverConfig {
             drophosts: vec!["old".into()],
+            ..ReceiverConfig::default()
         });
         let json = serde_json::to_string(&slice).unwrap();
-        assert_eq!(json, r#"{"role":"receiver","drophosts":["old"]}"#);
+        assert!(
+            json.starts_with(r#"{"role":"receiver","drophosts":["old"],"#),
+            "{json}"
+        );
         let back: RoleConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back.role(), crate::Role::Receiver);
-        assert!(
-            serde_json::from_str::<RoleConfig>(r#"{"role":"receiver","drophosts":[],"x":1}"#)
-                .is_err()
-        );
+        let extra = json.replace("\"drophosts\"", "\"x\":1,\"drophosts\"");
+        assert!(serde_json::from_str::<RoleConfig>(&extra).is_err());
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub enum CtlRequest {
     Reload {},
     /// The engine's host list.
     Hosts {},
+    /// The engine's recent events.
+    Messages {},
+    /// A role's counters.
+    Counters {
+        /// The role asked.
+        role: Role,
+    },
 }
 
 /// The supervisor's answer.
@@ -34,6 +41,18 @@ pub enum CtlResponse {
     Reloaded {
         /// The new generation.
         generation: u64,
+    },
+    /// Answer to `Counters`.
+    Counters {
+        /// The role that answered.
+        role: Role,
+        /// Name -> value.
+        counters: std::collections::BTreeMap<String, u64>,
+    },
+    /// Answer to `Messages`.
+    Messages {
+        /// Oldest first.
+        messages: Vec<crate::edge::EventSummary>,
     },
     /// Answer to `Hosts`.
     Hosts {

@@ -11,16 +11,45 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ReceiverToEngine {
-    /// A valid heartbeat arrived.
-    HeartbeatReceived {
+    /// A datagram passed every check (limits, name, signature, rate).
+    Received {
         /// The host's name as it announced it.
         host: String,
-        /// Its announced interval in seconds.
-        interval: Option<u32>,
         /// Where the datagram came from.
         source: SocketAddr,
         /// When it arrived, Unix ms.
         received_ms: u64,
+        /// Whether it carried a valid signature.
+        signed: bool,
+        /// The message as on the wire (validated), for the engine and the journal.
+        message: serde_json::Value,
+    },
+    /// A datagram was refused (rate-limited rejections are only counted, not reported).
+    Rejected {
+        /// Where it came from.
+        source: SocketAddr,
+        /// When it arrived, Unix ms.
+        received_ms: u64,
+        /// Stable reason name (`zlib_bomb`, `bad_signature`, ...).
+        reason: String,
+        /// Human-readable detail.
+        detail: String,
+    },
+}
+
+/// What the engine keeps current in the receiver so an ACK never waits on the engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EngineToReceiver {
+    /// The whole table, sent whenever the channel is (re)made.
+    HostTable {
+        /// Hosts the engine has plugin data for.
+        with_data: Vec<String>,
+    },
+    /// The engine now has plugin data for `host`.
+    HostHasData {
+        /// The host.
+        host: String,
     },
 }
 
@@ -56,6 +85,10 @@ pub enum EngineToWeb {
 pub enum Query {
     /// Every known host.
     ListHosts {},
+    /// The role's counters.
+    Counters {},
+    /// Recent events, oldest first.
+    Messages {},
 }
 
 /// The engine's answer to a [`Query`].
@@ -66,6 +99,16 @@ pub enum Answer {
     Hosts {
         /// One entry per host, sorted by name.
         hosts: Vec<HostSummary>,
+    },
+    /// Recent events.
+    Messages {
+        /// Oldest first.
+        messages: Vec<EventSummary>,
+    },
+    /// Counters by name.
+    Counters {
+        /// Name -> value.
+        counters: std::collections::BTreeMap<String, u64>,
     },
     /// The query failed.
     Error {
@@ -88,14 +131,30 @@ pub struct HostSummary {
     pub interval: u32,
     /// Heartbeats received since the engine started.
     pub heartbeats: u64,
+    /// Round-trip time the host last reported, ms.
+    pub rtt_ms: Option<f64>,
+    /// Client version the host last reported.
+    pub version: Option<String>,
+    /// Whether its last heartbeat was signed.
+    pub signed: bool,
+}
+
+/// An event as listed by `/api/0/messages` and `hbctl messages`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSummary {
+    /// When, Unix ms.
+    pub time_ms: u64,
+    /// The host it concerns.
+    pub host: String,
+    /// What happened.
+    pub msg: String,
 }
 
 /// The message type of a direction that carries nothing yet: no frame decodes to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Silent {}
 
-/// Engine to receiver (pending commands arrive with the protocol issue).
-pub type EngineToReceiver = Silent;
 /// Engine to notifier.
 pub type EngineToNotifier = Silent;
 /// Notifier to engine.
@@ -110,17 +169,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn golden_heartbeat_line() {
-        let msg = ReceiverToEngine::HeartbeatReceived {
+    fn golden_received_line() {
+        let msg = ReceiverToEngine::Received {
             host: "web1".into(),
-            interval: Some(10),
             source: "127.0.0.2:4000".parse().unwrap(),
             received_ms: 1,
+            signed: false,
+            message: serde_json::json!({"ID": "HTB", "name": "web1"}),
         };
         let line = serde_json::to_string(&msg).unwrap();
         assert_eq!(
             line,
-            r#"{"type":"heartbeat_received","host":"web1","interval":10,"source":"127.0.0.2:4000","received_ms":1}"#
+            r#"{"type":"received","host":"web1","source":"127.0.0.2:4000","received_ms":1,"signed":false,"message":{"ID":"HTB","name":"web1"}}"#
         );
         assert_eq!(
             serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),

@@ -363,6 +363,15 @@ fn typed<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, Reject> {
     })
 }
 
+/// Builds a client message from its JSON object, with every field check (the engine uses
+/// this on what the receiver forwards).
+pub fn parse_client(value: Value) -> Result<ClientMessage, Reject> {
+    match value {
+        Value::Object(object) => client_message(object),
+        _ => Err(Reject::BadJson("not an object".into())),
+    }
+}
+
 fn client_message(object: Map<String, Value>) -> Result<ClientMessage, Reject> {
     let id = take_id(&object)?;
     if !object.contains_key("name") {

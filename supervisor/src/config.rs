@@ -148,6 +148,16 @@ pub struct File {
     pub rndc_key: Option<PathBuf>,
     /// Public URL used in links.
     pub base_url: Option<String>,
+    /// Key every host may sign with unless it has its own (`hosts.<h>.key`).
+    pub hb_key: Option<String>,
+    /// Accept unsigned datagrams; default: exactly from hosts no key applies to.
+    pub accept_unsigned: Option<bool>,
+    /// Datagrams per second per source address, on average.
+    pub source_rate: Option<f64>,
+    /// Datagrams per source address at once.
+    pub source_burst: Option<f64>,
+    /// Seconds a signature's time may differ from the server's.
+    pub clock_skew: Option<f64>,
     /// Unprivileged user for every child.
     pub user: Option<String>,
     /// Group for every child (default: the user's primary group).
@@ -320,9 +330,29 @@ impl Config {
     pub fn slice(&self, role: Role) -> RoleConfig {
         let f = &self.file;
         match role {
-            Role::Receiver => RoleConfig::Receiver(ReceiverConfig {
-                drophosts: f.drophosts.clone(),
-            }),
+            Role::Receiver => {
+                let defaults = ReceiverConfig::default();
+                RoleConfig::Receiver(ReceiverConfig {
+                    drophosts: f.drophosts.clone(),
+                    keys: f
+                        .hosts
+                        .iter()
+                        .filter_map(|(name, h)| Some((name.clone(), h.key.clone()?)))
+                        .collect(),
+                    shared_key: f.hb_key.clone(),
+                    accept_unsigned: f.accept_unsigned,
+                    accept_unsigned_hosts: f
+                        .hosts
+                        .iter()
+                        .filter_map(|(name, h)| Some((name.clone(), h.accept_unsigned?)))
+                        .collect(),
+                    source_rate: f.source_rate.unwrap_or(defaults.source_rate),
+                    source_burst: f.source_burst.unwrap_or(defaults.source_burst),
+                    clock_skew_ms: f
+                        .clock_skew
+                        .map_or(defaults.clock_skew_ms, |s| (s * 1000.0) as u64),
+                })
+            }
             Role::Engine => RoleConfig::Engine(Box::new(EngineConfig {
                 interval: f.interval.unwrap_or(10),
                 grace: f.grace.unwrap_or(2.0),
@@ -338,7 +368,20 @@ impl Config {
                     max_size: f.journal_max_size.unwrap_or(100 << 20),
                     max_backups: f.journal_max_backups.unwrap_or(10),
                 },
-                hosts: f.hosts.clone(),
+                // Keys are the receiver's alone.
+                hosts: f
+                    .hosts
+                    .iter()
+                    .map(|(name, h)| {
+                        (
+                            name.clone(),
+                            HostConfig {
+                                key: None,
+                                ..h.clone()
+                            },
+                        )
+                    })
+                    .collect(),
                 watchhosts: f.watchhosts.clone(),
                 dyndnshosts: f.dyndnshosts.clone(),
                 drophosts: f.drophosts.clone(),
@@ -467,6 +510,25 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
             err(key, "must be a port number from 1 to 65535".into());
         }
     }
+    for (key, value, min) in [
+        ("source_rate", file.source_rate, 0.1),
+        ("source_burst", file.source_burst, 1.0),
+        ("clock_skew", file.clock_skew, 1.0),
+    ] {
+        if let Some(v) = value
+            && !(v.is_finite() && v >= min && v <= 1e9)
+        {
+            err(key, format!("must be a number of at least {min}, not {v}"));
+        }
+    }
+    if let Some(k) = &file.hb_key
+        && k.len() < hb_proto::sign::MIN_KEY_LEN
+    {
+        err(
+            "hb_key",
+            format!("must be at least {} bytes", hb_proto::sign::MIN_KEY_LEN),
+        );
+    }
     if file.interval == Some(0) {
         err("interval", "must be at least 1 second".into());
     }
@@ -570,6 +632,14 @@ fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>
         let key = format!("hosts.{name}");
         if let Err(why) = hb_proto::names::check_host_name(name) {
             err(&key, why);
+        }
+        if let Some(k) = &host.key
+            && k.len() < hb_proto::sign::MIN_KEY_LEN
+        {
+            err(
+                &format!("{key}.key"),
+                format!("must be at least {} bytes", hb_proto::sign::MIN_KEY_LEN),
+            );
         }
         if let Some(interval) = host.interval
             && interval == 0
@@ -912,7 +982,7 @@ notification_channels:
     #[test]
     fn slices_carry_only_their_part() {
         let c = parse(
-            "notification_channels:\n  p:\n    type: pushover\n    token: s3cret\n    user: u\nusers:\n  a:\n    admin: true\n    notification_channels: [p]\n",
+            "notification_channels:\n  p:\n    type: pushover\n    token: s3cret\n    user: u\nusers:\n  a:\n    admin: true\n    notification_channels: [p]\nhb_key: sharedsharedshared\nhosts:\n  h1:\n    key: hostkeyhostkeyhostkey\n",
         )
         .unwrap();
         for role in Role::ALL {
@@ -922,6 +992,13 @@ notification_channels:
                 role == Role::Notifier,
                 "{role}: {json}"
             );
+            for secret in ["hostkeyhostkey", "sharedshared"] {
+                assert_eq!(
+                    json.contains(secret),
+                    role == Role::Receiver,
+                    "{role}: {json}"
+                );
+            }
         }
         assert_eq!(c.default_owner().as_deref(), Some("a"));
     }

@@ -192,11 +192,16 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     fn heartbeat(n: u64) -> ReceiverToEngine {
-        ReceiverToEngine::HeartbeatReceived {
-            host: format!("h{n}"),
-            interval: None,
+        received(format!("h{n}"))
+    }
+
+    fn received(host: String) -> ReceiverToEngine {
+        ReceiverToEngine::Received {
+            host,
             source: "127.0.0.1:1".parse().unwrap(),
-            received_ms: n,
+            received_ms: 1,
+            signed: false,
+            message: serde_json::Value::Null,
         }
     }
 
@@ -230,12 +235,7 @@ mod tests {
         let link = Link::<ReceiverToEngine>::new(Role::Engine);
         let (ours, theirs) = UnixStream::pair().unwrap();
         link.attach(ours.into_split().1);
-        let huge = ReceiverToEngine::HeartbeatReceived {
-            host: "x".repeat(EDGE_MAX_LINE),
-            interval: None,
-            source: "127.0.0.1:1".parse().unwrap(),
-            received_ms: 1,
-        };
+        let huge = received("x".repeat(EDGE_MAX_LINE));
         assert!(link.send(huge));
         assert!(link.send(heartbeat(2)));
         let line = read_line(theirs).await;

@@ -396,6 +396,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners) -> ExitCode {
         reload: None,
         queries: Pending::new(),
         reportable: BTreeSet::new(),
+        asked: BTreeMap::new(),
         events_tx,
         started: Instant::now(),
     };
@@ -423,6 +424,8 @@ struct Supervisor {
     phase: Phase,
     reload: Option<Reload>,
     queries: Pending<Answer>,
+    /// Which role each relayed query went to; only that role may answer it.
+    asked: BTreeMap<u64, Role>,
     /// (reporter, peer) pairs whose current channel may still be reported as broken.
     reportable: BTreeSet<(Role, Role)>,
     events_tx: mpsc::UnboundedSender<Event>,
@@ -711,11 +714,12 @@ impl Supervisor {
                     tracing::warn!(role = %role, peer = %peer, reason = %reason, "Repeated report about a channel already replaced; ignoring it.");
                 }
             }
-            FromChild::Answer { .. } if role != Role::Engine => {
-                tracing::error!(role = %role, "Answer from a role that was asked nothing; killing it.");
+            FromChild::Answer { re, .. } if self.asked.get(&re) != Some(&role) => {
+                tracing::error!(role = %role, re, "Answer to a question this role was not asked; killing it.");
                 self.kill(role, Signal::SIGKILL);
             }
             FromChild::Answer { re, answer } => {
+                self.asked.remove(&re);
                 if !self.queries.complete(re, answer) {
                     tracing::debug!(role = %role, re, "Late or unknown answer dropped.");
                 }
@@ -1051,38 +1055,40 @@ impl Supervisor {
                 });
             }
             CtlRequest::Reload {} => self.reload(Some(reply)),
-            CtlRequest::Hosts {} => {
-                let (id, rx) = self.queries.register();
-                let sent = self.slots[&Role::Engine].configured()
-                    && self.send(
-                        Role::Engine,
-                        &ToChild::Request {
-                            id,
-                            query: Query::ListHosts {},
-                        },
-                        None,
-                    );
-                if !sent {
-                    self.queries.complete(
-                        id,
-                        Answer::Error {
-                            message: "the engine is not running".into(),
-                        },
-                    );
-                }
-                let queries = self.queries.clone();
-                tokio::spawn(async move {
-                    let response = match queries.wait(id, rx, QUERY_TIMEOUT).await {
-                        Ok(Answer::Hosts { hosts }) => CtlResponse::Hosts { hosts },
-                        Ok(Answer::Error { message }) => CtlResponse::Error { message },
-                        Err(e) => CtlResponse::Error {
-                            message: format!("engine: {e}"),
-                        },
-                    };
-                    let _ = reply.send(response);
-                });
-            }
+            CtlRequest::Hosts {} => self.ask(Role::Engine, Query::ListHosts {}, reply),
+            CtlRequest::Counters { role } => self.ask(role, Query::Counters {}, reply),
+            CtlRequest::Messages {} => self.ask(Role::Engine, Query::Messages {}, reply),
         }
+    }
+
+    /// Relays a query to a child and its answer to `hbctl`, with a timeout.
+    fn ask(&mut self, role: Role, query: Query, reply: oneshot::Sender<CtlResponse>) {
+        let (id, rx) = self.queries.register();
+        let sent = self.slots[&role].configured()
+            && self.send(role, &ToChild::Request { id, query }, None);
+        if sent {
+            self.asked.insert(id, role);
+            // Unanswered (timed-out) entries are dropped oldest first; ids only grow.
+            while self.asked.len() > 1024 {
+                self.asked.pop_first();
+            }
+        } else {
+            let message = format!("the {role} is not running");
+            self.queries.complete(id, Answer::Error { message });
+        }
+        let queries = self.queries.clone();
+        tokio::spawn(async move {
+            let response = match queries.wait(id, rx, QUERY_TIMEOUT).await {
+                Ok(Answer::Hosts { hosts }) => CtlResponse::Hosts { hosts },
+                Ok(Answer::Counters { counters }) => CtlResponse::Counters { role, counters },
+                Ok(Answer::Messages { messages }) => CtlResponse::Messages { messages },
+                Ok(Answer::Error { message }) => CtlResponse::Error { message },
+                Err(e) => CtlResponse::Error {
+                    message: format!("{role}: {e}"),
+                },
+            };
+            let _ = reply.send(response);
+        });
     }
 
     fn status(&self) -> ServerStatus {

@@ -1,9 +1,10 @@
-//! hb-engine: host state. In this first cut it tracks last-seen times in memory and answers
-//! host queries; the store, journal and alerting land with their issues.
+//! hb-engine: host state. In this cut it keeps hosts, their latest plugin data and recent
+//! events in memory and answers queries; the store, journal and alerting land with their
+//! issues.
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -11,11 +12,16 @@ use hb_ipc::Role;
 use hb_ipc::config::{EngineConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
-    Answer, EngineToWeb, HostSummary, Query, ReceiverToEngine, Silent, WebToEngine,
+    Answer, EngineToReceiver, EngineToWeb, EventSummary, HostSummary, Query, ReceiverToEngine,
+    Silent, WebToEngine,
 };
+use hb_proto::message::ClientMessage;
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
+
+/// Events kept for queries (the original's `/api/0/messages` shows 30).
+const EVENTS_KEPT: usize = 30;
 
 fn main() -> ExitCode {
     child::run(Role::Engine, run)
@@ -26,33 +32,127 @@ struct Host {
     address: SocketAddr,
     announced_interval: Option<u32>,
     heartbeats: u64,
+    rtt_ms: Option<f64>,
+    version: Option<String>,
+    signed: bool,
+    plugins: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One thing that happened, for the event list.
+struct Event {
+    at_ms: u64,
+    host: String,
+    text: String,
 }
 
 #[derive(Default)]
 struct State {
     config: Option<EngineConfig>,
     hosts: BTreeMap<String, Host>,
+    events: VecDeque<Event>,
+    counters: BTreeMap<String, u64>,
 }
 
 impl State {
-    fn heartbeat(&mut self, msg: ReceiverToEngine) {
+    fn count(&mut self, name: &str) {
+        *self.counters.entry(name.to_string()).or_insert(0) += 1;
+    }
+
+    fn event(&mut self, at_ms: u64, host: &str, text: String) {
+        tracing::info!(host, "{text}");
+        if self.events.len() == EVENTS_KEPT {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event {
+            at_ms,
+            host: host.to_string(),
+            text,
+        });
+    }
+
+    /// Applies a report from the receiver; returns a host that now has plugin data for the
+    /// first time, which the receiver must learn about.
+    fn received(&mut self, msg: ReceiverToEngine) -> Option<String> {
         match msg {
-            ReceiverToEngine::HeartbeatReceived {
+            ReceiverToEngine::Rejected {
+                source,
+                reason,
+                detail,
+                ..
+            } => {
+                self.count(&format!("rejected_{reason}"));
+                tracing::debug!(%source, reason, detail, "Datagram rejected by the receiver.");
+                None
+            }
+            ReceiverToEngine::Received {
                 host,
-                interval,
                 source,
                 received_ms,
+                signed,
+                message,
             } => {
-                let entry = self.hosts.entry(host).or_insert(Host {
+                let message = match hb_proto::datagram::parse_client(message) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // The receiver validated it; this means the two disagree.
+                        tracing::error!(host, error = %e, "Receiver forwarded an invalid message.");
+                        self.count("invalid_forwarded");
+                        return None;
+                    }
+                };
+                self.count(&format!("received_{}", message.id()));
+                let entry = self.hosts.entry(host.clone()).or_insert_with(|| Host {
                     last_seen_ms: received_ms,
                     address: source,
-                    announced_interval: interval,
+                    announced_interval: None,
                     heartbeats: 0,
+                    rtt_ms: None,
+                    version: None,
+                    signed,
+                    plugins: BTreeMap::new(),
                 });
+                if entry.address != source {
+                    let text = format!("{host} moved from {} to {source}", entry.address);
+                    entry.address = source;
+                    self.event(received_ms, &host, text);
+                }
+                let entry = self.hosts.get_mut(&host)?;
                 entry.last_seen_ms = received_ms;
-                entry.address = source;
-                entry.announced_interval = interval.or(entry.announced_interval);
-                entry.heartbeats += 1;
+                entry.signed = signed;
+                match message {
+                    ClientMessage::Heartbeat(h) => {
+                        entry.heartbeats += 1;
+                        entry.announced_interval = h.interval.or(entry.announced_interval);
+                        entry.rtt_ms = h.rtt.or(entry.rtt_ms);
+                        entry.version = h.ver.or(entry.version.take());
+                        None
+                    }
+                    ClientMessage::Plugin(p) => {
+                        let first = entry.plugins.is_empty();
+                        entry.plugins.insert(p.plugin, p.data);
+                        first.then_some(host)
+                    }
+                    ClientMessage::Boot(n) => {
+                        entry.version = n.ver.or(entry.version.take());
+                        self.event(received_ms, &host, format!("{host} booted"));
+                        None
+                    }
+                    ClientMessage::Shutdown(_) => {
+                        self.event(received_ms, &host, format!("{host} is shutting down"));
+                        None
+                    }
+                    ClientMessage::Message(m) => {
+                        let text = match (m.cmd, m.exit) {
+                            (Some(id), Some(code)) => {
+                                format!("{host}: command {id} exited {code}: {}", m.text)
+                            }
+                            (Some(id), None) => format!("{host}: command {id}: {}", m.text),
+                            _ => format!("{host}: {}", m.text),
+                        };
+                        self.event(received_ms, &host, text);
+                        None
+                    }
+                }
             }
         }
     }
@@ -69,9 +169,28 @@ impl State {
                         address: h.address,
                         interval: self.interval(name, h),
                         heartbeats: h.heartbeats,
+                        rtt_ms: h.rtt_ms,
+                        version: h.version.clone(),
+                        signed: h.signed,
                     })
                     .collect(),
             },
+            Query::Messages {} => Answer::Messages {
+                messages: self
+                    .events
+                    .iter()
+                    .map(|e| EventSummary {
+                        time_ms: e.at_ms,
+                        host: e.host.clone(),
+                        msg: e.text.clone(),
+                    })
+                    .collect(),
+            },
+            Query::Counters {} => {
+                let mut counters = self.counters.clone();
+                counters.insert("hosts".into(), self.hosts.len() as u64);
+                Answer::Counters { counters }
+            }
         }
     }
 
@@ -85,17 +204,25 @@ impl State {
             .or(config.map(|c| c.interval))
             .unwrap_or(10)
     }
+
+    fn with_data(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|(_, h)| !h.plugins.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
 }
 
 async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
-    let receiver = Link::<Silent>::new(Role::Receiver);
+    let receiver = Link::<EngineToReceiver>::new(Role::Receiver);
     let web = Link::<EngineToWeb>::new(Role::Web);
     let notifier = Link::<Silent>::new(Role::Notifier);
     let dnsupdate = Link::<Silent>::new(Role::Dnsupdate);
-    let (heartbeats_tx, mut heartbeats) = mpsc::channel::<ReceiverToEngine>(4096);
+    let (received_tx, mut received) = mpsc::channel::<ReceiverToEngine>(4096);
     let (web_tx, mut web_requests) = mpsc::channel::<WebToEngine>(256);
     let (silent_tx, _keep) = mpsc::channel::<Silent>(1);
     let mut state = State::default();
@@ -114,7 +241,11 @@ async fn run(
                 Some(ControlEvent::Socket { socket: PassedSocket::Peer { role }, fd }) => {
                     let stream = child::unix_stream(fd)?;
                     match role {
-                        Role::Receiver => link::connect(stream, &receiver, heartbeats_tx.clone(), control.clone()),
+                        Role::Receiver => {
+                            link::connect(stream, &receiver, received_tx.clone(), control.clone());
+                            // A fresh receiver knows nothing: give it the whole table.
+                            receiver.send(EngineToReceiver::HostTable { with_data: state.with_data() });
+                        }
                         Role::Web => link::connect(stream, &web, web_tx.clone(), control.clone()),
                         Role::Notifier => link::connect(stream, &notifier, silent_tx.clone(), control.clone()),
                         Role::Dnsupdate => link::connect(stream, &dnsupdate, silent_tx.clone(), control.clone()),
@@ -128,7 +259,11 @@ async fn run(
                 }
                 Some(ControlEvent::Request { id, query }) => control.answer(id, state.answer(query)),
             },
-            Some(msg) = heartbeats.recv(), if started => state.heartbeat(msg),
+            Some(msg) = received.recv(), if started => {
+                if let Some(host) = state.received(msg) {
+                    receiver.send(EngineToReceiver::HostHasData { host });
+                }
+            }
             Some(WebToEngine::Request { id, query }) = web_requests.recv(), if started => {
                 web.send(EngineToWeb::Answer { re: id, answer: state.answer(query) });
             }

@@ -1,22 +1,37 @@
-//! hb-receiver: reads heartbeat datagrams from the UDP socket the supervisor bound and
-//! forwards valid ones to the engine. Runs chrooted, as its own user, with nothing to write.
+//! hb-receiver: reads heartbeat datagrams from the UDP socket the supervisor bound, checks
+//! each one (docs/PROTOCOL.md), answers with an ACK at once and forwards it to the engine.
+//! Runs chrooted, as its own user, with nothing to write. The engine keeps the table the ACKs
+//! need current here, so ACKs keep flowing while the engine restarts.
 
 #![forbid(unsafe_code)]
 
+mod gate;
+
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
+use std::time::Instant;
 
+use gate::{Gate, Outcome};
 use hb_ipc::Role;
 use hb_ipc::config::{ReceiverConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
-use hb_ipc::edge::{Answer, ReceiverToEngine, Silent};
+use hb_ipc::edge::{Answer, EngineToReceiver, Query, ReceiverToEngine};
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
-use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
+
+/// Rejections reported to the engine per second at most; the rest are only counted.
+const REJECT_REPORTS_PER_SECOND: u32 = 100;
 
 fn main() -> ExitCode {
     child::run(Role::Receiver, run)
+}
+
+/// Work for the task that owns the socket and the gate.
+enum ToGate {
+    Config(ReceiverConfig),
+    Counters(oneshot::Sender<BTreeMap<String, u64>>),
 }
 
 async fn run(
@@ -24,16 +39,21 @@ async fn run(
     control: ControlSender,
 ) -> anyhow::Result<()> {
     let engine = Link::<ReceiverToEngine>::new(Role::Engine);
-    let (inbound, _keep) = mpsc::channel::<Silent>(1);
-    let (config_tx, config) = watch::channel(ReceiverConfig::default());
+    let (table_tx, table_rx) = mpsc::channel::<EngineToReceiver>(1024);
+    let mut table_rx = Some(table_rx);
+    let mut config = ReceiverConfig::default();
     let mut udp: Option<OwnedFd> = None;
+    let mut gate_tx: Option<mpsc::UnboundedSender<ToGate>> = None;
     while let Some(event) = events.recv().await {
         match event {
             ControlEvent::Config {
                 generation,
                 config: RoleConfig::Receiver(c),
             } => {
-                config_tx.send_replace(c);
+                config = c.clone();
+                if let Some(tx) = &gate_tx {
+                    let _ = tx.send(ToGate::Config(c));
+                }
                 control.config_applied(generation);
             }
             ControlEvent::Config { generation, .. } => {
@@ -50,7 +70,7 @@ async fn run(
                 link::connect(
                     child::unix_stream(fd)?,
                     &engine,
-                    inbound.clone(),
+                    table_tx.clone(),
                     control.clone(),
                 );
             }
@@ -58,20 +78,43 @@ async fn run(
                 tracing::warn!(?socket, "Unexpected socket; closing it.")
             }
             ControlEvent::Start => {
-                let Some(fd) = udp.take() else {
-                    anyhow::bail!("started without a UDP socket");
+                let (Some(fd), Some(table)) = (udp.take(), table_rx.take()) else {
+                    anyhow::bail!("started twice, or without a UDP socket");
                 };
                 let socket = std::net::UdpSocket::from(fd);
                 socket.set_nonblocking(true)?;
                 let socket = tokio::net::UdpSocket::from_std(socket)?;
                 tracing::info!(addr = ?socket.local_addr().ok(), "Receiving.");
-                tokio::spawn(receive(socket, engine.clone(), config.clone()));
+                let (tx, rx) = mpsc::unbounded_channel();
+                gate_tx = Some(tx);
+                let gate = Gate::new(config.clone(), hb_ipc::now_ms());
+                tokio::spawn(receive(socket, gate, engine.clone(), table, rx));
             }
+            ControlEvent::Request {
+                id,
+                query: Query::Counters {},
+            } => match &gate_tx {
+                Some(tx) => {
+                    let (reply, answer) = oneshot::channel();
+                    let _ = tx.send(ToGate::Counters(reply));
+                    let control = control.clone();
+                    tokio::spawn(async move {
+                        let counters = answer.await.unwrap_or_default();
+                        control.answer(id, Answer::Counters { counters });
+                    });
+                }
+                None => control.answer(
+                    id,
+                    Answer::Counters {
+                        counters: BTreeMap::new(),
+                    },
+                ),
+            },
             ControlEvent::Request { id, .. } => {
                 control.answer(
                     id,
                     Answer::Error {
-                        message: "the receiver answers no queries".into(),
+                        message: "the receiver answers only counters".into(),
                     },
                 );
             }
@@ -80,55 +123,74 @@ async fn run(
     Ok(())
 }
 
-/// The fields of a datagram the skeleton pipeline needs; the full protocol is docs/PROTOCOL.md.
-#[derive(Deserialize)]
-struct Datagram {
-    #[serde(rename = "ID")]
-    id: String,
-    name: Option<String>,
-    interval: Option<u32>,
-}
-
 async fn receive(
     socket: tokio::net::UdpSocket,
+    mut gate: Gate,
     engine: Link<ReceiverToEngine>,
-    config: watch::Receiver<ReceiverConfig>,
+    mut table: mpsc::Receiver<EngineToReceiver>,
+    mut work: mpsc::UnboundedReceiver<ToGate>,
 ) {
-    let mut buf = vec![0u8; 65536];
-    let mut rejected: u64 = 0;
+    let mut buf = vec![0u8; 65_536];
+    let mut reports = (Instant::now(), 0u32);
     loop {
-        let (len, source) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "UDP receive failed.");
-                continue;
-            }
-        };
-        let reason = match serde_json::from_slice::<Datagram>(&buf[..len]) {
-            Err(e) => Some(format!("not a heartbeat: {e}")),
-            Ok(d) if d.id != "HTB" => Some(format!("unhandled ID {:?}", d.id)),
-            Ok(Datagram { name: None, .. }) => Some("no name".into()),
-            Ok(Datagram {
-                name: Some(name),
-                interval,
-                ..
-            }) => match hb_proto::names::check_host_name(&name) {
-                Err(why) => Some(why),
-                Ok(()) if config.borrow().drophosts.contains(&name) => None,
-                Ok(()) => {
-                    engine.send(ReceiverToEngine::HeartbeatReceived {
-                        host: name,
-                        interval: interval.filter(|i| *i > 0),
-                        source,
-                        received_ms: hb_ipc::now_ms(),
-                    });
-                    None
+        tokio::select! {
+            biased;
+            Some(update) = table.recv() => match update {
+                EngineToReceiver::HostTable { with_data } => gate.set_table(with_data),
+                EngineToReceiver::HostHasData { host } => gate.has_data(host),
+            },
+            Some(job) = work.recv() => match job {
+                ToGate::Config(c) => gate.set_config(c),
+                ToGate::Counters(reply) => {
+                    let mut counters = gate.counters().clone();
+                    counters.insert("engine_queue_dropped".into(), engine.dropped());
+                    let _ = reply.send(counters);
                 }
             },
-        };
-        if let Some(reason) = reason {
-            rejected += 1;
-            tracing::debug!(%source, rejected, reason = %reason, "Datagram rejected.");
+            received = socket.recv_from(&mut buf) => {
+                let (len, source) = match received {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "UDP receive failed.");
+                        continue;
+                    }
+                };
+                // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+                let source = std::net::SocketAddr::new(source.ip().to_canonical(), source.port());
+                let now_ms = hb_ipc::now_ms();
+                let now = Instant::now();
+                match gate.handle(&buf[..len], source, now, now_ms) {
+                    Outcome::Accepted { host, signed, message, ack } => {
+                        if let Err(e) = socket.send_to(&ack, source).await {
+                            tracing::debug!(%source, error = %e, "Cannot send ACK.");
+                        }
+                        engine.send(ReceiverToEngine::Received {
+                            host,
+                            source,
+                            received_ms: now_ms,
+                            signed,
+                            message: message.to_json(),
+                        });
+                    }
+                    Outcome::Dropped => {}
+                    Outcome::Rejected(reject) => {
+                        tracing::debug!(%source, reason = reject.reason(), detail = %reject, "Datagram rejected.");
+                        if now.duration_since(reports.0).as_secs() >= 1 {
+                            reports = (now, 0);
+                        }
+                        // A flood of garbage must not become a flood of engine messages.
+                        if reports.1 < REJECT_REPORTS_PER_SECOND && reject.reason() != "rate_limited" {
+                            reports.1 += 1;
+                            engine.send(ReceiverToEngine::Rejected {
+                                source,
+                                received_ms: now_ms,
+                                reason: reject.reason().into(),
+                                detail: reject.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
         }
     }
 }

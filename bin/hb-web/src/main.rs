@@ -65,12 +65,32 @@ async fn hosts(State(api): State<Api>) -> Response {
                         "port": h.address.port(),
                         "interval": h.interval,
                         "heartbeats": h.heartbeats,
+                        "rtt": h.rtt_ms,
+                        "ver": h.version,
+                        "signed": h.signed,
                     })
                 })
                 .collect();
             axum::Json(list).into_response()
         }
         Ok(Answer::Error { message }) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
+        Err(response) => response,
+    }
+}
+
+async fn messages(State(api): State<Api>) -> Response {
+    match api.ask(Query::Messages {}).await {
+        Ok(Answer::Messages { messages }) => {
+            let list: Vec<_> = messages
+                .into_iter()
+                .rev()
+                .map(|m| json!({"time": m.time_ms as f64 / 1000.0, "host": m.host, "msg": m.msg}))
+                .collect();
+            axum::Json(list).into_response()
+        }
+        Ok(Answer::Error { message }) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
         Err(response) => response,
     }
 }
@@ -138,6 +158,7 @@ async fn run(
                 tracing::info!(addr = ?listener.local_addr().ok(), "Serving HTTP.");
                 let app = Router::new()
                     .route("/api/0/hosts", get(hosts))
+                    .route("/api/0/messages", get(messages))
                     .with_state(api.clone());
                 let mut stop = stop_rx.clone();
                 tokio::spawn(async move {

@@ -11,7 +11,8 @@ use hb_ipc::ctl::{CtlRequest, CtlResponse, ServerStatus};
 use hb_supervisor::config::{Config, DEFAULT_PATH};
 use hb_supervisor::passwd::PasswordHash;
 
-const USAGE: &str = "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts
+const USAGE: &str =
+    "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts|messages|counters ROLE
        hbctl passwd NAME
   -s SOCKET  control socket (default: control_socket of the configuration)
   -c FILE    configuration to take the socket path from (default /etc/hb.yaml)
@@ -51,6 +52,11 @@ fn run() -> anyhow::Result<ExitCode> {
         ["status"] => CtlRequest::Status {},
         ["reload"] => CtlRequest::Reload {},
         ["hosts"] => CtlRequest::Hosts {},
+        ["messages"] => CtlRequest::Messages {},
+        ["counters", role] => match hb_ipc::Role::from_name(role) {
+            Some(role) => CtlRequest::Counters { role },
+            None => anyhow::bail!("unknown role {role:?}"),
+        },
         _ => {
             eprintln!("{USAGE}");
             return Ok(ExitCode::from(64));
@@ -85,6 +91,25 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         CtlResponse::Reloaded { generation } => {
             println!("reload complete, generation {generation}");
+            ExitCode::SUCCESS
+        }
+        CtlResponse::Counters { counters, .. } => {
+            for (name, value) in counters {
+                println!("{name:<32} {value}");
+            }
+            ExitCode::SUCCESS
+        }
+        CtlResponse::Messages { messages } => {
+            for m in messages {
+                println!(
+                    "{} {:<24} {}",
+                    hb_supervisor::log::Timestamp(
+                        std::time::UNIX_EPOCH + Duration::from_millis(m.time_ms)
+                    ),
+                    m.host,
+                    m.msg
+                );
+            }
             ExitCode::SUCCESS
         }
         CtlResponse::Hosts { hosts } => {

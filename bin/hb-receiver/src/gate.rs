@@ -1,0 +1,380 @@
+//! The checks every datagram passes, in order: source rate, decoding limits, drophosts,
+//! signature and replay window; and the ACK that answers it. Pure state, no I/O, so it is
+//! tested without sockets.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use hb_ipc::config::ReceiverConfig;
+use hb_proto::datagram::{Limits, Reject, decode_client, encode};
+use hb_proto::message::{Ack, ClientMessage, ServerMessage};
+use hb_proto::sign::{self, ReplayGuard};
+
+/// Source addresses tracked for rate limiting before idle ones are forgotten.
+const MAX_SOURCES: usize = 100_000;
+/// ACKs are small; compressing them would only cost.
+const NEVER_COMPRESS: usize = usize::MAX;
+
+/// What became of a datagram.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Passed every check: forward `message` and send `ack` back.
+    Accepted {
+        /// The host.
+        host: String,
+        /// Whether a valid signature covered it.
+        signed: bool,
+        /// The message.
+        message: ClientMessage,
+        /// The ACK to send to the source.
+        ack: Vec<u8>,
+    },
+    /// From a host in `drophosts`: ignored without an answer.
+    Dropped,
+    /// Refused.
+    Rejected(Reject),
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The receiver's per-datagram state.
+#[derive(Debug)]
+pub struct Gate {
+    config: ReceiverConfig,
+    limits: Limits,
+    buckets: HashMap<IpAddr, Bucket>,
+    replay: ReplayGuard,
+    with_data: HashSet<String>,
+    ack_counter: u64,
+    counters: BTreeMap<String, u64>,
+}
+
+impl Gate {
+    /// A gate for `config`.
+    pub fn new(config: ReceiverConfig, now_ms: u64) -> Gate {
+        Gate {
+            replay: ReplayGuard::new(config.clock_skew_ms),
+            config,
+            limits: Limits::default(),
+            buckets: HashMap::new(),
+            with_data: HashSet::new(),
+            // Our own signatures' counter starts at the clock in µs, so it keeps increasing
+            // across restarts of the receiver.
+            ack_counter: now_ms.saturating_mul(1000),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// Applies a new configuration (reload); the rate and replay state carry over.
+    pub fn set_config(&mut self, config: ReceiverConfig) {
+        if config.clock_skew_ms != self.config.clock_skew_ms {
+            self.replay = ReplayGuard::new(config.clock_skew_ms);
+        }
+        self.config = config;
+    }
+
+    /// Replaces the table of hosts the engine has plugin data for.
+    pub fn set_table(&mut self, with_data: Vec<String>) {
+        self.with_data = with_data.into_iter().collect();
+    }
+
+    /// The engine now has plugin data for `host`.
+    pub fn has_data(&mut self, host: String) {
+        self.with_data.insert(host);
+    }
+
+    /// Counters by name.
+    pub fn counters(&self) -> &BTreeMap<String, u64> {
+        &self.counters
+    }
+
+    fn count(&mut self, name: &str) {
+        *self.counters.entry(name.to_string()).or_insert(0) += 1;
+    }
+
+    /// Runs every check on one datagram.
+    pub fn handle(
+        &mut self,
+        datagram: &[u8],
+        source: SocketAddr,
+        now: Instant,
+        now_ms: u64,
+    ) -> Outcome {
+        self.count("datagrams");
+        let outcome = self.check(datagram, source, now, now_ms);
+        match &outcome {
+            Outcome::Accepted { signed, .. } => {
+                self.count("accepted");
+                if *signed {
+                    self.count("accepted_signed");
+                }
+            }
+            Outcome::Dropped => self.count("dropped_host"),
+            Outcome::Rejected(r) => {
+                self.count("rejected");
+                self.count(&format!("rejected_{}", r.reason()));
+            }
+        }
+        outcome
+    }
+
+    fn check(&mut self, datagram: &[u8], source: SocketAddr, now: Instant, now_ms: u64) -> Outcome {
+        if !self.take_token(source.ip(), now) {
+            return Outcome::Rejected(Reject::RateLimited);
+        }
+        let decoded = match decode_client(datagram, &self.limits) {
+            Ok(d) => d,
+            Err(e) => return Outcome::Rejected(e),
+        };
+        let header = decoded.message.header();
+        let host = header.name.clone();
+        if self.config.drophosts.contains(&host) {
+            return Outcome::Dropped;
+        }
+        let key = self.key_for(&host).map(|k| k.as_bytes().to_vec());
+        let signed = match (decoded.signature, &key) {
+            (Some((trailer, covered)), Some(key)) => {
+                if !sign::verify(key, covered, &trailer) {
+                    return Outcome::Rejected(Reject::BadSignature);
+                }
+                if let Err(e) = self.replay.check(&host, &trailer, now_ms) {
+                    return Outcome::Rejected(e);
+                }
+                true
+            }
+            // Signed, but we hold no key for the host: nothing to verify against, so it
+            // counts as unsigned.
+            (Some(_), None) | (None, _) => {
+                if !self.accepts_unsigned(&host) {
+                    return Outcome::Rejected(Reject::Unsigned);
+                }
+                false
+            }
+        };
+        let ack = Ack {
+            name: host.clone(),
+            ts: header.ts,
+            seq: header.seq,
+            request_update: matches!(decoded.message, ClientMessage::Heartbeat(_))
+                && !self.with_data.contains(&host),
+            queue: Vec::new(),
+        };
+        let sign = key.as_deref().map(|k| {
+            self.ack_counter += 1;
+            (k, now_ms, self.ack_counter)
+        });
+        let ack = encode(&ServerMessage::Ack(ack).to_json(), NEVER_COMPRESS, sign);
+        Outcome::Accepted {
+            host,
+            signed,
+            message: decoded.message,
+            ack,
+        }
+    }
+
+    fn key_for(&self, host: &str) -> Option<&String> {
+        self.config
+            .keys
+            .get(host)
+            .or(self.config.shared_key.as_ref())
+    }
+
+    fn accepts_unsigned(&self, host: &str) -> bool {
+        self.config
+            .accept_unsigned_hosts
+            .get(host)
+            .copied()
+            .or(self.config.accept_unsigned)
+            .unwrap_or_else(|| self.key_for(host).is_none())
+    }
+
+    /// Token bucket per source address.
+    fn take_token(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let (rate, burst) = (self.config.source_rate, self.config.source_burst);
+        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&ip) {
+            // Forget sources whose bucket has refilled: they are idle, and forgetting them
+            // changes nothing for them.
+            self.buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            if self.buckets.len() >= MAX_SOURCES {
+                self.count("rate_table_full");
+                return true;
+            }
+        }
+        let bucket = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_proto::datagram::decode_server;
+    use std::time::Duration;
+
+    const NOW: u64 = 1_795_300_000_000;
+    const KEY: &str = "host-key-0123456789";
+
+    fn src() -> SocketAddr {
+        "192.0.2.1:5000".parse().unwrap()
+    }
+
+    fn config() -> ReceiverConfig {
+        let mut c = ReceiverConfig::default();
+        c.keys.insert("signed1".into(), KEY.into());
+        c.drophosts.push("gone".into());
+        c
+    }
+
+    fn signed(name: &str, ts: u64, counter: u64) -> Vec<u8> {
+        let json = serde_json::json!({"ID": "HTB", "name": name, "ts": ts, "seq": counter});
+        encode(&json, usize::MAX, Some((KEY.as_bytes(), ts, counter)))
+    }
+
+    fn reason(o: &Outcome) -> &'static str {
+        match o {
+            Outcome::Rejected(r) => r.reason(),
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Dropped => "dropped",
+        }
+    }
+
+    #[test]
+    fn ack_echoes_and_asks_for_data_until_the_engine_has_it() {
+        let mut g = Gate::new(config(), NOW);
+        let now = Instant::now();
+        let d = br#"{"ID":"HTB","name":"web1","ts":123,"seq":9}"#;
+        let Outcome::Accepted { ack, signed, .. } = g.handle(d, src(), now, NOW) else {
+            panic!()
+        };
+        assert!(!signed);
+        let ServerMessage::Ack(ack) = decode_server(&ack, &Limits::default()).unwrap().message
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (ack.ts, ack.seq, ack.request_update),
+            (Some(123), Some(9), true)
+        );
+        g.has_data("web1".into());
+        let Outcome::Accepted { ack, .. } = g.handle(d, src(), now, NOW) else {
+            panic!()
+        };
+        let ServerMessage::Ack(ack) = decode_server(&ack, &Limits::default()).unwrap().message
+        else {
+            panic!()
+        };
+        assert!(!ack.request_update);
+    }
+
+    #[test]
+    fn signatures_replays_and_stale_times() {
+        let mut g = Gate::new(config(), NOW);
+        let now = Instant::now();
+        let first = signed("signed1", NOW, 1);
+        let Outcome::Accepted {
+            signed: true, ack, ..
+        } = g.handle(&first, src(), now, NOW)
+        else {
+            panic!()
+        };
+        // The ACK to a keyed host is signed with its key.
+        let d = decode_server(&ack, &Limits::default()).unwrap();
+        let (t, covered) = d.signature.expect("signed ack");
+        assert!(sign::verify(KEY.as_bytes(), covered, &t));
+        assert_eq!(reason(&g.handle(&first, src(), now, NOW)), "replay");
+        let mut tampered = signed("signed1", NOW, 2);
+        // Change the message (seq 2 -> 3) and, separately, the trailer's counter.
+        let at = tampered.windows(7).position(|w| w == b"\"seq\":2").unwrap() + 6;
+        tampered[at] = b'3';
+        assert_eq!(
+            reason(&g.handle(&tampered, src(), now, NOW)),
+            "bad_signature"
+        );
+        let mut tampered = signed("signed1", NOW, 2);
+        let n = tampered.len();
+        tampered[n - 33] ^= 1;
+        assert_eq!(
+            reason(&g.handle(&tampered, src(), now, NOW)),
+            "bad_signature"
+        );
+        assert_eq!(
+            reason(&g.handle(&signed("signed1", NOW - 600_000, 3), src(), now, NOW)),
+            "stale"
+        );
+        assert_eq!(
+            reason(&g.handle(br#"{"ID":"HTB","name":"signed1"}"#, src(), now, NOW)),
+            "unsigned"
+        );
+        assert_eq!(
+            reason(&g.handle(&signed("signed1", NOW, 4), src(), now, NOW)),
+            "accepted"
+        );
+        assert_eq!(g.counters()["rejected_replay"], 1);
+        assert_eq!(g.counters()["accepted_signed"], 2);
+    }
+
+    #[test]
+    fn unsigned_policy_follows_config() {
+        let mut c = config();
+        c.shared_key = Some("shared-key-0123456789".into());
+        c.accept_unsigned_hosts.insert("legacy".into(), true);
+        let mut g = Gate::new(c, NOW);
+        let now = Instant::now();
+        // The shared key applies to every host, so unsigned is refused by default...
+        assert_eq!(
+            reason(&g.handle(br#"{"ID":"HTB","name":"any"}"#, src(), now, NOW)),
+            "unsigned"
+        );
+        // ...except where the config says otherwise.
+        assert_eq!(
+            reason(&g.handle(br#"{"ID":"HTB","name":"legacy"}"#, src(), now, NOW)),
+            "accepted"
+        );
+        assert_eq!(
+            reason(&g.handle(br#"{"ID":"HTB","name":"gone"}"#, src(), now, NOW)),
+            "dropped"
+        );
+    }
+
+    #[test]
+    fn rate_limit_is_per_source_and_refills() {
+        let mut c = config();
+        c.source_rate = 10.0;
+        c.source_burst = 5.0;
+        let mut g = Gate::new(c, NOW);
+        let t0 = Instant::now();
+        let d = br#"{"ID":"HTB","name":"web1"}"#;
+        let results: Vec<_> = (0..8)
+            .map(|_| reason(&g.handle(d, src(), t0, NOW)))
+            .collect();
+        assert_eq!(results.iter().filter(|r| **r == "accepted").count(), 5);
+        assert_eq!(results[7], "rate_limited");
+        // Another source is not affected.
+        assert_eq!(
+            reason(&g.handle(d, "192.0.2.2:1".parse().unwrap(), t0, NOW)),
+            "accepted"
+        );
+        // 200 ms later two tokens are back.
+        let t1 = t0 + Duration::from_millis(200);
+        assert_eq!(reason(&g.handle(d, src(), t1, NOW)), "accepted");
+        assert_eq!(reason(&g.handle(d, src(), t1, NOW)), "accepted");
+        assert_eq!(reason(&g.handle(d, src(), t1, NOW)), "rate_limited");
+    }
+}
