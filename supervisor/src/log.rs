@@ -28,6 +28,110 @@ pub fn init(program: &'static str, verbosity: u8) {
         .try_init();
 }
 
+/// Installs a subscriber that sends each event to the local syslog (`/dev/log`), for
+/// programs that detach without a log file (`hbc -d`).
+pub fn init_syslog(program: &'static str, verbosity: u8) -> std::io::Result<()> {
+    let socket = std::os::unix::net::UnixDatagram::unbound()?;
+    socket.connect("/dev/log")?;
+    let socket = std::sync::Arc::new(socket);
+    let level = match verbosity {
+        0 => Level::INFO,
+        1 => Level::DEBUG,
+        _ => Level::TRACE,
+    };
+    let pid = std::process::id();
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(SyslogWriters {
+            socket,
+            program,
+            pid,
+        })
+        .event_format(SyslogFormat)
+        .try_init();
+    Ok(())
+}
+
+struct SyslogWriters {
+    socket: std::sync::Arc<std::os::unix::net::UnixDatagram>,
+    program: &'static str,
+    pid: u32,
+}
+
+/// One datagram per event: `<PRI>program[pid]: message` (RFC 3164 without a timestamp,
+/// which syslog daemons add).
+struct SyslogLine {
+    socket: std::sync::Arc<std::os::unix::net::UnixDatagram>,
+    line: Vec<u8>,
+}
+
+impl std::io::Write for SyslogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        while self.line.last() == Some(&b'\n') {
+            self.line.pop();
+        }
+        let _ = self.socket.send(&self.line);
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SyslogWriters {
+    type Writer = SyslogLine;
+
+    fn make_writer(&'a self) -> SyslogLine {
+        self.make_line(6)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        // Facility daemon (3); severities err 3, warning 4, info 6, debug 7.
+        let severity = match *meta.level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            _ => 7,
+        };
+        self.make_line(severity)
+    }
+}
+
+impl SyslogWriters {
+    fn make_line(&self, severity: u8) -> SyslogLine {
+        let line = format!("<{}>{}[{}]: ", 3 * 8 + severity, self.program, self.pid).into_bytes();
+        SyslogLine {
+            socket: std::sync::Arc::clone(&self.socket),
+            line,
+        }
+    }
+}
+
+struct SyslogFormat;
+
+impl<S, N> FormatEvent<S, N> for SyslogFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 struct LineFormat {
     program: &'static str,
     pid: u32,

@@ -1,113 +1,95 @@
-//! hbc: the heartbeat client. This first cut sends a plain heartbeat every interval; the
-//! signed protocol, ACK handling and plugins land with their issues.
+//! hbc: the heartbeat client. Sends a heartbeat to every server each interval, measures the
+//! round trip from the ACK and reports it in the next heartbeat, answers the server's requests
+//! (plugin data, commands from its own `commands:` map, updates), and optionally announces
+//! boot and shutdown. See docs/PROTOCOL.md.
 
 #![forbid(unsafe_code)]
 
-use std::net::{ToSocketAddrs, UdpSocket};
-use std::process::ExitCode;
-use std::time::Duration;
+mod client;
+mod commands;
+mod config;
 
-const USAGE: &str = "usage: hbc [-c FILE] [-N NAME] [-i SECONDS] [-p PORT] [-1] [-n] [SERVER...]
-  -c FILE     configuration (keys: servers, hb_port, interval, name; see etc/hbc.yaml)
-  -N NAME     host name to report (default: this host's name)
+use std::process::ExitCode;
+
+use config::Settings;
+
+const USAGE: &str = "usage: hbc [-c FILE] [-d] [-b] [-v] [-m TEXT] [-1] [-n] [-N NAME] [-i SECONDS] [-p PORT] [SERVER...]
+  -c FILE     configuration (default ~/.hbc.yaml, else /etc/hbc.yaml, if they exist)
+  -d          detach and log to syslog
+  -b          send boot on start and shutdown on exit (to the first server only)
+  -v          verbose (repeat for more)
+  -m TEXT     send one message to every server and exit
+  -1          send one heartbeat to every server, wait for the ACKs, and exit
   -n          check the configuration and exit
+  -N NAME     host name to report (default: name in the configuration, else this host's name)
   -i SECONDS  heartbeat interval (default 10)
   -p PORT     server UDP port (default 50003)
-  -1          send one heartbeat and exit";
+  SERVER      server names or addresses; override `servers` in the configuration";
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
+    let options = match config::Options::parse() {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("hbc: {e:#}\n{USAGE}");
+            return ExitCode::from(64);
+        }
+    };
+    let settings = match Settings::load(&options) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("hbc: {e:#}");
+            return ExitCode::from(78);
+        }
+    };
+    if options.check {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    if options.detach {
+        match hb_supervisor::daemon::detach(std::path::Path::new("/dev/null")) {
+            Ok(hb_supervisor::daemon::Detached::Parent { ready }) => {
+                return if ready {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(71)
+                };
+            }
+            Ok(hb_supervisor::daemon::Detached::Daemon(readiness)) => {
+                if let Err(e) = hb_supervisor::log::init_syslog("hbc", options.verbosity) {
+                    // No syslog: the log would go nowhere; say so and stop.
+                    drop(readiness);
+                    eprintln!("hbc: cannot reach syslog: {e}");
+                    return ExitCode::from(71);
+                }
+                readiness.ready();
+            }
+            Err(e) => {
+                eprintln!("hbc: cannot detach: {e:#}");
+                return ExitCode::from(71);
+            }
+        }
+    } else {
+        hb_supervisor::log::init("hbc", options.verbosity);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot build the runtime.");
+            return ExitCode::from(71);
+        }
+    };
+    match runtime.block_on(client::run(settings, options.mode)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "Stopped.");
             ExitCode::from(1)
         }
-    }
-}
-
-/// `/etc/hbc.yaml`; command-line options override it.
-#[derive(Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    servers: Option<Vec<String>>,
-    hb_port: Option<u16>,
-    interval: Option<u32>,
-    name: Option<String>,
-}
-
-fn run() -> anyhow::Result<()> {
-    use lexopt::prelude::*;
-    let (mut name, mut interval, mut port, mut once) = (None, None, None, false);
-    let (mut config, mut check) = (None::<std::path::PathBuf>, false);
-    let mut servers = Vec::new();
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Short('c') => config = Some(parser.value()?.into()),
-            Short('N') => name = Some(parser.value()?.string()?),
-            Short('n') => check = true,
-            Short('i') => interval = Some(parser.value()?.parse::<u32>()?),
-            Short('p') => port = Some(parser.value()?.parse::<u16>()?),
-            Short('1') => once = true,
-            Short('h') | Long("help") => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            Value(v) => servers.push(v.string()?),
-            _ => return Err(arg.unexpected().into()),
-        }
-    }
-    let file: File = match &config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            yaml_serde::from_str::<Option<File>>(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-                .unwrap_or_default()
-        }
-        None => File::default(),
-    };
-    if servers.is_empty() {
-        servers = file.servers.unwrap_or_default();
-    }
-    let interval = interval.or(file.interval).unwrap_or(10);
-    let port = port.or(file.hb_port).unwrap_or(50003);
-    let name = name.or(file.name);
-    if servers.is_empty() || interval == 0 {
-        anyhow::bail!("no server given, or interval 0\n{USAGE}");
-    }
-    if check {
-        if let Some(name) = &name {
-            hb_proto::names::check_host_name(name).map_err(anyhow::Error::msg)?;
-        }
-        println!("configuration OK");
-        return Ok(());
-    }
-    let name = match name {
-        Some(n) => n,
-        None => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
-    };
-    hb_proto::names::check_host_name(&name).map_err(anyhow::Error::msg)?;
-    let mut targets = Vec::new();
-    for server in &servers {
-        targets.extend((server.as_str(), port).to_socket_addrs()?);
-    }
-    let socket = UdpSocket::bind(if targets.iter().all(|t| t.is_ipv4()) {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    })?;
-    let datagram =
-        serde_json::json!({ "ID": "HTB", "name": name, "interval": interval }).to_string();
-    loop {
-        for target in &targets {
-            if let Err(e) = socket.send_to(datagram.as_bytes(), target) {
-                eprintln!("hbc: {target}: {e}");
-            }
-        }
-        if once {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_secs(u64::from(interval)));
     }
 }

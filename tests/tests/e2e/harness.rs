@@ -197,6 +197,42 @@ impl Server {
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// `hbctl counters ROLE` as name -> value (missing names read as 0).
+    pub fn counters(&self, role: &str) -> Value {
+        self.ctl(&["counters", role])
+            .map(|v| v["counters"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// A counter, 0 when absent.
+    pub fn counter(&self, role: &str, name: &str) -> u64 {
+        self.counters(role)[name].as_u64().unwrap_or(0)
+    }
+
+    /// The engine's recent events (`hbctl messages`), oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        self.ctl(&["messages"])
+            .and_then(|v| v["messages"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m["msg"].as_str().map(String::from))
+            .collect()
+    }
+
+    /// One host's entry in /api/0/hosts.
+    pub fn host(&self, name: &str) -> Option<Value> {
+        let (code, body) = http_get(self.http_port, "/api/0/hosts")?;
+        if code != 200 {
+            return None;
+        }
+        serde_json::from_str::<Value>(&body)
+            .ok()?
+            .as_array()?
+            .iter()
+            .find(|h| h["name"] == name)
+            .cloned()
+    }
+
     pub fn status(&self) -> Option<Value> {
         self.ctl(&["status"]).map(|v| v["status"].clone())
     }
@@ -439,4 +475,61 @@ pub fn libexec_with(dir: &Path, role_binary: &str, script: &str) -> PathBuf {
         }
     }
     libexec
+}
+
+/// A running `hbc`, killed when dropped.
+pub struct Hbc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Hbc {
+    pub fn start(dir: &Path, args: &[&str]) -> Hbc {
+        let log = dir.join(format!("hbc-{}.log", N_HBC.fetch_add(1, Ordering::Relaxed)));
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(bin("hbc"))
+            .args(args)
+            .env_remove("HOME")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn hbc");
+        Hbc { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Hbc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static N_HBC: AtomicU32 = AtomicU32::new(0);
+
+/// Sends one datagram from a given local address (the receiver rate-limits per address).
+pub fn send_from(source: &str, to_port: u16, datagram: &[u8]) {
+    let socket = UdpSocket::bind((source, 0)).expect("bind source");
+    socket
+        .send_to(datagram, ("127.0.0.1", to_port))
+        .expect("send");
 }

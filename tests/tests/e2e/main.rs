@@ -2,6 +2,7 @@
 //! sockets, real signals. Root-only checks fail (never skip) when not run as root.
 
 mod harness;
+mod protocol;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -100,6 +101,7 @@ fn netcat_heartbeat_is_listed_by_the_api() {
     let mut nc = Command::new("nc")
         .args(["-u", "-w1", "127.0.0.1", &server.hb_port.to_string()])
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("nc");
     {

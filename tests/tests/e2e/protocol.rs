@@ -1,0 +1,430 @@
+//! Issue 3: the heartbeat protocol end to end — hbc, hb-receiver and the engine.
+
+use std::time::{Duration, Instant};
+
+use hb_proto::datagram::encode;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn vectors() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../proto/vectors.json"
+    ))
+    .expect("proto/vectors.json");
+    serde_json::from_str(&text).expect("vectors")
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+// 2. hbc -> server: the host appears with a plausible RTT within two intervals.
+#[test]
+fn hbc_reports_a_plausible_rtt() {
+    let server = Server::start("hbc-rtt", "");
+    let port = server.hb_port.to_string();
+    let _hbc = Hbc::start(
+        &server.dir,
+        &["-i", "1", "-N", "rtt1", "-p", &port, "127.0.0.1"],
+    );
+    let started = Instant::now();
+    // The first heartbeat cannot carry an RTT (nothing measured yet); the second does.
+    let ok = wait_for(Duration::from_secs(3), || {
+        server
+            .host("rtt1")
+            .is_some_and(|h| h["rtt"].as_f64().is_some())
+    });
+    assert!(
+        ok,
+        "no RTT within two intervals; log:\n{}",
+        server.log_text()
+    );
+    let host = server.host("rtt1").expect("host");
+    let rtt = host["rtt"].as_f64().expect("rtt");
+    assert!(rtt > 0.0 && rtt < 50.0, "rtt {rtt} ms on loopback");
+    assert_eq!(host["interval"], 1);
+    assert_eq!(host["ver"], env!("CARGO_PKG_VERSION"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+// 3. A netcat datagram, a zlib-compressed one and an IPv6 one are each accepted; every
+// unsigned documented vector is accepted by the real receiver.
+#[test]
+fn text_compressed_and_ipv6_datagrams_are_accepted() {
+    require_tool("nc", "netcat-openbsd");
+    let server = Server::start("accept", "hb_host: \"::\"\n");
+    let port = server.hb_port.to_string();
+    let mut nc = std::process::Command::new("nc")
+        .args(["-u", "-w1", "127.0.0.1", &port])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("nc");
+    {
+        use std::io::Write;
+        let mut stdin = nc.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"{\"ID\":\"HTB\",\"name\":\"netcat1\",\"interval\":10}\n")
+            .expect("write");
+    }
+    let _ = nc.wait();
+    let compressed = encode(
+        &json!({"ID":"HTB","name":"zlib1","interval":10,"pad":"x".repeat(3000)}),
+        100,
+        None,
+    );
+    assert_ne!(compressed[0], b'{', "not compressed");
+    send_from("127.0.0.1", server.hb_port, &compressed);
+    let v6 = std::net::UdpSocket::bind("[::1]:0").expect("IPv6 loopback");
+    v6.send_to(
+        br#"{"ID":"HTB","name":"ipv6one","interval":10}"#,
+        ("::1", server.hb_port),
+    )
+    .expect("send v6");
+    let mut expected = vec!["netcat1", "zlib1", "ipv6one"];
+    let vectors = vectors();
+    for v in vectors["vectors"].as_array().expect("vectors") {
+        if v["direction"] == "client" && v["rejected"].is_null() && v["signed"].is_null() {
+            send_from(
+                "127.0.0.1",
+                server.hb_port,
+                &unhex(v["hex"].as_str().expect("hex")),
+            );
+            expected.push(v["message"]["name"].as_str().expect("name"));
+        }
+    }
+    let ok = wait_for(Duration::from_secs(3), || {
+        let names = server.host_names();
+        expected.iter().all(|e| names.iter().any(|n| n == e))
+    });
+    assert!(
+        ok,
+        "missing some of {expected:?}: {:?}",
+        server.host_names()
+    );
+    let v6host = server.host("ipv6one").expect("ipv6 host");
+    assert_eq!(v6host["address"], "::1");
+    assert_eq!(
+        server.host("netcat1").expect("host")["address"],
+        "127.0.0.1",
+        "mapped address not normalised"
+    );
+    assert_eq!(
+        server.counter("receiver", "rejected"),
+        0,
+        "{}",
+        server.counters("receiver")
+    );
+}
+
+// 4. Hostile input: each rejected and counted; a concurrent well-behaved client unaffected.
+#[test]
+fn hostile_datagrams_are_rejected_counted_and_harmless() {
+    let server = Server::start("hostile-proto", "source_rate: 5\nsource_burst: 10\n");
+    let port = server.hb_port.to_string();
+    let _good = Hbc::start(
+        &server.dir,
+        &["-i", "1", "-N", "good1", "-p", &port, "127.0.0.1"],
+    );
+    assert!(wait_for(Duration::from_secs(3), || server
+        .host("good1")
+        .is_some()));
+    let receiver_pid = server.pid_of("receiver");
+
+    let mut bomb_text = br#"{"ID":"HTB","name":"bomb","x":""#.to_vec();
+    bomb_text.extend(std::iter::repeat_n(b'0', 2 << 20));
+    bomb_text.extend_from_slice(b"\"}");
+    let bomb = encode(
+        &serde_json::from_slice::<Value>(&bomb_text).expect("json"),
+        0,
+        None,
+    );
+    assert!(bomb.len() < 4096, "bomb of {} bytes", bomb.len());
+    let mut truncated = encode(
+        &json!({"ID":"HTB","name":"t1","pad":"y".repeat(2000)}),
+        0,
+        None,
+    );
+    truncated.truncate(truncated.len() / 2);
+    let garbage: Vec<u8> = (0..65_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let deep = format!(
+        "{{\"ID\":\"HTB\",\"name\":\"d\",\"x\":{}{}}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let long_name = format!("{{\"ID\":\"HTB\",\"name\":\"{}\"}}", "a".repeat(10 * 1024));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (truncated, "rejected_bad_zlib"),
+        (bomb, "rejected_zlib_bomb"),
+        (garbage, "rejected_bad_zlib"),
+        (
+            b"{\"ID\":\"HTB\",\"name\":\"\xc3\x28\"}".to_vec(),
+            "rejected_not_utf8",
+        ),
+        (deep.into_bytes(), "rejected_too_deep"),
+        (
+            br#"{"ID":"ZAP","name":"x"}"#.to_vec(),
+            "rejected_unknown_id",
+        ),
+        (
+            br#"{"ID":"HTB","interval":10}"#.to_vec(),
+            "rejected_bad_name",
+        ),
+        (
+            b"{\"ID\":\"HTB\",\"name\":\"web\\u0000\\u001b[31m\"}".to_vec(),
+            "rejected_bad_name",
+        ),
+        (long_name.into_bytes(), "rejected_bad_name"),
+        (
+            format!(
+                "{{\"ID\":\"HTB\",\"name\":\"k\",\"{}\":1}}",
+                "k".repeat(300)
+            )
+            .into_bytes(),
+            "rejected_too_big",
+        ),
+    ];
+    // From their own address, slowly enough to stay under the rate limit.
+    for (datagram, counter) in &cases {
+        let before = server.counter("receiver", counter);
+        send_from("127.0.0.3", server.hb_port, datagram);
+        assert!(
+            wait_for(Duration::from_secs(2), || server
+                .counter("receiver", counter)
+                > before),
+            "{counter} not counted; counters: {}",
+            server.counters("receiver")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // A flood from one address: past burst and rate, the rest is refused and counted.
+    for i in 0..200 {
+        send_from(
+            "127.0.0.2",
+            server.hb_port,
+            format!("{{\"ID\":\"HTB\",\"name\":\"flood{i}\"}}").as_bytes(),
+        );
+    }
+    assert!(wait_for(Duration::from_secs(2), || server
+        .counter("receiver", "rejected_rate_limited")
+        >= 150));
+    let flooded = server
+        .host_names()
+        .iter()
+        .filter(|n| n.starts_with("flood"))
+        .count();
+    assert!(
+        (10..=20).contains(&flooded),
+        "{flooded} flood hosts got through"
+    );
+    // The engine heard about the rejections (not the rate-limited ones).
+    assert!(
+        server.counter("engine", "rejected_zlib_bomb") >= 1,
+        "{}",
+        server.counters("engine")
+    );
+    // Nothing else was hurt: no restart, and the good client kept going.
+    assert_eq!(server.pid_of("receiver"), receiver_pid);
+    let before = server.host("good1").expect("good1")["heartbeats"]
+        .as_u64()
+        .expect("count");
+    assert!(wait_for(Duration::from_secs(3), || {
+        server
+            .host("good1")
+            .and_then(|h| h["heartbeats"].as_u64())
+            .is_some_and(|n| n >= before + 2)
+    }));
+    assert!(
+        server
+            .host_names()
+            .iter()
+            .all(|n| !["bomb", "t1", "d", "x"].contains(&n.as_str()))
+    );
+}
+
+// 5. Signatures: signed accepted; tampered, replayed, stale and (for a keyed host) unsigned
+// datagrams rejected.
+#[test]
+fn signed_datagrams_and_their_attacks() {
+    const KEY: &str = "e2e-host-key-0123456789";
+    let vector_key = vectors()["key"].as_str().expect("key").to_string();
+    let extra = format!(
+        "hosts:\n  signed1:\n    key: \"{KEY}\"\n  hbcsigned:\n    key: \"{KEY}\"\n  web1:\n    key: \"{vector_key}\"\n"
+    );
+    let server = Server::start("signed", &extra);
+    let port = server.hb_port.to_string();
+    // hbc with the key: accepted, shown as signed, with an RTT (so it accepted the signed ACKs).
+    let config = server.dir.join("hbc.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "key: \"{KEY}\"\nname: hbcsigned\ninterval: 1\nhb_port: {port}\nservers: [127.0.0.1]\n"
+        ),
+    )
+    .expect("write");
+    let _hbc = Hbc::start(&server.dir, &["-c", config.to_str().expect("utf8")]);
+    assert!(
+        wait_for(Duration::from_secs(4), || {
+            server
+                .host("hbcsigned")
+                .is_some_and(|h| h["signed"] == true && h["rtt"].as_f64().is_some())
+        }),
+        "signed hbc not accepted: {:?}",
+        server.host("hbcsigned")
+    );
+
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_millis() as u64
+    };
+    let msg = |seq: u64| json!({"ID":"HTB","name":"signed1","interval":10,"seq":seq});
+    let good = encode(&msg(1), usize::MAX, Some((KEY.as_bytes(), now(), 1)));
+    let check = |datagram: &[u8], counter: &str| {
+        let before = server.counter("receiver", counter);
+        send_from("127.0.0.1", server.hb_port, datagram);
+        assert!(
+            wait_for(Duration::from_secs(2), || server
+                .counter("receiver", counter)
+                > before),
+            "{counter} not counted: {}",
+            server.counters("receiver")
+        );
+    };
+    check(&good, "accepted_signed");
+    check(&good, "rejected_replay");
+    let mut tampered = encode(&msg(2), usize::MAX, Some((KEY.as_bytes(), now(), 2)));
+    let at = tampered
+        .windows(8)
+        .position(|w| w == b"\"seq\":2}")
+        .expect("seq")
+        + 6;
+    tampered[at] = b'9';
+    check(&tampered, "rejected_bad_signature");
+    check(
+        &encode(
+            &msg(3),
+            usize::MAX,
+            Some((KEY.as_bytes(), now() - 3_600_000, 3)),
+        ),
+        "rejected_stale",
+    );
+    check(
+        &encode(
+            &msg(4),
+            usize::MAX,
+            Some((b"wrong-key-0123456789", now(), 4)),
+        ),
+        "rejected_bad_signature",
+    );
+    check(&encode(&msg(5), usize::MAX, None), "rejected_unsigned");
+    check(
+        &encode(&msg(6), usize::MAX, Some((KEY.as_bytes(), now(), 6))),
+        "accepted_signed",
+    );
+    // The signed vectors verify (web1's key is the vectors' key) but were made long ago.
+    let vectors = vectors();
+    for v in vectors["vectors"].as_array().expect("vectors") {
+        if v["direction"] == "client" && v["message"]["name"] == "web1" && !v["signed"].is_null() {
+            check(&unhex(v["hex"].as_str().expect("hex")), "rejected_stale");
+        }
+    }
+}
+
+// 7. With -b and two servers: boot and shutdown arrive exactly once each, at the first.
+#[test]
+fn boot_and_shutdown_arrive_once_with_two_servers() {
+    let first = Server::start("boot-a", "");
+    let second = Server::start("boot-b", "");
+    let a = format!("127.0.0.1:{}", first.hb_port);
+    let b = format!("127.0.0.1:{}", second.hb_port);
+    let mut hbc = Hbc::start(&first.dir, &["-b", "-i", "1", "-N", "boot1", &a, &b]);
+    assert!(wait_for(Duration::from_secs(3), || first
+        .host("boot1")
+        .is_some()
+        && second.host("boot1").is_some()));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(hbc.stop(), Some(0), "{}", hbc.log_text());
+    let count = |server: &Server, what: &str| {
+        server
+            .messages()
+            .iter()
+            .filter(|m| m.as_str() == format!("boot1 {what}"))
+            .count()
+    };
+    assert!(wait_for(Duration::from_secs(2), || count(
+        &first,
+        "is shutting down"
+    ) == 1));
+    assert_eq!(count(&first, "booted"), 1, "{:?}", first.messages());
+    assert_eq!(count(&second, "booted"), 0, "{:?}", second.messages());
+    assert_eq!(
+        count(&second, "is shutting down"),
+        0,
+        "{:?}",
+        second.messages()
+    );
+    // Both servers got heartbeats all along.
+    assert!(
+        second
+            .host("boot1")
+            .and_then(|h| h["heartbeats"].as_u64())
+            .is_some_and(|n| n >= 2)
+    );
+}
+
+// -m sends one message to every server and exits 0 once they ACKed.
+#[test]
+fn hbc_message_mode() {
+    let server = Server::start("hbc-msg", "");
+    let port = server.hb_port.to_string();
+    let out = std::process::Command::new(bin("hbc"))
+        .args([
+            "-N",
+            "msg1",
+            "-p",
+            &port,
+            "-m",
+            "disk replaced in bay 3",
+            "127.0.0.1",
+        ])
+        .env_remove("HOME")
+        .output()
+        .expect("hbc -m");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server
+            .messages()
+            .contains(&"msg1: disk replaced in bay 3".to_string()),
+        "{:?}",
+        server.messages()
+    );
+    // Nobody listening: it says so and fails.
+    let (dead, _) = free_ports();
+    let out = std::process::Command::new(bin("hbc"))
+        .args([
+            "-N",
+            "msg1",
+            "-p",
+            &dead.to_string(),
+            "-m",
+            "hello",
+            "127.0.0.1",
+        ])
+        .env_remove("HOME")
+        .output()
+        .expect("hbc -m");
+    assert_eq!(out.status.code(), Some(1));
+}
