@@ -21,6 +21,13 @@ pub enum CtlRequest {
     Hosts {},
     /// The engine's recent events.
     Messages {},
+    /// Queue a command (or, without one, an update) for a host.
+    Command {
+        /// The host.
+        host: String,
+        /// Name in the host's `commands:` map; `None` queues an update.
+        command: Option<String>,
+    },
     /// A role's counters.
     Counters {
         /// The role asked.
@@ -48,6 +55,11 @@ pub enum CtlResponse {
         role: Role,
         /// Name -> value.
         counters: std::collections::BTreeMap<String, u64>,
+    },
+    /// Answer to `Command`.
+    Queued {
+        /// The command's id.
+        id: u64,
     },
     /// Answer to `Messages`.
     Messages {

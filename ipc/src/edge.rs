@@ -45,6 +45,15 @@ pub enum EngineToReceiver {
     HostTable {
         /// Hosts the engine has plugin data for.
         with_data: Vec<String>,
+        /// Commands and updates waiting, per host.
+        queues: std::collections::BTreeMap<String, Vec<QueuedCommand>>,
+    },
+    /// The commands and updates waiting for `host` now (empty: none).
+    Queue {
+        /// The host.
+        host: String,
+        /// Oldest first.
+        queue: Vec<QueuedCommand>,
     },
     /// The engine now has plugin data for `host`.
     HostHasData {
@@ -89,6 +98,13 @@ pub enum Query {
     Counters {},
     /// Recent events, oldest first.
     Messages {},
+    /// Queue a named command (or, with `command: None`, an update) for a host.
+    QueueCommand {
+        /// The host.
+        host: String,
+        /// Name in the host's `commands:` map; `None` queues an update.
+        command: Option<String>,
+    },
 }
 
 /// The engine's answer to a [`Query`].
@@ -99,6 +115,11 @@ pub enum Answer {
     Hosts {
         /// One entry per host, sorted by name.
         hosts: Vec<HostSummary>,
+    },
+    /// The id given to a queued command.
+    Queued {
+        /// The id; the host's result carries it.
+        id: u64,
     },
     /// Recent events.
     Messages {
@@ -137,6 +158,16 @@ pub struct HostSummary {
     pub version: Option<String>,
     /// Whether its last heartbeat was signed.
     pub signed: bool,
+}
+
+/// A command or update waiting for a host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuedCommand {
+    /// Unique id.
+    pub id: u64,
+    /// Name in the host's `commands:` map; `None` for an update.
+    pub command: Option<String>,
 }
 
 /// An event as listed by `/api/0/messages` and `hbctl messages`.

@@ -1058,6 +1058,9 @@ impl Supervisor {
             CtlRequest::Hosts {} => self.ask(Role::Engine, Query::ListHosts {}, reply),
             CtlRequest::Counters { role } => self.ask(role, Query::Counters {}, reply),
             CtlRequest::Messages {} => self.ask(Role::Engine, Query::Messages {}, reply),
+            CtlRequest::Command { host, command } => {
+                self.ask(Role::Engine, Query::QueueCommand { host, command }, reply)
+            }
         }
     }
 
@@ -1082,6 +1085,7 @@ impl Supervisor {
                 Ok(Answer::Hosts { hosts }) => CtlResponse::Hosts { hosts },
                 Ok(Answer::Counters { counters }) => CtlResponse::Counters { role, counters },
                 Ok(Answer::Messages { messages }) => CtlResponse::Messages { messages },
+                Ok(Answer::Queued { id }) => CtlResponse::Queued { id },
                 Ok(Answer::Error { message }) => CtlResponse::Error { message },
                 Err(e) => CtlResponse::Error {
                     message: format!("{role}: {e}"),

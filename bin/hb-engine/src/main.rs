@@ -12,14 +12,16 @@ use hb_ipc::Role;
 use hb_ipc::config::{EngineConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
-    Answer, EngineToReceiver, EngineToWeb, EventSummary, HostSummary, Query, ReceiverToEngine,
-    Silent, WebToEngine,
+    Answer, EngineToReceiver, EngineToWeb, EventSummary, HostSummary, Query, QueuedCommand,
+    ReceiverToEngine, Silent, WebToEngine,
 };
 use hb_proto::message::ClientMessage;
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
 
+/// Commands waiting for one host at most (they ride in every ACK to it).
+const MAX_QUEUED: usize = 16;
 /// Events kept for queries (the original's `/api/0/messages` shows 30).
 const EVENTS_KEPT: usize = 30;
 
@@ -45,15 +47,73 @@ struct Event {
     text: String,
 }
 
-#[derive(Default)]
 struct State {
     config: Option<EngineConfig>,
     hosts: BTreeMap<String, Host>,
     events: VecDeque<Event>,
     counters: BTreeMap<String, u64>,
+    /// Commands waiting for each host, until its result arrives.
+    queues: BTreeMap<String, Vec<QueuedCommand>>,
+    next_command_id: u64,
 }
 
 impl State {
+    fn new() -> State {
+        State {
+            config: None,
+            hosts: BTreeMap::new(),
+            events: VecDeque::new(),
+            counters: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            // Ids from the clock, so they stay unique across engine restarts (hosts run each
+            // id once).
+            next_command_id: hb_ipc::now_ms(),
+        }
+    }
+
+    /// Queues a command or update; the answer, and the receiver's new queue for the host.
+    fn queue_command(
+        &mut self,
+        host: String,
+        command: Option<String>,
+    ) -> (Answer, Option<EngineToReceiver>) {
+        if let Err(e) = hb_proto::names::check_host_name(&host) {
+            return (Answer::Error { message: e }, None);
+        }
+        if let Some(name) = &command
+            && let Err(e) = hb_proto::datagram::check_command_name(name)
+        {
+            return (
+                Answer::Error {
+                    message: e.to_string(),
+                },
+                None,
+            );
+        }
+        let queue = self.queues.entry(host.clone()).or_default();
+        if queue.len() >= MAX_QUEUED {
+            let message = format!("{host} already has {MAX_QUEUED} commands waiting");
+            return (Answer::Error { message }, None);
+        }
+        self.next_command_id += 1;
+        let id = self.next_command_id;
+        queue.push(QueuedCommand {
+            id,
+            command: command.clone(),
+        });
+        let queue = queue.clone();
+        let what = command.map_or("update".to_string(), |c| format!("command {c:?}"));
+        self.event(
+            hb_ipc::now_ms(),
+            &host,
+            format!("{host}: {what} queued as {id}"),
+        );
+        (
+            Answer::Queued { id },
+            Some(EngineToReceiver::Queue { host, queue }),
+        )
+    }
+
     fn count(&mut self, name: &str) {
         *self.counters.entry(name.to_string()).or_insert(0) += 1;
     }
@@ -70,9 +130,9 @@ impl State {
         });
     }
 
-    /// Applies a report from the receiver; returns a host that now has plugin data for the
-    /// first time, which the receiver must learn about.
-    fn received(&mut self, msg: ReceiverToEngine) -> Option<String> {
+    /// Applies a report from the receiver; returns what the receiver must learn from it
+    /// (a host's first plugin data, a command answered).
+    fn received(&mut self, msg: ReceiverToEngine) -> Option<EngineToReceiver> {
         match msg {
             ReceiverToEngine::Rejected {
                 source,
@@ -130,7 +190,7 @@ impl State {
                     ClientMessage::Plugin(p) => {
                         let first = entry.plugins.is_empty();
                         entry.plugins.insert(p.plugin, p.data);
-                        first.then_some(host)
+                        first.then_some(EngineToReceiver::HostHasData { host })
                     }
                     ClientMessage::Boot(n) => {
                         entry.version = n.ver.or(entry.version.take());
@@ -142,6 +202,15 @@ impl State {
                         None
                     }
                     ClientMessage::Message(m) => {
+                        let answered = m.cmd.and_then(|id| {
+                            let queue = self.queues.get_mut(&host)?;
+                            let before = queue.len();
+                            queue.retain(|c| c.id != id);
+                            (queue.len() != before).then(|| EngineToReceiver::Queue {
+                                host: host.clone(),
+                                queue: queue.clone(),
+                            })
+                        });
                         let text = match (m.cmd, m.exit) {
                             (Some(id), Some(code)) => {
                                 format!("{host}: command {id} exited {code}: {}", m.text)
@@ -150,7 +219,7 @@ impl State {
                             _ => format!("{host}: {}", m.text),
                         };
                         self.event(received_ms, &host, text);
-                        None
+                        answered
                     }
                 }
             }
@@ -185,6 +254,9 @@ impl State {
                         msg: e.text.clone(),
                     })
                     .collect(),
+            },
+            Query::QueueCommand { .. } => Answer::Error {
+                message: "queueing goes through State::queue_command".into(),
             },
             Query::Counters {} => {
                 let mut counters = self.counters.clone();
@@ -225,7 +297,7 @@ async fn run(
     let (received_tx, mut received) = mpsc::channel::<ReceiverToEngine>(4096);
     let (web_tx, mut web_requests) = mpsc::channel::<WebToEngine>(256);
     let (silent_tx, _keep) = mpsc::channel::<Silent>(1);
-    let mut state = State::default();
+    let mut state = State::new();
     let mut started = false;
     loop {
         tokio::select! {
@@ -244,7 +316,10 @@ async fn run(
                         Role::Receiver => {
                             link::connect(stream, &receiver, received_tx.clone(), control.clone());
                             // A fresh receiver knows nothing: give it the whole table.
-                            receiver.send(EngineToReceiver::HostTable { with_data: state.with_data() });
+                            receiver.send(EngineToReceiver::HostTable {
+                                with_data: state.with_data(),
+                                queues: state.queues.clone(),
+                            });
                         }
                         Role::Web => link::connect(stream, &web, web_tx.clone(), control.clone()),
                         Role::Notifier => link::connect(stream, &notifier, silent_tx.clone(), control.clone()),
@@ -257,15 +332,32 @@ async fn run(
                     started = true;
                     tracing::info!("Running.");
                 }
+                Some(ControlEvent::Request { id, query: Query::QueueCommand { host, command } }) => {
+                    let (answer, update) = state.queue_command(host, command);
+                    if let Some(update) = update {
+                        receiver.send(update);
+                    }
+                    control.answer(id, answer);
+                }
                 Some(ControlEvent::Request { id, query }) => control.answer(id, state.answer(query)),
             },
             Some(msg) = received.recv(), if started => {
-                if let Some(host) = state.received(msg) {
-                    receiver.send(EngineToReceiver::HostHasData { host });
+                if let Some(update) = state.received(msg) {
+                    receiver.send(update);
                 }
             }
             Some(WebToEngine::Request { id, query }) = web_requests.recv(), if started => {
-                web.send(EngineToWeb::Answer { re: id, answer: state.answer(query) });
+                let answer = match query {
+                    Query::QueueCommand { host, command } => {
+                        let (answer, update) = state.queue_command(host, command);
+                        if let Some(update) = update {
+                            receiver.send(update);
+                        }
+                        answer
+                    }
+                    query => state.answer(query),
+                };
+                web.send(EngineToWeb::Answer { re: id, answer });
             }
         }
     }

@@ -7,8 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use hb_ipc::config::ReceiverConfig;
+use hb_ipc::edge::QueuedCommand;
 use hb_proto::datagram::{Limits, Reject, decode_client, encode};
-use hb_proto::message::{Ack, ClientMessage, ServerMessage};
+use hb_proto::message::{Ack, ClientMessage, Command, Queued, ServerMessage, Update};
 use hb_proto::sign::{self, ReplayGuard};
 
 /// Source addresses tracked for rate limiting before idle ones are forgotten.
@@ -50,6 +51,7 @@ pub struct Gate {
     buckets: HashMap<IpAddr, Bucket>,
     replay: ReplayGuard,
     with_data: HashSet<String>,
+    queues: HashMap<String, Vec<Queued>>,
     ack_counter: u64,
     counters: BTreeMap<String, u64>,
 }
@@ -63,6 +65,7 @@ impl Gate {
             limits: Limits::default(),
             buckets: HashMap::new(),
             with_data: HashSet::new(),
+            queues: HashMap::new(),
             // Our own signatures' counter starts at the clock in µs, so it keeps increasing
             // across restarts of the receiver.
             ack_counter: now_ms.saturating_mul(1000),
@@ -78,9 +81,34 @@ impl Gate {
         self.config = config;
     }
 
-    /// Replaces the table of hosts the engine has plugin data for.
-    pub fn set_table(&mut self, with_data: Vec<String>) {
+    /// Replaces the whole table: hosts with plugin data, and queued commands.
+    pub fn set_table(
+        &mut self,
+        with_data: Vec<String>,
+        queues: BTreeMap<String, Vec<QueuedCommand>>,
+    ) {
         self.with_data = with_data.into_iter().collect();
+        self.queues.clear();
+        for (host, queue) in queues {
+            self.set_queue(host, queue);
+        }
+    }
+
+    /// Replaces what waits for `host`; it rides in every ACK to the host until the engine
+    /// has the result.
+    pub fn set_queue(&mut self, host: String, queue: Vec<QueuedCommand>) {
+        if queue.is_empty() {
+            self.queues.remove(&host);
+            return;
+        }
+        let queue = queue
+            .into_iter()
+            .map(|c| match c.command {
+                Some(command) => Queued::Command(Command { id: c.id, command }),
+                None => Queued::Update(Update { id: c.id }),
+            })
+            .collect();
+        self.queues.insert(host, queue);
     }
 
     /// The engine now has plugin data for `host`.
@@ -162,7 +190,7 @@ impl Gate {
             seq: header.seq,
             request_update: matches!(decoded.message, ClientMessage::Heartbeat(_))
                 && !self.with_data.contains(&host),
-            queue: Vec::new(),
+            queue: self.queues.get(&host).cloned().unwrap_or_default(),
         };
         let sign = key.as_deref().map(|k| {
             self.ack_counter += 1;

@@ -136,7 +136,8 @@ async fn receive(
         tokio::select! {
             biased;
             Some(update) = table.recv() => match update {
-                EngineToReceiver::HostTable { with_data } => gate.set_table(with_data),
+                EngineToReceiver::HostTable { with_data, queues } => gate.set_table(with_data, queues),
+                EngineToReceiver::Queue { host, queue } => gate.set_queue(host, queue),
                 EngineToReceiver::HostHasData { host } => gate.has_data(host),
             },
             Some(job) = work.recv() => match job {

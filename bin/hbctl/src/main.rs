@@ -13,6 +13,7 @@ use hb_supervisor::passwd::PasswordHash;
 
 const USAGE: &str =
     "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts|messages|counters ROLE
+       hbctl [-s SOCKET] [-c FILE] [-j] command HOST NAME | update HOST
        hbctl passwd NAME
   -s SOCKET  control socket (default: control_socket of the configuration)
   -c FILE    configuration to take the socket path from (default /etc/hb.yaml)
@@ -53,6 +54,14 @@ fn run() -> anyhow::Result<ExitCode> {
         ["reload"] => CtlRequest::Reload {},
         ["hosts"] => CtlRequest::Hosts {},
         ["messages"] => CtlRequest::Messages {},
+        ["command", host, command] => CtlRequest::Command {
+            host: host.to_string(),
+            command: Some(command.to_string()),
+        },
+        ["update", host] => CtlRequest::Command {
+            host: host.to_string(),
+            command: None,
+        },
         ["counters", role] => match hb_ipc::Role::from_name(role) {
             Some(role) => CtlRequest::Counters { role },
             None => anyhow::bail!("unknown role {role:?}"),
@@ -91,6 +100,10 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         CtlResponse::Reloaded { generation } => {
             println!("reload complete, generation {generation}");
+            ExitCode::SUCCESS
+        }
+        CtlResponse::Queued { id } => {
+            println!("queued as command {id}");
             ExitCode::SUCCESS
         }
         CtlResponse::Counters { counters, .. } => {

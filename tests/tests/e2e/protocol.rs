@@ -428,3 +428,59 @@ fn hbc_message_mode() {
         .expect("hbc -m");
     assert_eq!(out.status.code(), Some(1));
 }
+
+// 6. A command queued on the server runs on the host only if its commands map has it, and
+// its result comes back; one not in the map is refused and reported; updates likewise.
+#[test]
+fn queued_commands_run_only_from_the_hosts_own_map() {
+    let server = Server::start("commands", "");
+    let marker = server.dir.join("ran");
+    let config = server.dir.join("hbc.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: cmd1\ninterval: 1\nhb_port: {}\nservers: [127.0.0.1]\ncommands:\n  hello: [/bin/echo, hi-from-hbc]\n  touch: [/usr/bin/touch, {}]\n",
+            server.hb_port,
+            marker.display()
+        ),
+    )
+    .expect("write");
+    let _hbc = Hbc::start(&server.dir, &["-c", config.to_str().expect("utf8")]);
+    assert!(wait_for(Duration::from_secs(3), || server
+        .host("cmd1")
+        .is_some()));
+    let queue = |args: &[&str]| -> u64 {
+        let answer = server
+            .ctl(args)
+            .unwrap_or_else(|| panic!("hbctl {args:?} failed"));
+        answer["id"].as_u64().expect("id")
+    };
+    let hello = queue(&["command", "cmd1", "hello"]);
+    let touch = queue(&["command", "cmd1", "touch"]);
+    let evil = queue(&["command", "cmd1", "rm-everything"]);
+    let update = queue(&["update", "cmd1"]);
+    let has = |text: &str| server.messages().iter().any(|m| m.contains(text));
+    let ok = wait_for(Duration::from_secs(6), || {
+        has(&format!("command {hello} exited 0: hi-from-hbc"))
+            && has(&format!("command {touch} exited 0"))
+            && has(&format!(
+                "command {evil}: refused: command \"rm-everything\" is not in this host's commands map"
+            ))
+            && has(&format!(
+                "command {update}: refused: no update_command is configured"
+            ))
+    });
+    assert!(ok, "results missing: {:#?}", server.messages());
+    assert!(marker.exists(), "the touch command did not run");
+    // Each ran once, although it rode in several ACKs before the result came back.
+    std::thread::sleep(Duration::from_millis(2500));
+    let runs = server
+        .messages()
+        .iter()
+        .filter(|m| m.contains(&format!("command {hello} exited")))
+        .count();
+    assert_eq!(runs, 1, "{:#?}", server.messages());
+    // Names that could not be in any map are refused by the server itself.
+    assert!(server.ctl(&["command", "cmd1", "rm -rf /"]).is_none());
+    assert!(server.ctl(&["command", "bad host", "hello"]).is_none());
+}
