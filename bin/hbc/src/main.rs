@@ -50,6 +50,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if options.detach {
+        // Syslog first, while the terminal can still be told what goes wrong.
+        if let Err(e) = hb_supervisor::log::init_syslog("hbc", options.verbosity) {
+            eprintln!("hbc: warning: cannot reach syslog at /dev/log ({e}); running without a log");
+        }
         match hb_supervisor::daemon::detach(std::path::Path::new("/dev/null")) {
             Ok(hb_supervisor::daemon::Detached::Parent { ready }) => {
                 return if ready {
@@ -58,15 +62,7 @@ fn main() -> ExitCode {
                     ExitCode::from(71)
                 };
             }
-            Ok(hb_supervisor::daemon::Detached::Daemon(readiness)) => {
-                if let Err(e) = hb_supervisor::log::init_syslog("hbc", options.verbosity) {
-                    // No syslog: the log would go nowhere; say so and stop.
-                    drop(readiness);
-                    eprintln!("hbc: cannot reach syslog: {e}");
-                    return ExitCode::from(71);
-                }
-                readiness.ready();
-            }
+            Ok(hb_supervisor::daemon::Detached::Daemon(readiness)) => readiness.ready(),
             Err(e) => {
                 eprintln!("hbc: cannot detach: {e:#}");
                 return ExitCode::from(71);

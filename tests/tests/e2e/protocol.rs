@@ -484,3 +484,54 @@ fn queued_commands_run_only_from_the_hosts_own_map() {
     assert!(server.ctl(&["command", "cmd1", "rm -rf /"]).is_none());
     assert!(server.ctl(&["command", "bad host", "hello"]).is_none());
 }
+
+// Unreachable servers are retried every interval (a server that comes up later gets the
+// host); an IPv6 address that never answered is dropped after three tries. With -d, hbc
+// detaches and keeps going.
+#[test]
+fn hbc_retries_servers_and_detaches() {
+    let mut later = Server::prepare("late", "");
+    let port = later.hb_port;
+    let dir = later.dir.clone();
+    let (dead6, _) = free_ports();
+    let late = format!("127.0.0.1:{port}");
+    let v6 = format!("[::1]:{dead6}");
+    let mut hbc = Hbc::start(&dir, &["-v", "-i", "1", "-N", "retry1", &late, &v6]);
+    std::thread::sleep(Duration::from_millis(4500));
+    assert!(
+        hbc.log_text()
+            .contains("IPv6 address never answered; no longer trying it."),
+        "{}",
+        hbc.log_text()
+    );
+    later.spawn(&["-f"]);
+    later.wait_running(Duration::from_secs(20));
+    assert!(
+        wait_for(Duration::from_secs(4), || later.host("retry1").is_some()),
+        "the IPv4 server that came up later never heard from hbc"
+    );
+    hbc.stop();
+
+    let out = std::process::Command::new(bin("hbc"))
+        .args(["-d", "-i", "1", "-N", "daemon1", &late])
+        .env_remove("HOME")
+        .output()
+        .expect("hbc -d");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_for(Duration::from_secs(4), || later
+            .host("daemon1")
+            .is_some_and(|h| h["heartbeats"].as_u64() >= Some(2))),
+        "detached hbc does not heartbeat"
+    );
+    for pid in processes_mentioning("daemon1") {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+}
