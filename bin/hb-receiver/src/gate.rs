@@ -121,6 +121,14 @@ impl Gate {
         &self.counters
     }
 
+    /// Records one receive call that returned `n` datagrams.
+    pub fn count_batch(&mut self, n: usize) {
+        self.count("receive_calls");
+        if n > 1 {
+            *self.counters.entry("batched_datagrams".into()).or_insert(0) += n as u64;
+        }
+    }
+
     fn count(&mut self, name: &str) {
         *self.counters.entry(name.to_string()).or_insert(0) += 1;
     }

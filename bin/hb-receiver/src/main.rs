@@ -8,6 +8,7 @@
 mod gate;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -123,6 +124,55 @@ async fn run(
     Ok(())
 }
 
+/// Datagrams taken from the socket per system call.
+const BATCH: usize = 32;
+
+/// Buffers for one `recvmmsg` call: up to [`BATCH`] datagrams per wake-up under a burst.
+struct Batch {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<(usize, Option<SocketAddr>)>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            // 65,536 holds the largest UDP payload, so nothing is ever truncated.
+            bufs: (0..BATCH).map(|_| vec![0u8; 65_536]).collect(),
+            meta: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// One non-blocking `recvmmsg`; the number of datagrams now in the buffers.
+    fn receive(&mut self, socket: &tokio::net::UdpSocket) -> std::io::Result<usize> {
+        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+            self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let results = recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(std::io::Error::from)?;
+        let meta: Vec<(usize, Option<SocketAddr>)> = results
+            .map(|r| (r.bytes, r.address.as_ref().and_then(to_std)))
+            .collect();
+        self.meta = meta;
+        Ok(self.meta.len())
+    }
+}
+
+fn to_std(addr: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::from(*v4));
+    }
+    addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
+}
+
 async fn receive(
     socket: tokio::net::UdpSocket,
     mut gate: Gate,
@@ -130,7 +180,7 @@ async fn receive(
     mut table: mpsc::Receiver<EngineToReceiver>,
     mut work: mpsc::UnboundedReceiver<ToGate>,
 ) {
-    let mut buf = vec![0u8; 65_536];
+    let mut batch = Batch::new();
     let mut reports = (Instant::now(), 0u32);
     loop {
         tokio::select! {
@@ -148,50 +198,110 @@ async fn receive(
                     let _ = reply.send(counters);
                 }
             },
-            received = socket.recv_from(&mut buf) => {
-                let (len, source) = match received {
-                    Ok(r) => r,
+            ready = socket.readable() => {
+                if let Err(e) = ready {
+                    tracing::warn!(error = %e, "UDP socket failed.");
+                    continue;
+                }
+                let n = match socket.try_io(tokio::io::Interest::READABLE, || batch.receive(&socket)) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(e) => {
                         tracing::warn!(error = %e, "UDP receive failed.");
                         continue;
                     }
                 };
-                // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
-                let source = std::net::SocketAddr::new(source.ip().to_canonical(), source.port());
-                let now_ms = hb_ipc::now_ms();
-                let now = Instant::now();
-                match gate.handle(&buf[..len], source, now, now_ms) {
-                    Outcome::Accepted { host, signed, message, ack } => {
-                        if let Err(e) = socket.send_to(&ack, source).await {
-                            tracing::debug!(%source, error = %e, "Cannot send ACK.");
-                        }
-                        engine.send(ReceiverToEngine::Received {
-                            host,
-                            source,
-                            received_ms: now_ms,
-                            signed,
-                            message: message.to_json(),
-                        });
-                    }
-                    Outcome::Dropped => {}
-                    Outcome::Rejected(reject) => {
-                        tracing::debug!(%source, reason = reject.reason(), detail = %reject, "Datagram rejected.");
-                        if now.duration_since(reports.0).as_secs() >= 1 {
-                            reports = (now, 0);
-                        }
-                        // A flood of garbage must not become a flood of engine messages.
-                        if reports.1 < REJECT_REPORTS_PER_SECOND && reject.reason() != "rate_limited" {
-                            reports.1 += 1;
-                            engine.send(ReceiverToEngine::Rejected {
-                                source,
-                                received_ms: now_ms,
-                                reason: reject.reason().into(),
-                                detail: reject.to_string(),
-                            });
-                        }
-                    }
+                gate.count_batch(n);
+                for i in 0..n {
+                    let (len, source) = batch.meta[i];
+                    let Some(source) = source else { continue };
+                    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+                    let source = SocketAddr::new(source.ip().to_canonical(), source.port());
+                    let datagram = &batch.bufs[i][..len];
+                    handle(&socket, &mut gate, &engine, &mut reports, datagram, source).await;
                 }
             }
         }
+    }
+}
+
+async fn handle(
+    socket: &tokio::net::UdpSocket,
+    gate: &mut Gate,
+    engine: &Link<ReceiverToEngine>,
+    reports: &mut (Instant, u32),
+    datagram: &[u8],
+    source: SocketAddr,
+) {
+    let now_ms = hb_ipc::now_ms();
+    let now = Instant::now();
+    match gate.handle(datagram, source, now, now_ms) {
+        Outcome::Accepted {
+            host,
+            signed,
+            message,
+            ack,
+        } => {
+            if let Err(e) = socket.send_to(&ack, source).await {
+                tracing::debug!(%source, error = %e, "Cannot send ACK.");
+            }
+            engine.send(ReceiverToEngine::Received {
+                host,
+                source,
+                received_ms: now_ms,
+                signed,
+                message: message.to_json(),
+            });
+        }
+        Outcome::Dropped => {}
+        Outcome::Rejected(reject) => {
+            tracing::debug!(%source, reason = reject.reason(), detail = %reject, "Datagram rejected.");
+            if now.duration_since(reports.0).as_secs() >= 1 {
+                *reports = (now, 0);
+            }
+            // A flood of garbage must not become a flood of engine messages.
+            if reports.1 < REJECT_REPORTS_PER_SECOND && reject.reason() != "rate_limited" {
+                reports.1 += 1;
+                engine.send(ReceiverToEngine::Rejected {
+                    source,
+                    received_ms: now_ms,
+                    reason: reject.reason().into(),
+                    detail: reject.to_string(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_call_takes_a_whole_burst() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = socket.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..40u8 {
+            sender.send_to(&[i; 3], to).unwrap();
+        }
+        let mut batch = Batch::new();
+        socket.readable().await.unwrap();
+        // Let the whole burst land before the call.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let n = socket
+            .try_io(tokio::io::Interest::READABLE, || batch.receive(&socket))
+            .unwrap();
+        assert_eq!(n, BATCH);
+        for i in 0..n {
+            assert_eq!(batch.meta[i], (3, Some(sender.local_addr().unwrap())));
+            assert_eq!(&batch.bufs[i][..3], &[i as u8; 3]);
+        }
+        let rest = socket
+            .try_io(tokio::io::Interest::READABLE, || batch.receive(&socket))
+            .unwrap();
+        assert_eq!(rest, 40 - BATCH);
+        let empty = socket.try_io(tokio::io::Interest::READABLE, || batch.receive(&socket));
+        assert_eq!(empty.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     }
 }
