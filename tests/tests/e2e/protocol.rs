@@ -535,3 +535,34 @@ fn hbc_retries_servers_and_detaches() {
         );
     }
 }
+
+// ACKs never wait on the engine: with the engine frozen, hbc still gets its answer.
+#[test]
+fn acks_flow_while_the_engine_is_unavailable() {
+    let server = Server::start("frozen", "");
+    let engine = server.pid_of("engine").expect("engine");
+    let pid = nix::unistd::Pid::from_raw(engine as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    let out = std::process::Command::new(bin("hbc"))
+        .args([
+            "-1",
+            "-N",
+            "frozen1",
+            "-p",
+            &server.hb_port.to_string(),
+            "127.0.0.1",
+        ])
+        .env_remove("HOME")
+        .output()
+        .expect("hbc -1");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    assert!(
+        out.status.success(),
+        "no ACK while the engine was frozen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And the heartbeat was held for the engine, not lost.
+    assert!(wait_for(Duration::from_secs(3), || server
+        .host("frozen1")
+        .is_some()));
+}
