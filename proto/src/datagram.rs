@@ -82,7 +82,7 @@ pub enum Reject {
     UnknownId(String),
     /// `v` newer than this build speaks.
     #[error("protocol version {0} is newer than this server's")]
-    UnsupportedVersion(u32),
+    UnsupportedVersion(u64),
     /// No or invalid host name.
     #[error("bad host name: {0}")]
     BadName(String),
@@ -275,13 +275,18 @@ fn decode_object<'a>(
 /// Inflates at most `limit` bytes; one more byte available means a bomb, and reading stops.
 fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, Reject> {
     let mut out = Vec::new();
-    let decoder = flate2::read::ZlibDecoder::new(body);
-    decoder
+    let mut decoder = flate2::read::ZlibDecoder::new(body);
+    (&mut decoder)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| Reject::BadZlib(e.to_string()))?;
     if out.len() > limit {
         return Err(Reject::ZlibBomb(limit));
+    }
+    if decoder.total_in() != body.len() as u64 {
+        return Err(Reject::BadZlib(
+            "data after the end of the zlib stream".into(),
+        ));
     }
     Ok(out)
 }
@@ -380,6 +385,12 @@ fn client_message(object: Map<String, Value>) -> Result<ClientMessage, Reject> {
     if !object.get("name").is_some_and(Value::is_string) {
         return Err(Reject::BadName("not a string".into()));
     }
+    let mut object = object;
+    // Host names are DNS names: case does not matter, so it is dropped here, once, for
+    // every lookup after (keys, drophosts, the host table).
+    if let Some(Value::String(name)) = object.get_mut("name") {
+        name.make_ascii_lowercase();
+    }
     let message = match id.as_str() {
         "HTB" => {
             let m: Heartbeat = typed(object)?;
@@ -439,7 +450,7 @@ fn client_message(object: Map<String, Value>) -> Result<ClientMessage, Reject> {
 fn check_header(header: &Header) -> Result<(), Reject> {
     crate::names::check_host_name(&header.name).map_err(Reject::BadName)?;
     match header.v {
-        Some(v) if v > crate::PROTOCOL_VERSION => Err(Reject::UnsupportedVersion(v)),
+        Some(v) if v > u64::from(crate::PROTOCOL_VERSION) => Err(Reject::UnsupportedVersion(v)),
         _ => Ok(()),
     }
 }
@@ -494,6 +505,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!d.compressed && d.signature.is_none());
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let d = decode_client(br#"{"ID":"HTB","name":"Web1.Example.NET"}"#, &limits()).unwrap();
+        assert_eq!(d.message.header().name, "web1.example.net");
+    }
+
+    #[test]
+    fn bytes_after_the_zlib_stream_are_refused() {
+        let mut z = compress(br#"{"ID":"HTB","name":"a"}"#);
+        z.extend_from_slice(b"extra");
+        assert_eq!(
+            decode_client(&z, &limits()).unwrap_err().reason(),
+            "bad_zlib"
+        );
     }
 
     #[test]
@@ -588,6 +615,10 @@ mod tests {
             ),
             (
                 b"{\"ID\":\"HTB\",\"name\":\"a\",\"v\":99}",
+                "unsupported_version",
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"v\":99999999999}",
                 "unsupported_version",
             ),
             (

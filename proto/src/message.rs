@@ -86,7 +86,7 @@ pub struct Header {
     pub seq: Option<u64>,
     /// Protocol version; absent means 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v: Option<u32>,
+    pub v: Option<u64>,
 }
 
 /// `HTB`: I am alive.

@@ -130,6 +130,11 @@ impl ReplayGuard {
         }
     }
 
+    /// Changes the allowed clock difference; what was accepted stays remembered.
+    pub fn set_window(&mut self, window_ms: u64) {
+        self.window_ms = window_ms;
+    }
+
     /// Hosts remembered.
     pub fn len(&self) -> usize {
         self.last.len()

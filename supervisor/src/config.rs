@@ -483,7 +483,27 @@ impl Config {
 /// The unprivileged user when the file names none.
 pub const DEFAULT_USER: &str = "_hb";
 
-fn resolve(source: Source, file: File, text: &str, errors: &mut Vec<ConfigError>) -> Config {
+fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigError>) -> Config {
+    // Host names are DNS names, compared without case, as the receiver does on the wire.
+    let mut hosts = BTreeMap::new();
+    for (name, host) in std::mem::take(&mut file.hosts) {
+        let lower = name.to_ascii_lowercase();
+        if hosts.insert(lower.clone(), host).is_some() {
+            errors.push(ConfigError {
+                line: locate(text, &["hosts", &name]),
+                key: format!("hosts.{name}"),
+                message: format!("{lower:?} appears twice (host names ignore case)"),
+            });
+        }
+    }
+    file.hosts = hosts;
+    for list in [
+        &mut file.watchhosts,
+        &mut file.dyndnshosts,
+        &mut file.drophosts,
+    ] {
+        list.iter_mut().for_each(|n| n.make_ascii_lowercase());
+    }
     let mut err = |key: &str, message: String| {
         let path: Vec<&str> = key.split('.').collect();
         errors.push(ConfigError {
@@ -953,6 +973,15 @@ notification_channels:
         ] {
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
+    }
+
+    #[test]
+    fn host_names_ignore_case() {
+        let c = parse("hosts:\n  Web1:\n    interval: 5\ndrophosts: [OLD]\n").unwrap();
+        assert!(c.file.hosts.contains_key("web1"));
+        assert_eq!(c.file.drophosts, ["old"]);
+        let e = errors("hosts:\n  web1: {}\n  WEB1: {}\n");
+        assert!(e.contains("appears twice"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,14 @@ use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
 
+/// Hosts tracked at most; datagrams from further new names are refused and counted (an
+/// unauthenticated sender could otherwise invent names until memory runs out).
+const MAX_HOSTS: usize = 100_000;
+/// Plugins kept per host, and bytes of plugin data per host (as JSON).
+const MAX_PLUGINS: usize = 64;
+const MAX_PLUGIN_BYTES: usize = 1 << 20;
+/// Answered command ids remembered to recognise repeated results.
+const ANSWERED_KEPT: usize = 4096;
 /// Commands waiting for one host at most (they ride in every ACK to it).
 const MAX_QUEUED: usize = 16;
 /// Events kept for queries (the original's `/api/0/messages` shows 30).
@@ -37,7 +45,10 @@ struct Host {
     rtt_ms: Option<f64>,
     version: Option<String>,
     signed: bool,
-    plugins: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Latest data per plugin, with its size as JSON.
+    plugins: BTreeMap<String, (serde_json::Map<String, serde_json::Value>, usize)>,
+    /// `seq` of the last boot or shutdown notice, so a retransmitted one counts once.
+    last_notice_seq: Option<u64>,
 }
 
 /// One thing that happened, for the event list.
@@ -55,6 +66,8 @@ struct State {
     /// Commands waiting for each host, until its result arrives.
     queues: BTreeMap<String, Vec<QueuedCommand>>,
     next_command_id: u64,
+    /// Ids of commands whose result arrived, newest last.
+    answered: VecDeque<u64>,
 }
 
 impl State {
@@ -68,6 +81,7 @@ impl State {
             // Ids from the clock, so they stay unique across engine restarts (hosts run each
             // id once).
             next_command_id: hb_ipc::now_ms(),
+            answered: VecDeque::new(),
         }
     }
 
@@ -161,6 +175,10 @@ impl State {
                     }
                 };
                 self.count(&format!("received_{}", message.id()));
+                if !self.hosts.contains_key(&host) && self.hosts.len() >= MAX_HOSTS {
+                    self.count("hosts_refused");
+                    return None;
+                }
                 let entry = self.hosts.entry(host.clone()).or_insert_with(|| Host {
                     last_seen_ms: received_ms,
                     address: source,
@@ -170,6 +188,7 @@ impl State {
                     version: None,
                     signed,
                     plugins: BTreeMap::new(),
+                    last_notice_seq: None,
                 });
                 if entry.address != source {
                     let text = format!("{host} moved from {} to {source}", entry.address);
@@ -189,15 +208,37 @@ impl State {
                     }
                     ClientMessage::Plugin(p) => {
                         let first = entry.plugins.is_empty();
-                        entry.plugins.insert(p.plugin, p.data);
+                        let size = serde_json::to_vec(&p.data).map_or(usize::MAX, |v| v.len());
+                        let others: usize = entry
+                            .plugins
+                            .iter()
+                            .filter(|(name, _)| **name != p.plugin)
+                            .map(|(_, (_, n))| n)
+                            .sum();
+                        let new_plugin = !entry.plugins.contains_key(&p.plugin);
+                        if others.saturating_add(size) > MAX_PLUGIN_BYTES
+                            || (new_plugin && entry.plugins.len() >= MAX_PLUGINS)
+                        {
+                            self.count("plugin_data_refused");
+                            return None;
+                        }
+                        entry.plugins.insert(p.plugin, (p.data, size));
                         first.then_some(EngineToReceiver::HostHasData { host })
                     }
+                    ClientMessage::Boot(n) | ClientMessage::Shutdown(n)
+                        if n.header.seq.is_some() && entry.last_notice_seq == n.header.seq =>
+                    {
+                        self.count("duplicate_notice");
+                        None
+                    }
                     ClientMessage::Boot(n) => {
+                        entry.last_notice_seq = n.header.seq;
                         entry.version = n.ver.or(entry.version.take());
                         self.event(received_ms, &host, format!("{host} booted"));
                         None
                     }
-                    ClientMessage::Shutdown(_) => {
+                    ClientMessage::Shutdown(n) => {
+                        entry.last_notice_seq = n.header.seq;
                         self.event(received_ms, &host, format!("{host} is shutting down"));
                         None
                     }
@@ -218,6 +259,18 @@ impl State {
                             (Some(id), None) => format!("{host}: command {id}: {}", m.text),
                             _ => format!("{host}: {}", m.text),
                         };
+                        // A result can arrive more than once (the host resends it while the
+                        // command still rides in ACKs); it is an event once.
+                        if let Some(id) = m.cmd {
+                            if answered.is_none() && self.answered.contains(&id) {
+                                self.count("duplicate_result");
+                                return None;
+                            }
+                            self.answered.push_back(id);
+                            if self.answered.len() > ANSWERED_KEPT {
+                                self.answered.pop_front();
+                            }
+                        }
                         self.event(received_ms, &host, text);
                         answered
                     }

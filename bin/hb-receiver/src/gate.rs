@@ -16,6 +16,10 @@ use hb_proto::sign::{self, ReplayGuard};
 const MAX_SOURCES: usize = 100_000;
 /// ACKs are small; compressing them would only cost.
 const NEVER_COMPRESS: usize = usize::MAX;
+/// An ACK to an unsigned datagram is at most this many times its size...
+const UNSIGNED_ACK_FACTOR: usize = 3;
+/// ...or this many bytes, whichever is more.
+const MIN_ACK_ROOM: usize = 128;
 
 /// What became of a datagram.
 #[derive(Debug)]
@@ -49,6 +53,9 @@ pub struct Gate {
     config: ReceiverConfig,
     limits: Limits,
     buckets: HashMap<IpAddr, Bucket>,
+    /// Shared by sources that do not fit in `buckets`.
+    overflow: Bucket,
+    last_sweep: Option<Instant>,
     replay: ReplayGuard,
     with_data: HashSet<String>,
     queues: HashMap<String, Vec<Queued>>,
@@ -64,6 +71,11 @@ impl Gate {
             config,
             limits: Limits::default(),
             buckets: HashMap::new(),
+            overflow: Bucket {
+                tokens: 0.0,
+                last: Instant::now(),
+            },
+            last_sweep: None,
             with_data: HashSet::new(),
             queues: HashMap::new(),
             // Our own signatures' counter starts at the clock in µs, so it keeps increasing
@@ -75,9 +87,7 @@ impl Gate {
 
     /// Applies a new configuration (reload); the rate and replay state carry over.
     pub fn set_config(&mut self, config: ReceiverConfig) {
-        if config.clock_skew_ms != self.config.clock_skew_ms {
-            self.replay = ReplayGuard::new(config.clock_skew_ms);
-        }
+        self.replay.set_window(config.clock_skew_ms);
         self.config = config;
     }
 
@@ -192,19 +202,49 @@ impl Gate {
                 false
             }
         };
-        let ack = Ack {
+        let queue = self.queues.get(&host).cloned().unwrap_or_default();
+        let mut ack = Ack {
             name: host.clone(),
             ts: header.ts,
             seq: header.seq,
             request_update: matches!(decoded.message, ClientMessage::Heartbeat(_))
                 && !self.with_data.contains(&host),
-            queue: self.queues.get(&host).cloned().unwrap_or_default(),
+            queue: Vec::new(),
         };
-        let sign = key.as_deref().map(|k| {
-            self.ack_counter += 1;
-            (k, now_ms, self.ack_counter)
-        });
-        let ack = encode(&ServerMessage::Ack(ack).to_json(), NEVER_COMPRESS, sign);
+        let ack = if signed {
+            // Signed only in answer to a signed request: otherwise anyone could have the
+            // server sign datagrams of their choosing for a keyed host.
+            ack.queue = queue;
+            let key = key.as_deref().unwrap_or_default();
+            self.ack_counter = (self.ack_counter + 1).max(now_ms.saturating_mul(1000));
+            encode(
+                &ServerMessage::Ack(ack).to_json(),
+                NEVER_COMPRESS,
+                Some((key, now_ms, self.ack_counter)),
+            )
+        } else {
+            // The source of an unsigned datagram may be spoofed: never answer it with more
+            // than a few times what it sent, so the server is no amplifier.
+            let limit = (datagram.len() * UNSIGNED_ACK_FACTOR).max(MIN_ACK_ROOM);
+            let mut bytes = encode(
+                &ServerMessage::Ack(ack.clone()).to_json(),
+                NEVER_COMPRESS,
+                None,
+            );
+            for queued in queue {
+                ack.queue.push(queued);
+                let bigger = encode(
+                    &ServerMessage::Ack(ack.clone()).to_json(),
+                    NEVER_COMPRESS,
+                    None,
+                );
+                if bigger.len() > limit {
+                    break;
+                }
+                bytes = bigger;
+            }
+            bytes
+        };
         Outcome::Accepted {
             host,
             signed,
@@ -229,23 +269,43 @@ impl Gate {
             .unwrap_or_else(|| self.key_for(host).is_none())
     }
 
-    /// Token bucket per source address.
+    /// Token bucket per source: an IPv4 address, or an IPv6 /64 (one host can use a whole
+    /// /64 without spoofing). When the table is full, sources not in it share one bucket,
+    /// so a flood from many addresses is limited too (fail closed), and idle entries are
+    /// swept at most once a second, so the sweep cannot be made to run per datagram.
     fn take_token(&mut self, ip: IpAddr, now: Instant) -> bool {
         let (rate, burst) = (self.config.source_rate, self.config.source_burst);
-        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&ip) {
-            // Forget sources whose bucket has refilled: they are idle, and forgetting them
-            // changes nothing for them.
-            self.buckets
-                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+        let key = match ip {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::from(octets)
+            }
+            v4 => v4,
+        };
+        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&key) {
+            if self
+                .last_sweep
+                .is_none_or(|t| now.duration_since(t).as_secs() >= 1)
+            {
+                self.last_sweep = Some(now);
+                self.buckets.retain(|_, b| {
+                    b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst
+                });
+            }
             if self.buckets.len() >= MAX_SOURCES {
                 self.count("rate_table_full");
-                return true;
+                return Self::take(&mut self.overflow, rate, burst, now);
             }
         }
-        let bucket = self.buckets.entry(ip).or_insert(Bucket {
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
             tokens: burst,
             last: now,
         });
+        Self::take(bucket, rate, burst, now)
+    }
+
+    fn take(bucket: &mut Bucket, rate: f64, burst: f64, now: Instant) -> bool {
         bucket.tokens =
             (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(burst);
         bucket.last = now;
@@ -387,6 +447,75 @@ mod tests {
             reason(&g.handle(br#"{"ID":"HTB","name":"gone"}"#, src(), now, NOW)),
             "dropped"
         );
+    }
+
+    #[test]
+    fn ipv6_sources_share_a_bucket_per_64() {
+        let mut c = config();
+        c.source_rate = 1.0;
+        c.source_burst = 2.0;
+        let mut g = Gate::new(c, NOW);
+        let t0 = Instant::now();
+        let d = br#"{"ID":"HTB","name":"web1"}"#;
+        let a: SocketAddr = "[2001:db8::1]:1".parse().unwrap();
+        let b: SocketAddr = "[2001:db8::ffff:2]:1".parse().unwrap();
+        let other: SocketAddr = "[2001:db8:0:1::1]:1".parse().unwrap();
+        assert_eq!(reason(&g.handle(d, a, t0, NOW)), "accepted");
+        assert_eq!(reason(&g.handle(d, b, t0, NOW)), "accepted");
+        assert_eq!(reason(&g.handle(d, a, t0, NOW)), "rate_limited", "same /64");
+        assert_eq!(
+            reason(&g.handle(d, other, t0, NOW)),
+            "accepted",
+            "another /64"
+        );
+    }
+
+    #[test]
+    fn unsigned_acks_are_no_amplifier_and_unsigned() {
+        let mut c = config();
+        c.shared_key = Some("shared-key-0123456789".into());
+        c.accept_unsigned = Some(true);
+        let mut g = Gate::new(c, NOW);
+        let queue: Vec<QueuedCommand> = (0..16)
+            .map(|id| QueuedCommand {
+                id,
+                command: Some("a-rather-long-command-name".into()),
+            })
+            .collect();
+        g.set_queue("web1".into(), queue);
+        let d = br#"{"ID":"HTB","name":"web1"}"#;
+        let Outcome::Accepted { ack, .. } = g.handle(d, src(), Instant::now(), NOW) else {
+            panic!()
+        };
+        assert!(
+            ack.len() <= MIN_ACK_ROOM.max(d.len() * UNSIGNED_ACK_FACTOR),
+            "{} bytes",
+            ack.len()
+        );
+        let decoded = decode_server(&ack, &Limits::default()).unwrap();
+        assert!(
+            decoded.signature.is_none(),
+            "signed an answer to an unsigned datagram"
+        );
+        let ServerMessage::Ack(ack) = decoded.message else {
+            panic!()
+        };
+        assert!(ack.queue.len() < 16);
+        // Signed requests get the whole queue, signed.
+        let signed = encode(
+            &serde_json::json!({"ID":"HTB","name":"web1","seq":1}),
+            usize::MAX,
+            Some((b"shared-key-0123456789", NOW, 1)),
+        );
+        let Outcome::Accepted { ack, .. } = g.handle(&signed, src(), Instant::now(), NOW) else {
+            panic!()
+        };
+        let decoded = decode_server(&ack, &Limits::default()).unwrap();
+        assert!(decoded.signature.is_some());
+        let ServerMessage::Ack(ack) = decoded.message else {
+            panic!()
+        };
+        assert_eq!(ack.queue.len(), 16);
     }
 
     #[test]

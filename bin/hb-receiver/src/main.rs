@@ -220,6 +220,10 @@ async fn receive(
                     let datagram = &batch.bufs[i][..len];
                     handle(&socket, &mut gate, &engine, &mut reports, datagram, source).await;
                 }
+                // One thread runs this loop and the link tasks that carry its messages to and
+                // from the engine; under a steady stream the socket is always ready, so give
+                // them their turn after every batch or they starve.
+                tokio::task::yield_now().await;
             }
         }
     }

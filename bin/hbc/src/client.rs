@@ -1,6 +1,6 @@
 //! The client's event loop.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,8 +24,11 @@ const IPV6_GIVE_UP: u32 = 3;
 /// One-shot modes: attempts and the wait for an ACK after each.
 const ONE_SHOT_TRIES: u32 = 3;
 const ONE_SHOT_WAIT: Duration = Duration::from_secs(1);
-/// Command ids remembered so a command repeated in later ACKs runs once.
+/// Command ids remembered (with their results) so a command repeated in later ACKs runs once
+/// and its result can be sent again if it was lost.
 const DONE_COMMANDS_KEPT: usize = 1024;
+/// Commands running at once; more wait for a later ACK.
+const MAX_RUNNING: usize = 4;
 
 struct Target {
     addr: SocketAddr,
@@ -44,9 +47,13 @@ struct Client {
     seq: u64,
     counter: u64,
     ack_guard: ReplayGuard,
+    /// Command ids in the order they arrived, and their results once finished.
     done: VecDeque<u64>,
-    done_set: HashSet<u64>,
-    results: mpsc::UnboundedSender<(SocketAddr, ClientMessage)>,
+    results_by_id: HashMap<u64, Option<ClientMessage>>,
+    running: usize,
+    /// Only a long-running client takes commands; -1 and -m exit right away.
+    accept_commands: bool,
+    results: mpsc::UnboundedSender<(SocketAddr, u64, ClientMessage)>,
     asked_for_data: bool,
 }
 
@@ -67,7 +74,9 @@ pub async fn run(settings: Settings, mode: Mode) -> anyhow::Result<ExitCode> {
         counter: now_ms.saturating_mul(1000),
         ack_guard: ReplayGuard::new(120_000),
         done: VecDeque::new(),
-        done_set: HashSet::new(),
+        results_by_id: HashMap::new(),
+        running: 0,
+        accept_commands: matches!(mode, Mode::Run),
         results,
         asked_for_data: false,
         settings,
@@ -128,7 +137,7 @@ pub async fn run(settings: Settings, mode: Mode) -> anyhow::Result<ExitCode> {
                     r = recv(client.v6.as_ref(), &mut buf6) => {
                         if let Some((n, from)) = r { client.handle(&buf6[..n], from).await; }
                     }
-                    Some((to, msg)) = results_rx.recv() => client.send(to, msg).await,
+                    Some((to, id, msg)) = results_rx.recv() => client.finished(to, id, msg).await,
                     _ = term.recv() => break,
                     _ = int.recv() => break,
                 }
@@ -222,7 +231,9 @@ impl Client {
     async fn send(&mut self, to: SocketAddr, msg: ClientMessage) {
         let header = msg.header().clone();
         let sign = self.settings.key.as_deref().map(|key| {
-            self.counter += 1;
+            // Never behind the clock: another hbc for the same host (hbc -m from cron) starts
+            // its counter at the clock, and the server keeps one last counter per host.
+            self.counter = (self.counter + 1).max(hb_ipc::now_ms().saturating_mul(1000));
             (key, header.ts.unwrap_or_else(hb_ipc::now_ms), self.counter)
         });
         let bytes = encode(&msg.to_json(), COMPRESS_OVER, sign);
@@ -381,12 +392,10 @@ impl Client {
         }
         let ack = match decoded.message {
             ServerMessage::Ack(ack) => ack,
-            ServerMessage::Command(c) => {
-                self.command(from, Queued::Command(c));
-                return;
-            }
-            ServerMessage::Update(u) => {
-                self.command(from, Queued::Update(u));
+            // Commands count only inside an ACK to a datagram we sent (below): an off-path
+            // sender cannot know our sequence numbers.
+            ServerMessage::Command(_) | ServerMessage::Update(_) => {
+                tracing::warn!(%from, "Command outside an ACK; ignored.");
                 return;
             }
         };
@@ -395,7 +404,8 @@ impl Client {
             return;
         }
         let target = &mut self.targets[index];
-        if let Some(sent) = ack.seq.and_then(|seq| target.in_flight.remove(&seq)) {
+        let answered = ack.seq.and_then(|seq| target.in_flight.remove(&seq));
+        if let Some(sent) = answered {
             let rtt = sent.elapsed().as_secs_f64() * 1000.0;
             target.last_rtt = Some((rtt * 1000.0).round() / 1000.0);
             target.acked_ever = true;
@@ -410,14 +420,32 @@ impl Client {
             self.asked_for_data = true;
             tracing::debug!(%from, "Server has no plugin data for this host; no plugins are configured.");
         }
-        for queued in ack.queue {
-            self.command(from, queued);
+        if answered.is_none() {
+            if !ack.queue.is_empty() {
+                tracing::warn!(%from, "Commands in an ACK to nothing we sent; ignored.");
+            }
+            return;
+        }
+        if self.accept_commands {
+            for queued in ack.queue {
+                self.command(from, queued).await;
+            }
         }
     }
 
+    /// A command finished: keep its result for resending, and send it.
+    async fn finished(&mut self, to: SocketAddr, id: u64, msg: ClientMessage) {
+        self.running = self.running.saturating_sub(1);
+        if let Some(slot) = self.results_by_id.get_mut(&id) {
+            *slot = Some(msg.clone());
+        }
+        self.send(to, msg).await;
+    }
+
     /// Runs a queued command or update once (by id), in the background; the result goes back
-    /// to the server that asked as a `MSG` with `cmd` set.
-    fn command(&mut self, from: SocketAddr, queued: Queued) {
+    /// to the server that asked as a `MSG` with `cmd` set, and again whenever the id shows up
+    /// in a later ACK (the first result was lost).
+    async fn command(&mut self, from: SocketAddr, queued: Queued) {
         let (id, argv, what) = match &queued {
             Queued::Command(c) => (
                 c.id,
@@ -430,18 +458,19 @@ impl Client {
                 "update".to_string(),
             ),
         };
-        if !self.done_set.insert(id) {
-            return;
-        }
-        self.done.push_back(id);
-        if self.done.len() > DONE_COMMANDS_KEPT
-            && let Some(old) = self.done.pop_front()
-        {
-            self.done_set.remove(&old);
+        match self.results_by_id.get(&id) {
+            Some(Some(result)) => {
+                let mut result = result.clone();
+                if let ClientMessage::Message(m) = &mut result {
+                    m.header = self.header();
+                }
+                self.send(from, result).await;
+                return;
+            }
+            Some(None) => return, // still running
+            None => {}
         }
         let header = self.header();
-        let results = self.results.clone();
-        let timeout = self.settings.command_timeout;
         let Some(argv) = argv else {
             let text = match queued {
                 Queued::Command(_) => {
@@ -450,18 +479,25 @@ impl Client {
                 Queued::Update(_) => "refused: no update_command is configured".to_string(),
             };
             tracing::warn!(id, command = %what, "{text}");
-            let _ = results.send((
-                from,
-                ClientMessage::Message(TextMessage {
-                    header,
-                    text,
-                    cmd: Some(id),
-                    exit: None,
-                }),
-            ));
+            let msg = ClientMessage::Message(TextMessage {
+                header,
+                text,
+                cmd: Some(id),
+                exit: None,
+            });
+            self.remember(id, Some(msg.clone()));
+            self.send(from, msg).await;
             return;
         };
+        if self.running >= MAX_RUNNING {
+            tracing::info!(id, command = %what, "Busy; the command runs when a later ACK repeats it.");
+            return;
+        }
+        self.remember(id, None);
+        self.running += 1;
         tracing::info!(id, command = %what, "Running command the server asked for.");
+        let results = self.results.clone();
+        let timeout = self.settings.command_timeout;
         tokio::spawn(async move {
             let outcome = commands::run(&argv, timeout).await;
             let msg = TextMessage {
@@ -470,8 +506,18 @@ impl Client {
                 cmd: Some(id),
                 exit: outcome.exit,
             };
-            let _ = results.send((from, ClientMessage::Message(msg)));
+            let _ = results.send((from, id, ClientMessage::Message(msg)));
         });
+    }
+
+    fn remember(&mut self, id: u64, result: Option<ClientMessage>) {
+        self.results_by_id.insert(id, result);
+        self.done.push_back(id);
+        if self.done.len() > DONE_COMMANDS_KEPT
+            && let Some(old) = self.done.pop_front()
+        {
+            self.results_by_id.remove(&old);
+        }
     }
 }
 

@@ -83,6 +83,9 @@ struct File {
     commands: BTreeMap<String, Vec<String>>,
     command_timeout: Option<u64>,
     update_command: Option<Vec<String>>,
+    /// Plugin settings: read by the plugins of a later release; accepted now so a file
+    /// written for it loads.
+    plugins: Option<serde_json::Value>,
 }
 
 /// Everything the client runs with.
@@ -159,6 +162,11 @@ impl Settings {
         }
         if let Some(argv) = &file.update_command {
             check_argv(&where_, "update_command", argv)?;
+        }
+        if file.plugins.is_some() {
+            eprintln!(
+                "hbc: warning: {where_}: `plugins` are not implemented in this build; ignored"
+            );
         }
         Ok(Settings {
             servers,
