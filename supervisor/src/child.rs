@@ -153,10 +153,7 @@ where
         return ExitCode::from(71);
     }
     tracing::debug!(?confinement, "Confined.");
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the runtime.");

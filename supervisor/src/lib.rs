@@ -26,3 +26,11 @@ pub mod passwd;
 pub mod privdrop;
 pub mod supervise;
 mod sys;
+
+/// The single-threaded runtime every hb program builds once its synchronous set-up (options,
+/// configuration, detaching, privilege drop) is done.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

@@ -13,11 +13,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Installs the global subscriber. `verbosity` counts `-v` flags: 0 info, 1 debug, 2+ trace.
 pub fn init(program: &'static str, verbosity: u8) {
-    let level = match verbosity {
-        0 => Level::INFO,
-        1 => Level::DEBUG,
-        _ => Level::TRACE,
-    };
+    let level = max_level(verbosity);
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
@@ -34,11 +30,7 @@ pub fn init_syslog(program: &'static str, verbosity: u8) -> std::io::Result<()> 
     let socket = std::os::unix::net::UnixDatagram::unbound()?;
     socket.connect("/dev/log")?;
     let socket = std::sync::Arc::new(socket);
-    let level = match verbosity {
-        0 => Level::INFO,
-        1 => Level::DEBUG,
-        _ => Level::TRACE,
-    };
+    let level = max_level(verbosity);
     let pid = std::process::id();
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
@@ -50,6 +42,15 @@ pub fn init_syslog(program: &'static str, verbosity: u8) -> std::io::Result<()> 
         .event_format(SyslogFormat)
         .try_init();
     Ok(())
+}
+
+/// `-v` count to the most verbose level logged.
+fn max_level(verbosity: u8) -> Level {
+    match verbosity {
+        0 => Level::INFO,
+        1 => Level::DEBUG,
+        _ => Level::TRACE,
+    }
 }
 
 struct SyslogWriters {

@@ -71,10 +71,7 @@ fn main() -> ExitCode {
     } else {
         hb_supervisor::log::init("hbc", options.verbosity);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match hb_supervisor::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the runtime.");

@@ -164,6 +164,12 @@ impl Server {
         panic!("no free ports after three tries");
     }
 
+    /// Adds lines to the configuration file.
+    pub fn append_config(&self, lines: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        std::fs::write(&self.config, format!("{text}{lines}")).expect("write config");
+    }
+
     pub fn spawn(&mut self, flags: &[&str]) {
         let log = std::fs::File::create(&self.log).expect("log file");
         let child = Command::new(bin("hbsupervisor"))
@@ -532,4 +538,20 @@ pub fn send_from(source: &str, to_port: u16, datagram: &[u8]) {
     socket
         .send_to(datagram, ("127.0.0.1", to_port))
         .expect("send");
+}
+
+/// `echo DATAGRAM | nc -u -w1 127.0.0.1 PORT`, as an operator would; returns when nc exits.
+pub fn netcat(port: u16, datagram: &[u8]) {
+    use std::io::Write;
+    require_tool("nc", "netcat-openbsd");
+    let mut nc = Command::new("nc")
+        .args(["-u", "-w1", "127.0.0.1", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nc");
+    if let Some(mut stdin) = nc.stdin.take() {
+        stdin.write_all(datagram).expect("write to nc");
+    }
+    let _ = nc.wait();
 }

@@ -307,15 +307,11 @@ fn killed_children_are_restarted_and_the_pipeline_recovers() {
 fn crash_loop_exhausts_the_budget_and_stops_everything() {
     let mut server = Server::prepare("crashloop", "");
     let libexec = libexec_with(&server.dir, "hb-notifier", "#!/bin/sh\nexit 3\n");
-    std::fs::write(
-        &server.config,
-        format!(
-            "{}libexec_dir: {}\n",
-            std::fs::read_to_string(&server.config).expect("read"),
-            libexec.display()
-        ),
-    )
-    .expect("write");
+    server.append_config(&format!(
+        "libexec_dir: {}
+",
+        libexec.display()
+    ));
     server.spawn(&["-f"]);
     let code = server.wait_exit(Duration::from_secs(40));
     let log = server.log_text();
@@ -519,15 +515,11 @@ fn misbehaving_children_are_cut_off_and_restarted() {
             real = bin("hb-notifier").display(),
         );
         let libexec = libexec_with(&server.dir, "hb-notifier", &script);
-        std::fs::write(
-            &server.config,
-            format!(
-                "{}libexec_dir: {}\n",
-                std::fs::read_to_string(&server.config).expect("read"),
-                libexec.display()
-            ),
-        )
-        .expect("write");
+        server.append_config(&format!(
+            "libexec_dir: {}
+",
+            libexec.display()
+        ));
         server.spawn(&["-f"]);
         server.wait_running(Duration::from_secs(20));
         let log = server.log_text();

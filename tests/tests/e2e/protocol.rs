@@ -56,23 +56,11 @@ fn hbc_reports_a_plausible_rtt() {
 // unsigned documented vector is accepted by the real receiver.
 #[test]
 fn text_compressed_and_ipv6_datagrams_are_accepted() {
-    require_tool("nc", "netcat-openbsd");
     let server = Server::start("accept", "hb_host: \"::\"\n");
-    let port = server.hb_port.to_string();
-    let mut nc = std::process::Command::new("nc")
-        .args(["-u", "-w1", "127.0.0.1", &port])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("nc");
-    {
-        use std::io::Write;
-        let mut stdin = nc.stdin.take().expect("stdin");
-        stdin
-            .write_all(b"{\"ID\":\"HTB\",\"name\":\"netcat1\",\"interval\":10}\n")
-            .expect("write");
-    }
-    let _ = nc.wait();
+    netcat(
+        server.hb_port,
+        b"{\"ID\":\"HTB\",\"name\":\"netcat1\",\"interval\":10}\n",
+    );
     let compressed = encode(
         &json!({"ID":"HTB","name":"zlib1","interval":10,"pad":"x".repeat(3000)}),
         100,
