@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+mod journal;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -351,11 +353,17 @@ async fn run(
     let (web_tx, mut web_requests) = mpsc::channel::<WebToEngine>(256);
     let (silent_tx, _keep) = mpsc::channel::<Silent>(1);
     let mut state = State::new();
+    let mut journal: Option<journal::Journal> = None;
     let mut started = false;
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                None => return Ok(()),
+                None => {
+                    if let Some(journal) = journal.as_mut() {
+                        journal.flush();
+                    }
+                    return Ok(());
+                }
                 Some(ControlEvent::Config { generation, config: RoleConfig::Engine(c) }) => {
                     state.config = Some(*c);
                     control.config_applied(generation);
@@ -382,6 +390,8 @@ async fn run(
                 }
                 Some(ControlEvent::Socket { socket, .. }) => tracing::warn!(?socket, "Unexpected socket; closing it."),
                 Some(ControlEvent::Start) => {
+                    // Opened now, after the privilege drop, as the engine's own user.
+                    journal = state.config.as_ref().and_then(|c| journal::Journal::open(&c.journal));
                     started = true;
                     tracing::info!("Running.");
                 }
@@ -395,6 +405,23 @@ async fn run(
                 Some(ControlEvent::Request { id, query }) => control.answer(id, state.answer(query)),
             },
             Some(msg) = received.recv(), if started => {
+                if let Some(journal) = journal.as_mut() {
+                    match &msg {
+                        ReceiverToEngine::Received { source, received_ms, message, .. } => {
+                            journal.received(*received_ms, *source, message);
+                        }
+                        ReceiverToEngine::Rejected { source, received_ms, reason, detail } => {
+                            journal.rejected(*received_ms, *source, reason, detail);
+                        }
+                    }
+                    // Flush once what has arrived is drained: one write per burst.
+                    if received.is_empty() {
+                        journal.flush();
+                    }
+                    if journal.failed > 0 {
+                        state.counters.insert("journal_failed".into(), journal.failed);
+                    }
+                }
                 if let Some(update) = state.received(msg) {
                     receiver.send(update);
                 }

@@ -554,3 +554,71 @@ fn acks_flow_while_the_engine_is_unavailable() {
         .host("frozen1")
         .is_some()));
 }
+
+// Every received message and every rejected datagram is a line in the journal.
+#[test]
+fn messages_and_rejections_are_journaled() {
+    let server = Server::start(
+        "journal",
+        "journal_max_size: 4096\njournal_max_backups: 2\n",
+    );
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"HTB","name":"jrnl1","interval":10}"#,
+    );
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"NOPE","name":"jrnl1"}"#,
+    );
+    let path = server.dir.join("state/journal/messages.journal");
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(3), || lines().len() >= 2),
+        "journal: {:?}",
+        lines()
+    );
+    let all = lines();
+    let heartbeat = all
+        .iter()
+        .find(|l| l["message"]["name"] == "jrnl1")
+        .expect("heartbeat line");
+    assert_eq!(heartbeat["source_ip"], "127.0.0.1");
+    assert!(heartbeat["timestamp"].as_f64().is_some_and(|t| t > 1.7e9));
+    assert!(
+        heartbeat["datetime"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('Z'))
+    );
+    assert!(heartbeat["source_port"].as_u64().is_some());
+    let rejected = all
+        .iter()
+        .find(|l| l["rejected"] == "unknown_id")
+        .expect("rejection line");
+    assert!(
+        rejected["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("NOPE"))
+    );
+    // Rotation by size keeps the configured number of backups.
+    for i in 0..100 {
+        send_from(
+            "127.0.0.4",
+            server.hb_port,
+            format!("{{\"ID\":\"HTB\",\"name\":\"rot{i}\"}}").as_bytes(),
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(wait_for(Duration::from_secs(3), || server
+        .dir
+        .join("state/journal/messages.journal.2")
+        .exists()));
+    assert!(!server.dir.join("state/journal/messages.journal.3").exists());
+}
