@@ -622,3 +622,26 @@ fn messages_and_rejections_are_journaled() {
         .exists()));
     assert!(!server.dir.join("state/journal/messages.journal.3").exists());
 }
+
+// A journal that cannot be written is logged and counted; the engine goes on.
+#[test]
+fn an_unwritable_journal_does_not_stop_the_engine() {
+    let mut server = Server::prepare("journal-ro", "");
+    // A directory where the journal file should be: nothing can open it for writing.
+    std::fs::create_dir_all(server.dir.join("state/journal/messages.journal/blocked"))
+        .expect("mkdir");
+    server.spawn(&["-f"]);
+    server.wait_running(Duration::from_secs(20));
+    assert!(server.pipeline_works("ro1", Duration::from_secs(5)));
+    assert!(
+        server.wait_log("Journal: cannot open", Duration::from_secs(3)),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        server.counter("engine", "journal_failed") >= 1,
+        "{}",
+        server.counters("engine")
+    );
+    assert_eq!(server.child_status("engine")["restarts"], 0);
+}
