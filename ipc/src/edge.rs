@@ -158,6 +158,8 @@ pub struct HostSummary {
     pub version: Option<String>,
     /// Whether its last heartbeat was signed.
     pub signed: bool,
+    /// `up`, `overdue`, `down` or `shutdown`.
+    pub state: String,
 }
 
 /// A command or update waiting for a host.

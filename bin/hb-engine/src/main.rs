@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod journal;
+mod liveness;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ const MAX_HOSTS: usize = 100_000;
 /// Plugins kept per host, and bytes of plugin data per host (as JSON).
 const MAX_PLUGINS: usize = 64;
 const MAX_PLUGIN_BYTES: usize = 1 << 20;
+/// How often deadlines are checked: states change at most this late.
+const DEADLINE_TICK_MS: u64 = 100;
 /// Answered command ids remembered to recognise repeated results.
 const ANSWERED_KEPT: usize = 4096;
 /// Commands waiting for one host at most (they ride in every ACK to it).
@@ -70,6 +73,7 @@ struct State {
     next_command_id: u64,
     /// Ids of commands whose result arrived, newest last.
     answered: VecDeque<u64>,
+    liveness: liveness::Liveness,
 }
 
 impl State {
@@ -84,6 +88,7 @@ impl State {
             // id once).
             next_command_id: hb_ipc::now_ms(),
             answered: VecDeque::new(),
+            liveness: liveness::Liveness::default(),
         }
     }
 
@@ -206,6 +211,13 @@ impl State {
                         entry.announced_interval = h.interval.or(entry.announced_interval);
                         entry.rtt_ms = h.rtt.or(entry.rtt_ms);
                         entry.version = h.ver.or(entry.version.take());
+                        let timing = self.timing(&host);
+                        if let Some(liveness::Change::Recovered { silent_ms }) =
+                            self.liveness.heartbeat(&host, received_ms, timing)
+                        {
+                            let text = format!("{host} recovered after {} s", silent_ms / 1000);
+                            self.event(received_ms, &host, text);
+                        }
                         None
                     }
                     ClientMessage::Plugin(p) => {
@@ -241,6 +253,7 @@ impl State {
                     }
                     ClientMessage::Shutdown(n) => {
                         entry.last_notice_seq = n.header.seq;
+                        self.liveness.shutdown(&host, received_ms);
                         self.event(received_ms, &host, format!("{host} is shutting down"));
                         None
                     }
@@ -296,6 +309,11 @@ impl State {
                         rtt_ms: h.rtt_ms,
                         version: h.version.clone(),
                         signed: h.signed,
+                        state: self
+                            .liveness
+                            .state(name)
+                            .map_or("up", liveness::State::name)
+                            .into(),
                     })
                     .collect(),
             },
@@ -316,6 +334,7 @@ impl State {
             Query::Counters {} => {
                 let mut counters = self.counters.clone();
                 counters.insert("hosts".into(), self.hosts.len() as u64);
+                counters.insert("deadlines".into(), self.liveness.pending() as u64);
                 Answer::Counters { counters }
             }
         }
@@ -330,6 +349,39 @@ impl State {
             .or(host.announced_interval)
             .or(config.map(|c| c.interval))
             .unwrap_or(10)
+    }
+
+    /// The deadlines that apply to `host` now.
+    fn timing(&self, host: &str) -> liveness::Timing {
+        let interval = self.hosts.get(host).map_or(10, |h| self.interval(host, h));
+        let config = self.config.as_ref();
+        liveness::Timing {
+            interval_ms: u64::from(interval) * 1000,
+            grace_ms: config.map_or(2000, |c| (c.grace * 1000.0) as u64),
+            max_missed: config.map_or(2, |c| c.max_missed),
+        }
+    }
+
+    /// Applies the deadlines due by `now`.
+    fn tick(&mut self, now: u64) {
+        for (host, change) in self.liveness.tick(now) {
+            let watched = self.config.as_ref().is_some_and(|c| {
+                c.hosts.get(&host).and_then(|h| h.watch).unwrap_or(false)
+                    || c.watchhosts.contains(&host)
+            });
+            match change {
+                liveness::Change::Overdue => tracing::info!(host, "Overdue."),
+                liveness::Change::Down => {
+                    let text = if watched {
+                        format!("{host} down")
+                    } else {
+                        format!("{host} down (not watched)")
+                    };
+                    self.event(now, &host, text);
+                }
+                liveness::Change::Recovered { .. } => {}
+            }
+        }
     }
 
     fn with_data(&self) -> Vec<String> {
@@ -355,8 +407,11 @@ async fn run(
     let mut state = State::new();
     let mut journal: Option<journal::Journal> = None;
     let mut started = false;
+    let mut deadlines = tokio::time::interval(std::time::Duration::from_millis(DEADLINE_TICK_MS));
+    deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = deadlines.tick(), if started => state.tick(hb_ipc::now_ms()),
             event = events.recv() => match event {
                 None => {
                     if let Some(journal) = journal.as_mut() {

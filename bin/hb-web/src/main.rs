@@ -68,6 +68,7 @@ async fn hosts(State(api): State<Api>) -> Response {
                         "rtt": h.rtt_ms,
                         "ver": h.version,
                         "signed": h.signed,
+                        "state": h.state,
                     })
                 })
                 .collect();

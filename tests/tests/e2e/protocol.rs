@@ -645,3 +645,56 @@ fn an_unwritable_journal_does_not_stop_the_engine() {
     );
     assert_eq!(server.child_status("engine")["restarts"], 0);
 }
+
+// A silent host goes overdue, then down (an event), and recovers when it returns.
+#[test]
+fn silent_hosts_go_overdue_then_down_and_recover() {
+    let server = Server::start(
+        "liveness",
+        "grace: 0\nmax_missed: 2\nhosts:\n  live1:\n    watch: true\n",
+    );
+    let hb = br#"{"ID":"HTB","name":"live1","interval":1}"#;
+    send_from("127.0.0.1", server.hb_port, hb);
+    assert!(wait_for(Duration::from_secs(2), || server
+        .host("live1")
+        .is_some_and(|h| h["state"] == "up")));
+    // interval 1 s, grace 0: overdue after 1 s, down after 2 s.
+    assert!(wait_for(Duration::from_millis(1500), || server
+        .host("live1")
+        .is_some_and(|h| h["state"] == "overdue")));
+    assert!(wait_for(Duration::from_millis(1500), || server
+        .host("live1")
+        .is_some_and(|h| h["state"] == "down")));
+    assert!(
+        server.messages().contains(&"live1 down".to_string()),
+        "{:?}",
+        server.messages()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    send_from("127.0.0.1", server.hb_port, hb);
+    assert!(wait_for(Duration::from_secs(2), || server
+        .host("live1")
+        .is_some_and(|h| h["state"] == "up")));
+    assert!(
+        server
+            .messages()
+            .iter()
+            .any(|m| m.starts_with("live1 recovered after ")),
+        "{:?}",
+        server.messages()
+    );
+    // A host that said it shuts down is not reported down.
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"HTB","name":"bye1","interval":1}"#,
+    );
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"SHD","name":"bye1","seq":1}"#,
+    );
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(server.host("bye1").expect("bye1")["state"], "shutdown");
+    assert!(!server.messages().iter().any(|m| m.starts_with("bye1 down")));
+}

@@ -1,0 +1,312 @@
+//! Who is up: per-host deadlines and the up -> overdue -> down state machine (DESIGN.md, Host
+//! state). Pure: the caller passes the time, so tests drive it with any clock.
+//!
+//! - overdue at `last_seen + interval + grace` (shown at once, notifies nobody),
+//! - down at `last_seen + max_missed * interval + grace` (one lost datagram pages nobody with
+//!   the default `max_missed: 2`),
+//! - recovered when a heartbeat returns after down, unless the silence was under
+//!   [`RECOVERY_QUIET_MS`],
+//! - a host that said it shuts down is not reported down.
+//!
+//! Deadlines live in an ordered map keyed by due time, so a tick costs in proportion to the
+//! deadlines that fall due, not to the number of hosts. A heartbeat does not search for its
+//! host's old deadline: it bumps the host's generation, and stale entries are dropped when
+//! they come due (at most about two entries per host exist at once).
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Silences shorter than this get no recovery event.
+pub const RECOVERY_QUIET_MS: u64 = 4_000;
+
+/// How long a host may be silent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Expected interval, ms.
+    pub interval_ms: u64,
+    /// Slack, ms.
+    pub grace_ms: u64,
+    /// Missed heartbeats before down (at least 1).
+    pub max_missed: u32,
+}
+
+impl Timing {
+    fn overdue_after(&self) -> u64 {
+        self.interval_ms + self.grace_ms
+    }
+
+    fn down_after(&self) -> u64 {
+        u64::from(self.max_missed.max(1)) * self.interval_ms + self.grace_ms
+    }
+}
+
+/// A host's liveness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Heartbeats arrive in time.
+    Up,
+    /// One is late.
+    Overdue,
+    /// `max_missed` in a row are missing.
+    Down,
+    /// It said it shuts down and has been silent since.
+    Shutdown,
+}
+
+impl State {
+    /// Lower-case name for the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Overdue => "overdue",
+            State::Down => "down",
+            State::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A state change worth an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Late, not yet down.
+    Overdue,
+    /// Down.
+    Down,
+    /// Back after being down; `silent_ms` is how long nothing came.
+    Recovered {
+        /// Length of the silence, ms.
+        silent_ms: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Tracked {
+    last_seen: u64,
+    state: State,
+    timing: Timing,
+    generation: u64,
+}
+
+/// Every host's liveness and the deadlines.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    hosts: HashMap<String, Tracked>,
+    /// (due ms, sequence) -> (host, generation it was set for).
+    due: BTreeMap<(u64, u64), (String, u64)>,
+    sequence: u64,
+}
+
+impl Liveness {
+    /// A heartbeat from `host` at `now`; returns a recovery if it was down.
+    pub fn heartbeat(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
+        let tracked = self.hosts.entry(host.to_string()).or_insert(Tracked {
+            last_seen: now,
+            state: State::Up,
+            timing,
+            generation: 0,
+        });
+        let silent_ms = now.saturating_sub(tracked.last_seen);
+        let change = match tracked.state {
+            State::Down if silent_ms >= RECOVERY_QUIET_MS => Some(Change::Recovered { silent_ms }),
+            _ => None,
+        };
+        tracked.last_seen = now;
+        tracked.state = State::Up;
+        tracked.timing = timing;
+        tracked.generation += 1;
+        let (due, generation) = (now + timing.overdue_after(), tracked.generation);
+        self.schedule(due, host, generation);
+        change
+    }
+
+    /// `host` said it shuts down: its silence from now on is expected.
+    pub fn shutdown(&mut self, host: &str, now: u64) {
+        if let Some(t) = self.hosts.get_mut(host) {
+            t.state = State::Shutdown;
+            t.last_seen = now;
+            t.generation += 1;
+        }
+    }
+
+    /// The host's state.
+    pub fn state(&self, host: &str) -> Option<State> {
+        self.hosts.get(host).map(|t| t.state)
+    }
+
+    /// Deadlines waiting (for tests and counters).
+    pub fn pending(&self) -> usize {
+        self.due.len()
+    }
+
+    /// Applies every deadline due by `now`, in order.
+    pub fn tick(&mut self, now: u64) -> Vec<(String, Change)> {
+        let mut changes = Vec::new();
+        while let Some(entry) = self.due.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (host, generation) = entry.remove();
+            let Some(t) = self.hosts.get_mut(&host) else {
+                continue;
+            };
+            if t.generation != generation {
+                continue; // A heartbeat came since this deadline was set.
+            }
+            let down_at = t.last_seen + t.timing.down_after();
+            match t.state {
+                State::Up if down_at <= now => {
+                    t.state = State::Down;
+                    changes.push((host, Change::Down));
+                }
+                State::Up => {
+                    t.state = State::Overdue;
+                    let generation = t.generation;
+                    changes.push((host.clone(), Change::Overdue));
+                    self.schedule(down_at, &host, generation);
+                }
+                State::Overdue => {
+                    t.state = State::Down;
+                    changes.push((host, Change::Down));
+                }
+                State::Down | State::Shutdown => {}
+            }
+        }
+        changes
+    }
+
+    fn schedule(&mut self, due: u64, host: &str, generation: u64) {
+        self.sequence += 1;
+        self.due
+            .insert((due, self.sequence), (host.to_string(), generation));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1000;
+
+    fn timing(interval: u64, grace: u64, max_missed: u32) -> Timing {
+        Timing {
+            interval_ms: interval * S,
+            grace_ms: grace * S,
+            max_missed,
+        }
+    }
+
+    /// Ticks every 100 ms from `from` to `to` and returns (time, change) pairs.
+    fn run(l: &mut Liveness, from: u64, to: u64) -> Vec<(u64, Change)> {
+        let mut out = Vec::new();
+        let mut now = from;
+        while now <= to {
+            out.extend(l.tick(now).into_iter().map(|(_, c)| (now, c)));
+            now += 100;
+        }
+        out
+    }
+
+    #[test]
+    fn overdue_and_down_at_exactly_the_documented_times() {
+        for (interval, grace, max_missed) in
+            [(10, 2, 2), (10, 0, 1), (1, 2, 2), (60, 5, 3), (5, 1, 1)]
+        {
+            let t = timing(interval, grace, max_missed);
+            let mut l = Liveness::default();
+            l.heartbeat("h", 0, t);
+            let changes = run(&mut l, 0, 400 * S);
+            let overdue = (interval + grace) * S;
+            let down = (u64::from(max_missed) * interval + grace) * S;
+            let expected = if down == overdue {
+                vec![(down, Change::Down)]
+            } else {
+                vec![(overdue, Change::Overdue), (down, Change::Down)]
+            };
+            assert_eq!(
+                changes, expected,
+                "interval {interval} grace {grace} max_missed {max_missed}"
+            );
+            assert_eq!(l.state("h"), Some(State::Down));
+        }
+    }
+
+    #[test]
+    fn heartbeats_in_time_keep_a_host_up() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        for beat in 0..100 {
+            l.heartbeat("h", beat * 10 * S + (beat % 3) * 500, t);
+            assert!(l.tick(beat * 10 * S + 5 * S).is_empty());
+        }
+        assert_eq!(l.state("h"), Some(State::Up));
+        assert!(l.pending() <= 2, "stale deadlines pile up: {}", l.pending());
+    }
+
+    #[test]
+    fn one_lost_heartbeat_is_overdue_not_down() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        l.heartbeat("h", 0, t);
+        assert_eq!(run(&mut l, 0, 15 * S), vec![(12 * S, Change::Overdue)]);
+        assert_eq!(
+            l.heartbeat("h", 20 * S, t),
+            None,
+            "back from overdue is no event"
+        );
+        assert_eq!(l.state("h"), Some(State::Up));
+        assert!(run(&mut l, 15 * S, 31 * S).is_empty());
+    }
+
+    #[test]
+    fn recovery_after_down_and_quiet_short_outages() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        l.heartbeat("h", 0, t);
+        run(&mut l, 0, 22 * S);
+        assert_eq!(
+            l.heartbeat("h", 30 * S, t),
+            Some(Change::Recovered { silent_ms: 30 * S })
+        );
+        // With a short interval a host can be down after a silence under 4 s: no recovery.
+        let fast = timing(1, 0, 1);
+        l.heartbeat("f", 100 * S, fast);
+        assert_eq!(
+            run(&mut l, 100 * S, 102 * S).last().map(|c| c.1.clone()),
+            Some(Change::Down)
+        );
+        assert_eq!(l.heartbeat("f", 103 * S, fast), None);
+        assert_eq!(l.state("f"), Some(State::Up));
+    }
+
+    #[test]
+    fn shutdown_then_silence_is_not_down() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        l.heartbeat("h", 0, t);
+        l.shutdown("h", 5 * S);
+        assert!(run(&mut l, 0, 100 * S).is_empty());
+        assert_eq!(l.state("h"), Some(State::Shutdown));
+        assert_eq!(
+            l.heartbeat("h", 200 * S, t),
+            None,
+            "coming back after a shutdown is no recovery"
+        );
+    }
+
+    #[test]
+    fn a_tick_costs_what_falls_due() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        for i in 0..100_000u64 {
+            l.heartbeat(&format!("h{i}"), i % 10_000, t);
+        }
+        // Nothing due yet: the tick looks at one entry.
+        assert!(l.tick(11_000).is_empty());
+        assert_eq!(l.pending(), 100_000);
+        let due = l.tick(12_000 + 99);
+        assert_eq!(
+            due.len(),
+            1000,
+            "hosts seen in the first 100 ms are overdue"
+        );
+    }
+}
