@@ -4,8 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-mod journal;
-mod liveness;
+use hb_engine::{journal, liveness};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;

@@ -1,0 +1,6 @@
+//! hb-engine's parts that stand alone, shared by the binary and its benchmarks.
+
+#![forbid(unsafe_code)]
+
+pub mod journal;
+pub mod liveness;
