@@ -4,3 +4,4 @@
 
 pub mod journal;
 pub mod liveness;
+pub mod store;

@@ -4,7 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-use hb_engine::{journal, liveness};
+use hb_engine::{journal, liveness, store};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -28,6 +28,8 @@ const MAX_HOSTS: usize = 100_000;
 /// Plugins kept per host, and bytes of plugin data per host (as JSON).
 const MAX_PLUGINS: usize = 64;
 const MAX_PLUGIN_BYTES: usize = 1 << 20;
+/// The store's file in `state_dir`.
+const STORE_FILE: &str = "hb.sqlite";
 /// How often deadlines are checked: states change at most this late.
 const DEADLINE_TICK_MS: u64 = 100;
 /// Answered command ids remembered to recognise repeated results.
@@ -73,6 +75,8 @@ struct State {
     /// Ids of commands whose result arrived, newest last.
     answered: VecDeque<u64>,
     liveness: liveness::Liveness,
+    /// The store's writer thread.
+    store: Option<store::Writer>,
 }
 
 impl State {
@@ -88,6 +92,7 @@ impl State {
             next_command_id: hb_ipc::now_ms(),
             answered: VecDeque::new(),
             liveness: liveness::Liveness::default(),
+            store: None,
         }
     }
 
@@ -140,6 +145,11 @@ impl State {
 
     fn event(&mut self, at_ms: u64, host: &str, text: String) {
         tracing::info!(host, "{text}");
+        self.write(store::Write::Event {
+            at_ms,
+            host: host.to_string(),
+            text: text.clone(),
+        });
         if self.events.len() == EVENTS_KEPT {
             self.events.pop_front();
         }
@@ -150,9 +160,67 @@ impl State {
         });
     }
 
+    fn write(&self, write: store::Write) {
+        if let Some(store) = &self.store {
+            store.send(write);
+        }
+    }
+
+    /// Takes in what the store held: hosts (shown, not yet timed: their deadlines start with
+    /// their next heartbeat) and the newest events.
+    fn restore(&mut self, loaded: store::Loaded) {
+        for h in loaded.hosts {
+            let Ok(address) = h.address.parse() else {
+                continue;
+            };
+            self.hosts.insert(
+                h.name,
+                Host {
+                    last_seen_ms: h.last_seen_ms,
+                    address,
+                    announced_interval: h.interval,
+                    heartbeats: 0,
+                    rtt_ms: h.rtt_ms,
+                    version: h.version,
+                    signed: h.signed,
+                    plugins: BTreeMap::new(),
+                    last_notice_seq: None,
+                },
+            );
+        }
+        for (at_ms, host, text) in loaded.events {
+            self.events.push_back(Event { at_ms, host, text });
+        }
+    }
+
+    /// Applies a report from the receiver and stores the host's new state.
+    fn received(&mut self, msg: ReceiverToEngine) -> Option<EngineToReceiver> {
+        let host = match &msg {
+            ReceiverToEngine::Received { host, .. } => Some(host.clone()),
+            ReceiverToEngine::Rejected { .. } => None,
+        };
+        let update = self.apply(msg);
+        if let Some(h) = host
+            .as_deref()
+            .and_then(|name| self.hosts.get(name).map(|h| (name, h)))
+        {
+            let stored = store::StoredHost {
+                name: h.0.to_string(),
+                last_seen_ms: h.1.last_seen_ms,
+                address: h.1.address.to_string(),
+                interval: h.1.announced_interval,
+                version: h.1.version.clone(),
+                rtt_ms: h.1.rtt_ms,
+                signed: h.1.signed,
+            };
+            self.write(store::Write::Host(stored));
+        }
+        update
+    }
+
     /// Applies a report from the receiver; returns what the receiver must learn from it
     /// (a host's first plugin data, a command answered).
-    fn received(&mut self, msg: ReceiverToEngine) -> Option<EngineToReceiver> {
+    fn apply(&mut self, msg: ReceiverToEngine) -> Option<EngineToReceiver> {
         match msg {
             ReceiverToEngine::Rejected {
                 source,
@@ -416,6 +484,9 @@ async fn run(
                     if let Some(journal) = journal.as_mut() {
                         journal.flush();
                     }
+                    if let Some(store) = state.store.take() {
+                        store.close();
+                    }
                     return Ok(());
                 }
                 Some(ControlEvent::Config { generation, config: RoleConfig::Engine(c) }) => {
@@ -446,6 +517,13 @@ async fn run(
                 Some(ControlEvent::Start) => {
                     // Opened now, after the privilege drop, as the engine's own user.
                     journal = state.config.as_ref().and_then(|c| journal::Journal::open(&c.journal));
+                    if let Some(dir) = state.config.as_ref().map(|c| c.state_dir.clone()) {
+                        let db = store::open(&dir.join(STORE_FILE))?;
+                        let loaded = store::load(&db, EVENTS_KEPT)?;
+                        tracing::info!(hosts = loaded.hosts.len(), "Store opened.");
+                        state.restore(loaded);
+                        state.store = Some(store::spawn_writer(db));
+                    }
                     started = true;
                     tracing::info!("Running.");
                 }

@@ -698,3 +698,57 @@ fn silent_hosts_go_overdue_then_down_and_recover() {
     assert_eq!(server.host("bye1").expect("bye1")["state"], "shutdown");
     assert!(!server.messages().iter().any(|m| m.starts_with("bye1 down")));
 }
+
+// Issue 4, store: hosts and events survive a full restart; a store from a newer hb is refused
+// with a clear message and left untouched.
+#[test]
+fn the_store_survives_restarts_and_refuses_a_newer_schema() {
+    let mut server = Server::prepare("store", "");
+    server.spawn(&["-f"]);
+    server.wait_running(Duration::from_secs(20));
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"BOT","name":"kept1","seq":1}"#,
+    );
+    assert!(server.pipeline_works("kept1", Duration::from_secs(5)));
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+
+    server.spawn(&["-f"]);
+    server.wait_running(Duration::from_secs(20));
+    let host = server.host("kept1").expect("host lost in the restart");
+    assert_eq!(host["address"], "127.0.0.1");
+    assert!(
+        server.messages().contains(&"kept1 booted".to_string()),
+        "{:?}",
+        server.messages()
+    );
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+
+    let db = server.dir.join("state/hb.sqlite");
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=99'); c.commit()"])
+        .arg(&db)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.spawn(&["-f"]);
+    let code = server.wait_exit(Duration::from_secs(40));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "started on a newer store"
+    );
+    assert!(
+        server
+            .log_text()
+            .contains("schema version 99, newer than this hb-engine's 1"),
+        "{}",
+        server.log_text()
+    );
+}
