@@ -433,17 +433,24 @@ impl Config {
         })
     }
 
+    /// The role's own user setting and its key name.
+    fn role_user(&self, role: Role) -> (&Option<String>, &'static str) {
+        let f = &self.file;
+        match role {
+            Role::Receiver => (&f.receiver_user, "receiver_user"),
+            Role::Engine => (&f.engine_user, "engine_user"),
+            Role::Notifier => (&f.notifier_user, "notifier_user"),
+            Role::Dnsupdate => (&f.dnsupdate_user, "dnsupdate_user"),
+            Role::Web => (&f.web_user, "web_user"),
+        }
+    }
+
     /// The user spec (`name`, `name:group`, `uid` or `uid:gid`) a role runs as.
     pub fn user_spec(&self, role: Role) -> (String, Option<String>) {
         let f = &self.file;
-        let own = match role {
-            Role::Receiver => &f.receiver_user,
-            Role::Engine => &f.engine_user,
-            Role::Notifier => &f.notifier_user,
-            Role::Dnsupdate => &f.dnsupdate_user,
-            Role::Web => &f.web_user,
-        };
-        let spec = own
+        let spec = self
+            .role_user(role)
+            .0
             .clone()
             .or_else(|| f.user.clone())
             .unwrap_or_else(|| DEFAULT_USER.into());
@@ -468,15 +475,10 @@ impl Config {
 
     /// The key naming the user a role runs as, for error messages.
     pub fn user_key(&self, role: Role) -> &'static str {
-        let f = &self.file;
-        let own = match role {
-            Role::Receiver => (&f.receiver_user, "receiver_user"),
-            Role::Engine => (&f.engine_user, "engine_user"),
-            Role::Notifier => (&f.notifier_user, "notifier_user"),
-            Role::Dnsupdate => (&f.dnsupdate_user, "dnsupdate_user"),
-            Role::Web => (&f.web_user, "web_user"),
-        };
-        if own.0.is_some() { own.1 } else { "user" }
+        match self.role_user(role) {
+            (Some(_), key) => key,
+            (None, _) => "user",
+        }
     }
 }
 

@@ -361,8 +361,17 @@ impl State {
         }
     }
 
-    fn answer(&self, query: Query) -> Answer {
+    /// Answers a query from the supervisor or the web; queueing a command also tells the
+    /// receiver, which carries the queue in its ACKs.
+    fn query(&mut self, query: Query, receiver: &Link<EngineToReceiver>) -> Answer {
         match query {
+            Query::QueueCommand { host, command } => {
+                let (answer, update) = self.queue_command(host, command);
+                if let Some(update) = update {
+                    receiver.send(update);
+                }
+                answer
+            }
             Query::ListHosts {} => Answer::Hosts {
                 hosts: self
                     .hosts
@@ -394,9 +403,6 @@ impl State {
                         msg: e.text.clone(),
                     })
                     .collect(),
-            },
-            Query::QueueCommand { .. } => Answer::Error {
-                message: "queueing goes through State::queue_command".into(),
             },
             Query::Counters {} => {
                 let mut counters = self.counters.clone();
@@ -527,14 +533,9 @@ async fn run(
                     started = true;
                     tracing::info!("Running.");
                 }
-                Some(ControlEvent::Request { id, query: Query::QueueCommand { host, command } }) => {
-                    let (answer, update) = state.queue_command(host, command);
-                    if let Some(update) = update {
-                        receiver.send(update);
-                    }
-                    control.answer(id, answer);
+                Some(ControlEvent::Request { id, query }) => {
+                    control.answer(id, state.query(query, &receiver));
                 }
-                Some(ControlEvent::Request { id, query }) => control.answer(id, state.answer(query)),
             },
             Some(msg) = received.recv(), if started => {
                 if let Some(journal) = journal.as_mut() {
@@ -559,17 +560,7 @@ async fn run(
                 }
             }
             Some(WebToEngine::Request { id, query }) = web_requests.recv(), if started => {
-                let answer = match query {
-                    Query::QueueCommand { host, command } => {
-                        let (answer, update) = state.queue_command(host, command);
-                        if let Some(update) = update {
-                            receiver.send(update);
-                        }
-                        answer
-                    }
-                    query => state.answer(query),
-                };
-                web.send(EngineToWeb::Answer { re: id, answer });
+                web.send(EngineToWeb::Answer { re: id, answer: state.query(query, &receiver) });
             }
         }
     }
