@@ -86,6 +86,13 @@ pub struct EngineConfig {
     pub grace: f64,
     /// Missed heartbeats in a row before a host is down.
     pub max_missed: u32,
+    /// Seconds after a start of the engine before a host not heard from since is reported
+    /// down; `None`: one `max_missed` window of the host.
+    pub startup_grace: Option<f64>,
+    /// Samples kept per host and plugin, and RTTs per host.
+    pub sample_count: u32,
+    /// Events kept in the store.
+    pub event_retention: u32,
     /// Where the engine keeps its durable state.
     pub state_dir: PathBuf,
     /// The message journal.

@@ -33,6 +33,12 @@ pub enum CtlRequest {
         /// The role asked.
         role: Role,
     },
+    /// Any engine query, relayed as it is (`hbctl host`, `samples`, `rtt`, `alerts`, `events`,
+    /// `drop`).
+    Query {
+        /// The query.
+        query: crate::edge::Query,
+    },
 }
 
 /// The supervisor's answer.
@@ -70,6 +76,11 @@ pub enum CtlResponse {
     Hosts {
         /// The hosts.
         hosts: Vec<HostSummary>,
+    },
+    /// Answer to `Query`.
+    Answer {
+        /// The engine's answer.
+        answer: crate::edge::Answer,
     },
     /// The request failed.
     Error {

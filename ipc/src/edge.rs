@@ -75,7 +75,7 @@ pub enum WebToEngine {
     },
 }
 
-/// The engine's answers to hb-web.
+/// The engine's answers to hb-web, and the stream of changes it turns into live updates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EngineToWeb {
@@ -86,6 +86,150 @@ pub enum EngineToWeb {
         /// The answer.
         answer: Answer,
     },
+    /// Something changed.
+    Change {
+        /// What.
+        change: Change,
+    },
+}
+
+/// One change in the engine's state, for live views.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// A host's state, address or figures changed (sent at most once per host per second
+    /// for heartbeats that change nothing but figures).
+    Host {
+        /// The host as listed.
+        host: HostSummary,
+    },
+    /// New plugin data arrived for a host.
+    Sample {
+        /// The host.
+        host: String,
+        /// The plugin.
+        plugin: String,
+        /// When, Unix ms.
+        time_ms: u64,
+    },
+    /// A new event.
+    Event {
+        /// The event.
+        event: EventSummary,
+    },
+    /// An alert began, changed level or ended.
+    Alert {
+        /// The alert as it is now (`level` `OK` when it ended).
+        alert: AlertSummary,
+    },
+    /// A host was dropped.
+    Dropped {
+        /// The host.
+        host: String,
+    },
+    /// Changes were left out because the web fell behind: query everything again.
+    Resync {},
+}
+
+/// Engine to notifier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EngineToNotifier {
+    /// Deliver this (it is in the engine's outbox until answered with [`NotifierToEngine::Done`]).
+    Notify {
+        /// The notification.
+        notification: Notification,
+    },
+}
+
+/// Notifier to engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NotifierToEngine {
+    /// Every channel of notification `id` delivered it or failed for good.
+    Done {
+        /// The notification.
+        id: u64,
+        /// Channels that delivered it.
+        delivered: Vec<String>,
+        /// Channels that gave up, with why.
+        failed: Vec<ChannelFailure>,
+    },
+}
+
+/// A channel that could not deliver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelFailure {
+    /// The channel's name.
+    pub channel: String,
+    /// The last error (never a secret).
+    pub error: String,
+}
+
+/// One notification, as kept in the outbox and handed to the notifier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    /// Unique and kept across resends: a channel delivers each id once.
+    pub id: u64,
+    /// The alert this is about (`web1/down`); a recovery carries its alert's key, so it goes
+    /// to the channels that got the alert.
+    pub alert: String,
+    /// `alert`, `recovery` or `reminder`.
+    pub kind: String,
+    /// `CRITICAL`, `WARNING`, `UNKNOWN` or `OK`.
+    pub level: String,
+    /// The host.
+    pub host: String,
+    /// Short text (`[CRITICAL] web1 down`).
+    pub title: String,
+    /// The details.
+    pub text: String,
+    /// When the engine decided it, Unix ms.
+    pub created_ms: u64,
+    /// The host's owner and managers, whose channels get it.
+    pub users: Vec<String>,
+    /// The host's own channels.
+    pub channels: Vec<String>,
+}
+
+/// An alert that is active (or, in a change, just ended).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSummary {
+    /// Key, unique per host and check (`web1/down`).
+    pub key: String,
+    /// The host.
+    pub host: String,
+    /// `CRITICAL`, `WARNING`, `UNKNOWN` or `OK`.
+    pub level: String,
+    /// Since when at this level, Unix ms.
+    pub since_ms: u64,
+    /// What it is about.
+    pub text: String,
+    /// Whether a notification went out for it (false for unwatched hosts).
+    pub notified: bool,
+}
+
+/// A plugin sample from the history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    /// When it arrived, Unix ms.
+    pub time_ms: u64,
+    /// The plugin's data.
+    pub data: serde_json::Value,
+}
+
+/// A round-trip time from the history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RttSample {
+    /// When the heartbeat carrying it arrived, Unix ms.
+    pub time_ms: u64,
+    /// Round-trip time the host reported, ms.
+    pub rtt_ms: f64,
 }
 
 /// A question to the engine, from hb-web or (for `hbctl`) the supervisor.
@@ -104,6 +248,41 @@ pub enum Query {
         host: String,
         /// Name in the host's `commands:` map; `None` queues an update.
         command: Option<String>,
+    },
+    /// One host with its latest plugin data and active alerts.
+    Host {
+        /// The host.
+        host: String,
+    },
+    /// The newest samples of one plugin of a host, newest first.
+    Samples {
+        /// The host.
+        host: String,
+        /// The plugin.
+        plugin: String,
+        /// At most this many (capped at the retained `sample_count`).
+        limit: u32,
+    },
+    /// The newest round-trip times of a host, newest first.
+    Rtt {
+        /// The host.
+        host: String,
+        /// At most this many.
+        limit: u32,
+    },
+    /// Events from the store, newest first, optionally of one host.
+    Events {
+        /// Only this host's.
+        host: Option<String>,
+        /// At most this many (capped at 1000).
+        limit: u32,
+    },
+    /// Active alerts.
+    Alerts {},
+    /// Forget a host: its state, history and alerts (it reappears if it heartbeats again).
+    DropHost {
+        /// The host.
+        host: String,
     },
 }
 
@@ -130,6 +309,35 @@ pub enum Answer {
     Counters {
         /// Name -> value.
         counters: std::collections::BTreeMap<String, u64>,
+    },
+    /// One host.
+    Host {
+        /// As listed (boxed: it is the largest answer by far).
+        host: Box<HostSummary>,
+        /// Latest data per plugin.
+        plugins: std::collections::BTreeMap<String, serde_json::Value>,
+        /// Its active alerts.
+        alerts: Vec<AlertSummary>,
+    },
+    /// Plugin history, newest first.
+    Samples {
+        /// The samples.
+        samples: Vec<Sample>,
+    },
+    /// RTT history, newest first.
+    Rtt {
+        /// The samples.
+        samples: Vec<RttSample>,
+    },
+    /// Active alerts.
+    Alerts {
+        /// Oldest first.
+        alerts: Vec<AlertSummary>,
+    },
+    /// The host is forgotten.
+    Dropped {
+        /// The host.
+        host: String,
     },
     /// The query failed.
     Error {
@@ -158,8 +366,15 @@ pub struct HostSummary {
     pub version: Option<String>,
     /// Whether its last heartbeat was signed.
     pub signed: bool,
-    /// `up`, `overdue`, `down` or `shutdown`.
+    /// `up`, `overdue`, `down`, `shutdown` or `unknown` (not heard from since the server
+    /// started, within the start-up grace).
     pub state: String,
+    /// Since when in that state, Unix ms.
+    pub state_since_ms: u64,
+    /// Whether its outages notify anyone (`watch`).
+    pub watched: bool,
+    /// Its owner.
+    pub owner: Option<String>,
 }
 
 /// A command or update waiting for a host.
@@ -188,10 +403,6 @@ pub struct EventSummary {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Silent {}
 
-/// Engine to notifier.
-pub type EngineToNotifier = Silent;
-/// Notifier to engine.
-pub type NotifierToEngine = Silent;
 /// Engine to DNS updater.
 pub type EngineToDnsupdate = Silent;
 /// DNS updater to engine.

@@ -252,8 +252,8 @@ pub fn unix_stream(fd: OwnedFd) -> std::io::Result<UnixStream> {
     UnixStream::from_std(stream)
 }
 
-/// The event loop of a role that has no work of its own yet (notifier and DNS updater until
-/// their issues land): it applies configuration, keeps its edge to the engine (anything the
+/// The event loop of a role that has no work of its own yet (the DNS updater until its
+/// issue lands): it applies configuration, keeps its edge to the engine (anything the
 /// engine sends is a violation, as nothing is defined), and exits on shutdown.
 pub async fn run_idle(
     role: Role,

@@ -96,6 +96,12 @@ pub struct File {
     pub grace: Option<f64>,
     /// Missed heartbeats before a host is down.
     pub max_missed: Option<u32>,
+    /// Seconds after a start before silent hosts are reported down.
+    pub startup_grace: Option<f64>,
+    /// Samples kept per host and plugin (and RTTs per host).
+    pub sample_count: Option<u32>,
+    /// Events kept in the store.
+    pub event_retention: Option<u32>,
     /// Journal on or off.
     pub journal_enabled: Option<bool>,
     /// Journal directory.
@@ -357,6 +363,9 @@ impl Config {
                 interval: f.interval.unwrap_or(10),
                 grace: f.grace.unwrap_or(2.0),
                 max_missed: f.max_missed.unwrap_or(2),
+                startup_grace: f.startup_grace,
+                sample_count: f.sample_count.unwrap_or(100),
+                event_retention: f.event_retention.unwrap_or(10_000),
                 state_dir: self.state_dir.clone(),
                 journal: JournalConfig {
                     enabled: f.journal_enabled.unwrap_or(true),
@@ -561,6 +570,27 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         && !(grace.is_finite() && grace >= 0.0)
     {
         err("grace", format!("must be 0 or more seconds, not {grace}"));
+    }
+    if let Some(g) = file.startup_grace
+        && !(g.is_finite() && (0.0..=86_400.0).contains(&g))
+    {
+        err(
+            "startup_grace",
+            format!("must be 0 to 86400 seconds, not {g}"),
+        );
+    }
+    if let Some(n) = file.sample_count
+        && !(1..=100_000).contains(&n)
+    {
+        err("sample_count", format!("must be 1 to 100000, not {n}"));
+    }
+    if let Some(n) = file.event_retention
+        && !(30..=10_000_000).contains(&n)
+    {
+        err(
+            "event_retention",
+            format!("must be 30 to 10000000, not {n}"),
+        );
     }
     if let Some(g) = file.shutdown_grace
         && !(g.is_finite() && (0.0..=300.0).contains(&g))

@@ -78,6 +78,11 @@ impl<Out: Serialize + Clone + Send + 'static> Link<Out> {
         }
     }
 
+    /// Free places in the queue.
+    pub fn room(&self) -> usize {
+        self.queue.capacity()
+    }
+
     /// Messages dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

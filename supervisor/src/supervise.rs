@@ -233,10 +233,35 @@ impl Listeners {
         use anyhow::Context;
         let udp = std::net::UdpSocket::bind(config.hb_addr)
             .with_context(|| format!("cannot bind UDP {} (hb_host, hb_port)", config.hb_addr))?;
+        size_receive_buffer(&udp);
         let tcp = std::net::TcpListener::bind(config.hbd_addr)
             .with_context(|| format!("cannot bind TCP {} (hbd_host, hbd_port)", config.hbd_addr))?;
         let control = crate::ctl::bind(&config.control_socket)?;
         Ok(Listeners { udp, tcp, control })
+    }
+}
+
+/// Kernel receive buffer asked for the heartbeat socket: a fleet heartbeating at the top of
+/// the minute arrives at once, and whatever does not fit is dropped by the kernel. Memory is
+/// only used while datagrams wait.
+pub const UDP_RECEIVE_BUFFER: usize = 16 << 20;
+
+/// Sizes the heartbeat socket's receive buffer: as root past `net.core.rmem_max`
+/// (`SO_RCVBUFFORCE`), otherwise up to it. Logs what the kernel granted.
+fn size_receive_buffer(udp: &std::net::UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(udp, sockopt::RcvBufForce, &UDP_RECEIVE_BUFFER).is_err() {
+        let _ = setsockopt(udp, sockopt::RcvBuf, &UDP_RECEIVE_BUFFER);
+    }
+    match nix::sys::socket::getsockopt(udp, sockopt::RcvBuf) {
+        // Linux reports twice what it counts against the limit.
+        Ok(granted) if granted / 2 < UDP_RECEIVE_BUFFER / 2 => tracing::warn!(
+            granted,
+            wanted = UDP_RECEIVE_BUFFER,
+            "UDP receive buffer is small; a burst of heartbeats may be dropped by the kernel (raise net.core.rmem_max, or start as root)."
+        ),
+        Ok(granted) => tracing::debug!(granted, "UDP receive buffer sized."),
+        Err(e) => tracing::warn!(error = %e, "Cannot read the UDP receive buffer size."),
     }
 }
 
@@ -1061,6 +1086,7 @@ impl Supervisor {
             CtlRequest::Command { host, command } => {
                 self.ask(Role::Engine, Query::QueueCommand { host, command }, reply)
             }
+            CtlRequest::Query { query } => self.ask(Role::Engine, query, reply),
         }
     }
 
@@ -1087,6 +1113,7 @@ impl Supervisor {
                 Ok(Answer::Messages { messages }) => CtlResponse::Messages { messages },
                 Ok(Answer::Queued { id }) => CtlResponse::Queued { id },
                 Ok(Answer::Error { message }) => CtlResponse::Error { message },
+                Ok(answer) => CtlResponse::Answer { answer },
                 Err(e) => CtlResponse::Error {
                     message: format!("{role}: {e}"),
                 },

@@ -4,4 +4,5 @@
 
 pub mod journal;
 pub mod liveness;
+pub mod state;
 pub mod store;

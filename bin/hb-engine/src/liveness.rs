@@ -4,9 +4,12 @@
 //! - overdue at `last_seen + interval + grace` (shown at once, notifies nobody),
 //! - down at `last_seen + max_missed * interval + grace` (one lost datagram pages nobody with
 //!   the default `max_missed: 2`),
-//! - recovered when a heartbeat returns after down, unless the silence was under
-//!   [`RECOVERY_QUIET_MS`],
-//! - a host that said it shuts down is not reported down.
+//! - never down before [`RECOVERY_QUIET_MS`] of silence, so outages under 4 s neither alert
+//!   nor recover (this only matters for intervals of a second or two),
+//! - recovered when a heartbeat returns after down,
+//! - a host that said it shuts down is not reported down,
+//! - after a restart of the server, a host resumes from its stored last-seen time, but is not
+//!   reported down before the start-up grace ends ([`Liveness::resume`]).
 //!
 //! Deadlines live in an ordered map keyed by due time, so a tick costs in proportion to the
 //! deadlines that fall due, not to the number of hosts. A heartbeat does not search for its
@@ -15,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// Silences shorter than this get no recovery event.
+/// No host is down before this much silence: shorter outages neither alert nor recover.
 pub const RECOVERY_QUIET_MS: u64 = 4_000;
 
 /// How long a host may be silent.
@@ -34,8 +37,10 @@ impl Timing {
         self.interval_ms + self.grace_ms
     }
 
-    fn down_after(&self) -> u64 {
-        u64::from(self.max_missed.max(1)) * self.interval_ms + self.grace_ms
+    /// Silence after which the host is down.
+    pub fn down_after(&self) -> u64 {
+        (u64::from(self.max_missed.max(1)) * self.interval_ms + self.grace_ms)
+            .max(RECOVERY_QUIET_MS)
     }
 }
 
@@ -50,6 +55,20 @@ pub enum State {
     Down,
     /// It said it shuts down and has been silent since.
     Shutdown,
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<State, String> {
+        Ok(match s {
+            "up" => State::Up,
+            "overdue" => State::Overdue,
+            "down" => State::Down,
+            "shutdown" => State::Shutdown,
+            other => return Err(format!("unknown host state {other:?}")),
+        })
+    }
 }
 
 impl State {
@@ -82,8 +101,12 @@ pub enum Change {
 struct Tracked {
     last_seen: u64,
     state: State,
+    /// When it entered `state`.
+    since: u64,
     timing: Timing,
     generation: u64,
+    /// Not down before this (the start-up grace after a restart); 0 once it heartbeats.
+    hold_until: u64,
 }
 
 /// Every host's liveness and the deadlines.
@@ -101,18 +124,24 @@ impl Liveness {
         let tracked = self.hosts.entry(host.to_string()).or_insert(Tracked {
             last_seen: now,
             state: State::Up,
+            since: now,
             timing,
             generation: 0,
+            hold_until: 0,
         });
         let silent_ms = now.saturating_sub(tracked.last_seen);
         let change = match tracked.state {
-            State::Down if silent_ms >= RECOVERY_QUIET_MS => Some(Change::Recovered { silent_ms }),
+            State::Down => Some(Change::Recovered { silent_ms }),
             _ => None,
         };
+        if tracked.state != State::Up {
+            tracked.since = now;
+        }
         tracked.last_seen = now;
         tracked.state = State::Up;
         tracked.timing = timing;
         tracked.generation += 1;
+        tracked.hold_until = 0;
         let (due, generation) = (now + timing.overdue_after(), tracked.generation);
         self.schedule(due, host, generation);
         change
@@ -122,14 +151,58 @@ impl Liveness {
     pub fn shutdown(&mut self, host: &str, now: u64) {
         if let Some(t) = self.hosts.get_mut(host) {
             t.state = State::Shutdown;
+            t.since = now;
             t.last_seen = now;
             t.generation += 1;
         }
     }
 
+    /// Takes a host back after a restart of the engine, as it was stored: its deadlines run
+    /// from `last_seen`, but it is not down before `hold_until` (the start-up grace), so hosts
+    /// whose heartbeats fell into the downtime do not all page at once.
+    pub fn resume(
+        &mut self,
+        host: &str,
+        last_seen: u64,
+        (state, since): (State, u64),
+        timing: Timing,
+        hold_until: u64,
+    ) {
+        let generation = 1;
+        self.hosts.insert(
+            host.to_string(),
+            Tracked {
+                last_seen,
+                state,
+                since,
+                timing,
+                generation,
+                hold_until,
+            },
+        );
+        match state {
+            State::Up => self.schedule(last_seen + timing.overdue_after(), host, generation),
+            State::Overdue => {
+                let down_at = (last_seen + timing.down_after()).max(hold_until);
+                self.schedule(down_at, host, generation);
+            }
+            State::Down | State::Shutdown => {}
+        }
+    }
+
+    /// Forgets a host (its stale deadlines are skipped when they come due).
+    pub fn remove(&mut self, host: &str) {
+        self.hosts.remove(host);
+    }
+
     /// The host's state.
     pub fn state(&self, host: &str) -> Option<State> {
         self.hosts.get(host).map(|t| t.state)
+    }
+
+    /// The host's state and since when, Unix ms.
+    pub fn state_since(&self, host: &str) -> Option<(State, u64)> {
+        self.hosts.get(host).map(|t| (t.state, t.since))
     }
 
     /// Deadlines waiting (for tests and counters).
@@ -151,20 +224,23 @@ impl Liveness {
             if t.generation != generation {
                 continue; // A heartbeat came since this deadline was set.
             }
-            let down_at = t.last_seen + t.timing.down_after();
+            let down_at = (t.last_seen + t.timing.down_after()).max(t.hold_until);
             match t.state {
                 State::Up if down_at <= now => {
                     t.state = State::Down;
+                    t.since = now;
                     changes.push((host, Change::Down));
                 }
                 State::Up => {
                     t.state = State::Overdue;
+                    t.since = now;
                     let generation = t.generation;
                     changes.push((host.clone(), Change::Overdue));
                     self.schedule(down_at, &host, generation);
                 }
                 State::Overdue => {
                     t.state = State::Down;
+                    t.since = now;
                     changes.push((host, Change::Down));
                 }
                 State::Down | State::Shutdown => {}
@@ -207,15 +283,22 @@ mod tests {
 
     #[test]
     fn overdue_and_down_at_exactly_the_documented_times() {
-        for (interval, grace, max_missed) in
-            [(10, 2, 2), (10, 0, 1), (1, 2, 2), (60, 5, 3), (5, 1, 1)]
-        {
+        for (interval, grace, max_missed) in [
+            (10, 2, 2),
+            (10, 0, 1),
+            (1, 2, 2),
+            (60, 5, 3),
+            (5, 1, 1),
+            (1, 0, 2),
+            (2, 0, 1),
+        ] {
             let t = timing(interval, grace, max_missed);
             let mut l = Liveness::default();
             l.heartbeat("h", 0, t);
             let changes = run(&mut l, 0, 400 * S);
             let overdue = (interval + grace) * S;
-            let down = (u64::from(max_missed) * interval + grace) * S;
+            // Never down before 4 s of silence.
+            let down = ((u64::from(max_missed) * interval + grace) * S).max(4 * S);
             let expected = if down == overdue {
                 vec![(down, Change::Down)]
             } else {
@@ -266,15 +349,31 @@ mod tests {
             l.heartbeat("h", 30 * S, t),
             Some(Change::Recovered { silent_ms: 30 * S })
         );
-        // With a short interval a host can be down after a silence under 4 s: no recovery.
+        // With a 1 s interval the host is late after 1 s, but an outage under 4 s is neither
+        // down nor a recovery ...
         let fast = timing(1, 0, 1);
+        let mut l = Liveness::default();
         l.heartbeat("f", 100 * S, fast);
         assert_eq!(
-            run(&mut l, 100 * S, 102 * S).last().map(|c| c.1.clone()),
-            Some(Change::Down)
+            run(&mut l, 100 * S, 103 * S + 900),
+            vec![(101 * S, Change::Overdue)]
         );
-        assert_eq!(l.heartbeat("f", 103 * S, fast), None);
+        assert_eq!(l.heartbeat("f", 103 * S + 900, fast), None);
         assert_eq!(l.state("f"), Some(State::Up));
+        // ... and one of 4 s or more is both.
+        assert_eq!(
+            run(&mut l, 104 * S, 108 * S),
+            vec![
+                (104 * S + 900, Change::Overdue),
+                (107 * S + 900, Change::Down)
+            ]
+        );
+        assert_eq!(
+            l.heartbeat("f", 108 * S, fast),
+            Some(Change::Recovered {
+                silent_ms: 4 * S + 100
+            })
+        );
     }
 
     #[test]
@@ -308,5 +407,45 @@ mod tests {
             1000,
             "hosts seen in the first 100 ms are overdue"
         );
+    }
+
+    #[test]
+    fn resumed_hosts_wait_for_the_startup_grace() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        // The server was down from 0 to 100 s; hosts were last seen at 0, 95 and 99.5 s.
+        let start = 100 * S;
+        let hold = start + 22 * S;
+        l.resume("old", 0, (State::Up, 0), t, hold);
+        l.resume("recent", 95 * S, (State::Up, 0), t, hold);
+        l.resume("gone", 0, (State::Down, 50 * S), t, hold);
+        l.resume("off", 0, (State::Shutdown, 0), t, hold);
+        // "old" is shown overdue at once; "recent" becomes overdue on its own schedule.
+        assert_eq!(l.tick(start), vec![("old".to_string(), Change::Overdue)]);
+        // "recent" heartbeats within the grace: never down.
+        assert_eq!(l.heartbeat("recent", 115 * S, t), None);
+        let changes: Vec<_> = (1000..=1250)
+            .flat_map(|tenth| l.tick(tenth * 100))
+            .collect();
+        // "old" stays silent: reported down once, when the grace ends; "gone" stays down
+        // without a new report and recovers when it returns.
+        assert_eq!(changes, vec![("old".to_string(), Change::Down)]);
+        assert_eq!(l.state_since("old"), Some((State::Down, hold)));
+        assert_eq!(l.state("gone"), Some(State::Down));
+        assert_eq!(l.state("off"), Some(State::Shutdown));
+        assert_eq!(
+            l.heartbeat("gone", 130 * S, t),
+            Some(Change::Recovered { silent_ms: 130 * S })
+        );
+    }
+
+    #[test]
+    fn a_dropped_host_is_forgotten() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        l.heartbeat("h", 0, t);
+        l.remove("h");
+        assert!(run(&mut l, 0, 100 * S).is_empty());
+        assert_eq!(l.state("h"), None);
     }
 }

@@ -1,25 +1,34 @@
 //! The engine's durable state: SQLite in WAL mode in `state_dir`, written by one thread in
-//! batches so message handling never waits on the disk.
+//! batches so message handling never waits on the disk, and read by another for history
+//! queries.
 //!
 //! The schema is versioned (`PRAGMA user_version`); missing migrations are applied in one
 //! transaction at start. A store newer than this binary is refused, never rewritten.
 //!
-//! What a `kill -9` of the engine can lose: the writes of the batch in flight (at most
-//! [`BATCH_WINDOW`] of last-seen times and events). Committed batches survive, since WAL with
-//! `synchronous=NORMAL` keeps every committed transaction across a process crash.
+//! What a `kill -9` of the engine can lose: the batch being gathered (at most [`BATCH_WINDOW`]
+//! of last-seen times, samples and RTTs). It cannot lose a state transition or a notification:
+//! a notification goes to the notifier only after the batch holding it, and the host's new
+//! state with it, is committed ([`spawn_writer`]). The notifier's "done" is committed at once;
+//! one that arrives in the few ms before a crash is lost, and the notification is handed over
+//! again after the restart with the same id, which the notifier recognises. Committed batches
+//! survive a process crash, since WAL with `synchronous=NORMAL` keeps every committed
+//! transaction.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use hb_ipc::edge::{Answer, EventSummary, Notification, RttSample, Sample};
+use rusqlite::{Connection, OpenFlags, params};
 
-/// How long the writer gathers before it commits.
+/// How long the writer gathers before it commits (a notification ends the wait at once).
 pub const BATCH_WINDOW: Duration = Duration::from_millis(200);
 
 /// Schema, one entry per version: applying `MIGRATIONS[i]` takes the store from version i to
 /// i + 1.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE hosts (
         name TEXT PRIMARY KEY,
         last_seen_ms INTEGER NOT NULL,
@@ -36,10 +45,47 @@ const MIGRATIONS: &[&str] = &["
         text TEXT NOT NULL
     );
     CREATE INDEX events_at ON events (at_ms);
-"];
+    ",
+    "
+    ALTER TABLE hosts ADD COLUMN state TEXT NOT NULL DEFAULT 'up';
+    ALTER TABLE hosts ADD COLUMN state_since_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX events_host ON events (host, id);
+    CREATE TABLE samples (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX samples_host ON samples (host, plugin, id);
+    CREATE TABLE rtt (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        rtt_ms REAL NOT NULL
+    );
+    CREATE INDEX rtt_host ON rtt (host, id);
+    CREATE TABLE alerts (
+        key TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        level TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        notified INTEGER NOT NULL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        notification TEXT NOT NULL,
+        done_ms INTEGER,
+        outcome TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (id) WHERE done_ms IS NULL;
+    ",
+];
 
-/// Events kept in the store; older ones are deleted as new ones come.
-const EVENTS_RETAINED: i64 = 10_000;
+/// Notifications kept in the outbox after they are done (for inspection).
+const OUTBOX_DONE_RETAINED: i64 = 10_000;
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +129,27 @@ pub struct StoredHost {
     pub rtt_ms: Option<f64>,
     /// Last message signed.
     pub signed: bool,
+    /// Liveness state name (`up`, `overdue`, `down`, `shutdown`).
+    pub state: String,
+    /// Since when, Unix ms.
+    pub state_since_ms: u64,
+}
+
+/// An active alert as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredAlert {
+    /// Unique key (`web1/down`).
+    pub key: String,
+    /// The host.
+    pub host: String,
+    /// Level name.
+    pub level: String,
+    /// Since when, Unix ms.
+    pub since_ms: u64,
+    /// What it is about.
+    pub text: String,
+    /// Whether a notification went out.
+    pub notified: bool,
 }
 
 /// A write for the writer thread.
@@ -99,6 +166,58 @@ pub enum Write {
         /// Text.
         text: String,
     },
+    /// Append a plugin sample (the plugin's data as JSON).
+    Sample {
+        /// Host.
+        host: String,
+        /// Plugin.
+        plugin: String,
+        /// When it arrived.
+        at_ms: u64,
+        /// Its data, JSON.
+        data: String,
+    },
+    /// Append a round-trip time.
+    Rtt {
+        /// Host.
+        host: String,
+        /// When.
+        at_ms: u64,
+        /// Round-trip time, ms.
+        rtt_ms: f64,
+    },
+    /// An alert began or changed.
+    Alert(StoredAlert),
+    /// An alert ended.
+    AlertEnded {
+        /// Its key.
+        key: String,
+    },
+    /// A notification to deliver: committed to the outbox, then handed on.
+    Notify(Notification),
+    /// The notifier is done with a notification.
+    Done {
+        /// The notification.
+        id: u64,
+        /// When.
+        at_ms: u64,
+        /// What happened, for inspection.
+        outcome: String,
+    },
+    /// Forget a host and its history.
+    Drop {
+        /// The host.
+        host: String,
+    },
+}
+
+impl Write {
+    /// Committed without waiting for the batch window: a notification waits for its commit
+    /// before it goes out, and a notification's completion left uncommitted would send it
+    /// again after a crash.
+    fn is_urgent(&self) -> bool {
+        matches!(self, Write::Notify(_) | Write::Done { .. })
+    }
 }
 
 /// What the store held at start.
@@ -108,6 +227,23 @@ pub struct Loaded {
     pub hosts: Vec<StoredHost>,
     /// The newest events, oldest first.
     pub events: Vec<(u64, String, String)>,
+    /// Active alerts.
+    pub alerts: Vec<StoredAlert>,
+    /// Notifications not yet done, oldest first.
+    pub outbox: Vec<Notification>,
+    /// The highest notification id ever given.
+    pub last_notification_id: u64,
+    /// Latest sample per host and plugin.
+    pub latest: Vec<(String, String, serde_json::Value)>,
+}
+
+/// How much history the store keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Samples per host and plugin, and RTTs per host.
+    pub samples: u32,
+    /// Events.
+    pub events: u32,
 }
 
 /// Opens (creating or migrating) the store.
@@ -134,7 +270,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     }
     if found < known {
         let tx = db.transaction().map_err(sql)?;
-        for migration in &MIGRATIONS[found as usize..] {
+        for migration in &MIGRATIONS[found.max(0) as usize..] {
             tx.execute_batch(migration).map_err(sql)?;
         }
         tx.pragma_update(None, "user_version", known).map_err(sql)?;
@@ -148,7 +284,8 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     let mut loaded = Loaded::default();
     let mut q = db.prepare(
-        "SELECT name, last_seen_ms, address, interval, version, rtt_ms, signed FROM hosts",
+        "SELECT name, last_seen_ms, address, interval, version, rtt_ms, signed, state,
+                state_since_ms FROM hosts",
     )?;
     let rows = q.query_map([], |r| {
         Ok(StoredHost {
@@ -159,6 +296,8 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
             version: r.get(4)?,
             rtt_ms: r.get(5)?,
             signed: r.get(6)?,
+            state: r.get(7)?,
+            state_since_ms: r.get::<_, i64>(8)? as u64,
         })
     })?;
     for row in rows {
@@ -172,6 +311,55 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
         loaded.events.push(row?);
     }
     loaded.events.reverse();
+    let mut q = db.prepare("SELECT key, host, level, since_ms, text, notified FROM alerts")?;
+    let rows = q.query_map([], |r| {
+        Ok(StoredAlert {
+            key: r.get(0)?,
+            host: r.get(1)?,
+            level: r.get(2)?,
+            since_ms: r.get::<_, i64>(3)? as u64,
+            text: r.get(4)?,
+            notified: r.get(5)?,
+        })
+    })?;
+    for row in rows {
+        loaded.alerts.push(row?);
+    }
+    let mut q =
+        db.prepare("SELECT id, notification FROM outbox WHERE done_ms IS NULL ORDER BY id")?;
+    let rows = q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (id, json) = row?;
+        match serde_json::from_str(&json) {
+            Ok(n) => loaded.outbox.push(n),
+            Err(e) => {
+                tracing::error!(id, error = %e, "Unreadable notification in the outbox; skipped.")
+            }
+        }
+    }
+    loaded.last_notification_id = db
+        .query_row("SELECT MAX(id) FROM outbox", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })?
+        .unwrap_or(0) as u64;
+    // The newest row of each (host, plugin): the index makes MAX(id) per group cheap.
+    let mut q = db.prepare(
+        "SELECT host, plugin, data FROM samples WHERE id IN
+             (SELECT MAX(id) FROM samples GROUP BY host, plugin)",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (host, plugin, data) = row?;
+        if let Ok(data) = serde_json::from_str(&data) {
+            loaded.latest.push((host, plugin, data));
+        }
+    }
     Ok(loaded)
 }
 
@@ -196,46 +384,93 @@ impl Writer {
     }
 }
 
-/// Starts the writer thread; writes are committed in batches. It ends when the [`Writer`]
-/// is closed, after a last commit.
-pub fn spawn_writer(db: Connection) -> Writer {
+/// Starts the writer thread; writes are committed in batches. Notifications in a batch are
+/// passed to `committed` once the batch is committed (or, if the commit fails, anyway: a page
+/// without durability beats none). It ends when the [`Writer`] is closed, after a last commit.
+pub fn spawn_writer(
+    db: Connection,
+    retention: Retention,
+    committed: impl Fn(Vec<Notification>) + Send + 'static,
+) -> Writer {
     let (tx, rx) = mpsc::channel::<Write>();
     let thread = std::thread::spawn(move || {
         let mut db = db;
         loop {
             let Ok(first) = rx.recv() else { return };
+            let mut urgent = first.is_urgent();
             let mut batch = vec![first];
-            let deadline = std::time::Instant::now() + BATCH_WINDOW;
-            while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-                match rx.recv_timeout(left) {
-                    Ok(w) => batch.push(w),
-                    Err(_) => break,
-                }
+            let deadline = Instant::now() + BATCH_WINDOW;
+            loop {
+                // Take what is queued; wait for more only while nothing is urgent.
+                let next = if urgent {
+                    rx.try_recv().ok()
+                } else {
+                    deadline
+                        .checked_duration_since(Instant::now())
+                        .and_then(|left| rx.recv_timeout(left).ok())
+                };
+                let Some(w) = next else { break };
+                urgent |= w.is_urgent();
+                batch.push(w);
             }
-            if let Err(e) = commit(&mut db, &batch) {
+            if let Err(e) = commit(&mut db, &batch, retention) {
                 tracing::error!(error = %e, writes = batch.len(), "Store write failed; this batch is lost.");
+            }
+            let notifications: Vec<Notification> = batch
+                .into_iter()
+                .filter_map(|w| match w {
+                    Write::Notify(n) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            if !notifications.is_empty() {
+                committed(notifications);
             }
         }
     });
     Writer { tx, thread }
 }
 
-fn commit(db: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
+fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlite::Result<()> {
     let tx = db.transaction()?;
     {
         let mut host = tx.prepare_cached(
-            "INSERT INTO hosts (name, last_seen_ms, address, interval, version, rtt_ms, signed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO hosts (name, last_seen_ms, address, interval, version, rtt_ms, signed,
+                                state, state_since_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (name) DO UPDATE SET last_seen_ms = ?2, address = ?3, interval = ?4,
-                 version = ?5, rtt_ms = ?6, signed = ?7",
+                 version = ?5, rtt_ms = ?6, signed = ?7, state = ?8, state_since_ms = ?9",
         )?;
         let mut event =
             tx.prepare_cached("INSERT INTO events (at_ms, host, text) VALUES (?1, ?2, ?3)")?;
+        let mut sample = tx.prepare_cached(
+            "INSERT INTO samples (host, plugin, at_ms, data) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut rtt =
+            tx.prepare_cached("INSERT INTO rtt (host, at_ms, rtt_ms) VALUES (?1, ?2, ?3)")?;
+        let mut alert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO alerts (key, host, level, since_ms, text, notified)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut alert_ended = tx.prepare_cached("DELETE FROM alerts WHERE key = ?1")?;
+        let mut notify = tx.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (id, created_ms, notification) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut done = tx.prepare_cached(
+            "UPDATE outbox SET done_ms = ?2, outcome = ?3 WHERE id = ?1 AND done_ms IS NULL",
+        )?;
         // A host heartbeating often appears many times in a batch: only its last row counts.
-        let mut written = std::collections::HashSet::new();
-        for write in batch.iter().rev() {
+        let mut last_row: HashMap<&str, usize> = HashMap::new();
+        for (i, write) in batch.iter().enumerate() {
+            if let Write::Host(h) = write {
+                last_row.insert(h.name.as_str(), i);
+            }
+        }
+        let mut sampled: HashSet<(&str, &str)> = HashSet::new();
+        let mut timed: HashSet<&str> = HashSet::new();
+        for (i, write) in batch.iter().enumerate() {
             match write {
-                Write::Host(h) if !written.insert(h.name.as_str()) => {}
+                Write::Host(h) if last_row.get(h.name.as_str()) != Some(&i) => {}
                 Write::Host(h) => {
                     host.execute(params![
                         h.name,
@@ -244,20 +479,219 @@ fn commit(db: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
                         h.interval,
                         h.version,
                         h.rtt_ms,
-                        h.signed
+                        h.signed,
+                        h.state,
+                        h.state_since_ms as i64
                     ])?;
                 }
                 Write::Event { at_ms, host, text } => {
                     event.execute(params![*at_ms as i64, host, text])?;
                 }
+                Write::Sample {
+                    host,
+                    plugin,
+                    at_ms,
+                    data,
+                } => {
+                    sample.execute(params![host, plugin, *at_ms as i64, data])?;
+                    sampled.insert((host, plugin));
+                }
+                Write::Rtt {
+                    host,
+                    at_ms,
+                    rtt_ms,
+                } => {
+                    rtt.execute(params![host, *at_ms as i64, rtt_ms])?;
+                    timed.insert(host);
+                }
+                Write::Alert(a) => {
+                    alert.execute(params![
+                        a.key,
+                        a.host,
+                        a.level,
+                        a.since_ms as i64,
+                        a.text,
+                        a.notified
+                    ])?;
+                }
+                Write::AlertEnded { key } => {
+                    alert_ended.execute([key])?;
+                }
+                Write::Notify(n) => {
+                    let json = serde_json::to_string(n).unwrap_or_default();
+                    notify.execute(params![n.id as i64, n.created_ms as i64, json])?;
+                }
+                Write::Done { id, at_ms, outcome } => {
+                    done.execute(params![*id as i64, *at_ms as i64, outcome])?;
+                }
+                Write::Drop { host } => {
+                    for table in [
+                        "DELETE FROM hosts WHERE name = ?1",
+                        "DELETE FROM samples WHERE host = ?1",
+                        "DELETE FROM rtt WHERE host = ?1",
+                        "DELETE FROM alerts WHERE host = ?1",
+                    ] {
+                        tx.prepare_cached(table)?.execute([host])?;
+                    }
+                }
             }
+        }
+        // Retention: the newest `samples` rows per (host, plugin) and per host for RTT.
+        let keep = i64::from(retention.samples.max(1));
+        let mut trim_samples = tx.prepare_cached(
+            "DELETE FROM samples WHERE host = ?1 AND plugin = ?2 AND id <=
+                 (SELECT id FROM samples WHERE host = ?1 AND plugin = ?2
+                  ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+        )?;
+        for (h, p) in sampled {
+            trim_samples.execute(params![h, p, keep])?;
+        }
+        let mut trim_rtt = tx.prepare_cached(
+            "DELETE FROM rtt WHERE host = ?1 AND id <=
+                 (SELECT id FROM rtt WHERE host = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?;
+        for h in timed {
+            trim_rtt.execute(params![h, keep])?;
         }
     }
     tx.execute(
         "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
-        [EVENTS_RETAINED],
+        [i64::from(retention.events.max(1))],
+    )?;
+    tx.execute(
+        "DELETE FROM outbox WHERE done_ms IS NOT NULL AND id <
+             (SELECT id FROM outbox WHERE done_ms IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        [OUTBOX_DONE_RETAINED],
     )?;
     tx.commit()
+}
+
+/// A history query for the reader thread.
+#[derive(Debug)]
+pub enum Read {
+    /// Newest samples of a plugin.
+    Samples {
+        /// Host.
+        host: String,
+        /// Plugin.
+        plugin: String,
+        /// At most.
+        limit: u32,
+    },
+    /// Newest RTTs.
+    Rtt {
+        /// Host.
+        host: String,
+        /// At most.
+        limit: u32,
+    },
+    /// Newest events.
+    Events {
+        /// Only this host's.
+        host: Option<String>,
+        /// At most.
+        limit: u32,
+    },
+}
+
+/// Largest `limit` a history query may ask for.
+pub const MAX_READ: u32 = 1000;
+
+type Reply = Box<dyn FnOnce(Answer) + Send>;
+
+/// The reader thread: answers history queries from its own read-only connection, so a slow
+/// disk delays only the query, never the engine.
+#[derive(Debug)]
+pub struct Reader {
+    tx: mpsc::Sender<(Read, Reply)>,
+}
+
+impl Reader {
+    /// Answers `read` on the reader thread; `reply` is called there with the answer.
+    pub fn ask(&self, read: Read, reply: impl FnOnce(Answer) + Send + 'static) {
+        if let Err(mpsc::SendError((_, reply))) = self.tx.send((read, Box::new(reply))) {
+            reply(Answer::Error {
+                message: "the store's reader is gone".into(),
+            });
+        }
+    }
+}
+
+/// Starts the reader thread on the store at `path` (already opened, so migrated).
+pub fn spawn_reader(path: &Path) -> Result<Reader, StoreError> {
+    let name = path.display().to_string();
+    let db = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Sqlite { path: name, source })?;
+    let (tx, rx) = mpsc::channel::<(Read, Reply)>();
+    std::thread::spawn(move || {
+        while let Ok((read, reply)) = rx.recv() {
+            let answer = answer(&db, read).unwrap_or_else(|e| Answer::Error {
+                message: format!("store: {e}"),
+            });
+            reply(answer);
+        }
+    });
+    Ok(Reader { tx })
+}
+
+fn answer(db: &Connection, read: Read) -> rusqlite::Result<Answer> {
+    Ok(match read {
+        Read::Samples {
+            host,
+            plugin,
+            limit,
+        } => {
+            let mut q = db.prepare_cached(
+                "SELECT at_ms, data FROM samples WHERE host = ?1 AND plugin = ?2
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = q.query_map(params![host, plugin, limit.min(MAX_READ)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut samples = Vec::new();
+            for row in rows {
+                let (at_ms, data) = row?;
+                samples.push(Sample {
+                    time_ms: at_ms as u64,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                });
+            }
+            Answer::Samples { samples }
+        }
+        Read::Rtt { host, limit } => {
+            let mut q = db.prepare_cached(
+                "SELECT at_ms, rtt_ms FROM rtt WHERE host = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = q.query_map(params![host, limit.min(MAX_READ)], |r| {
+                Ok(RttSample {
+                    time_ms: r.get::<_, i64>(0)? as u64,
+                    rtt_ms: r.get(1)?,
+                })
+            })?;
+            Answer::Rtt {
+                samples: rows.collect::<rusqlite::Result<_>>()?,
+            }
+        }
+        Read::Events { host, limit } => {
+            let mut q = db.prepare_cached(
+                "SELECT at_ms, host, text FROM events WHERE ?1 IS NULL OR host = ?1
+                 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = q.query_map(params![host, limit.min(MAX_READ)], |r| {
+                Ok(EventSummary {
+                    time_ms: r.get::<_, i64>(0)? as u64,
+                    host: r.get(1)?,
+                    msg: r.get(2)?,
+                })
+            })?;
+            Answer::Messages {
+                messages: rows.collect::<rusqlite::Result<_>>()?,
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -280,7 +714,35 @@ mod tests {
             version: Some("0.1.0".into()),
             rtt_ms: Some(0.5),
             signed: false,
+            state: "up".into(),
+            state_since_ms: 0,
         }
+    }
+
+    const KEEP: Retention = Retention {
+        samples: 3,
+        events: 100,
+    };
+
+    fn notification(id: u64) -> Notification {
+        Notification {
+            id,
+            alert: "a/down".into(),
+            kind: "alert".into(),
+            level: "CRITICAL".into(),
+            host: "a".into(),
+            title: "[CRITICAL] a down".into(),
+            text: "a is down".into(),
+            created_ms: id,
+            users: vec![],
+            channels: vec![],
+        }
+    }
+
+    fn ask(reader: &Reader, read: Read) -> Answer {
+        let (tx, rx) = std::sync::mpsc::channel();
+        reader.ask(read, move |a| tx.send(a).unwrap());
+        rx.recv().unwrap()
     }
 
     #[test]
@@ -290,6 +752,10 @@ mod tests {
         commit(
             &mut db,
             &[
+                Write::Host(host("gone", 1)),
+                Write::Drop {
+                    host: "gone".into(),
+                },
                 Write::Host(host("a", 1)),
                 Write::Host(host("a", 2)),
                 Write::Event {
@@ -298,6 +764,7 @@ mod tests {
                     text: "a booted".into(),
                 },
             ],
+            KEEP,
         )
         .unwrap();
         drop(db);
@@ -319,7 +786,7 @@ mod tests {
         drop(db);
         let e = open(&path).unwrap_err().to_string();
         assert!(
-            e.contains("schema version 99, newer than this hb-engine's 1"),
+            e.contains("schema version 99, newer than this hb-engine's 2"),
             "{e}"
         );
         let db = Connection::open(&path).unwrap();
@@ -332,7 +799,7 @@ mod tests {
     #[test]
     fn the_writer_batches_and_commits() {
         let path = scratch("writer");
-        let writer = spawn_writer(open(&path).unwrap());
+        let writer = spawn_writer(open(&path).unwrap(), KEEP, |_| {});
         for i in 0..1000 {
             writer.send(Write::Host(host(&format!("h{}", i % 100), i)));
         }
@@ -343,5 +810,95 @@ mod tests {
             loaded.hosts.iter().all(|h| h.last_seen_ms >= 900),
             "an older row won"
         );
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_keeping_its_hosts() {
+        let path = scratch("migrate");
+        let db = Connection::open(&path).unwrap();
+        db.execute_batch(MIGRATIONS[0]).unwrap();
+        db.execute(
+            "INSERT INTO hosts (name, last_seen_ms, address) VALUES ('old', 5, '192.0.2.9:1')",
+            [],
+        )
+        .unwrap();
+        db.pragma_update(None, "user_version", 1).unwrap();
+        drop(db);
+        let loaded = load(&open(&path).unwrap(), 30).unwrap();
+        assert_eq!(loaded.hosts.len(), 1);
+        assert_eq!(loaded.hosts[0].name, "old");
+        assert_eq!(loaded.hosts[0].state, "up");
+    }
+
+    #[test]
+    fn history_is_trimmed_and_served_newest_first() {
+        let path = scratch("history");
+        let mut db = open(&path).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..10u64 {
+            batch.push(Write::Sample {
+                host: "a".into(),
+                plugin: "cpu".into(),
+                at_ms: i,
+                data: format!("{{\"n\":{i}}}"),
+            });
+            batch.push(Write::Rtt {
+                host: "a".into(),
+                at_ms: i,
+                rtt_ms: i as f64,
+            });
+        }
+        commit(&mut db, &batch, KEEP).unwrap();
+        let loaded = load(&db, 30).unwrap();
+        assert_eq!(
+            loaded.latest,
+            [("a".into(), "cpu".into(), serde_json::json!({"n": 9}))]
+        );
+        let reader = spawn_reader(&path).unwrap();
+        let Answer::Samples { samples } = ask(
+            &reader,
+            Read::Samples {
+                host: "a".into(),
+                plugin: "cpu".into(),
+                limit: 100,
+            },
+        ) else {
+            panic!("not samples")
+        };
+        let times: Vec<u64> = samples.iter().map(|s| s.time_ms).collect();
+        assert_eq!(times, [9, 8, 7], "retention keeps 3, newest first");
+        let Answer::Rtt { samples } = ask(
+            &reader,
+            Read::Rtt {
+                host: "a".into(),
+                limit: 2,
+            },
+        ) else {
+            panic!("not rtt")
+        };
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0].rtt_ms, 9.0);
+    }
+
+    #[test]
+    fn the_outbox_returns_what_is_not_done_and_hands_on_after_commit() {
+        let path = scratch("outbox");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = spawn_writer(open(&path).unwrap(), KEEP, move |n| {
+            tx.send(n).unwrap();
+        });
+        writer.send(Write::Notify(notification(1)));
+        writer.send(Write::Notify(notification(2)));
+        writer.send(Write::Done {
+            id: 1,
+            at_ms: 9,
+            outcome: "delivered".into(),
+        });
+        let handed: Vec<u64> = rx.recv().unwrap().iter().map(|n| n.id).collect();
+        assert!(handed.contains(&1));
+        writer.close();
+        let loaded = load(&open(&path).unwrap(), 1).unwrap();
+        assert_eq!(loaded.outbox, [notification(2)]);
+        assert_eq!(loaded.last_notification_id, 2);
     }
 }

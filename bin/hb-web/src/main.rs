@@ -107,9 +107,15 @@ async fn run(
     let (answers_tx, mut answers) = mpsc::channel::<EngineToWeb>(256);
     let pending = api.pending.clone();
     tokio::spawn(async move {
-        while let Some(EngineToWeb::Answer { re, answer }) = answers.recv().await {
-            if !pending.complete(re, answer) {
-                tracing::debug!(re, "Late answer from the engine dropped.");
+        while let Some(msg) = answers.recv().await {
+            match msg {
+                EngineToWeb::Answer { re, answer } => {
+                    if !pending.complete(re, answer) {
+                        tracing::debug!(re, "Late answer from the engine dropped.");
+                    }
+                }
+                // The live dashboard (its own issue) turns these into WebSocket updates.
+                EngineToWeb::Change { change } => tracing::trace!(?change, "Change."),
             }
         }
     });

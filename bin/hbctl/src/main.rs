@@ -8,12 +8,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use hb_ipc::ctl::{CtlRequest, CtlResponse, ServerStatus};
+use hb_ipc::edge::{Answer, Query};
 use hb_supervisor::config::{Config, DEFAULT_PATH};
 use hb_supervisor::passwd::PasswordHash;
 
 const USAGE: &str =
     "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts|messages|counters ROLE
        hbctl [-s SOCKET] [-c FILE] [-j] command HOST NAME | update HOST
+       hbctl [-s SOCKET] [-c FILE] [-j] host HOST | alerts | drop HOST
+       hbctl [-s SOCKET] [-c FILE] [-j] samples HOST PLUGIN [N] | rtt HOST [N] | events [HOST] [N]
        hbctl passwd NAME
   -s SOCKET  control socket (default: control_socket of the configuration)
   -c FILE    configuration to take the socket path from (default /etc/hb.yaml)
@@ -62,6 +65,34 @@ fn run() -> anyhow::Result<ExitCode> {
             host: host.to_string(),
             command: None,
         },
+        ["host", host] => query(Query::Host {
+            host: host.to_string(),
+        }),
+        ["alerts"] => query(Query::Alerts {}),
+        ["drop", host] => query(Query::DropHost {
+            host: host.to_string(),
+        }),
+        ["samples", host, plugin, rest @ ..] if rest.len() <= 1 => query(Query::Samples {
+            host: host.to_string(),
+            plugin: plugin.to_string(),
+            limit: count(rest.first(), 10)?,
+        }),
+        ["rtt", host, rest @ ..] if rest.len() <= 1 => query(Query::Rtt {
+            host: host.to_string(),
+            limit: count(rest.first(), 10)?,
+        }),
+        ["events"] => query(Query::Events {
+            host: None,
+            limit: 30,
+        }),
+        ["events", n] if n.parse::<u32>().is_ok() => query(Query::Events {
+            host: None,
+            limit: count(Some(n), 30)?,
+        }),
+        ["events", host, rest @ ..] if rest.len() <= 1 => query(Query::Events {
+            host: Some(host.to_string()),
+            limit: count(rest.first(), 30)?,
+        }),
         ["counters", role] => match hb_ipc::Role::from_name(role) {
             Some(role) => CtlRequest::Counters { role },
             None => anyhow::bail!("unknown role {role:?}"),
@@ -113,16 +144,11 @@ fn run() -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         CtlResponse::Messages { messages } => {
-            for m in messages {
-                println!(
-                    "{} {:<24} {}",
-                    hb_supervisor::log::Timestamp(
-                        std::time::UNIX_EPOCH + Duration::from_millis(m.time_ms)
-                    ),
-                    m.host,
-                    m.msg
-                );
-            }
+            print_events(&messages);
+            ExitCode::SUCCESS
+        }
+        CtlResponse::Answer { answer } => {
+            print_answer(answer);
             ExitCode::SUCCESS
         }
         CtlResponse::Hosts { hosts } => {
@@ -216,4 +242,101 @@ fn prompt(text: &str) -> anyhow::Result<String> {
     eprintln!();
     read?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn query(query: Query) -> CtlRequest {
+    CtlRequest::Query { query }
+}
+
+/// A count argument, or `default`.
+fn count(word: Option<&&str>, default: u32) -> anyhow::Result<u32> {
+    match word {
+        None => Ok(default),
+        Some(w) => w
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{w:?} is not a count")),
+    }
+}
+
+fn time(ms: u64) -> hb_supervisor::log::Timestamp {
+    hb_supervisor::log::Timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+fn print_events(events: &[hb_ipc::edge::EventSummary]) {
+    for m in events {
+        println!("{} {:<24} {}", time(m.time_ms), m.host, m.msg);
+    }
+}
+
+fn print_answer(answer: Answer) {
+    match answer {
+        Answer::Host {
+            host,
+            plugins,
+            alerts,
+        } => {
+            println!("host       {}", host.name);
+            println!(
+                "state      {} since {}",
+                host.state,
+                time(host.state_since_ms)
+            );
+            println!(
+                "last seen  {} from {}",
+                time(host.last_seen_ms),
+                host.address
+            );
+            println!("interval   {} s", host.interval);
+            if let Some(rtt) = host.rtt_ms {
+                println!("rtt        {rtt:.3} ms");
+            }
+            if let Some(v) = &host.version {
+                println!("version    {v}");
+            }
+            println!("watched    {}", if host.watched { "yes" } else { "no" });
+            if let Some(owner) = &host.owner {
+                println!("owner      {owner}");
+            }
+            for a in alerts {
+                println!(
+                    "alert      {} {} since {}: {}",
+                    a.level,
+                    a.key,
+                    time(a.since_ms),
+                    a.text
+                );
+            }
+            for (name, data) in plugins {
+                println!("plugin     {name} {data}");
+            }
+        }
+        Answer::Samples { samples } => {
+            for s in samples {
+                println!("{} {}", time(s.time_ms), s.data);
+            }
+        }
+        Answer::Rtt { samples } => {
+            for s in samples {
+                println!("{} {:.3} ms", time(s.time_ms), s.rtt_ms);
+            }
+        }
+        Answer::Alerts { alerts } => {
+            for a in alerts {
+                let notified = if a.notified { "" } else { " (not notified)" };
+                println!(
+                    "{} {:<8} {:<32} {}{notified}",
+                    time(a.since_ms),
+                    a.level,
+                    a.key,
+                    a.text
+                );
+            }
+        }
+        Answer::Messages { messages } => print_events(&messages),
+        Answer::Dropped { host } => println!("dropped {host}"),
+        other => match serde_json::to_string(&other) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("hbctl: {e}"),
+        },
+    }
 }

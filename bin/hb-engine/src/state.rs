@@ -1,0 +1,1093 @@
+//! The engine's state: hosts, their liveness, alerts, the notification outbox, events and
+//! command queues. Pure apart from the store writer it feeds: the event loop in `main.rs`
+//! passes messages and the time in, and drains what is to be sent out
+//! ([`State::to_receiver`], [`State::changes`], [`State::ready`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+
+use hb_ipc::config::EngineConfig;
+use hb_ipc::edge::{
+    AlertSummary, Answer, Change, ChannelFailure, EngineToReceiver, EventSummary, HostSummary,
+    Notification, Query, QueuedCommand, ReceiverToEngine,
+};
+use hb_proto::message::ClientMessage;
+
+use crate::liveness::{self, Liveness};
+use crate::store;
+
+/// Hosts tracked at most; datagrams from further new names are refused and counted (an
+/// unauthenticated sender could otherwise invent names until memory runs out).
+pub const MAX_HOSTS: usize = 100_000;
+/// Plugins kept per host, and bytes of plugin data per host (as JSON).
+const MAX_PLUGINS: usize = 64;
+const MAX_PLUGIN_BYTES: usize = 1 << 20;
+/// Answered command ids remembered to recognise repeated results.
+const ANSWERED_KEPT: usize = 4096;
+/// Commands waiting for one host at most (they ride in every ACK to it).
+const MAX_QUEUED: usize = 16;
+/// Events kept in memory for `/api/0/messages` (the original shows 30).
+pub const EVENTS_KEPT: usize = 30;
+
+struct Host {
+    last_seen_ms: u64,
+    address: SocketAddr,
+    announced_interval: Option<u32>,
+    heartbeats: u64,
+    rtt_ms: Option<f64>,
+    version: Option<String>,
+    signed: bool,
+    /// Latest data per plugin, with its size as JSON.
+    plugins: BTreeMap<String, (serde_json::Value, usize)>,
+    /// `seq` of the last boot or shutdown notice, so a retransmitted one counts once.
+    last_notice_seq: Option<u64>,
+}
+
+/// One thing that happened, for the event list.
+struct Event {
+    at_ms: u64,
+    host: String,
+    text: String,
+}
+
+/// An active alert.
+#[derive(Clone)]
+struct Alert {
+    host: String,
+    level: String,
+    since_ms: u64,
+    text: String,
+    notified: bool,
+}
+
+/// What a query needs: answered from memory, or from the store's history.
+#[derive(Debug)]
+pub enum Reply {
+    /// The answer.
+    Now(Answer),
+    /// Ask the store's reader.
+    Store(store::Read),
+}
+
+/// The engine's state.
+pub struct State {
+    config: Option<EngineConfig>,
+    hosts: BTreeMap<String, Host>,
+    events: VecDeque<Event>,
+    counters: BTreeMap<String, u64>,
+    /// Commands waiting for each host, until its result arrives.
+    queues: BTreeMap<String, Vec<QueuedCommand>>,
+    next_command_id: u64,
+    /// Ids of commands whose result arrived, newest last.
+    answered: VecDeque<u64>,
+    liveness: Liveness,
+    alerts: BTreeMap<String, Alert>,
+    /// Notifications not yet reported done by the notifier, by id.
+    outbox: BTreeMap<u64, Notification>,
+    next_notification_id: u64,
+    /// The store's writer thread.
+    store: Option<store::Writer>,
+    /// Hosts whose figures changed since the last [`State::flush_changes`].
+    dirty: BTreeSet<String>,
+    /// For the receiver, in order.
+    pub to_receiver: Vec<EngineToReceiver>,
+    /// For the web's live views, in order.
+    pub changes: Vec<Change>,
+    /// Notifications to hand to the notifier now (without a store; with one, the writer
+    /// hands them on once they are committed).
+    pub ready: Vec<Notification>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new(hb_ipc::now_ms())
+    }
+}
+
+impl State {
+    /// Empty state; ids are drawn from `now_ms` so they stay unique across restarts.
+    pub fn new(now_ms: u64) -> State {
+        State {
+            config: None,
+            hosts: BTreeMap::new(),
+            events: VecDeque::new(),
+            counters: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            next_command_id: now_ms,
+            answered: VecDeque::new(),
+            liveness: Liveness::default(),
+            alerts: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+            // A thousand ids per ms: a storm of notifications cannot catch up with the clock
+            // before a restart.
+            next_notification_id: now_ms.saturating_mul(1000),
+            store: None,
+            dirty: BTreeSet::new(),
+            to_receiver: Vec::new(),
+            changes: Vec::new(),
+            ready: Vec::new(),
+        }
+    }
+
+    /// Applies a configuration; hosts now listed in `drophosts` are dropped.
+    pub fn configure(&mut self, config: EngineConfig, now: u64) {
+        let dropped: Vec<String> = config
+            .drophosts
+            .iter()
+            .filter(|h| self.hosts.contains_key(*h))
+            .cloned()
+            .collect();
+        self.config = Some(config);
+        for host in dropped {
+            self.drop_host(&host, now, "it is listed in drophosts");
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Option<&EngineConfig> {
+        self.config.as_ref()
+    }
+
+    /// Uses `writer` for everything durable from now on.
+    pub fn attach_store(&mut self, writer: store::Writer) {
+        self.store = Some(writer);
+    }
+
+    /// Stops the store's writer after its last commit.
+    pub fn close_store(&mut self) {
+        if let Some(store) = self.store.take() {
+            store.close();
+        }
+    }
+
+    /// Sets a counter to a value kept elsewhere.
+    pub fn set_counter(&mut self, name: &str, value: u64) {
+        self.counters.insert(name.to_string(), value);
+    }
+
+    fn count(&mut self, name: &str) {
+        *self.counters.entry(name.to_string()).or_insert(0) += 1;
+    }
+
+    fn event(&mut self, at_ms: u64, host: &str, text: String) {
+        tracing::info!(host, "{text}");
+        self.write(store::Write::Event {
+            at_ms,
+            host: host.to_string(),
+            text: text.clone(),
+        });
+        if self.events.len() == EVENTS_KEPT {
+            self.events.pop_front();
+        }
+        self.changes.push(Change::Event {
+            event: EventSummary {
+                time_ms: at_ms,
+                host: host.to_string(),
+                msg: text.clone(),
+            },
+        });
+        self.events.push_back(Event {
+            at_ms,
+            host: host.to_string(),
+            text,
+        });
+    }
+
+    fn write(&self, write: store::Write) {
+        if let Some(store) = &self.store {
+            store.send(write);
+        }
+    }
+
+    /// Takes in what the store held. Hosts resume their deadlines from their stored last-seen
+    /// times; none is reported down before the start-up grace ends.
+    pub fn restore(&mut self, loaded: store::Loaded, now: u64) {
+        for h in loaded.hosts {
+            let Ok(address) = h.address.parse() else {
+                tracing::warn!(
+                    host = h.name,
+                    address = h.address,
+                    "Stored host has a bad address; skipped."
+                );
+                continue;
+            };
+            let state = h.state.parse().unwrap_or(liveness::State::Up);
+            self.hosts.insert(
+                h.name.clone(),
+                Host {
+                    last_seen_ms: h.last_seen_ms,
+                    address,
+                    announced_interval: h.interval,
+                    heartbeats: 0,
+                    rtt_ms: h.rtt_ms,
+                    version: h.version,
+                    signed: h.signed,
+                    plugins: BTreeMap::new(),
+                    last_notice_seq: None,
+                },
+            );
+            let timing = self.timing(&h.name);
+            let grace_ms = match self.config.as_ref().and_then(|c| c.startup_grace) {
+                Some(seconds) => (seconds * 1000.0) as u64,
+                None => timing.down_after(),
+            };
+            self.liveness.resume(
+                &h.name,
+                h.last_seen_ms,
+                (state, h.state_since_ms),
+                timing,
+                now + grace_ms,
+            );
+        }
+        for (host, plugin, data) in loaded.latest {
+            if let Some(h) = self.hosts.get_mut(&host) {
+                let size = data.to_string().len();
+                h.plugins.insert(plugin, (data, size));
+            }
+        }
+        for (at_ms, host, text) in loaded.events {
+            self.events.push_back(Event { at_ms, host, text });
+        }
+        for a in loaded.alerts {
+            self.alerts.insert(
+                a.key,
+                Alert {
+                    host: a.host,
+                    level: a.level,
+                    since_ms: a.since_ms,
+                    text: a.text,
+                    notified: a.notified,
+                },
+            );
+        }
+        self.next_notification_id = self.next_notification_id.max(loaded.last_notification_id);
+        for n in loaded.outbox {
+            self.outbox.insert(n.id, n);
+        }
+    }
+
+    /// Notifications not yet done, oldest first: handed to the notifier again when it
+    /// (re)connects, with their original ids.
+    pub fn pending_notifications(&self) -> Vec<Notification> {
+        self.outbox.values().cloned().collect()
+    }
+
+    /// The notifier is done with notification `id`.
+    pub fn notification_done(
+        &mut self,
+        id: u64,
+        delivered: Vec<String>,
+        failed: Vec<ChannelFailure>,
+        now: u64,
+    ) {
+        let Some(n) = self.outbox.remove(&id) else {
+            self.count("notifications_done_unknown");
+            return;
+        };
+        for f in &failed {
+            let text = format!(
+                "{}: notification {:?} failed on channel {}: {}",
+                n.host, n.title, f.channel, f.error
+            );
+            self.event(now, &n.host, text);
+        }
+        let outcome = match (delivered.is_empty(), failed.is_empty()) {
+            (true, true) => {
+                tracing::info!(id, host = n.host, "Nobody to notify: no channel applies.");
+                "no channel".to_string()
+            }
+            _ => format!(
+                "delivered: {}; failed: {}",
+                delivered.join(","),
+                failed
+                    .iter()
+                    .map(|f| f.channel.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        self.count(if failed.is_empty() {
+            "notifications_done"
+        } else {
+            "notifications_failed"
+        });
+        self.write(store::Write::Done {
+            id,
+            at_ms: now,
+            outcome,
+        });
+    }
+
+    /// Queues a command or update for a host.
+    fn queue_command(&mut self, host: String, command: Option<String>) -> Answer {
+        if let Err(e) = hb_proto::names::check_host_name(&host) {
+            return Answer::Error { message: e };
+        }
+        if let Some(name) = &command
+            && let Err(e) = hb_proto::datagram::check_command_name(name)
+        {
+            return Answer::Error {
+                message: e.to_string(),
+            };
+        }
+        let queue = self.queues.entry(host.clone()).or_default();
+        if queue.len() >= MAX_QUEUED {
+            let message = format!("{host} already has {MAX_QUEUED} commands waiting");
+            return Answer::Error { message };
+        }
+        self.next_command_id += 1;
+        let id = self.next_command_id;
+        queue.push(QueuedCommand {
+            id,
+            command: command.clone(),
+        });
+        let queue = queue.clone();
+        let what = command.map_or("update".to_string(), |c| format!("command {c:?}"));
+        self.event(
+            hb_ipc::now_ms(),
+            &host,
+            format!("{host}: {what} queued as {id}"),
+        );
+        self.to_receiver
+            .push(EngineToReceiver::Queue { host, queue });
+        Answer::Queued { id }
+    }
+
+    fn is_dropped(&self, host: &str) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.drophosts.iter().any(|d| d == host))
+    }
+
+    /// Applies a report from the receiver.
+    pub fn received(&mut self, msg: ReceiverToEngine) {
+        match msg {
+            ReceiverToEngine::Rejected {
+                source,
+                reason,
+                detail,
+                ..
+            } => {
+                self.count(&format!("rejected_{reason}"));
+                tracing::debug!(%source, reason, detail, "Datagram rejected by the receiver.");
+            }
+            ReceiverToEngine::Received {
+                host,
+                source,
+                received_ms,
+                signed,
+                message,
+            } => {
+                if self.is_dropped(&host) {
+                    // The receiver drops these; this catches a reload racing a datagram.
+                    self.count("dropped_host");
+                    return;
+                }
+                let message = match hb_proto::datagram::parse_client(message) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // The receiver validated it; this means the two disagree.
+                        tracing::error!(host, error = %e, "Receiver forwarded an invalid message.");
+                        self.count("invalid_forwarded");
+                        return;
+                    }
+                };
+                self.count(&format!("received_{}", message.id()));
+                if self.apply(&host, source, received_ms, signed, message) {
+                    self.store_host(&host);
+                    self.dirty.insert(host);
+                }
+            }
+        }
+    }
+
+    /// Applies one valid message; false if it was refused.
+    fn apply(
+        &mut self,
+        host: &str,
+        source: SocketAddr,
+        received_ms: u64,
+        signed: bool,
+        message: ClientMessage,
+    ) -> bool {
+        if !self.hosts.contains_key(host) {
+            if self.hosts.len() >= MAX_HOSTS {
+                self.count("hosts_refused");
+                return false;
+            }
+            self.hosts.insert(
+                host.to_string(),
+                Host {
+                    last_seen_ms: received_ms,
+                    address: source,
+                    announced_interval: None,
+                    heartbeats: 0,
+                    rtt_ms: None,
+                    version: None,
+                    signed,
+                    plugins: BTreeMap::new(),
+                    last_notice_seq: None,
+                },
+            );
+            self.event(received_ms, host, format!("{host} is new, from {source}"));
+        }
+        let Some(entry) = self.hosts.get_mut(host) else {
+            return false;
+        };
+        // A new source port is routine (every client restart, NAT); a new address is an
+        // event, which the DNS updater follows.
+        if entry.address.ip() != source.ip() {
+            let text = format!(
+                "{host} moved from {} to {}",
+                entry.address.ip(),
+                source.ip()
+            );
+            entry.address = source;
+            self.event(received_ms, host, text);
+        } else {
+            entry.address = source;
+        }
+        let Some(entry) = self.hosts.get_mut(host) else {
+            return false;
+        };
+        entry.last_seen_ms = received_ms;
+        entry.signed = signed;
+        match message {
+            ClientMessage::Heartbeat(h) => {
+                entry.heartbeats += 1;
+                entry.announced_interval = h.interval.or(entry.announced_interval);
+                entry.rtt_ms = h.rtt.or(entry.rtt_ms);
+                entry.version = h.ver.or(entry.version.take());
+                if let Some(rtt_ms) = h.rtt {
+                    self.write(store::Write::Rtt {
+                        host: host.to_string(),
+                        at_ms: received_ms,
+                        rtt_ms,
+                    });
+                }
+                let timing = self.timing(host);
+                let before = self.liveness.state(host);
+                let change = self.liveness.heartbeat(host, received_ms, timing);
+                // The new state is stored ahead of the recovery, which goes out only after
+                // the batch holding both is committed.
+                if before != Some(liveness::State::Up) {
+                    self.host_changed(host);
+                }
+                if let Some(liveness::Change::Recovered { silent_ms }) = change {
+                    self.recovered(host, received_ms, silent_ms);
+                }
+            }
+            ClientMessage::Plugin(p) => {
+                let first = entry.plugins.is_empty();
+                let data = serde_json::Value::Object(p.data);
+                let json = data.to_string();
+                let size = json.len();
+                let others: usize = entry
+                    .plugins
+                    .iter()
+                    .filter(|(name, _)| **name != p.plugin)
+                    .map(|(_, (_, n))| n)
+                    .sum();
+                let new_plugin = !entry.plugins.contains_key(&p.plugin);
+                if others.saturating_add(size) > MAX_PLUGIN_BYTES
+                    || (new_plugin && entry.plugins.len() >= MAX_PLUGINS)
+                {
+                    self.count("plugin_data_refused");
+                    return false;
+                }
+                entry.plugins.insert(p.plugin.clone(), (data, size));
+                self.write(store::Write::Sample {
+                    host: host.to_string(),
+                    plugin: p.plugin.clone(),
+                    at_ms: received_ms,
+                    data: json,
+                });
+                self.changes.push(Change::Sample {
+                    host: host.to_string(),
+                    plugin: p.plugin,
+                    time_ms: received_ms,
+                });
+                if first {
+                    self.to_receiver.push(EngineToReceiver::HostHasData {
+                        host: host.to_string(),
+                    });
+                }
+            }
+            ClientMessage::Boot(n) | ClientMessage::Shutdown(n)
+                if n.header.seq.is_some() && entry.last_notice_seq == n.header.seq =>
+            {
+                self.count("duplicate_notice");
+            }
+            ClientMessage::Boot(n) => {
+                entry.last_notice_seq = n.header.seq;
+                entry.version = n.ver.or(entry.version.take());
+                self.event(received_ms, host, format!("{host} rebooted"));
+            }
+            ClientMessage::Shutdown(n) => {
+                entry.last_notice_seq = n.header.seq;
+                self.liveness.shutdown(host, received_ms);
+                self.event(received_ms, host, format!("{host} is shutting down"));
+                self.host_changed(host);
+            }
+            ClientMessage::Message(m) => {
+                let answered = m.cmd.and_then(|id| {
+                    let queue = self.queues.get_mut(host)?;
+                    let before = queue.len();
+                    queue.retain(|c| c.id != id);
+                    (queue.len() != before).then(|| EngineToReceiver::Queue {
+                        host: host.to_string(),
+                        queue: queue.clone(),
+                    })
+                });
+                let text = match (m.cmd, m.exit) {
+                    (Some(id), Some(code)) => {
+                        format!("{host}: command {id} exited {code}: {}", m.text)
+                    }
+                    (Some(id), None) => format!("{host}: command {id}: {}", m.text),
+                    _ => format!("{host}: {}", m.text),
+                };
+                // A result can arrive more than once (the host resends it while the command
+                // still rides in ACKs); it is an event once.
+                if let Some(id) = m.cmd {
+                    if answered.is_none() && self.answered.contains(&id) {
+                        self.count("duplicate_result");
+                        return true;
+                    }
+                    self.answered.push_back(id);
+                    if self.answered.len() > ANSWERED_KEPT {
+                        self.answered.pop_front();
+                    }
+                }
+                self.event(received_ms, host, text);
+                self.to_receiver.extend(answered);
+            }
+        }
+        true
+    }
+
+    /// Writes the host's row (its figures and liveness state) to the store.
+    fn store_host(&self, name: &str) {
+        if self.store.is_none() {
+            return;
+        }
+        let Some(h) = self.hosts.get(name) else {
+            return;
+        };
+        let (state, since) = self
+            .liveness
+            .state_since(name)
+            .unwrap_or((liveness::State::Up, h.last_seen_ms));
+        self.write(store::Write::Host(store::StoredHost {
+            name: name.to_string(),
+            last_seen_ms: h.last_seen_ms,
+            address: h.address.to_string(),
+            interval: h.announced_interval,
+            version: h.version.clone(),
+            rtt_ms: h.rtt_ms,
+            signed: h.signed,
+            state: state.name().into(),
+            state_since_ms: since,
+        }));
+    }
+
+    /// A state change: stored now (ahead of any notification about it) and sent to the web.
+    fn host_changed(&mut self, host: &str) {
+        self.store_host(host);
+        self.dirty.remove(host);
+        if let Some(summary) = self.summary(host) {
+            self.changes.push(Change::Host { host: summary });
+        }
+    }
+
+    /// Sends the hosts whose figures changed since the last call (at most once per host per
+    /// call; the loop calls it every second).
+    pub fn flush_changes(&mut self) {
+        for host in std::mem::take(&mut self.dirty) {
+            if let Some(summary) = self.summary(&host) {
+                self.changes.push(Change::Host { host: summary });
+            }
+        }
+    }
+
+    fn watched(&self, host: &str) -> bool {
+        self.config.as_ref().is_some_and(|c| {
+            c.hosts.get(host).and_then(|h| h.watch).unwrap_or(false)
+                || c.watchhosts.iter().any(|w| w == host)
+        })
+    }
+
+    fn owner(&self, host: &str) -> Option<String> {
+        let config = self.config.as_ref()?;
+        config
+            .hosts
+            .get(host)
+            .and_then(|h| h.owner.clone())
+            .or_else(|| config.default_owner.clone())
+    }
+
+    /// Gives a notification its id and recipients, keeps it in the outbox and hands it on
+    /// (through the store when there is one, so it goes out only once committed).
+    fn notify(&mut self, mut n: Notification) {
+        self.next_notification_id = self
+            .next_notification_id
+            .max(n.created_ms.saturating_mul(1000))
+            + 1;
+        n.id = self.next_notification_id;
+        let config_host = self.config.as_ref().and_then(|c| c.hosts.get(&n.host));
+        n.channels = config_host
+            .map(|h| h.notification_channels.clone())
+            .unwrap_or_default();
+        n.users = self.owner(&n.host).into_iter().collect();
+        n.users
+            .extend(config_host.map(|h| h.managers.clone()).unwrap_or_default());
+        self.count("notifications");
+        self.outbox.insert(n.id, n.clone());
+        match &self.store {
+            Some(store) => store.send(store::Write::Notify(n)),
+            None => self.ready.push(n),
+        }
+    }
+
+    fn alert_summary(key: &str, a: &Alert) -> AlertSummary {
+        AlertSummary {
+            key: key.to_string(),
+            host: a.host.clone(),
+            level: a.level.clone(),
+            since_ms: a.since_ms,
+            text: a.text.clone(),
+            notified: a.notified,
+        }
+    }
+
+    /// `host` is down: an alert, and a notification if it is watched.
+    fn went_down(&mut self, host: &str, now: u64) {
+        let watched = self.watched(host);
+        let (last_seen, address) = self
+            .hosts
+            .get(host)
+            .map_or((now, None), |h| (h.last_seen_ms, Some(h.address)));
+        let silent = now.saturating_sub(last_seen) / 1000;
+        let text = match address {
+            Some(a) => format!("{host} sent nothing for {silent} s (last from {a})"),
+            None => format!("{host} sent nothing for {silent} s"),
+        };
+        let key = format!("{host}/down");
+        let alert = Alert {
+            host: host.to_string(),
+            level: "CRITICAL".into(),
+            since_ms: now,
+            text: text.clone(),
+            notified: watched,
+        };
+        self.write(store::Write::Alert(store::StoredAlert {
+            key: key.clone(),
+            host: alert.host.clone(),
+            level: alert.level.clone(),
+            since_ms: now,
+            text: text.clone(),
+            notified: watched,
+        }));
+        self.changes.push(Change::Alert {
+            alert: Self::alert_summary(&key, &alert),
+        });
+        self.alerts.insert(key.clone(), alert);
+        if watched {
+            self.event(now, host, format!("{host} down"));
+            self.notify(Notification {
+                id: 0,
+                alert: key,
+                kind: "alert".into(),
+                level: "CRITICAL".into(),
+                host: host.to_string(),
+                title: format!("[CRITICAL] {host} down"),
+                text,
+                created_ms: now,
+                users: Vec::new(),
+                channels: Vec::new(),
+            });
+        } else {
+            self.event(now, host, format!("{host} down (not watched)"));
+        }
+    }
+
+    /// `host` is back after `silent_ms`: its down alert ends; a recovery goes to whoever got
+    /// the alert.
+    fn recovered(&mut self, host: &str, now: u64, silent_ms: u64) {
+        let key = format!("{host}/down");
+        let text = format!("{host} is back after {} s", silent_ms / 1000);
+        self.event(
+            now,
+            host,
+            format!("{host} recovered after {} s", silent_ms / 1000),
+        );
+        let Some(mut alert) = self.alerts.remove(&key) else {
+            return;
+        };
+        self.write(store::Write::AlertEnded { key: key.clone() });
+        alert.level = "OK".into();
+        alert.since_ms = now;
+        self.changes.push(Change::Alert {
+            alert: Self::alert_summary(&key, &alert),
+        });
+        if alert.notified {
+            self.notify(Notification {
+                id: 0,
+                alert: key,
+                kind: "recovery".into(),
+                level: "OK".into(),
+                host: host.to_string(),
+                title: format!("[OK] {host} recovered"),
+                text,
+                created_ms: now,
+                users: Vec::new(),
+                channels: Vec::new(),
+            });
+        }
+    }
+
+    /// Forgets a host entirely (owners' "drop host", `drophosts`).
+    fn drop_host(&mut self, host: &str, now: u64, why: &str) -> bool {
+        if self.hosts.remove(host).is_none() {
+            return false;
+        }
+        self.liveness.remove(host);
+        self.alerts.retain(|_, a| a.host != host);
+        self.dirty.remove(host);
+        if self.queues.remove(host).is_some() {
+            self.to_receiver.push(EngineToReceiver::Queue {
+                host: host.to_string(),
+                queue: Vec::new(),
+            });
+        }
+        self.write(store::Write::Drop {
+            host: host.to_string(),
+        });
+        self.changes.push(Change::Dropped {
+            host: host.to_string(),
+        });
+        self.event(now, host, format!("{host} dropped: {why}"));
+        // The receiver asks a returning host for its data again.
+        self.to_receiver.push(self.host_table());
+        true
+    }
+
+    /// What a fresh receiver must know.
+    pub fn host_table(&self) -> EngineToReceiver {
+        EngineToReceiver::HostTable {
+            with_data: self
+                .hosts
+                .iter()
+                .filter(|(_, h)| !h.plugins.is_empty())
+                .map(|(name, _)| name.clone())
+                .collect(),
+            queues: self.queues.clone(),
+        }
+    }
+
+    fn summary(&self, name: &str) -> Option<HostSummary> {
+        let h = self.hosts.get(name)?;
+        let (state, since) = self
+            .liveness
+            .state_since(name)
+            .map_or(("up", h.last_seen_ms), |(s, since)| (s.name(), since));
+        Some(HostSummary {
+            name: name.to_string(),
+            last_seen_ms: h.last_seen_ms,
+            address: h.address,
+            interval: self.interval(name, h),
+            heartbeats: h.heartbeats,
+            rtt_ms: h.rtt_ms,
+            version: h.version.clone(),
+            signed: h.signed,
+            state: state.into(),
+            state_since_ms: since,
+            watched: self.watched(name),
+            owner: self.owner(name),
+        })
+    }
+
+    /// Answers a query from the supervisor or the web.
+    pub fn query(&mut self, query: Query, now: u64) -> Reply {
+        Reply::Now(match query {
+            Query::QueueCommand { host, command } => self.queue_command(host, command),
+            Query::ListHosts {} => Answer::Hosts {
+                hosts: self
+                    .hosts
+                    .keys()
+                    .filter_map(|name| self.summary(name))
+                    .collect(),
+            },
+            Query::Host { host } => match self.summary(&host) {
+                Some(summary) => Answer::Host {
+                    host: Box::new(summary),
+                    plugins: self.hosts.get(&host).map_or_else(BTreeMap::new, |h| {
+                        h.plugins
+                            .iter()
+                            .map(|(name, (data, _))| (name.clone(), data.clone()))
+                            .collect()
+                    }),
+                    alerts: self
+                        .alerts
+                        .iter()
+                        .filter(|(_, a)| a.host == host)
+                        .map(|(key, a)| Self::alert_summary(key, a))
+                        .collect(),
+                },
+                None => Answer::Error {
+                    message: format!("no host {host:?}"),
+                },
+            },
+            Query::Messages {} => Answer::Messages {
+                messages: self
+                    .events
+                    .iter()
+                    .map(|e| EventSummary {
+                        time_ms: e.at_ms,
+                        host: e.host.clone(),
+                        msg: e.text.clone(),
+                    })
+                    .collect(),
+            },
+            Query::Alerts {} => {
+                let mut alerts: Vec<AlertSummary> = self
+                    .alerts
+                    .iter()
+                    .map(|(key, a)| Self::alert_summary(key, a))
+                    .collect();
+                alerts.sort_by_key(|a| a.since_ms);
+                Answer::Alerts { alerts }
+            }
+            Query::DropHost { host } => {
+                if self.drop_host(&host, now, "on request") {
+                    Answer::Dropped { host }
+                } else {
+                    Answer::Error {
+                        message: format!("no host {host:?}"),
+                    }
+                }
+            }
+            Query::Counters {} => {
+                let mut counters = self.counters.clone();
+                counters.insert("hosts".into(), self.hosts.len() as u64);
+                counters.insert("deadlines".into(), self.liveness.pending() as u64);
+                counters.insert("alerts".into(), self.alerts.len() as u64);
+                counters.insert("outbox_pending".into(), self.outbox.len() as u64);
+                Answer::Counters { counters }
+            }
+            Query::Samples {
+                host,
+                plugin,
+                limit,
+            } if self.store.is_some() => {
+                let limit = limit.min(self.config.as_ref().map_or(100, |c| c.sample_count));
+                return Reply::Store(store::Read::Samples {
+                    host,
+                    plugin,
+                    limit,
+                });
+            }
+            Query::Rtt { host, limit } if self.store.is_some() => {
+                return Reply::Store(store::Read::Rtt { host, limit });
+            }
+            Query::Events { host, limit } if self.store.is_some() => {
+                return Reply::Store(store::Read::Events { host, limit });
+            }
+            Query::Samples { .. } | Query::Rtt { .. } | Query::Events { .. } => Answer::Error {
+                message: "history needs the store, which is not open".into(),
+            },
+        })
+    }
+
+    /// The configured interval wins over the announced one, which wins over the default.
+    fn interval(&self, name: &str, host: &Host) -> u32 {
+        let config = self.config.as_ref();
+        config
+            .and_then(|c| c.hosts.get(name))
+            .and_then(|h| h.interval)
+            .or(host.announced_interval)
+            .or(config.map(|c| c.interval))
+            .unwrap_or(10)
+    }
+
+    /// The deadlines that apply to `host` now.
+    fn timing(&self, host: &str) -> liveness::Timing {
+        let interval = self.hosts.get(host).map_or(10, |h| self.interval(host, h));
+        let config = self.config.as_ref();
+        liveness::Timing {
+            interval_ms: u64::from(interval) * 1000,
+            grace_ms: config.map_or(2000, |c| (c.grace * 1000.0) as u64),
+            max_missed: config.map_or(2, |c| c.max_missed),
+        }
+    }
+
+    /// Applies the deadlines due by `now`.
+    pub fn tick(&mut self, now: u64) {
+        for (host, change) in self.liveness.tick(now) {
+            // Stored ahead of the notification, which the writer sends after the commit.
+            self.host_changed(&host);
+            match change {
+                liveness::Change::Overdue => tracing::info!(host, "Overdue."),
+                liveness::Change::Down => self.went_down(&host, now),
+                liveness::Change::Recovered { .. } => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_ipc::config::{HostConfig, JournalConfig};
+
+    const S: u64 = 1000;
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            interval: 10,
+            grace: 2.0,
+            max_missed: 2,
+            startup_grace: None,
+            sample_count: 100,
+            event_retention: 1000,
+            state_dir: "/nonexistent".into(),
+            journal: JournalConfig {
+                enabled: false,
+                dir: "/nonexistent".into(),
+                file: "j".into(),
+                max_size: 1,
+                max_backups: 1,
+            },
+            hosts: BTreeMap::from([(
+                "web1".to_string(),
+                HostConfig {
+                    watch: Some(true),
+                    owner: Some("alice".into()),
+                    managers: vec!["bob".into()],
+                    notification_channels: vec!["ops".into()],
+                    ..HostConfig::default()
+                },
+            )]),
+            watchhosts: vec!["db1".into()],
+            dyndnshosts: vec![],
+            drophosts: vec!["old".into()],
+            default_owner: None,
+            threshold_renotify_interval: None,
+            thresholds: serde_json::Value::Null,
+            threshold_configs: serde_json::Value::Null,
+            default_threshold_config: "default".into(),
+        }
+    }
+
+    fn heartbeat(state: &mut State, host: &str, at: u64) {
+        state.received(ReceiverToEngine::Received {
+            host: host.into(),
+            source: "192.0.2.1:4000".parse().unwrap(),
+            received_ms: at,
+            signed: false,
+            message: serde_json::json!({"ID": "HTB", "name": host, "interval": 10}),
+        });
+    }
+
+    fn state() -> State {
+        let mut s = State::new(0);
+        s.configure(config(), 0);
+        s
+    }
+
+    fn run(s: &mut State, from: u64, to: u64) {
+        let mut now = from;
+        while now <= to {
+            s.tick(now);
+            now += 100;
+        }
+    }
+
+    #[test]
+    fn a_watched_host_pages_once_and_recovers_to_the_same_alert() {
+        let mut s = state();
+        heartbeat(&mut s, "web1", 0);
+        run(&mut s, 0, 60 * S);
+        assert_eq!(s.ready.len(), 1, "one down notification");
+        let down = s.ready[0].clone();
+        assert_eq!(down.alert, "web1/down");
+        assert_eq!(down.title, "[CRITICAL] web1 down");
+        assert_eq!(down.created_ms, 22 * S, "down at 2 * interval + grace");
+        assert_eq!(down.users, ["alice", "bob"]);
+        assert_eq!(down.channels, ["ops"]);
+        heartbeat(&mut s, "web1", 70 * S);
+        assert_eq!(s.ready.len(), 2);
+        let up = &s.ready[1];
+        assert_eq!(
+            (up.alert.as_str(), up.kind.as_str()),
+            ("web1/down", "recovery")
+        );
+        assert!(up.id > down.id);
+        assert_eq!(
+            s.pending_notifications().len(),
+            2,
+            "both wait for the notifier"
+        );
+        s.notification_done(down.id, vec!["ops".into()], vec![], 71 * S);
+        assert_eq!(s.pending_notifications().len(), 1);
+    }
+
+    #[test]
+    fn unwatched_hosts_notify_nobody_but_are_shown() {
+        let mut s = state();
+        heartbeat(&mut s, "quiet", 0);
+        heartbeat(&mut s, "db1", 0);
+        run(&mut s, 0, 60 * S);
+        let hosts: Vec<_> = s.ready.iter().map(|n| n.host.as_str()).collect();
+        assert_eq!(
+            hosts,
+            ["db1"],
+            "watchhosts counts as watched; others notify nobody"
+        );
+        let Reply::Now(Answer::Alerts { alerts }) = s.query(Query::Alerts {}, 60 * S) else {
+            panic!()
+        };
+        assert_eq!(alerts.len(), 2, "the unwatched host's alert is still shown");
+        assert!(alerts.iter().any(|a| a.host == "quiet" && !a.notified));
+    }
+
+    #[test]
+    fn drophosts_are_ignored_and_dropping_forgets() {
+        let mut s = state();
+        heartbeat(&mut s, "old", 0);
+        assert!(s.summary("old").is_none());
+        assert_eq!(s.counters.get("dropped_host"), Some(&1));
+        heartbeat(&mut s, "web1", 0);
+        let Reply::Now(Answer::Dropped { .. }) = s.query(
+            Query::DropHost {
+                host: "web1".into(),
+            },
+            S,
+        ) else {
+            panic!()
+        };
+        run(&mut s, 0, 60 * S);
+        assert!(s.ready.is_empty(), "a dropped host is not reported down");
+        // Listing it in drophosts on a reload drops a known host too.
+        heartbeat(&mut s, "web2", 0);
+        let mut c = config();
+        c.drophosts.push("web2".into());
+        s.configure(c, S);
+        assert!(s.summary("web2").is_none());
+    }
+
+    #[test]
+    fn shutdown_then_silence_notifies_nobody() {
+        let mut s = state();
+        heartbeat(&mut s, "web1", 0);
+        s.received(ReceiverToEngine::Received {
+            host: "web1".into(),
+            source: "192.0.2.1:4000".parse().unwrap(),
+            received_ms: S,
+            signed: false,
+            message: serde_json::json!({"ID": "SHD", "name": "web1", "seq": 1}),
+        });
+        run(&mut s, 0, 600 * S);
+        assert!(s.ready.is_empty());
+        assert_eq!(s.summary("web1").unwrap().state, "shutdown");
+    }
+}

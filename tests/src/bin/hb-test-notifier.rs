@@ -1,0 +1,52 @@
+//! A notifier for tests, at the IPC boundary: it logs every notification it receives
+//! (`test-notifier received id=.. title=..`) and reports done only those for hosts whose name
+//! starts with `ack`, so the rest stay in the engine's outbox.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use hb_ipc::Role;
+use hb_ipc::control::PassedSocket;
+use hb_ipc::edge::{Answer, EngineToNotifier, NotifierToEngine};
+use hb_supervisor::child::{self, ControlEvent, ControlSender};
+use hb_supervisor::link::{self, Link};
+use tokio::sync::mpsc;
+
+fn main() -> ExitCode {
+    child::run(Role::Notifier, run)
+}
+
+async fn run(
+    mut events: mpsc::UnboundedReceiver<ControlEvent>,
+    control: ControlSender,
+) -> anyhow::Result<()> {
+    let engine = Link::<NotifierToEngine>::new(Role::Engine);
+    let (inbound_tx, mut inbound) = mpsc::channel::<EngineToNotifier>(1024);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                None => return Ok(()),
+                Some(ControlEvent::Config { generation, .. }) => control.config_applied(generation),
+                Some(ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd }) => {
+                    link::connect(child::unix_stream(fd)?, &engine, inbound_tx.clone(), control.clone());
+                }
+                Some(ControlEvent::Socket { .. }) | Some(ControlEvent::Start) => {}
+                Some(ControlEvent::Request { id, .. }) => control.answer(
+                    id,
+                    Answer::Error { message: "no queries".into() },
+                ),
+            },
+            Some(EngineToNotifier::Notify { notification: n }) = inbound.recv() => {
+                tracing::info!("test-notifier received id={} kind={} title={}", n.id, n.kind, n.title);
+                if n.host.starts_with("ack") {
+                    engine.send(NotifierToEngine::Done {
+                        id: n.id,
+                        delivered: vec!["test".into()],
+                        failed: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+}
