@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+use hb_engine::feed::{ChangeFeed, Handoff};
 use hb_engine::state::{EVENTS_KEPT, Reply, State};
 use hb_engine::{journal, store};
 
@@ -27,55 +28,23 @@ const STORE_FILE: &str = "hb.sqlite";
 const DEADLINE_TICK_MS: u64 = 100;
 /// How often hosts whose figures changed are sent to the web.
 const CHANGES_EVERY: Duration = Duration::from_secs(1);
-/// Room kept free in the queue to the web for answers: below it, changes are left out and
-/// the web is told to resync once the queue drains.
-const WEB_ROOM_FOR_ANSWERS: usize = 1024;
 
 fn main() -> ExitCode {
     child::run(Role::Engine, run)
-}
-
-/// Sends the web its changes without ever waiting for it: when it falls behind, changes are
-/// left out and it gets one `Resync` once there is room again.
-struct ChangeFeed {
-    resync: bool,
-    left_out: u64,
-}
-
-impl ChangeFeed {
-    fn send(&mut self, web: &Link<EngineToWeb>, changes: Vec<Change>) {
-        if web.room() < WEB_ROOM_FOR_ANSWERS {
-            if !changes.is_empty() {
-                self.resync = true;
-                self.left_out += changes.len() as u64;
-            }
-            return;
-        }
-        if std::mem::take(&mut self.resync) {
-            web.send(EngineToWeb::Change {
-                change: Change::Resync {},
-            });
-        }
-        for change in changes {
-            web.send(EngineToWeb::Change { change });
-        }
-    }
 }
 
 /// Sends out what the state decided.
 fn drain(
     state: &mut State,
     receiver: &Link<EngineToReceiver>,
-    notifier: &Link<EngineToNotifier>,
     web: &Link<EngineToWeb>,
     feed: &mut ChangeFeed,
+    handoff: &mut Handoff,
 ) {
     for msg in state.to_receiver.drain(..) {
         receiver.send(msg);
     }
-    for notification in state.ready.drain(..) {
-        notifier.send(EngineToNotifier::Notify { notification });
-    }
+    handoff.extend(state.ready.drain(..));
     let changes = std::mem::take(&mut state.changes);
     feed.send(web, changes);
 }
@@ -95,10 +64,8 @@ async fn run(
     // Notifications the store's writer has committed, to hand to the notifier.
     let (committed_tx, mut committed) = mpsc::unbounded_channel::<Vec<Notification>>();
     let mut state = State::default();
-    let mut feed = ChangeFeed {
-        resync: false,
-        left_out: 0,
-    };
+    let mut feed = ChangeFeed::default();
+    let mut handoff = Handoff::default();
     let mut journal: Option<journal::Journal> = None;
     let mut reader: Option<store::Reader> = None;
     let mut started = false;
@@ -149,7 +116,7 @@ async fn run(
                             // A restarted notifier may have lost what was in flight: everything
                             // not reported done goes again, with the same ids.
                             if notifier_attached {
-                                resend(&state, &notifier);
+                                handoff.extend(state.pending_notifications());
                             }
                             notifier_attached = true;
                         }
@@ -188,7 +155,7 @@ async fn run(
                     if !pending.is_empty() {
                         tracing::info!(count = pending.len(), "Handing undelivered notifications to the notifier again.");
                     }
-                    resend(&state, &notifier);
+                    handoff.extend(pending);
                     started = true;
                     tracing::info!("Running.");
                 }
@@ -238,20 +205,10 @@ async fn run(
             Some(NotifierToEngine::Done { id, delivered, failed }) = from_notifier.recv(), if started => {
                 state.notification_done(id, delivered, failed, hb_ipc::now_ms());
             }
-            Some(batch) = committed.recv() => {
-                for notification in batch {
-                    notifier.send(EngineToNotifier::Notify { notification });
-                }
-            }
+            Some(batch) = committed.recv() => handoff.extend(batch),
         }
-        drain(&mut state, &receiver, &notifier, &web, &mut feed);
-    }
-}
-
-/// Hands every notification not yet done to the notifier.
-fn resend(state: &State, notifier: &Link<EngineToNotifier>) {
-    for notification in state.pending_notifications() {
-        notifier.send(EngineToNotifier::Notify { notification });
+        drain(&mut state, &receiver, &web, &mut feed, &mut handoff);
+        handoff.pump(&notifier);
     }
 }
 

@@ -3,8 +3,8 @@
 //! passes messages and the time in, and drains what is to be sent out
 //! ([`State::to_receiver`], [`State::changes`], [`State::ready`]).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 
 use hb_ipc::config::EngineConfig;
 use hb_ipc::edge::{
@@ -28,6 +28,13 @@ const ANSWERED_KEPT: usize = 4096;
 const MAX_QUEUED: usize = 16;
 /// Events kept in memory for `/api/0/messages` (the original shows 30).
 pub const EVENTS_KEPT: usize = 30;
+/// A rejected datagram is an event at most once per source address and reason in this
+/// time, so a flood of garbage cannot push real events out of the list.
+const REJECTION_EVENT_EVERY_MS: u64 = 60_000;
+/// (Source, reason) pairs tracked for that; beyond it, rejections are only counted.
+const REJECTION_SOURCES: usize = 1024;
+/// And at most this many such events a minute from all sources together.
+const REJECTION_EVENTS_PER_MINUTE: u32 = 10;
 
 struct Host {
     last_seen_ms: u64,
@@ -89,6 +96,11 @@ pub struct State {
     store: Option<store::Writer>,
     /// Hosts whose figures changed since the last [`State::flush_changes`].
     dirty: BTreeSet<String>,
+    /// Per (source address, reason): when its rejection was last an event, and how many
+    /// were rejected since.
+    rejections: HashMap<(IpAddr, String), (u64, u64)>,
+    /// Start of the current minute of rejection events, and how many were made in it.
+    rejection_minute: (u64, u32),
     /// For the receiver, in order.
     pub to_receiver: Vec<EngineToReceiver>,
     /// For the web's live views, in order.
@@ -123,6 +135,8 @@ impl State {
             next_notification_id: now_ms.saturating_mul(1000),
             store: None,
             dirty: BTreeSet::new(),
+            rejections: HashMap::new(),
+            rejection_minute: (0, 0),
             to_receiver: Vec::new(),
             changes: Vec::new(),
             ready: Vec::new(),
@@ -364,12 +378,13 @@ impl State {
         match msg {
             ReceiverToEngine::Rejected {
                 source,
+                received_ms,
                 reason,
                 detail,
-                ..
             } => {
                 self.count(&format!("rejected_{reason}"));
                 tracing::debug!(%source, reason, detail, "Datagram rejected by the receiver.");
+                self.rejection_event(source, received_ms, reason, &detail);
             }
             ReceiverToEngine::Received {
                 host,
@@ -399,6 +414,48 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Makes a rejection an event, at most once per source address and reason a minute.
+    fn rejection_event(&mut self, source: SocketAddr, now: u64, reason: String, detail: &str) {
+        let key = (source.ip(), reason);
+        let suppressed = match self.rejections.get_mut(&key) {
+            Some((last, n)) if now < *last + REJECTION_EVENT_EVERY_MS => {
+                *n += 1;
+                return;
+            }
+            Some((_, n)) => *n,
+            None => {
+                if self.rejections.len() >= REJECTION_SOURCES {
+                    self.rejections
+                        .retain(|_, (last, _)| now < *last + REJECTION_EVENT_EVERY_MS);
+                }
+                if self.rejections.len() >= REJECTION_SOURCES {
+                    self.count("rejection_events_suppressed");
+                    return;
+                }
+                0
+            }
+        };
+        if now >= self.rejection_minute.0 + 60_000 {
+            self.rejection_minute = (now, 0);
+        }
+        if self.rejection_minute.1 >= REJECTION_EVENTS_PER_MINUTE {
+            self.count("rejection_events_suppressed");
+            return;
+        }
+        self.rejection_minute.1 += 1;
+        let detail: String = detail.chars().take(200).collect();
+        let more = match suppressed {
+            0 => String::new(),
+            n => format!(" ({n} more since the last report)"),
+        };
+        let text = format!(
+            "datagram from {source} rejected ({}): {detail}{more}",
+            key.1
+        );
+        self.rejections.insert(key, (now, 0));
+        self.event(now, &source.ip().to_string(), text);
     }
 
     /// Applies one valid message; false if it was refused.
@@ -1089,5 +1146,50 @@ mod tests {
         run(&mut s, 0, 600 * S);
         assert!(s.ready.is_empty());
         assert_eq!(s.summary("web1").unwrap().state, "shutdown");
+    }
+
+    #[test]
+    fn rejections_are_events_at_most_once_a_minute_per_source_and_reason() {
+        let mut s = state();
+        let reject = |s: &mut State, from: &str, at: u64, reason: &str| {
+            s.received(ReceiverToEngine::Rejected {
+                source: from.parse().unwrap(),
+                received_ms: at,
+                reason: reason.into(),
+                detail: "x".repeat(500),
+            });
+        };
+        for i in 0..1000 {
+            reject(&mut s, "192.0.2.9:1", i, "bad_signature");
+        }
+        reject(&mut s, "192.0.2.9:1", 10, "too_large");
+        reject(&mut s, "192.0.2.9:1", 61_000, "bad_signature");
+        let texts: Vec<&str> = s.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert!(texts[0].starts_with("datagram from 192.0.2.9:1 rejected (bad_signature): xxx"));
+        assert!(texts[0].len() < 300, "detail is cut");
+        assert!(
+            texts[2].ends_with("(999 more since the last report)"),
+            "{}",
+            texts[2]
+        );
+        assert_eq!(s.counters["rejected_bad_signature"], 1001);
+        // A flood from many addresses is counted, and cannot grow the table without bound.
+        for i in 0..5000u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            reject(&mut s, &format!("{ip}:1"), 62_000, "bad_json");
+        }
+        assert!(s.rejections.len() <= REJECTION_SOURCES);
+        assert!(s.counters["rejection_events_suppressed"] > 3000);
+        let flood_events = s
+            .events
+            .iter()
+            .filter(|e| e.text.contains("bad_json"))
+            .count();
+        // The minute began with the last bad_signature report: 9 more fit in it.
+        assert_eq!(
+            flood_events, 9,
+            "at most 10 rejection events a minute in all"
+        );
     }
 }
