@@ -18,6 +18,19 @@ use tokio_util::codec::{Decoder, Encoder};
 pub const CONTROL_MAX_LINE: usize = 4 << 20;
 /// Frame limit for child <-> child data channels.
 pub const EDGE_MAX_LINE: usize = 1 << 20;
+/// Longest line the engine sends to the web and the receiver: whole host lists and tables
+/// (about 250 bytes a host, 100,000 hosts). Only the engine sends these; the other
+/// directions, where a less trusted process writes, keep [`EDGE_MAX_LINE`].
+pub const ENGINE_MAX_LINE: usize = 64 << 20;
+
+/// The frame limit of the edge from `from` to `to`.
+pub fn edge_limit(from: crate::Role, to: crate::Role) -> usize {
+    use crate::Role;
+    match (from, to) {
+        (Role::Engine, Role::Web | Role::Receiver) => ENGINE_MAX_LINE,
+        _ => EDGE_MAX_LINE,
+    }
+}
 /// Frame limit for hbctl requests; they are tiny.
 pub const CTL_MAX_LINE: usize = 64 << 10;
 

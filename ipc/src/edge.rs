@@ -60,6 +60,11 @@ pub enum EngineToReceiver {
         /// The host.
         host: String,
     },
+    /// `host` was dropped: forget its queue and that it has data.
+    Forget {
+        /// The host.
+        host: String,
+    },
 }
 
 /// hb-web's requests to the engine.
@@ -366,8 +371,7 @@ pub struct HostSummary {
     pub version: Option<String>,
     /// Whether its last heartbeat was signed.
     pub signed: bool,
-    /// `up`, `overdue`, `down`, `shutdown` or `unknown` (not heard from since the server
-    /// started, within the start-up grace).
+    /// `up`, `overdue`, `down` or `shutdown`.
     pub state: String,
     /// Since when in that state, Unix ms.
     pub state_since_ms: u64,

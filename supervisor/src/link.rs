@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{SinkExt, StreamExt};
 use hb_ipc::Role;
-use hb_ipc::codec::{CodecError, EDGE_MAX_LINE, JsonLines};
+use hb_ipc::codec::{CodecError, EDGE_MAX_LINE, ENGINE_MAX_LINE, JsonLines, edge_limit};
 use hb_ipc::edge::Silent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -100,7 +100,12 @@ async fn write_loop<Out: Serialize + Clone>(
     mut sockets: mpsc::UnboundedReceiver<OwnedWriteHalf>,
     dropped: Arc<AtomicU64>,
 ) {
-    let codec = || JsonLines::<Silent, Out>::new(EDGE_MAX_LINE);
+    // Only the engine has peers other than the engine.
+    let limit = match peer {
+        Role::Engine => EDGE_MAX_LINE,
+        peer => edge_limit(Role::Engine, peer),
+    };
+    let codec = || JsonLines::<Silent, Out>::new(limit);
     let mut sink: Option<FramedWrite<OwnedWriteHalf, JsonLines<Silent, Out>>> = None;
     let mut unsent: Option<Out> = None;
     loop {
@@ -170,7 +175,12 @@ pub fn spawn_reader<In: DeserializeOwned + Send + 'static>(
     control: ControlSender,
 ) {
     tokio::spawn(async move {
-        let mut frames = FramedRead::new(read, JsonLines::<In, Silent>::new(EDGE_MAX_LINE));
+        // What the engine sends may be large (host lists); the engine is trusted with it.
+        let limit = match peer {
+            Role::Engine => ENGINE_MAX_LINE,
+            _ => EDGE_MAX_LINE,
+        };
+        let mut frames = FramedRead::new(read, JsonLines::<In, Silent>::new(limit));
         while let Some(frame) = frames.next().await {
             match frame {
                 Ok(msg) => {
@@ -246,6 +256,18 @@ mod tests {
         let line = read_line(theirs).await;
         assert!(line.contains("\"h2\""), "{line}");
         assert_eq!(link.dropped(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_engine_may_send_the_web_more_than_the_edge_limit() {
+        // A host list of thousands of hosts is one answer.
+        let link = Link::<ReceiverToEngine>::new(Role::Web);
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        link.attach(ours.into_split().1);
+        assert!(link.send(received("x".repeat(2 * EDGE_MAX_LINE))));
+        let line = read_line(theirs).await;
+        assert!(line.len() > 2 * EDGE_MAX_LINE);
+        assert_eq!(link.dropped(), 0);
     }
 
     #[tokio::test]

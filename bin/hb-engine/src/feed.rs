@@ -56,6 +56,11 @@ impl Handoff {
         self.waiting.extend(notifications);
     }
 
+    /// Replaces what waits (the whole outbox is handed over again; what waited is in it).
+    pub fn replace(&mut self, notifications: Vec<Notification>) {
+        self.waiting = notifications.into();
+    }
+
     /// How many wait.
     pub fn len(&self) -> usize {
         self.waiting.len()

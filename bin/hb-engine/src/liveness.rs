@@ -121,6 +121,7 @@ pub struct Liveness {
 impl Liveness {
     /// A heartbeat from `host` at `now`; returns a recovery if it was down.
     pub fn heartbeat(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
+        let generation = self.next_generation();
         let tracked = self.hosts.entry(host.to_string()).or_insert(Tracked {
             last_seen: now,
             state: State::Up,
@@ -140,21 +141,39 @@ impl Liveness {
         tracked.last_seen = now;
         tracked.state = State::Up;
         tracked.timing = timing;
-        tracked.generation += 1;
+        tracked.generation = generation;
         tracked.hold_until = 0;
-        let (due, generation) = (now + timing.overdue_after(), tracked.generation);
-        self.schedule(due, host, generation);
+        self.schedule(now.saturating_add(timing.overdue_after()), host, generation);
         change
     }
 
-    /// `host` said it shuts down: its silence from now on is expected.
-    pub fn shutdown(&mut self, host: &str, now: u64) {
-        if let Some(t) = self.hosts.get_mut(host) {
-            t.state = State::Shutdown;
-            t.since = now;
-            t.last_seen = now;
-            t.generation += 1;
-        }
+    /// `host` said it shuts down: its silence from now on is expected. A host that was down
+    /// has evidently come back: that is a recovery.
+    pub fn shutdown(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
+        let generation = self.next_generation();
+        let t = self.hosts.entry(host.to_string()).or_insert(Tracked {
+            last_seen: now,
+            state: State::Shutdown,
+            since: now,
+            timing,
+            generation,
+            hold_until: 0,
+        });
+        let change = (t.state == State::Down).then(|| Change::Recovered {
+            silent_ms: now.saturating_sub(t.last_seen),
+        });
+        t.state = State::Shutdown;
+        t.since = now;
+        t.last_seen = now;
+        t.generation = generation;
+        change
+    }
+
+    /// Generations come from one counter, so a deadline left by a host that was removed can
+    /// never match the same name added again.
+    fn next_generation(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence
     }
 
     /// Takes a host back after a restart of the engine, as it was stored: its deadlines run
@@ -168,7 +187,7 @@ impl Liveness {
         timing: Timing,
         hold_until: u64,
     ) {
-        let generation = 1;
+        let generation = self.next_generation();
         self.hosts.insert(
             host.to_string(),
             Tracked {
@@ -181,9 +200,14 @@ impl Liveness {
             },
         );
         match state {
-            State::Up => self.schedule(last_seen + timing.overdue_after(), host, generation),
+            State::Up => {
+                let overdue_at = last_seen.saturating_add(timing.overdue_after());
+                self.schedule(overdue_at, host, generation);
+            }
             State::Overdue => {
-                let down_at = (last_seen + timing.down_after()).max(hold_until);
+                let down_at = last_seen
+                    .saturating_add(timing.down_after())
+                    .max(hold_until);
                 self.schedule(down_at, host, generation);
             }
             State::Down | State::Shutdown => {}
@@ -224,12 +248,20 @@ impl Liveness {
             if t.generation != generation {
                 continue; // A heartbeat came since this deadline was set.
             }
-            let down_at = (t.last_seen + t.timing.down_after()).max(t.hold_until);
+            let down_at = t
+                .last_seen
+                .saturating_add(t.timing.down_after())
+                .max(t.hold_until);
             match t.state {
                 State::Up if down_at <= now => {
                     t.state = State::Down;
                     t.since = now;
                     changes.push((host, Change::Down));
+                }
+                State::Overdue if down_at > now => {
+                    // Its down deadline moved (a reload changed the timing): wait for it.
+                    let generation = t.generation;
+                    self.schedule(down_at, &host, generation);
                 }
                 State::Up => {
                     t.state = State::Overdue;
@@ -381,7 +413,7 @@ mod tests {
         let t = timing(10, 2, 2);
         let mut l = Liveness::default();
         l.heartbeat("h", 0, t);
-        l.shutdown("h", 5 * S);
+        assert_eq!(l.shutdown("h", 5 * S, t), None);
         assert!(run(&mut l, 0, 100 * S).is_empty());
         assert_eq!(l.state("h"), Some(State::Shutdown));
         assert_eq!(
@@ -440,12 +472,34 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_host_is_forgotten() {
+    fn a_dropped_host_is_forgotten_and_starts_afresh() {
         let t = timing(10, 2, 2);
         let mut l = Liveness::default();
         l.heartbeat("h", 0, t);
         l.remove("h");
-        assert!(run(&mut l, 0, 100 * S).is_empty());
+        assert!(run(&mut l, 0, 11 * S).is_empty());
         assert_eq!(l.state("h"), None);
+        // Back under the same name: the old deadlines do not apply to it.
+        l.heartbeat("h", 10 * S, t);
+        assert_eq!(
+            run(&mut l, 11 * S, 40 * S),
+            vec![(22 * S, Change::Overdue), (32 * S, Change::Down)]
+        );
+    }
+
+    #[test]
+    fn a_down_host_that_says_it_shuts_down_has_recovered() {
+        let t = timing(10, 2, 2);
+        let mut l = Liveness::default();
+        l.heartbeat("h", 0, t);
+        run(&mut l, 0, 30 * S);
+        assert_eq!(
+            l.shutdown("h", 40 * S, t),
+            Some(Change::Recovered { silent_ms: 40 * S })
+        );
+        assert_eq!(l.state("h"), Some(State::Shutdown));
+        // A shutdown notice from a host not seen before is tracked too.
+        assert_eq!(l.shutdown("new", 40 * S, t), None);
+        assert_eq!(l.state("new"), Some(State::Shutdown));
     }
 }

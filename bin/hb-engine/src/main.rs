@@ -73,12 +73,17 @@ async fn run(
     let mut deadlines = tokio::time::interval(Duration::from_millis(DEADLINE_TICK_MS));
     deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flushes = tokio::time::interval(CHANGES_EVERY);
+    let mut seconds = 0u64;
     flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = deadlines.tick(), if started => state.tick(hb_ipc::now_ms()),
             _ = flushes.tick(), if started => {
                 state.flush_changes();
+                seconds += 1;
+                if seconds.is_multiple_of(60) {
+                    handoff.extend(state.overdue_notifications(hb_ipc::now_ms()));
+                }
                 if feed.left_out > 0 {
                     state.set_counter("web_changes_left_out", feed.left_out);
                 }
@@ -116,7 +121,7 @@ async fn run(
                             // A restarted notifier may have lost what was in flight: everything
                             // not reported done goes again, with the same ids.
                             if notifier_attached {
-                                handoff.extend(state.pending_notifications());
+                                handoff.replace(state.pending_notifications(hb_ipc::now_ms()));
                             }
                             notifier_attached = true;
                         }
@@ -151,7 +156,7 @@ async fn run(
                         reader = Some(store::spawn_reader(&path)?);
                     }
                     // Whatever the last run left undelivered goes out first.
-                    let pending = state.pending_notifications();
+                    let pending = state.pending_notifications(hb_ipc::now_ms());
                     if !pending.is_empty() {
                         tracing::info!(count = pending.len(), "Handing undelivered notifications to the notifier again.");
                     }
@@ -205,7 +210,9 @@ async fn run(
             Some(NotifierToEngine::Done { id, delivered, failed }) = from_notifier.recv(), if started => {
                 state.notification_done(id, delivered, failed, hb_ipc::now_ms());
             }
-            Some(batch) = committed.recv() => handoff.extend(batch),
+            Some(batch) = committed.recv() => {
+                handoff.extend(state.committed(batch, hb_ipc::now_ms()));
+            }
         }
         drain(&mut state, &receiver, &web, &mut feed, &mut handoff);
         handoff.pump(&notifier);

@@ -19,9 +19,14 @@ use crate::store;
 /// Hosts tracked at most; datagrams from further new names are refused and counted (an
 /// unauthenticated sender could otherwise invent names until memory runs out).
 pub const MAX_HOSTS: usize = 100_000;
-/// Plugins kept per host, and bytes of plugin data per host (as JSON).
+/// Plugins kept per host, and bytes of plugin data per host and in all (as JSON text, the
+/// form it is kept in): hostile senders cannot make the engine hold more than this.
 const MAX_PLUGINS: usize = 64;
 const MAX_PLUGIN_BYTES: usize = 1 << 20;
+const MAX_PLUGIN_BYTES_TOTAL: usize = 512 << 20;
+/// How long a notification may wait for the notifier's report before it is handed over
+/// again (the notifier recognises the id).
+const OUTBOX_RESEND_AFTER_MS: u64 = 300_000;
 /// Answered command ids remembered to recognise repeated results.
 const ANSWERED_KEPT: usize = 4096;
 /// Commands waiting for one host at most (they ride in every ACK to it).
@@ -44,8 +49,8 @@ struct Host {
     rtt_ms: Option<f64>,
     version: Option<String>,
     signed: bool,
-    /// Latest data per plugin, with its size as JSON.
-    plugins: BTreeMap<String, (serde_json::Value, usize)>,
+    /// Latest data per plugin, as JSON text (parsed again only when asked for).
+    plugins: BTreeMap<String, Box<str>>,
     /// `seq` of the last boot or shutdown notice, so a retransmitted one counts once.
     last_notice_seq: Option<u64>,
 }
@@ -89,8 +94,11 @@ pub struct State {
     answered: VecDeque<u64>,
     liveness: Liveness,
     alerts: BTreeMap<String, Alert>,
-    /// Notifications not yet reported done by the notifier, by id.
-    outbox: BTreeMap<u64, Notification>,
+    /// Notifications not yet reported done by the notifier, by id, with when they were last
+    /// handed over (`None`: not yet committed to the store, so not to be handed over).
+    outbox: BTreeMap<u64, (Notification, Option<u64>)>,
+    /// Bytes of plugin data held, all hosts.
+    plugin_bytes: usize,
     next_notification_id: u64,
     /// The store's writer thread.
     store: Option<store::Writer>,
@@ -130,6 +138,7 @@ impl State {
             liveness: Liveness::default(),
             alerts: BTreeMap::new(),
             outbox: BTreeMap::new(),
+            plugin_bytes: 0,
             // A thousand ids per ms: a storm of notifications cannot catch up with the clock
             // before a restart.
             next_notification_id: now_ms.saturating_mul(1000),
@@ -217,6 +226,11 @@ impl State {
     /// times; none is reported down before the start-up grace ends.
     pub fn restore(&mut self, loaded: store::Loaded, now: u64) {
         for h in loaded.hosts {
+            if self.is_dropped(&h.name) {
+                // Listed in drophosts since it was stored.
+                self.write(store::Write::Drop { host: h.name });
+                continue;
+            }
             let Ok(address) = h.address.parse() else {
                 tracing::warn!(
                     host = h.name,
@@ -255,14 +269,20 @@ impl State {
         }
         for (host, plugin, data) in loaded.latest {
             if let Some(h) = self.hosts.get_mut(&host) {
-                let size = data.to_string().len();
-                h.plugins.insert(plugin, (data, size));
+                let data = data.to_string();
+                self.plugin_bytes += data.len();
+                h.plugins.insert(plugin, data.into_boxed_str());
             }
         }
         for (at_ms, host, text) in loaded.events {
             self.events.push_back(Event { at_ms, host, text });
         }
         for a in loaded.alerts {
+            if !self.hosts.contains_key(&a.host) {
+                // Its host is gone (dropped, or unreadable): nothing could ever end it.
+                self.write(store::Write::AlertEnded { key: a.key });
+                continue;
+            }
             self.alerts.insert(
                 a.key,
                 Alert {
@@ -276,14 +296,51 @@ impl State {
         }
         self.next_notification_id = self.next_notification_id.max(loaded.last_notification_id);
         for n in loaded.outbox {
-            self.outbox.insert(n.id, n);
+            // Committed in the last run: ready to hand over.
+            self.outbox.insert(n.id, (n, Some(0)));
         }
     }
 
-    /// Notifications not yet done, oldest first: handed to the notifier again when it
-    /// (re)connects, with their original ids.
-    pub fn pending_notifications(&self) -> Vec<Notification> {
-        self.outbox.values().cloned().collect()
+    /// Notifications committed and not yet done, oldest first: handed to the notifier
+    /// again when it (re)connects, with their original ids.
+    pub fn pending_notifications(&mut self, now: u64) -> Vec<Notification> {
+        self.outbox
+            .values_mut()
+            .filter_map(|(n, handed)| {
+                handed.as_mut()?;
+                *handed = Some(now);
+                Some(n.clone())
+            })
+            .collect()
+    }
+
+    /// The store committed these notifications: those still pending go out now.
+    pub fn committed(&mut self, notifications: Vec<Notification>, now: u64) -> Vec<Notification> {
+        notifications
+            .into_iter()
+            .filter(|n| match self.outbox.get_mut(&n.id) {
+                Some((_, handed)) => {
+                    *handed = Some(now);
+                    true
+                }
+                None => false,
+            })
+            .collect()
+    }
+
+    /// Notifications handed over long ago and still not reported done (a report lost on the
+    /// way): handed over again.
+    pub fn overdue_notifications(&mut self, now: u64) -> Vec<Notification> {
+        self.outbox
+            .values_mut()
+            .filter_map(|(n, handed)| match handed {
+                Some(at) if now.saturating_sub(*at) >= OUTBOX_RESEND_AFTER_MS => {
+                    *at = now;
+                    Some(n.clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The notifier is done with notification `id`.
@@ -294,7 +351,7 @@ impl State {
         failed: Vec<ChannelFailure>,
         now: u64,
     ) {
-        let Some(n) = self.outbox.remove(&id) else {
+        let Some((n, _)) = self.outbox.remove(&id) else {
             self.count("notifications_done_unknown");
             return;
         };
@@ -344,6 +401,15 @@ impl State {
                 message: e.to_string(),
             };
         }
+        let configured = self
+            .config
+            .as_ref()
+            .is_some_and(|c| c.hosts.contains_key(&host));
+        if !self.hosts.contains_key(&host) && !configured {
+            return Answer::Error {
+                message: format!("no host {host:?}"),
+            };
+        }
         let queue = self.queues.entry(host.clone()).or_default();
         if queue.len() >= MAX_QUEUED {
             let message = format!("{host} already has {MAX_QUEUED} commands waiting");
@@ -382,6 +448,12 @@ impl State {
                 reason,
                 detail,
             } => {
+                // Counter names are ours: a reason that is not a plain name is "other".
+                let plain = reason.len() <= 32
+                    && !reason.is_empty()
+                    && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                let reason = if plain { reason } else { "other".to_string() };
+                let received_ms = received_ms.min(hb_ipc::now_ms().saturating_add(60_000));
                 self.count(&format!("rejected_{reason}"));
                 tracing::debug!(%source, reason, detail, "Datagram rejected by the receiver.");
                 self.rejection_event(source, received_ms, reason, &detail);
@@ -398,6 +470,8 @@ impl State {
                     self.count("dropped_host");
                     return;
                 }
+                // The receiver's clock is ours, but a time far ahead would stall deadlines.
+                let received_ms = received_ms.min(hb_ipc::now_ms().saturating_add(60_000));
                 let message = match hb_proto::datagram::parse_client(message) {
                     Ok(m) => m,
                     Err(e) => {
@@ -409,7 +483,7 @@ impl State {
                 };
                 self.count(&format!("received_{}", message.id()));
                 if self.apply(&host, source, received_ms, signed, message) {
-                    self.store_host(&host);
+                    self.store_host(&host, false);
                     self.dirty.insert(host);
                 }
             }
@@ -509,6 +583,20 @@ impl State {
         };
         entry.last_seen_ms = received_ms;
         entry.signed = signed;
+        // Any message shows the host alive; one first seen through a plugin report or a
+        // notice is timed from it, like from a heartbeat.
+        if self.liveness.state(host).is_none()
+            && !matches!(
+                message,
+                ClientMessage::Heartbeat(_) | ClientMessage::Shutdown(_)
+            )
+        {
+            let timing = self.timing(host);
+            self.liveness.heartbeat(host, received_ms, timing);
+        }
+        let Some(entry) = self.hosts.get_mut(host) else {
+            return false;
+        };
         match message {
             ClientMessage::Heartbeat(h) => {
                 entry.heartbeats += 1;
@@ -530,29 +618,37 @@ impl State {
                 if before != Some(liveness::State::Up) {
                     self.host_changed(host);
                 }
-                if let Some(liveness::Change::Recovered { silent_ms }) = change {
-                    self.recovered(host, received_ms, silent_ms);
+                match change {
+                    Some(liveness::Change::Recovered { silent_ms }) => {
+                        self.recovered(host, received_ms, silent_ms);
+                    }
+                    // A down alert whose end was lost (a store write that failed) ends now.
+                    _ if !self.alerts.is_empty()
+                        && self.alerts.contains_key(&format!("{host}/down")) =>
+                    {
+                        self.recovered(host, received_ms, 0);
+                    }
+                    _ => {}
                 }
             }
             ClientMessage::Plugin(p) => {
                 let first = entry.plugins.is_empty();
-                let data = serde_json::Value::Object(p.data);
-                let json = data.to_string();
+                let json = serde_json::Value::Object(p.data).to_string();
                 let size = json.len();
-                let others: usize = entry
-                    .plugins
-                    .iter()
-                    .filter(|(name, _)| **name != p.plugin)
-                    .map(|(_, (_, n))| n)
-                    .sum();
+                let held: usize = entry.plugins.values().map(|d| d.len()).sum();
+                let replaced = entry.plugins.get(&p.plugin).map_or(0, |d| d.len());
                 let new_plugin = !entry.plugins.contains_key(&p.plugin);
-                if others.saturating_add(size) > MAX_PLUGIN_BYTES
+                if (held - replaced).saturating_add(size) > MAX_PLUGIN_BYTES
                     || (new_plugin && entry.plugins.len() >= MAX_PLUGINS)
+                    || (self.plugin_bytes - replaced).saturating_add(size) > MAX_PLUGIN_BYTES_TOTAL
                 {
                     self.count("plugin_data_refused");
                     return false;
                 }
-                entry.plugins.insert(p.plugin.clone(), (data, size));
+                self.plugin_bytes = self.plugin_bytes - replaced + size;
+                entry
+                    .plugins
+                    .insert(p.plugin.clone(), json.clone().into_boxed_str());
                 self.write(store::Write::Sample {
                     host: host.to_string(),
                     plugin: p.plugin.clone(),
@@ -582,9 +678,13 @@ impl State {
             }
             ClientMessage::Shutdown(n) => {
                 entry.last_notice_seq = n.header.seq;
-                self.liveness.shutdown(host, received_ms);
+                let timing = self.timing(host);
+                let change = self.liveness.shutdown(host, received_ms, timing);
                 self.event(received_ms, host, format!("{host} is shutting down"));
                 self.host_changed(host);
+                if let Some(liveness::Change::Recovered { silent_ms }) = change {
+                    self.recovered(host, received_ms, silent_ms);
+                }
             }
             ClientMessage::Message(m) => {
                 let answered = m.cmd.and_then(|id| {
@@ -622,8 +722,9 @@ impl State {
         true
     }
 
-    /// Writes the host's row (its figures and liveness state) to the store.
-    fn store_host(&self, name: &str) {
+    /// Writes the host's row (its figures and liveness state) to the store; `transition`:
+    /// it carries a state change, which is never dropped.
+    fn store_host(&self, name: &str, transition: bool) {
         if self.store.is_none() {
             return;
         }
@@ -634,7 +735,7 @@ impl State {
             .liveness
             .state_since(name)
             .unwrap_or((liveness::State::Up, h.last_seen_ms));
-        self.write(store::Write::Host(store::StoredHost {
+        let row = store::Write::Host(store::StoredHost {
             name: name.to_string(),
             last_seen_ms: h.last_seen_ms,
             address: h.address.to_string(),
@@ -644,12 +745,19 @@ impl State {
             signed: h.signed,
             state: state.name().into(),
             state_since_ms: since,
-        }));
+        });
+        if let Some(store) = &self.store {
+            if transition {
+                store.send_always(row);
+            } else {
+                store.send(row);
+            }
+        }
     }
 
     /// A state change: stored now (ahead of any notification about it) and sent to the web.
     fn host_changed(&mut self, host: &str) {
-        self.store_host(host);
+        self.store_host(host, true);
         self.dirty.remove(host);
         if let Some(summary) = self.summary(host) {
             self.changes.push(Change::Host { host: summary });
@@ -698,10 +806,15 @@ impl State {
         n.users
             .extend(config_host.map(|h| h.managers.clone()).unwrap_or_default());
         self.count("notifications");
-        self.outbox.insert(n.id, n.clone());
         match &self.store {
-            Some(store) => store.send(store::Write::Notify(n)),
-            None => self.ready.push(n),
+            Some(store) => {
+                self.outbox.insert(n.id, (n.clone(), None));
+                store.send(store::Write::Notify(n));
+            }
+            None => {
+                self.outbox.insert(n.id, (n.clone(), Some(n.created_ms)));
+                self.ready.push(n);
+            }
         }
     }
 
@@ -804,18 +917,42 @@ impl State {
 
     /// Forgets a host entirely (owners' "drop host", `drophosts`).
     fn drop_host(&mut self, host: &str, now: u64, why: &str) -> bool {
-        if self.hosts.remove(host).is_none() {
+        let Some(dropped) = self.hosts.remove(host) else {
             return false;
-        }
+        };
+        self.plugin_bytes -= dropped.plugins.values().map(|d| d.len()).sum::<usize>();
         self.liveness.remove(host);
-        self.alerts.retain(|_, a| a.host != host);
-        self.dirty.remove(host);
-        if self.queues.remove(host).is_some() {
-            self.to_receiver.push(EngineToReceiver::Queue {
-                host: host.to_string(),
-                queue: Vec::new(),
+        let ended: Vec<(String, Alert)> = self
+            .alerts
+            .iter()
+            .filter(|(_, a)| a.host == host)
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect();
+        for (key, mut alert) in ended {
+            // Whoever was paged hears that it is closed.
+            self.alerts.remove(&key);
+            alert.level = "OK".into();
+            alert.since_ms = now;
+            self.changes.push(Change::Alert {
+                alert: Self::alert_summary(&key, &alert),
             });
+            if alert.notified {
+                self.notify(Notification {
+                    id: 0,
+                    alert: key,
+                    kind: "recovery".into(),
+                    level: "OK".into(),
+                    host: host.to_string(),
+                    title: format!("[OK] {host} dropped"),
+                    text: format!("{host} was dropped ({why}); its alert is closed"),
+                    created_ms: now,
+                    users: Vec::new(),
+                    channels: Vec::new(),
+                });
+            }
         }
+        self.dirty.remove(host);
+        self.queues.remove(host);
         self.write(store::Write::Drop {
             host: host.to_string(),
         });
@@ -823,8 +960,10 @@ impl State {
             host: host.to_string(),
         });
         self.event(now, host, format!("{host} dropped: {why}"));
-        // The receiver asks a returning host for its data again.
-        self.to_receiver.push(self.host_table());
+        // The receiver forgets its queue and asks a returning host for its data again.
+        self.to_receiver.push(EngineToReceiver::Forget {
+            host: host.to_string(),
+        });
         true
     }
 
@@ -880,7 +1019,11 @@ impl State {
                     plugins: self.hosts.get(&host).map_or_else(BTreeMap::new, |h| {
                         h.plugins
                             .iter()
-                            .map(|(name, (data, _))| (name.clone(), data.clone()))
+                            .map(|(name, data)| {
+                                let value =
+                                    serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
+                                (name.clone(), value)
+                            })
                             .collect()
                     }),
                     alerts: self
@@ -929,6 +1072,13 @@ impl State {
                 counters.insert("deadlines".into(), self.liveness.pending() as u64);
                 counters.insert("alerts".into(), self.alerts.len() as u64);
                 counters.insert("outbox_pending".into(), self.outbox.len() as u64);
+                counters.insert("plugin_bytes".into(), self.plugin_bytes as u64);
+                if let Some(store) = &self.store {
+                    let dropped = store.dropped.load(std::sync::atomic::Ordering::Relaxed);
+                    let failed = store.failed.load(std::sync::atomic::Ordering::Relaxed);
+                    counters.insert("store_writes_dropped".into(), dropped);
+                    counters.insert("store_batches_failed".into(), failed);
+                }
                 Answer::Counters { counters }
             }
             Query::Samples {
@@ -1080,12 +1230,12 @@ mod tests {
         );
         assert!(up.id > down.id);
         assert_eq!(
-            s.pending_notifications().len(),
+            s.pending_notifications(71 * S).len(),
             2,
             "both wait for the notifier"
         );
         s.notification_done(down.id, vec!["ops".into()], vec![], 71 * S);
-        assert_eq!(s.pending_notifications().len(), 1);
+        assert_eq!(s.pending_notifications(71 * S).len(), 1);
     }
 
     #[test]
@@ -1191,5 +1341,143 @@ mod tests {
             flood_events, 9,
             "at most 10 rejection events a minute in all"
         );
+    }
+
+    fn message(state: &mut State, host: &str, at: u64, msg: serde_json::Value) {
+        state.received(ReceiverToEngine::Received {
+            host: host.into(),
+            source: "192.0.2.1:4000".parse().unwrap(),
+            received_ms: at,
+            signed: false,
+            message: msg,
+        });
+    }
+
+    #[test]
+    fn a_down_host_that_shuts_down_recovers_and_its_alert_ends() {
+        let mut s = state();
+        heartbeat(&mut s, "web1", 0);
+        run(&mut s, 0, 30 * S);
+        message(
+            &mut s,
+            "web1",
+            40 * S,
+            serde_json::json!({"ID": "SHD", "name": "web1", "seq": 7}),
+        );
+        let kinds: Vec<&str> = s.ready.iter().map(|n| n.kind.as_str()).collect();
+        assert_eq!(kinds, ["alert", "recovery"]);
+        assert!(s.alerts.is_empty());
+    }
+
+    #[test]
+    fn dropping_a_paged_host_closes_its_alert() {
+        let mut s = state();
+        heartbeat(&mut s, "web1", 0);
+        run(&mut s, 0, 30 * S);
+        s.query(
+            Query::DropHost {
+                host: "web1".into(),
+            },
+            31 * S,
+        );
+        let last = s.ready.last().unwrap();
+        assert_eq!(last.title, "[OK] web1 dropped");
+        assert_eq!(last.alert, "web1/down");
+        assert!(s.alerts.is_empty());
+        assert!(matches!(
+            s.to_receiver.last(),
+            Some(EngineToReceiver::Forget { .. })
+        ));
+    }
+
+    #[test]
+    fn restore_skips_dropped_hosts_and_orphan_alerts() {
+        let mut s = state();
+        let host = |name: &str, state: &str| store::StoredHost {
+            name: name.into(),
+            last_seen_ms: 0,
+            address: "192.0.2.1:1".into(),
+            interval: Some(10),
+            version: None,
+            rtt_ms: None,
+            signed: false,
+            state: state.into(),
+            state_since_ms: 0,
+        };
+        let alert = |host: &str| store::StoredAlert {
+            key: format!("{host}/down"),
+            host: host.into(),
+            level: "CRITICAL".into(),
+            since_ms: 0,
+            text: String::new(),
+            notified: true,
+        };
+        s.restore(
+            store::Loaded {
+                hosts: vec![host("old", "down"), host("web1", "down")],
+                alerts: vec![alert("old"), alert("web1"), alert("vanished")],
+                ..store::Loaded::default()
+            },
+            100 * S,
+        );
+        assert!(s.summary("old").is_none(), "in drophosts");
+        let keys: Vec<&String> = s.alerts.keys().collect();
+        assert_eq!(keys, ["web1/down"]);
+        // The restored down host recovers to whoever was paged.
+        heartbeat(&mut s, "web1", 101 * S);
+        assert_eq!(s.ready.last().map(|n| n.kind.as_str()), Some("recovery"));
+    }
+
+    #[test]
+    fn hostile_values_from_peers_stay_bounded() {
+        let mut s = state();
+        // Commands only for hosts that exist.
+        let Reply::Now(Answer::Error { message: refusal }) = s.query(
+            Query::QueueCommand {
+                host: "nobody".into(),
+                command: None,
+            },
+            0,
+        ) else {
+            panic!()
+        };
+        assert!(refusal.contains("no host"), "{refusal}");
+        // A reason that is not a plain name does not become a counter name.
+        s.received(ReceiverToEngine::Rejected {
+            source: "192.0.2.1:1".parse().unwrap(),
+            received_ms: u64::MAX,
+            reason: "x\n{}/../".repeat(20),
+            detail: String::new(),
+        });
+        assert_eq!(s.counters.get("rejected_other"), Some(&1));
+        // A time far in the future is clamped, not a deadline that never comes (or overflows).
+        heartbeat(&mut s, "web1", u64::MAX);
+        assert!(s.hosts["web1"].last_seen_ms < u64::MAX / 2);
+        // Plugin data is bounded per host.
+        let big = "x".repeat(200_000);
+        for n in 0..8 {
+            message(
+                &mut s,
+                "web1",
+                S,
+                serde_json::json!({"ID": "PLG", "name": "web1", "plugin": format!("p{n}"), "data": {"v": big}}),
+            );
+        }
+        assert_eq!(s.hosts["web1"].plugins.len(), 5, "1 MiB per host");
+        assert_eq!(s.counters.get("plugin_data_refused"), Some(&3));
+        assert!(s.plugin_bytes <= MAX_PLUGIN_BYTES);
+    }
+
+    #[test]
+    fn a_host_first_seen_through_a_plugin_report_is_timed() {
+        let mut s = state();
+        message(
+            &mut s,
+            "web1",
+            0,
+            serde_json::json!({"ID": "PLG", "name": "web1", "plugin": "cpu", "data": {"v": 1}}),
+        );
+        run(&mut s, 0, 60 * S);
+        assert_eq!(s.summary("web1").unwrap().state, "down");
     }
 }

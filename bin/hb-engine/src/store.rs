@@ -16,6 +16,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,19 @@ const MIGRATIONS: &[&str] = &[
 
 /// Notifications kept in the outbox after they are done (for inspection).
 const OUTBOX_DONE_RETAINED: i64 = 10_000;
+/// Writes waiting for the writer at most. Past it, last-seen rows, samples and RTTs are
+/// dropped and counted; everything else (state changes, alerts, notifications) waits for
+/// room, so a stalled disk slows the engine rather than lose an alert.
+pub const WRITER_QUEUE: usize = 100_000;
+/// How long SQLite waits for a lock someone else holds (an operator's `sqlite3` session).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pauses between attempts to commit a batch; after the last, the batch is given up.
+const COMMIT_RETRIES: &[Duration] = &[
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +233,15 @@ impl Write {
     fn is_urgent(&self) -> bool {
         matches!(self, Write::Notify(_) | Write::Done { .. })
     }
+
+    /// May be dropped when the writer is far behind (the next heartbeat or sample writes
+    /// the same kind of row again).
+    fn is_bulk(&self) -> bool {
+        matches!(
+            self,
+            Write::Sample { .. } | Write::Rtt { .. } | Write::Host(_)
+        )
+    }
 }
 
 /// What the store held at start.
@@ -254,6 +278,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         source,
     };
     let mut db = Connection::open(path).map_err(sql)?;
+    db.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     db.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
     db.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sql)?;
@@ -366,14 +391,30 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
 /// The writer thread and the channel to it.
 #[derive(Debug)]
 pub struct Writer {
-    tx: mpsc::Sender<Write>,
+    tx: mpsc::SyncSender<Write>,
     thread: std::thread::JoinHandle<()>,
+    /// Bulk writes dropped because the writer was [`WRITER_QUEUE`] behind.
+    pub dropped: Arc<AtomicU64>,
+    /// Batches given up after every retry failed.
+    pub failed: Arc<AtomicU64>,
 }
 
 impl Writer {
-    /// Queues a write; it is committed with the next batch.
+    /// Queues a write; it is committed with the next batch. A bulk write (last-seen row,
+    /// sample, RTT) is dropped if the writer is far behind; any other waits for room.
     pub fn send(&self, write: Write) {
-        // The thread ends only when this Writer is closed; a panic there aborts the process.
+        if write.is_bulk() {
+            if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(write) {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            // The thread ends only when this Writer is closed; a panic there aborts.
+            let _ = self.tx.send(write);
+        }
+    }
+
+    /// Queues a write that must not be dropped (a host row carrying a state change).
+    pub fn send_always(&self, write: Write) {
         let _ = self.tx.send(write);
     }
 
@@ -392,7 +433,9 @@ pub fn spawn_writer(
     retention: Retention,
     committed: impl Fn(Vec<Notification>) + Send + 'static,
 ) -> Writer {
-    let (tx, rx) = mpsc::channel::<Write>();
+    let (tx, rx) = mpsc::sync_channel::<Write>(WRITER_QUEUE);
+    let failed = Arc::new(AtomicU64::new(0));
+    let failures = Arc::clone(&failed);
     let thread = std::thread::spawn(move || {
         let mut db = db;
         loop {
@@ -413,8 +456,17 @@ pub fn spawn_writer(
                 urgent |= w.is_urgent();
                 batch.push(w);
             }
-            if let Err(e) = commit(&mut db, &batch, retention) {
-                tracing::error!(error = %e, writes = batch.len(), "Store write failed; this batch is lost.");
+            let mut attempt = commit(&mut db, &batch, retention);
+            for pause in COMMIT_RETRIES {
+                let Err(e) = &attempt else { break };
+                tracing::warn!(error = %e, writes = batch.len(), "Store write failed; retrying.");
+                std::thread::sleep(*pause);
+                attempt = commit(&mut db, &batch, retention);
+            }
+            if let Err(e) = attempt {
+                // Notifications still go out (below): a page without durability beats none.
+                failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, writes = batch.len(), "Store write failed for good; this batch is lost.");
             }
             let notifications: Vec<Notification> = batch
                 .into_iter()
@@ -428,7 +480,12 @@ pub fn spawn_writer(
             }
         }
     });
-    Writer { tx, thread }
+    Writer {
+        tx,
+        thread,
+        dropped: Arc::new(AtomicU64::new(0)),
+        failed,
+    }
 }
 
 fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlite::Result<()> {
@@ -559,7 +616,7 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
         [i64::from(retention.events.max(1))],
     )?;
     tx.execute(
-        "DELETE FROM outbox WHERE done_ms IS NOT NULL AND id <
+        "DELETE FROM outbox WHERE done_ms IS NOT NULL AND id <=
              (SELECT id FROM outbox WHERE done_ms IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?1)",
         [OUTBOX_DONE_RETAINED],
     )?;

@@ -121,6 +121,12 @@ impl Gate {
         self.queues.insert(host, queue);
     }
 
+    /// The engine dropped `host`: no data, no queue.
+    pub fn forget(&mut self, host: &str) {
+        self.with_data.remove(host);
+        self.queues.remove(host);
+    }
+
     /// The engine now has plugin data for `host`.
     pub fn has_data(&mut self, host: String) {
         self.with_data.insert(host);

@@ -189,6 +189,7 @@ async fn receive(
                 EngineToReceiver::HostTable { with_data, queues } => gate.set_table(with_data, queues),
                 EngineToReceiver::Queue { host, queue } => gate.set_queue(host, queue),
                 EngineToReceiver::HostHasData { host } => gate.has_data(host),
+                EngineToReceiver::Forget { host } => gate.forget(&host),
             },
             Some(job) = work.recv() => match job {
                 ToGate::Config(c) => gate.set_config(c),
