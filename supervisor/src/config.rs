@@ -679,9 +679,47 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         }
     }
 
+    // Alerting rules: checked here so `-n` reports them; the engine applies them.
+    let default_profile = file
+        .default_threshold_config
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let rules = hb_rules::Rules::parse(
+        file.thresholds.as_ref().unwrap_or(&serde_json::Value::Null),
+        file.threshold_configs
+            .as_ref()
+            .unwrap_or(&serde_json::Value::Null),
+        &default_profile,
+    );
+    if let Err(e) = &rules {
+        // The line of the deepest part of the path that is a plain key.
+        let key: Vec<&str> = e
+            .path
+            .split('.')
+            .take_while(|k| !k.is_empty() && !k.contains('/'))
+            .collect();
+        let key = key.join(".");
+        let message = if key == e.path {
+            e.message.clone()
+        } else {
+            e.to_string()
+        };
+        err(&key, message);
+    }
+
     // Names and references.
     for (name, host) in &file.hosts {
         let key = format!("hosts.{name}");
+        if let (Ok(rules), Some(profiles)) = (&rules, &host.threshold_config) {
+            for profile in profiles.names() {
+                if !rules.has_profile(profile) {
+                    err(
+                        &format!("{key}.threshold_config"),
+                        format!("no profile {profile:?} under threshold_configs"),
+                    );
+                }
+            }
+        }
         if let Err(why) = hb_proto::names::check_host_name(name) {
             err(&key, why);
         }
@@ -952,6 +990,24 @@ mod tests {
             e.starts_with("/t/hb.yaml:4: hosts.web1.wach: unknown field `wach`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn bad_thresholds_and_unknown_profiles_name_key_and_line() {
+        let e = errors("thresholds:\n  cpu_monitor:\n    cpu_percent:\n      warning: high\n");
+        assert!(
+            e.starts_with(
+                "/t/hb.yaml:4: thresholds.cpu_monitor.cpu_percent.warning: must be a number"
+            ),
+            "{e}"
+        );
+        let e = errors("hosts:\n  web1:\n    threshold_config: [tight]\n");
+        assert!(
+            e.starts_with("/t/hb.yaml:3: hosts.web1.threshold_config: no profile \"tight\""),
+            "{e}"
+        );
+        let ok = "threshold_configs:\n  tight:\n    thresholds:\n      cpu_monitor:\n        cpu_percent: {warning: 60, critical: 75}\nhosts:\n  web1:\n    threshold_config: tight\n";
+        assert!(parse(ok).is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod feed;
 pub mod journal;
 pub mod liveness;

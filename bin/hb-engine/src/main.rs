@@ -79,6 +79,7 @@ async fn run(
         tokio::select! {
             _ = deadlines.tick(), if started => state.tick(hb_ipc::now_ms()),
             _ = flushes.tick(), if started => {
+                state.second(hb_ipc::now_ms());
                 state.flush_changes();
                 seconds += 1;
                 if seconds.is_multiple_of(60) {
@@ -97,8 +98,10 @@ async fn run(
                     return Ok(());
                 }
                 Some(ControlEvent::Config { generation, config: RoleConfig::Engine(c) }) => {
-                    state.configure(*c, hb_ipc::now_ms());
-                    control.config_applied(generation);
+                    match state.configure(*c, hb_ipc::now_ms()) {
+                        Ok(()) => control.config_applied(generation),
+                        Err(e) => control.config_rejected(generation, e),
+                    }
                 }
                 Some(ControlEvent::Config { generation, .. }) => {
                     control.config_rejected(generation, "not an engine slice".into());

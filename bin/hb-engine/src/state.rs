@@ -13,8 +13,10 @@ use hb_ipc::edge::{
 };
 use hb_proto::message::ClientMessage;
 
+use crate::alerts::{Action, Alert, Alerts, Kind};
 use crate::liveness::{self, Liveness};
 use crate::store;
+use hb_rules::{HostRules, Level, Rules};
 
 /// Hosts tracked at most; datagrams from further new names are refused and counted (an
 /// unauthenticated sender could otherwise invent names until memory runs out).
@@ -62,16 +64,6 @@ struct Event {
     text: String,
 }
 
-/// An active alert.
-#[derive(Clone)]
-struct Alert {
-    host: String,
-    level: String,
-    since_ms: u64,
-    text: String,
-    notified: bool,
-}
-
 /// What a query needs: answered from memory, or from the store's history.
 #[derive(Debug)]
 pub enum Reply {
@@ -93,7 +85,12 @@ pub struct State {
     /// Ids of commands whose result arrived, newest last.
     answered: VecDeque<u64>,
     liveness: Liveness,
-    alerts: BTreeMap<String, Alert>,
+    alerts: Alerts,
+    /// The alerting rules, and those of each combination of profiles in use.
+    rules: Rules,
+    host_rules: HashMap<Vec<String>, std::sync::Arc<HostRules>>,
+    /// Display templates that failed, reported once each.
+    bad_templates: BTreeSet<String>,
     /// Notifications not yet reported done by the notifier, by id, with when they were last
     /// handed over (`None`: not yet committed to the store, so not to be handed over).
     outbox: BTreeMap<u64, (Notification, Option<u64>)>,
@@ -136,7 +133,10 @@ impl State {
             next_command_id: now_ms,
             answered: VecDeque::new(),
             liveness: Liveness::default(),
-            alerts: BTreeMap::new(),
+            alerts: Alerts::default(),
+            rules: Rules::default(),
+            host_rules: HashMap::new(),
+            bad_templates: BTreeSet::new(),
             outbox: BTreeMap::new(),
             plugin_bytes: 0,
             // A thousand ids per ms: a storm of notifications cannot catch up with the clock
@@ -153,7 +153,17 @@ impl State {
     }
 
     /// Applies a configuration; hosts now listed in `drophosts` are dropped.
-    pub fn configure(&mut self, config: EngineConfig, now: u64) {
+    pub fn configure(&mut self, config: EngineConfig, now: u64) -> Result<(), String> {
+        // The supervisor checked these; a failure here means the two disagree.
+        let rules = Rules::parse(
+            &config.thresholds,
+            &config.threshold_configs,
+            &config.default_threshold_config,
+        )
+        .map_err(|e| e.to_string())?;
+        self.rules = rules;
+        self.host_rules.clear();
+        self.bad_templates.clear();
         let dropped: Vec<String> = config
             .drophosts
             .iter()
@@ -164,6 +174,7 @@ impl State {
         for host in dropped {
             self.drop_host(&host, now, "it is listed in drophosts");
         }
+        Ok(())
     }
 
     /// The configuration in force.
@@ -283,14 +294,19 @@ impl State {
                 self.write(store::Write::AlertEnded { key: a.key });
                 continue;
             }
-            self.alerts.insert(
+            let level = Level::parse(&a.level).unwrap_or(Level::Unknown);
+            self.alerts.restore(
                 a.key,
                 Alert {
                     host: a.host,
-                    level: a.level,
+                    metric: a.metric,
+                    level,
                     since_ms: a.since_ms,
+                    opened_ms: a.opened_ms,
                     text: a.text,
                     notified: a.notified,
+                    last_notified_ms: a.last_notified_ms,
+                    acknowledged: a.acknowledged,
                 },
             );
         }
@@ -609,6 +625,7 @@ impl State {
                         at_ms: received_ms,
                         rtt_ms,
                     });
+                    self.check_rtt(host, rtt_ms, received_ms);
                 }
                 let timing = self.timing(host);
                 let before = self.liveness.state(host);
@@ -624,7 +641,7 @@ impl State {
                     }
                     // A down alert whose end was lost (a store write that failed) ends now.
                     _ if !self.alerts.is_empty()
-                        && self.alerts.contains_key(&format!("{host}/down")) =>
+                        && self.alerts.get(&format!("{host}/down")).is_some() =>
                     {
                         self.recovered(host, received_ms, 0);
                     }
@@ -633,7 +650,7 @@ impl State {
             }
             ClientMessage::Plugin(p) => {
                 let first = entry.plugins.is_empty();
-                let json = serde_json::Value::Object(p.data).to_string();
+                let json = serde_json::to_string(&p.data).unwrap_or_default();
                 let size = json.len();
                 let held: usize = entry.plugins.values().map(|d| d.len()).sum();
                 let replaced = entry.plugins.get(&p.plugin).map_or(0, |d| d.len());
@@ -655,6 +672,7 @@ impl State {
                     at_ms: received_ms,
                     data: json,
                 });
+                self.check_plugin(host, &p.plugin, &p.data, received_ms);
                 self.changes.push(Change::Sample {
                     host: host.to_string(),
                     plugin: p.plugin,
@@ -822,16 +840,105 @@ impl State {
         AlertSummary {
             key: key.to_string(),
             host: a.host.clone(),
-            level: a.level.clone(),
+            level: a.level.name().into(),
             since_ms: a.since_ms,
             text: a.text.clone(),
             notified: a.notified,
         }
     }
 
-    /// `host` is down: an alert, and a notification if it is watched.
+    /// Whether alerts of `host` may notify now.
+    fn may_notify(&self, host: &str) -> bool {
+        self.watched(host)
+    }
+
+    /// Carries out what the alert lifecycle decided.
+    fn act(&mut self, actions: Vec<Action>, now: u64) {
+        for action in actions {
+            match action {
+                Action::Changed { key } => {
+                    let Some(alert) = self.alerts.get(&key) else {
+                        continue;
+                    };
+                    let summary = Self::alert_summary(&key, alert);
+                    self.write(store::Write::Alert(store::StoredAlert {
+                        key: key.clone(),
+                        host: alert.host.clone(),
+                        metric: alert.metric.clone(),
+                        level: alert.level.name().into(),
+                        since_ms: alert.since_ms,
+                        opened_ms: alert.opened_ms,
+                        text: alert.text.clone(),
+                        notified: alert.notified,
+                        last_notified_ms: alert.last_notified_ms,
+                        acknowledged: alert.acknowledged.clone(),
+                    }));
+                    self.changes.push(Change::Alert { alert: summary });
+                }
+                Action::Notify { key, kind } => {
+                    let Some(alert) = self.alerts.get(&key).cloned() else {
+                        continue;
+                    };
+                    // The stored row must say it was notified before the notification goes.
+                    self.act(vec![Action::Changed { key: key.clone() }], now);
+                    self.notify_alert(&key, &alert, kind, now);
+                }
+                Action::Ended {
+                    key,
+                    mut alert,
+                    notify,
+                    closed,
+                } => {
+                    self.write(store::Write::AlertEnded { key: key.clone() });
+                    let mut summary = Self::alert_summary(&key, &alert);
+                    summary.level = "OK".into();
+                    summary.since_ms = now;
+                    self.changes.push(Change::Alert { alert: summary });
+                    if notify {
+                        alert.since_ms = now;
+                        let kind = if closed { Kind::Closed } else { Kind::Recovery };
+                        self.notify_alert(&key, &alert, kind, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A notification about an alert: `[LEVEL] host metric` (`[RECOVER] ...` when it ended).
+    fn notify_alert(&mut self, key: &str, alert: &Alert, kind: Kind, now: u64) {
+        let host = &alert.host;
+        let what = match (alert.metric.as_str(), kind) {
+            ("down", Kind::Recovery) => "is back".to_string(),
+            ("down", Kind::Closed) => "down: closed".to_string(),
+            (metric, Kind::Closed) => format!("{metric}: closed"),
+            (metric, _) => metric.to_string(),
+        };
+        let (tag, level) = match kind {
+            Kind::Recovery | Kind::Closed => ("RECOVER", "OK"),
+            _ => (alert.level.name(), alert.level.name()),
+        };
+        let reminder = if kind == Kind::Reminder {
+            let minutes = now.saturating_sub(alert.opened_ms) / 60_000;
+            format!(" (ongoing for {minutes} min)")
+        } else {
+            String::new()
+        };
+        self.notify(Notification {
+            id: 0,
+            alert: key.to_string(),
+            kind: kind.name().into(),
+            level: level.into(),
+            host: host.clone(),
+            title: format!("[{tag}] {host} {what}{reminder}"),
+            text: alert.text.clone(),
+            created_ms: now,
+            users: Vec::new(),
+            channels: Vec::new(),
+        });
+    }
+
+    /// `host` is down: an alert, notified at once if the host is watched.
     fn went_down(&mut self, host: &str, now: u64) {
-        let watched = self.watched(host);
         let (last_seen, address) = self
             .hosts
             .get(host)
@@ -841,78 +948,227 @@ impl State {
             Some(a) => format!("{host} sent nothing for {silent} s (last from {a})"),
             None => format!("{host} sent nothing for {silent} s"),
         };
-        let key = format!("{host}/down");
-        let alert = Alert {
-            host: host.to_string(),
-            level: "CRITICAL".into(),
-            since_ms: now,
-            text: text.clone(),
-            notified: watched,
-        };
-        self.write(store::Write::Alert(store::StoredAlert {
-            key: key.clone(),
-            host: alert.host.clone(),
-            level: alert.level.clone(),
-            since_ms: now,
-            text: text.clone(),
-            notified: watched,
-        }));
-        self.changes.push(Change::Alert {
-            alert: Self::alert_summary(&key, &alert),
-        });
-        self.alerts.insert(key.clone(), alert);
-        if watched {
+        if self.watched(host) {
             self.event(now, host, format!("{host} down"));
-            self.notify(Notification {
-                id: 0,
-                alert: key,
-                kind: "alert".into(),
-                level: "CRITICAL".into(),
-                host: host.to_string(),
-                title: format!("[CRITICAL] {host} down"),
-                text,
-                created_ms: now,
-                users: Vec::new(),
-                channels: Vec::new(),
-            });
         } else {
             self.event(now, host, format!("{host} down (not watched)"));
         }
+        let may_notify = self.may_notify(host);
+        let actions = self.alerts.observe(
+            &format!("{host}/down"),
+            (host, "down"),
+            (Level::Critical, text),
+            now,
+            0,
+            may_notify,
+        );
+        self.act(actions, now);
     }
 
     /// `host` is back after `silent_ms`: its down alert ends; a recovery goes to whoever got
     /// the alert.
     fn recovered(&mut self, host: &str, now: u64, silent_ms: u64) {
-        let key = format!("{host}/down");
-        let text = format!("{host} is back after {} s", silent_ms / 1000);
         self.event(
             now,
             host,
             format!("{host} recovered after {} s", silent_ms / 1000),
         );
-        let Some(mut alert) = self.alerts.remove(&key) else {
+        let text = format!("{host} is back after {} s", silent_ms / 1000);
+        let actions = self.alerts.observe(
+            &format!("{host}/down"),
+            (host, "down"),
+            (Level::Ok, text),
+            now,
+            0,
+            true,
+        );
+        self.act(actions, now);
+    }
+
+    /// The rules for `host`, built once per combination of profiles.
+    fn rules_for(&mut self, host: &str) -> Option<std::sync::Arc<HostRules>> {
+        let profiles: Vec<String> = self
+            .config
+            .as_ref()
+            .and_then(|c| c.hosts.get(host))
+            .and_then(|h| h.threshold_config.as_ref())
+            .map(|p| p.names().into_iter().map(String::from).collect())
+            .unwrap_or_default();
+        if let Some(r) = self.host_rules.get(&profiles) {
+            return Some(r.clone());
+        }
+        let names: Vec<&str> = profiles.iter().map(String::as_str).collect();
+        match self.rules.for_host(&names) {
+            Ok(r) => {
+                let r = std::sync::Arc::new(r);
+                self.host_rules.insert(profiles, r.clone());
+                Some(r)
+            }
+            Err(e) => {
+                tracing::error!(host, error = %e, "No thresholds for this host.");
+                None
+            }
+        }
+    }
+
+    /// Renders an alert's text: its display template, else the default; a template that
+    /// fails falls back to the default and is reported once.
+    fn alert_text(
+        &mut self,
+        (host, metric): (&str, &str),
+        template: Option<&str>,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> String {
+        let value = vars.get("value").map(value_text).unwrap_or_default();
+        let default = match vars.get("threshold_value") {
+            Some(t) if !t.is_null() => format!(
+                "{metric} = {value} ({} {})",
+                vars.get("op_symbol").and_then(|v| v.as_str()).unwrap_or(""),
+                value_text(t)
+            ),
+            _ => format!("{metric} = {value}"),
+        };
+        let Some(template) = template else {
+            return default;
+        };
+        match hb_rules::template::render(template, vars) {
+            Ok(text) => format!("{metric}: {text}"),
+            Err(e) => {
+                if self.bad_templates.insert(template.to_string()) {
+                    let text = format!(
+                        "{host}: display template of {metric} fails ({e}); the default text is used"
+                    );
+                    self.event(hb_ipc::now_ms(), host, text);
+                }
+                default
+            }
+        }
+    }
+
+    /// Checks a plugin report against the host's thresholds, and ends alerts of metrics
+    /// the plugin no longer reports (or that no longer have a threshold).
+    fn check_plugin(
+        &mut self,
+        host: &str,
+        plugin: &str,
+        data: &serde_json::Map<String, serde_json::Value>,
+        now: u64,
+    ) {
+        let Some(rules) = self.rules_for(host) else {
             return;
         };
-        self.write(store::Write::AlertEnded { key: key.clone() });
-        alert.level = "OK".into();
-        alert.since_ms = now;
-        self.changes.push(Change::Alert {
-            alert: Self::alert_summary(&key, &alert),
-        });
-        if alert.notified {
-            self.notify(Notification {
-                id: 0,
-                alert: key,
-                kind: "recovery".into(),
-                level: "OK".into(),
-                host: host.to_string(),
-                title: format!("[OK] {host} recovered"),
-                text,
-                created_ms: now,
-                users: Vec::new(),
-                channels: Vec::new(),
-            });
+        let grace_ms = self.grace_ms();
+        let may_notify = self.may_notify(host);
+        let mut seen = BTreeSet::new();
+        for finding in rules.findings(plugin, data) {
+            let metric = format!("{plugin}.{}", finding.path.join("."));
+            let key = format!("{host}/{metric}");
+            let current = self.alerts.level(&key);
+            let eval = finding.threshold.evaluate(&finding.value, current);
+            let mut vars = siblings(data, &finding.path);
+            let name = finding.path.last().cloned().unwrap_or_default();
+            let check = finding.check_name.clone().unwrap_or_default();
+            // Nagios fields of this check: <check>_output, <check>_status.
+            for field in ["output", "status"] {
+                let own = vars.get(&format!("{check}_{field}")).cloned();
+                vars.entry(field.to_string())
+                    .or_insert(own.unwrap_or(serde_json::Value::Null));
+            }
+            vars.insert("value".into(), finding.value.clone());
+            vars.insert("threshold_value".into(), eval.limit.into());
+            vars.insert("op_symbol".into(), finding.threshold.op.symbol().into());
+            vars.insert("check_name".into(), check.into());
+            vars.insert("metric_name".into(), name.into());
+            vars.insert("level".into(), eval.level.name().into());
+            let template = finding.threshold.display.clone();
+            let text = self.alert_text((host, &metric), template.as_deref(), &vars);
+            let actions = self.alerts.observe(
+                &key,
+                (host, &metric),
+                (eval.level, text),
+                now,
+                grace_ms,
+                may_notify,
+            );
+            self.act(actions, now);
+            seen.insert(key);
         }
+        // Stale: alerts of this plugin whose metric was not in this report.
+        let prefix = format!("{host}/{plugin}.");
+        let stale: Vec<String> = self
+            .alerts
+            .of_host(host)
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix) && !seen.contains(k))
+            .collect();
+        for key in stale {
+            let text = format!("{} is no longer reported", &key[host.len() + 1..]);
+            if let Some(action) = self.alerts.end(&key, text) {
+                self.act(vec![action], now);
+            }
+        }
+    }
+
+    /// Checks a heartbeat's RTT against `thresholds.rtt`.
+    fn check_rtt(&mut self, host: &str, rtt_ms: f64, now: u64) {
+        let Some(rules) = self.rules_for(host) else {
+            return;
+        };
+        let Some(threshold) = rules.rtt(host) else {
+            return;
+        };
+        let key = format!("{host}/rtt");
+        let value = serde_json::Value::from(rtt_ms);
+        let eval = threshold.evaluate(&value, self.alerts.level(&key));
+        let metric = format!("rtt.{host}");
+        let mut vars = serde_json::Map::new();
+        vars.insert("value".into(), value);
+        vars.insert("threshold_value".into(), eval.limit.into());
+        vars.insert("op_symbol".into(), threshold.op.symbol().into());
+        vars.insert("metric_name".into(), metric.clone().into());
+        vars.insert("check_name".into(), host.into());
+        vars.insert("level".into(), eval.level.name().into());
+        let template = threshold.display.clone();
+        let text = self.alert_text((host, &metric), template.as_deref(), &vars);
+        let (grace_ms, may_notify) = (self.grace_ms(), self.may_notify(host));
+        let actions = self.alerts.observe(
+            &key,
+            (host, &metric),
+            (eval.level, text),
+            now,
+            grace_ms,
+            may_notify,
+        );
+        self.act(actions, now);
+    }
+
+    fn grace_ms(&self) -> u64 {
+        self.config
+            .as_ref()
+            .map_or(2000, |c| (c.grace * 1000.0) as u64)
+    }
+
+    /// Once a second: alerts past their grace notify, ongoing ones remind.
+    pub fn second(&mut self, now: u64) {
+        let renotify = self
+            .config
+            .as_ref()
+            .and_then(|c| c.threshold_renotify_interval)
+            .filter(|s| *s > 0)
+            .map(|s| s * 1000);
+        let grace_ms = self.grace_ms();
+        let watched: BTreeSet<String> = self
+            .alerts
+            .iter()
+            .map(|(_, a)| a.host.clone())
+            .filter(|h| self.may_notify(h))
+            .collect();
+        let actions = self
+            .alerts
+            .tick(now, grace_ms, renotify, |_, a| watched.contains(&a.host));
+        self.act(actions, now);
+        self.alerts
+            .forget_changes_before(now.saturating_sub(3_600_000));
     }
 
     /// Forgets a host entirely (owners' "drop host", `drophosts`).
@@ -922,33 +1178,11 @@ impl State {
         };
         self.plugin_bytes -= dropped.plugins.values().map(|d| d.len()).sum::<usize>();
         self.liveness.remove(host);
-        let ended: Vec<(String, Alert)> = self
-            .alerts
-            .iter()
-            .filter(|(_, a)| a.host == host)
-            .map(|(k, a)| (k.clone(), a.clone()))
-            .collect();
-        for (key, mut alert) in ended {
+        for key in self.alerts.of_host(host) {
             // Whoever was paged hears that it is closed.
-            self.alerts.remove(&key);
-            alert.level = "OK".into();
-            alert.since_ms = now;
-            self.changes.push(Change::Alert {
-                alert: Self::alert_summary(&key, &alert),
-            });
-            if alert.notified {
-                self.notify(Notification {
-                    id: 0,
-                    alert: key,
-                    kind: "recovery".into(),
-                    level: "OK".into(),
-                    host: host.to_string(),
-                    title: format!("[OK] {host} dropped"),
-                    text: format!("{host} was dropped ({why}); its alert is closed"),
-                    created_ms: now,
-                    users: Vec::new(),
-                    channels: Vec::new(),
-                });
+            let text = format!("{host} was dropped ({why}); its alert is closed");
+            if let Some(action) = self.alerts.end(&key, text) {
+                self.act(vec![action], now);
             }
         }
         self.dirty.remove(host);
@@ -1141,6 +1375,42 @@ impl State {
     }
 }
 
+/// A value for an alert's text: numbers as they are, strings without quotes.
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        // 90, not 90.0; 93.5 as it is.
+        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// The fields next to the metric at `path` (its siblings, for templates: a nested metric
+/// sees the other fields of its partition or pool), then the plugin's top-level fields.
+fn siblings(
+    data: &serde_json::Map<String, serde_json::Value>,
+    path: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut vars: serde_json::Map<String, serde_json::Value> = data
+        .iter()
+        .filter(|(_, v)| !v.is_object() && !v.is_array())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut level = data;
+    for segment in path.iter().take(path.len().saturating_sub(1)) {
+        let Some(serde_json::Value::Object(inner)) = level.get(segment) else {
+            break;
+        };
+        level = inner;
+        for (k, v) in inner {
+            if !v.is_object() && !v.is_array() {
+                vars.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    vars
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1197,7 +1467,7 @@ mod tests {
 
     fn state() -> State {
         let mut s = State::new(0);
-        s.configure(config(), 0);
+        s.configure(config(), 0).unwrap();
         s
     }
 
@@ -1278,7 +1548,7 @@ mod tests {
         heartbeat(&mut s, "web2", 0);
         let mut c = config();
         c.drophosts.push("web2".into());
-        s.configure(c, S);
+        s.configure(c, S).unwrap();
         assert!(s.summary("web2").is_none());
     }
 
@@ -1381,7 +1651,8 @@ mod tests {
             31 * S,
         );
         let last = s.ready.last().unwrap();
-        assert_eq!(last.title, "[OK] web1 dropped");
+        assert_eq!(last.title, "[RECOVER] web1 down: closed");
+        assert!(last.text.contains("dropped"), "{}", last.text);
         assert_eq!(last.alert, "web1/down");
         assert!(s.alerts.is_empty());
         assert!(matches!(
@@ -1407,10 +1678,14 @@ mod tests {
         let alert = |host: &str| store::StoredAlert {
             key: format!("{host}/down"),
             host: host.into(),
+            metric: "down".into(),
             level: "CRITICAL".into(),
             since_ms: 0,
+            opened_ms: 0,
             text: String::new(),
             notified: true,
+            last_notified_ms: 0,
+            acknowledged: None,
         };
         s.restore(
             store::Loaded {
@@ -1421,7 +1696,7 @@ mod tests {
             100 * S,
         );
         assert!(s.summary("old").is_none(), "in drophosts");
-        let keys: Vec<&String> = s.alerts.keys().collect();
+        let keys: Vec<&String> = s.alerts.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["web1/down"]);
         // The restored down host recovers to whoever was paged.
         heartbeat(&mut s, "web1", 101 * S);
@@ -1479,5 +1754,174 @@ mod tests {
         );
         run(&mut s, 0, 60 * S);
         assert_eq!(s.summary("web1").unwrap().state, "down");
+    }
+
+    fn cpu(state: &mut State, at: u64, value: f64) {
+        message(
+            state,
+            "web1",
+            at,
+            serde_json::json!({"ID": "PLG", "name": "web1", "plugin": "cpu_monitor", "data": {"cpu_percent": value}}),
+        );
+    }
+
+    fn alerting_config() -> EngineConfig {
+        let mut c = config();
+        c.grace = 5.0;
+        c.threshold_renotify_interval = Some(3600);
+        c.thresholds = serde_json::json!({
+            "cpu_monitor": {"cpu_percent": {"warning": 80, "critical": 90}},
+            "rtt": {"*": {"warning": 100, "critical": 500}}
+        });
+        c
+    }
+
+    fn titles(s: &State) -> Vec<String> {
+        s.ready.iter().map(|n| n.title.clone()).collect()
+    }
+
+    /// Issue 5, acceptance 2: grace, reminders, escalation and silent de-escalation.
+    #[test]
+    fn threshold_alerts_follow_grace_escalation_and_reminders() {
+        let mut s = State::new(0);
+        s.configure(alerting_config(), 0).unwrap();
+        heartbeat(&mut s, "web1", 0);
+        cpu(&mut s, 0, 85.0);
+        s.second(4 * S);
+        cpu(&mut s, 4 * S + 500, 50.0);
+        s.second(10 * S);
+        assert!(
+            titles(&s).is_empty(),
+            "recovered within grace: {:?}",
+            titles(&s)
+        );
+
+        cpu(&mut s, 10 * S, 95.0);
+        s.second(14 * S);
+        assert!(titles(&s).is_empty(), "deferred");
+        s.second(15 * S);
+        assert_eq!(titles(&s), ["[CRITICAL] web1 cpu_monitor.cpu_percent"]);
+        assert_eq!(s.ready[0].text, "cpu_monitor.cpu_percent = 95 (> 90)");
+        cpu(&mut s, 20 * S, 85.0);
+        assert_eq!(s.ready.len(), 1, "de-escalation is silent");
+        // The reminder counts from the level change at 20 s.
+        s.second(20 * S + 3599 * S);
+        assert_eq!(s.ready.len(), 1);
+        s.second(20 * S + 3600 * S);
+        assert_eq!(
+            titles(&s)[1],
+            "[WARNING] web1 cpu_monitor.cpu_percent (ongoing for 60 min)"
+        );
+        assert_eq!(s.ready[1].kind, "reminder");
+        cpu(&mut s, 4000 * S, 99.0);
+        assert_eq!(titles(&s)[2], "[CRITICAL] web1 cpu_monitor.cpu_percent");
+        // Hysteresis: 88.5 is above 90 * 0.98 = 88.2, still critical; 70 recovers.
+        cpu(&mut s, 4001 * S, 88.5);
+        assert_eq!(s.ready.len(), 3);
+        cpu(&mut s, 4002 * S, 70.0);
+        assert_eq!(titles(&s)[3], "[RECOVER] web1 cpu_monitor.cpu_percent");
+        assert_eq!(
+            s.ready[3].alert, s.ready[0].alert,
+            "to whoever got the alert"
+        );
+        // RTT is checked on every heartbeat.
+        message(
+            &mut s,
+            "web1",
+            4003 * S,
+            serde_json::json!({"ID": "HTB", "name": "web1", "rtt": 600.0}),
+        );
+        assert_eq!(s.ready.len(), 4, "deferred by grace");
+        s.second(4009 * S);
+        assert_eq!(titles(&s)[4], "[CRITICAL] web1 rtt.web1");
+    }
+
+    #[test]
+    fn stale_alerts_end_and_bad_templates_fall_back_once() {
+        let mut c = alerting_config();
+        c.grace = 0.0;
+        c.thresholds = serde_json::json!({
+            "nagios_runner": {"status_code": {"operator": "nagios", "display": "{check_name}: {nosuch}"}}
+        });
+        let mut s = State::new(0);
+        s.configure(c, 0).unwrap();
+        heartbeat(&mut s, "web1", 0);
+        let report = |s: &mut State, at: u64, data: serde_json::Value| {
+            message(
+                s,
+                "web1",
+                at,
+                serde_json::json!({"ID": "PLG", "name": "web1", "plugin": "nagios_runner", "data": data}),
+            );
+        };
+        report(
+            &mut s,
+            S,
+            serde_json::json!({"check_disk_status_code": 2, "check_disk_output": "DISK CRITICAL", "check_load_status_code": 1}),
+        );
+        assert_eq!(s.ready.len(), 2);
+        assert_eq!(
+            s.ready[0].text, "nagios_runner.check_disk_status_code = 2",
+            "the default text replaces the bad template"
+        );
+        let reported = s
+            .events
+            .iter()
+            .filter(|e| e.text.contains("display template"))
+            .count();
+        assert_eq!(reported, 1, "reported once");
+        // check_load is no longer reported: its alert ends and its recovery goes out.
+        report(
+            &mut s,
+            2 * S,
+            serde_json::json!({"check_disk_status_code": 2}),
+        );
+        assert_eq!(
+            titles(&s)[2],
+            "[RECOVER] web1 nagios_runner.check_load_status_code: closed"
+        );
+        assert_eq!(s.alerts.len(), 1);
+    }
+
+    #[test]
+    fn alerts_survive_a_restart_of_the_engine() {
+        let dir = std::env::temp_dir().join(format!("hb-state-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hb.sqlite");
+        let retention = store::Retention {
+            samples: 10,
+            events: 100,
+        };
+        let mut s = State::new(0);
+        s.configure(alerting_config(), 0).unwrap();
+        s.attach_store(store::spawn_writer(
+            store::open(&path).unwrap(),
+            retention,
+            |_| {},
+        ));
+        heartbeat(&mut s, "web1", 0);
+        cpu(&mut s, 0, 95.0);
+        s.second(5 * S);
+        assert_eq!(
+            s.alerts
+                .get("web1/cpu_monitor.cpu_percent")
+                .map(|a| a.notified),
+            Some(true)
+        );
+        s.close_store();
+
+        let loaded = store::load(&store::open(&path).unwrap(), 30).unwrap();
+        let mut s = State::new(10 * S);
+        s.configure(alerting_config(), 10 * S).unwrap();
+        s.restore(loaded, 10 * S);
+        let a = s.alerts.get("web1/cpu_monitor.cpu_percent").unwrap();
+        assert_eq!((a.level, a.notified), (Level::Critical, true));
+        // No second alert after the restart; the recovery goes out.
+        cpu(&mut s, 11 * S, 95.0);
+        s.second(20 * S);
+        assert!(s.ready.is_empty(), "{:?}", titles(&s));
+        cpu(&mut s, 21 * S, 10.0);
+        assert_eq!(titles(&s), ["[RECOVER] web1 cpu_monitor.cpu_percent"]);
     }
 }

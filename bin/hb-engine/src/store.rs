@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_pending ON outbox (id) WHERE done_ms IS NULL;
     ",
+    "
+    ALTER TABLE alerts ADD COLUMN metric TEXT NOT NULL DEFAULT 'down';
+    ALTER TABLE alerts ADD COLUMN opened_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN last_notified_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN acknowledged TEXT;
+    ",
 ];
 
 /// Notifications kept in the outbox after they are done (for inspection).
@@ -157,14 +163,22 @@ pub struct StoredAlert {
     pub key: String,
     /// The host.
     pub host: String,
+    /// What alerts (`down`, `rtt`, `cpu_monitor.cpu_percent`).
+    pub metric: String,
     /// Level name.
     pub level: String,
-    /// Since when, Unix ms.
+    /// Since when at this level, Unix ms.
     pub since_ms: u64,
+    /// When it opened, Unix ms.
+    pub opened_ms: u64,
     /// What it is about.
     pub text: String,
     /// Whether a notification went out.
     pub notified: bool,
+    /// When the last one went out, Unix ms.
+    pub last_notified_ms: u64,
+    /// Who acknowledged it.
+    pub acknowledged: Option<String>,
 }
 
 /// A write for the writer thread.
@@ -336,15 +350,22 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
         loaded.events.push(row?);
     }
     loaded.events.reverse();
-    let mut q = db.prepare("SELECT key, host, level, since_ms, text, notified FROM alerts")?;
+    let mut q = db.prepare(
+        "SELECT key, host, metric, level, since_ms, opened_ms, text, notified,
+                last_notified_ms, acknowledged FROM alerts",
+    )?;
     let rows = q.query_map([], |r| {
         Ok(StoredAlert {
             key: r.get(0)?,
             host: r.get(1)?,
-            level: r.get(2)?,
-            since_ms: r.get::<_, i64>(3)? as u64,
-            text: r.get(4)?,
-            notified: r.get(5)?,
+            metric: r.get(2)?,
+            level: r.get(3)?,
+            since_ms: r.get::<_, i64>(4)? as u64,
+            opened_ms: r.get::<_, i64>(5)? as u64,
+            text: r.get(6)?,
+            notified: r.get(7)?,
+            last_notified_ms: r.get::<_, i64>(8)? as u64,
+            acknowledged: r.get(9)?,
         })
     })?;
     for row in rows {
@@ -506,8 +527,9 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
         let mut rtt =
             tx.prepare_cached("INSERT INTO rtt (host, at_ms, rtt_ms) VALUES (?1, ?2, ?3)")?;
         let mut alert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO alerts (key, host, level, since_ms, text, notified)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR REPLACE INTO alerts (key, host, metric, level, since_ms, opened_ms, text,
+                                            notified, last_notified_ms, acknowledged)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         let mut alert_ended = tx.prepare_cached("DELETE FROM alerts WHERE key = ?1")?;
         let mut notify = tx.prepare_cached(
@@ -565,10 +587,14 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                     alert.execute(params![
                         a.key,
                         a.host,
+                        a.metric,
                         a.level,
                         a.since_ms as i64,
+                        a.opened_ms as i64,
                         a.text,
-                        a.notified
+                        a.notified,
+                        a.last_notified_ms as i64,
+                        a.acknowledged
                     ])?;
                 }
                 Write::AlertEnded { key } => {
@@ -843,7 +869,7 @@ mod tests {
         drop(db);
         let e = open(&path).unwrap_err().to_string();
         assert!(
-            e.contains("schema version 99, newer than this hb-engine's 2"),
+            e.contains("schema version 99, newer than this hb-engine's 3"),
             "{e}"
         );
         let db = Connection::open(&path).unwrap();
