@@ -170,6 +170,10 @@ pub struct HostConfig {
     /// Whether unsigned datagrams from this host are accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept_unsigned: Option<bool>,
+    /// Hosts this one is reached through: while one of them is down, this host's down
+    /// alert is held and it shows as unreachable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
 }
 
 /// A YAML value that may be one string or a list of strings.

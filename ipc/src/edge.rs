@@ -371,7 +371,7 @@ pub struct HostSummary {
     pub version: Option<String>,
     /// Whether its last heartbeat was signed.
     pub signed: bool,
-    /// `up`, `overdue`, `down` or `shutdown`.
+    /// `up`, `overdue`, `down`, `unreachable` (down while a parent is) or `shutdown`.
     pub state: String,
     /// Since when in that state, Unix ms.
     pub state_since_ms: u64,

@@ -507,6 +507,11 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             });
         }
     }
+    for host in hosts.values_mut() {
+        host.parents
+            .iter_mut()
+            .for_each(|p| p.make_ascii_lowercase());
+    }
     file.hosts = hosts;
     for list in [
         &mut file.watchhosts,
@@ -710,6 +715,17 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
     // Names and references.
     for (name, host) in &file.hosts {
         let key = format!("hosts.{name}");
+        for parent in &host.parents {
+            if let Err(why) = hb_proto::names::check_host_name(parent) {
+                err(&format!("{key}.parents"), format!("{parent:?}: {why}"));
+            }
+        }
+        if let Some(cycle) = parent_cycle(&file.hosts, name) {
+            err(
+                &format!("{key}.parents"),
+                format!("parents go round in a circle: {}", cycle.join(" -> ")),
+            );
+        }
         if let (Ok(rules), Some(profiles)) = (&rules, &host.threshold_config) {
             for profile in profiles.names() {
                 if !rules.has_profile(profile) {
@@ -944,6 +960,37 @@ pub fn locate(text: &str, path: &[&str]) -> Option<usize> {
     found
 }
 
+/// The circle of `parents:` that `start` is on, if any.
+fn parent_cycle(hosts: &BTreeMap<String, HostConfig>, start: &str) -> Option<Vec<String>> {
+    // Depth-first along parents; a path that comes back to `start` is the circle.
+    fn walk(
+        hosts: &BTreeMap<String, HostConfig>,
+        start: &str,
+        path: &mut Vec<String>,
+        seen: &mut std::collections::BTreeSet<String>,
+    ) -> bool {
+        let Some(host) = path.last().and_then(|h| hosts.get(h)) else {
+            return false;
+        };
+        for parent in &host.parents {
+            if parent == start {
+                path.push(parent.clone());
+                return true;
+            }
+            if seen.insert(parent.clone()) {
+                path.push(parent.clone());
+                if walk(hosts, start, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.to_string()];
+    walk(hosts, start, &mut path, &mut Default::default()).then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1008,6 +1055,18 @@ mod tests {
         );
         let ok = "threshold_configs:\n  tight:\n    thresholds:\n      cpu_monitor:\n        cpu_percent: {warning: 60, critical: 75}\nhosts:\n  web1:\n    threshold_config: tight\n";
         assert!(parse(ok).is_ok());
+    }
+
+    #[test]
+    fn parents_in_a_circle_are_refused() {
+        let e = errors(
+            "hosts:\n  a:\n    parents: [b]\n  b:\n    parents: [c]\n  c:\n    parents: [A]\n",
+        );
+        assert!(
+            e.contains("hosts.a.parents: parents go round in a circle: a -> b -> c -> a"),
+            "{e}"
+        );
+        assert!(parse("hosts:\n  a:\n    parents: [b]\n  b:\n    parents: [c]\n").is_ok());
     }
 
     #[test]

@@ -847,9 +847,32 @@ impl State {
         }
     }
 
-    /// Whether alerts of `host` may notify now.
-    fn may_notify(&self, host: &str) -> bool {
-        self.watched(host)
+    /// Whether alerts of `host` may notify now: it is watched, and not cut off behind a
+    /// parent.
+    fn may_notify(&self, host: &str, now: u64) -> bool {
+        self.watched(host) && self.blocking_parent(host, now).is_none()
+    }
+
+    /// A parent that keeps `host` from being reached: one that is overdue, down or shut
+    /// down, or came back too recently for `host` to have reported since (its interval and
+    /// grace), so a child that stays silent after its parent returns is reported then.
+    fn blocking_parent(&self, host: &str, now: u64) -> Option<String> {
+        let parents = &self.config.as_ref()?.hosts.get(host)?.parents;
+        if parents.is_empty() {
+            return None;
+        }
+        let settle = {
+            let t = self.timing(host);
+            t.interval_ms + t.grace_ms
+        };
+        parents
+            .iter()
+            .find(|p| match self.liveness.state_since(p) {
+                Some((liveness::State::Up, since)) => now < since.saturating_add(settle),
+                Some(_) => true,
+                None => false,
+            })
+            .cloned()
     }
 
     /// Carries out what the alert lifecycle decided.
@@ -948,12 +971,13 @@ impl State {
             Some(a) => format!("{host} sent nothing for {silent} s (last from {a})"),
             None => format!("{host} sent nothing for {silent} s"),
         };
-        if self.watched(host) {
-            self.event(now, host, format!("{host} down"));
-        } else {
-            self.event(now, host, format!("{host} down (not watched)"));
-        }
-        let may_notify = self.may_notify(host);
+        let text_event = match self.blocking_parent(host, now) {
+            Some(parent) => format!("{host} unreachable ({parent} is down)"),
+            None if self.watched(host) => format!("{host} down"),
+            None => format!("{host} down (not watched)"),
+        };
+        self.event(now, host, text_event);
+        let may_notify = self.may_notify(host, now);
         let actions = self.alerts.observe(
             &format!("{host}/down"),
             (host, "down"),
@@ -1058,7 +1082,7 @@ impl State {
             return;
         };
         let grace_ms = self.grace_ms();
-        let may_notify = self.may_notify(host);
+        let may_notify = self.may_notify(host, now);
         let mut seen = BTreeSet::new();
         for finding in rules.findings(plugin, data) {
             let metric = format!("{plugin}.{}", finding.path.join("."));
@@ -1130,7 +1154,7 @@ impl State {
         vars.insert("level".into(), eval.level.name().into());
         let template = threshold.display.clone();
         let text = self.alert_text((host, &metric), template.as_deref(), &vars);
-        let (grace_ms, may_notify) = (self.grace_ms(), self.may_notify(host));
+        let (grace_ms, may_notify) = (self.grace_ms(), self.may_notify(host, now));
         let actions = self.alerts.observe(
             &key,
             (host, &metric),
@@ -1161,7 +1185,7 @@ impl State {
             .alerts
             .iter()
             .map(|(_, a)| a.host.clone())
-            .filter(|h| self.may_notify(h))
+            .filter(|h| self.may_notify(h, now))
             .collect();
         let actions = self
             .alerts
@@ -1216,10 +1240,13 @@ impl State {
 
     fn summary(&self, name: &str) -> Option<HostSummary> {
         let h = self.hosts.get(name)?;
-        let (state, since) = self
+        let (mut state, since) = self
             .liveness
             .state_since(name)
             .map_or(("up", h.last_seen_ms), |(s, since)| (s.name(), since));
+        if state == "down" && self.blocking_parent(name, hb_ipc::now_ms()).is_some() {
+            state = "unreachable";
+        }
         Some(HostSummary {
             name: name.to_string(),
             last_seen_ms: h.last_seen_ms,
@@ -1923,5 +1950,82 @@ mod tests {
         assert!(s.ready.is_empty(), "{:?}", titles(&s));
         cpu(&mut s, 21 * S, 10.0);
         assert_eq!(titles(&s), ["[RECOVER] web1 cpu_monitor.cpu_percent"]);
+    }
+
+    /// Issue 5, acceptance 3: a router and 20 hosts behind it go silent together.
+    #[test]
+    fn children_behind_a_down_parent_wait_for_it() {
+        let mut c = config();
+        c.hosts.insert(
+            "router1".into(),
+            HostConfig {
+                watch: Some(true),
+                ..HostConfig::default()
+            },
+        );
+        for i in 1..=20 {
+            c.hosts.insert(
+                format!("c{i}"),
+                HostConfig {
+                    watch: Some(true),
+                    parents: vec!["router1".into()],
+                    ..HostConfig::default()
+                },
+            );
+        }
+        let mut s = State::new(0);
+        s.configure(c, 0).unwrap();
+        // The children heartbeat a little before and after the router.
+        for i in 1..=20 {
+            heartbeat(&mut s, &format!("c{i}"), if i % 2 == 0 { 0 } else { 2 * S });
+        }
+        heartbeat(&mut s, "router1", S);
+        let mut now = 0;
+        while now <= 60 * S {
+            s.tick(now);
+            if now.is_multiple_of(S) {
+                s.second(now);
+            }
+            now += 100;
+        }
+        assert_eq!(titles(&s), ["[CRITICAL] router1 down"], "one notification");
+        let unreachable = s
+            .hosts
+            .keys()
+            .filter(|h| h.starts_with('c'))
+            .filter(|h| s.blocking_parent(h, now).is_some())
+            .count();
+        assert_eq!(unreachable, 20);
+        assert!(
+            s.events
+                .iter()
+                .any(|e| e.text == "c1 unreachable (router1 is down)")
+        );
+        // The router returns; every child but c7 reports within its interval.
+        while now <= 120 * S {
+            // From 61 s, every 10 s: the router, then every child but c7.
+            if now >= 61 * S && (now - 61 * S).is_multiple_of(10 * S) {
+                heartbeat(&mut s, "router1", now);
+                for i in (1..=20).filter(|i| *i != 7) {
+                    heartbeat(&mut s, &format!("c{i}"), now + i * 300);
+                }
+            }
+            s.tick(now);
+            if now.is_multiple_of(S) {
+                s.second(now);
+            }
+            now += 100;
+        }
+        assert_eq!(
+            titles(&s),
+            [
+                "[CRITICAL] router1 down",
+                "[RECOVER] router1 is back",
+                "[CRITICAL] c7 down"
+            ],
+            "exactly the child that stayed silent"
+        );
+        // It was notified once its interval and grace after the router's return had passed.
+        assert_eq!(s.ready[2].created_ms, 73 * S);
     }
 }
