@@ -93,6 +93,12 @@ pub struct EngineConfig {
     pub sample_count: u32,
     /// Events kept in the store.
     pub event_retention: u32,
+    /// Whether flapping is detected.
+    pub flap_detection: bool,
+    /// State change percentage above which an alert is flapping.
+    pub flap_high: f64,
+    /// And below which it has settled.
+    pub flap_low: f64,
     /// Where the engine keeps its durable state.
     pub state_dir: PathBuf,
     /// The message journal.

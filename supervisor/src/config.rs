@@ -102,6 +102,12 @@ pub struct File {
     pub sample_count: Option<u32>,
     /// Events kept in the store.
     pub event_retention: Option<u32>,
+    /// Whether flapping is detected.
+    pub flap_detection: Option<bool>,
+    /// Flapping above this state change percentage.
+    pub flap_high: Option<f64>,
+    /// Settled below this one.
+    pub flap_low: Option<f64>,
     /// Journal on or off.
     pub journal_enabled: Option<bool>,
     /// Journal directory.
@@ -366,6 +372,9 @@ impl Config {
                 startup_grace: f.startup_grace,
                 sample_count: f.sample_count.unwrap_or(100),
                 event_retention: f.event_retention.unwrap_or(10_000),
+                flap_detection: f.flap_detection.unwrap_or(true),
+                flap_high: f.flap_high.unwrap_or(30.0),
+                flap_low: f.flap_low.unwrap_or(25.0),
                 state_dir: self.state_dir.clone(),
                 journal: JournalConfig {
                     enabled: f.journal_enabled.unwrap_or(true),
@@ -582,6 +591,22 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         err(
             "startup_grace",
             format!("must be 0 to 86400 seconds, not {g}"),
+        );
+    }
+    let (high, low) = (
+        file.flap_high.unwrap_or(30.0),
+        file.flap_low.unwrap_or(25.0),
+    );
+    if !(high.is_finite() && low.is_finite() && 0.0 < low && low <= high && high <= 100.0) {
+        err(
+            if file.flap_low.is_some() {
+                "flap_low"
+            } else {
+                "flap_high"
+            },
+            format!(
+                "flap_low ({low}) and flap_high ({high}) must be percentages with 0 < low <= high <= 100"
+            ),
         );
     }
     if let Some(n) = file.sample_count

@@ -9,8 +9,12 @@
 //!   clears an acknowledgement.
 //! - A notified alert reminds every `renotify` until it is acknowledged or ends.
 //! - An alert that may not notify now (host not watched, silenced, behind a down parent,
-//!   flapping, part of a storm) is kept and shown; it notifies when that ends if it is still
-//!   active. A recovery always goes to whoever got the alert.
+//!   part of a storm) is kept and shown; it notifies when that ends if it is still active.
+//!   A recovery always goes to whoever got the alert.
+//! - Flapping (Icinga's method): the last 21 observed levels of a key are weighed, older
+//!   0.8 to newest 1.2; the share of changes between neighbours is its state change
+//!   percentage. Above `high` it is flapping: one notice, then nothing for that key until
+//!   it falls below `low`, when one more notice says where it settled.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -50,6 +54,10 @@ pub enum Kind {
     Reminder,
     /// It was closed without recovering (its host dropped, its metric gone).
     Closed,
+    /// It started flapping.
+    Flapping,
+    /// It stopped flapping (the notice says where it settled).
+    Settled,
 }
 
 impl Kind {
@@ -60,6 +68,8 @@ impl Kind {
             Kind::Recovery => "recovery",
             Kind::Reminder => "reminder",
             Kind::Closed => "recovery",
+            Kind::Flapping => "flapping",
+            Kind::Settled => "flapping_stopped",
         }
     }
 }
@@ -92,12 +102,61 @@ pub enum Action {
     },
 }
 
+/// When a key counts as flapping.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlapLimits {
+    /// Whether flapping is detected at all.
+    pub enabled: bool,
+    /// State change percentage above which a key is flapping.
+    pub high: f64,
+    /// And below which it has settled.
+    pub low: f64,
+}
+
+impl Default for FlapLimits {
+    fn default() -> Self {
+        FlapLimits {
+            enabled: true,
+            high: 30.0,
+            low: 25.0,
+        }
+    }
+}
+
+/// Observed levels of a key that was not OK lately.
+#[derive(Debug, Default)]
+struct Flap {
+    levels: VecDeque<Level>,
+    flapping: bool,
+}
+
+/// Observations weighed for flapping (Icinga keeps 21).
+const FLAP_HISTORY: usize = 21;
+
+impl Flap {
+    /// Icinga's state change percentage: of the 20 neighbour pairs of a full history,
+    /// those that differ, weighted from 0.8 (oldest) to 1.2 (newest). A short history counts
+    /// as if its oldest level had come before, so a few changes are not yet flapping.
+    fn percent(&self) -> f64 {
+        let pairs = (FLAP_HISTORY - 1) as f64;
+        let mut changed = 0.0;
+        for (age, i) in (1..self.levels.len()).rev().enumerate() {
+            if self.levels[i] != self.levels[i - 1] {
+                changed += 1.2 - 0.4 * age as f64 / (pairs - 1.0);
+            }
+        }
+        changed / pairs * 100.0
+    }
+}
+
 /// Every active alert.
 #[derive(Debug, Default)]
 pub struct Alerts {
     map: BTreeMap<String, Alert>,
-    /// Level changes per alert key, newest last (for flap detection).
-    changes: BTreeMap<String, VecDeque<u64>>,
+    /// Recent levels of keys that were not OK lately.
+    flaps: BTreeMap<String, Flap>,
+    /// When a key is flapping.
+    pub flap_limits: FlapLimits,
 }
 
 impl Alerts {
@@ -136,6 +195,102 @@ impl Alerts {
     pub fn observe(
         &mut self,
         key: &str,
+        who: (&str, &str),
+        (level, text): (Level, String),
+        now: u64,
+        grace_ms: u64,
+        may_notify: bool,
+    ) -> Vec<Action> {
+        let (was, is) = self.note_level(key, level);
+        let mut actions =
+            self.observe_level(key, who, (level, text), now, grace_ms, may_notify && !is);
+        if was || is {
+            // While flapping, nothing notifies but the notices about it.
+            actions.retain(|a| !matches!(a, Action::Notify { .. }));
+            for a in &mut actions {
+                if let Action::Ended { notify, .. } = a {
+                    *notify = false;
+                }
+            }
+        }
+        actions.extend(self.flap_notice(key, was, is, now));
+        actions
+    }
+
+    /// A sign that `key` is fine (a heartbeat, for a host's down alert): counts for flap
+    /// detection if the key was not OK lately.
+    pub fn note_ok(&mut self, key: &str, now: u64) -> Vec<Action> {
+        if self.flaps.is_empty() || !self.flaps.contains_key(key) {
+            return Vec::new();
+        }
+        let (was, is) = self.note_level(key, Level::Ok);
+        self.flap_notice(key, was, is, now).into_iter().collect()
+    }
+
+    /// Whether any key has a flap history (so callers can skip building keys).
+    pub fn has_flaps(&self) -> bool {
+        !self.flaps.is_empty()
+    }
+
+    /// Whether `key` is flapping now.
+    pub fn is_flapping(&self, key: &str) -> bool {
+        self.flaps.get(key).is_some_and(|f| f.flapping)
+    }
+
+    /// Records a level for flap detection; whether the key was flapping, and is now.
+    fn note_level(&mut self, key: &str, level: Level) -> (bool, bool) {
+        if !self.flap_limits.enabled {
+            return (false, false);
+        }
+        if level == Level::Ok && !self.flaps.contains_key(key) {
+            return (false, false);
+        }
+        let limits = self.flap_limits;
+        let flap = self.flaps.entry(key.to_string()).or_default();
+        flap.levels.push_back(level);
+        while flap.levels.len() > FLAP_HISTORY {
+            flap.levels.pop_front();
+        }
+        let was = flap.flapping;
+        let percent = flap.percent();
+        if !was && percent > limits.high {
+            flap.flapping = true;
+        } else if was && percent < limits.low {
+            flap.flapping = false;
+        }
+        let is = flap.flapping;
+        // A key that has been OK for the whole history is forgotten.
+        if !is && flap.levels.len() == FLAP_HISTORY && flap.levels.iter().all(|l| *l == Level::Ok) {
+            self.flaps.remove(key);
+        }
+        (was, is)
+    }
+
+    /// The notice for a key that started or stopped flapping.
+    fn flap_notice(&mut self, key: &str, was: bool, is: bool, now: u64) -> Option<Action> {
+        match (was, is) {
+            (false, true) => Some(Action::Notify {
+                key: key.to_string(),
+                kind: Kind::Flapping,
+            }),
+            (true, false) => {
+                // Where it settled is notified now: an active alert counts as notified.
+                if let Some(alert) = self.map.get_mut(key) {
+                    alert.notified = true;
+                    alert.last_notified_ms = now;
+                }
+                Some(Action::Notify {
+                    key: key.to_string(),
+                    kind: Kind::Settled,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn observe_level(
+        &mut self,
+        key: &str,
         (host, metric): (&str, &str),
         (level, text): (Level, String),
         now: u64,
@@ -149,7 +304,6 @@ impl Alerts {
         match self.map.get(key).map(|a| a.level) {
             None if level == Level::Ok => {}
             None => {
-                self.record_change(key, now);
                 let notify = grace_ms == 0 && may_notify;
                 self.map.insert(
                     key.to_string(),
@@ -182,7 +336,6 @@ impl Alerts {
                 }
             }
             Some(_) if level == Level::Ok => {
-                self.record_change(key, now);
                 if let Some(alert) = self.map.remove(key) {
                     // Within the grace (never notified): neither alert nor recovery.
                     let notify = alert.notified;
@@ -195,7 +348,6 @@ impl Alerts {
                 }
             }
             Some(current) => {
-                self.record_change(key, now);
                 let escalation = level.severity() > current.severity()
                     || (level.severity() == current.severity() && level != current);
                 if let Some(alert) = self.map.get_mut(key) {
@@ -223,7 +375,7 @@ impl Alerts {
     /// reported or checked); its recovery goes to whoever got it.
     pub fn end(&mut self, key: &str, text: String) -> Option<Action> {
         let mut alert = self.map.remove(key)?;
-        self.changes.remove(key);
+        self.flaps.remove(key);
         alert.text = text;
         let notify = alert.notified;
         Some(Action::Ended {
@@ -254,6 +406,9 @@ impl Alerts {
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         for (key, alert) in &mut self.map {
+            if self.flaps.get(key).is_some_and(|f| f.flapping) {
+                continue;
+            }
             if !alert.notified {
                 if now >= alert.opened_ms.saturating_add(grace_ms) && may_notify(key, alert) {
                     alert.notified = true;
@@ -288,35 +443,7 @@ impl Alerts {
             key: key.to_string(),
         })
     }
-
-    fn record_change(&mut self, key: &str, now: u64) {
-        let changes = self.changes.entry(key.to_string()).or_default();
-        changes.push_back(now);
-        while changes.len() > FLAP_HISTORY {
-            changes.pop_front();
-        }
-    }
-
-    /// Level changes of `key` since `from`.
-    pub fn changes_since(&self, key: &str, from: u64) -> usize {
-        self.changes
-            .get(key)
-            .map_or(0, |c| c.iter().filter(|t| **t >= from).count())
-    }
-
-    /// Forgets change history older than `before` (bounded memory).
-    pub fn forget_changes_before(&mut self, before: u64) {
-        self.changes.retain(|key, c| {
-            while c.front().is_some_and(|t| *t < before) {
-                c.pop_front();
-            }
-            !c.is_empty() || self.map.contains_key(key)
-        });
-    }
 }
-
-/// Level changes remembered per alert.
-const FLAP_HISTORY: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -424,6 +551,46 @@ mod tests {
         );
         let actions = a.observe("h/cpu", ("h", "cpu"), (Ok, "x".into()), 5 * S, 0, false);
         assert!(kinds(&actions).is_empty());
-        assert_eq!(a.changes_since("h/cpu", 0), 4);
+    }
+
+    /// Issue 5, acceptance 5: 20 crossings in 10 minutes give one flapping notice.
+    #[test]
+    fn a_flapping_metric_gives_one_notice_then_one_when_it_settles() {
+        use Level::*;
+        let mut a = Alerts::default();
+        let mut sent = Vec::new();
+        // Every 30 s across the threshold and back: 20 crossings in 10 minutes.
+        for i in 0..20u64 {
+            let level = if i % 2 == 0 { Warning } else { Ok };
+            sent.extend(see(&mut a, level, i * 30 * S, 0));
+        }
+        let flapping = sent.iter().filter(|k| *k == "flapping").count();
+        assert_eq!(flapping, 1, "{sent:?}");
+        assert!(
+            sent.len() <= 7,
+            "a few alerts until it is seen to flap, not 20: {sent:?}"
+        );
+        assert_eq!(sent.last().map(String::as_str), Some("flapping"));
+        assert!(a.is_flapping("h/cpu"));
+        // It settles at OK: quiet observations until the percentage falls below 25 %.
+        let mut settled = Vec::new();
+        for i in 20..60u64 {
+            settled.extend(see(&mut a, Ok, i * 30 * S, 0));
+        }
+        assert_eq!(settled, ["flapping_stopped"]);
+        assert!(!a.is_flapping("h/cpu"));
+        assert!(a.flaps.is_empty(), "history of a settled key is forgotten");
+        // Settling while in an alert counts as notified: no second alert from the tick.
+        for i in 0..12u64 {
+            let level = if i % 2 == 0 { Critical } else { Ok };
+            see(&mut a, level, i * S, 0);
+        }
+        assert!(a.is_flapping("h/cpu"));
+        let mut after = Vec::new();
+        for i in 12..50u64 {
+            after.extend(see(&mut a, Critical, i * S, 0));
+        }
+        assert_eq!(after, ["flapping_stopped"]);
+        assert!(tick(&mut a, 100 * S, 0, None).is_empty());
     }
 }

@@ -163,6 +163,11 @@ impl State {
         .map_err(|e| e.to_string())?;
         self.rules = rules;
         self.host_rules.clear();
+        self.alerts.flap_limits = crate::alerts::FlapLimits {
+            enabled: config.flap_detection,
+            high: config.flap_high,
+            low: config.flap_low,
+        };
         self.bad_templates.clear();
         let dropped: Vec<String> = config
             .drophosts
@@ -630,6 +635,10 @@ impl State {
                 let timing = self.timing(host);
                 let before = self.liveness.state(host);
                 let change = self.liveness.heartbeat(host, received_ms, timing);
+                if self.alerts.has_flaps() {
+                    let actions = self.alerts.note_ok(&format!("{host}/down"), received_ms);
+                    self.act(actions, received_ms);
+                }
                 // The new state is stored ahead of the recovery, which goes out only after
                 // the batch holding both is committed.
                 if before != Some(liveness::State::Up) {
@@ -898,6 +907,10 @@ impl State {
                     }));
                     self.changes.push(Change::Alert { alert: summary });
                 }
+                Action::Notify {
+                    key,
+                    kind: kind @ (Kind::Flapping | Kind::Settled),
+                } => self.notify_flap(&key, kind, now),
                 Action::Notify { key, kind } => {
                     let Some(alert) = self.alerts.get(&key).cloned() else {
                         continue;
@@ -954,6 +967,67 @@ impl State {
             host: host.clone(),
             title: format!("[{tag}] {host} {what}{reminder}"),
             text: alert.text.clone(),
+            created_ms: now,
+            users: Vec::new(),
+            channels: Vec::new(),
+        });
+    }
+
+    /// A key started or stopped flapping: one notice each way, to whoever gets its alerts.
+    fn notify_flap(&mut self, key: &str, kind: Kind, now: u64) {
+        let Some((host, metric)) = key.split_once('/') else {
+            return;
+        };
+        let (host, metric) = (host.to_string(), metric.to_string());
+        if !self.watched(&host) {
+            return;
+        }
+        let level = self.alerts.level(key);
+        let (tag, level_name, title, text) = match kind {
+            Kind::Flapping => (
+                "FLAPPING",
+                if level == Level::Critical {
+                    "CRITICAL"
+                } else {
+                    "WARNING"
+                },
+                format!("{metric} is flapping"),
+                format!(
+                    "{host} {metric} changes state too often; its alerts are paused until it settles (now {})",
+                    level.name()
+                ),
+            ),
+            _ => (
+                level.name(),
+                level.name(),
+                format!("{metric} stopped flapping"),
+                format!("{host} {metric} has settled at {}", level.name()),
+            ),
+        };
+        let event = format!("{host}: {title}");
+        self.event(now, &host, event);
+        if kind == Kind::Settled {
+            // The stored row now says it was notified.
+            self.act(
+                vec![Action::Changed {
+                    key: key.to_string(),
+                }],
+                now,
+            );
+        }
+        let kind_name = match (kind, level) {
+            (Kind::Settled, Level::Ok) => "recovery",
+            (Kind::Settled, _) => "alert",
+            _ => kind.name(),
+        };
+        self.notify(Notification {
+            id: 0,
+            alert: key.to_string(),
+            kind: kind_name.into(),
+            level: level_name.into(),
+            host: host.clone(),
+            title: format!("[{tag}] {host} {title}"),
+            text,
             created_ms: now,
             users: Vec::new(),
             channels: Vec::new(),
@@ -1191,8 +1265,6 @@ impl State {
             .alerts
             .tick(now, grace_ms, renotify, |_, a| watched.contains(&a.host));
         self.act(actions, now);
-        self.alerts
-            .forget_changes_before(now.saturating_sub(3_600_000));
     }
 
     /// Forgets a host entirely (owners' "drop host", `drophosts`).
@@ -1453,6 +1525,9 @@ mod tests {
             startup_grace: None,
             sample_count: 100,
             event_retention: 1000,
+            flap_detection: true,
+            flap_high: 30.0,
+            flap_low: 25.0,
             state_dir: "/nonexistent".into(),
             journal: JournalConfig {
                 enabled: false,
