@@ -99,6 +99,14 @@ pub struct EngineConfig {
     pub flap_high: f64,
     /// And below which it has settled.
     pub flap_low: f64,
+    /// Whether storms (many hosts down at once) are summarised.
+    pub storm_detection: bool,
+    /// Share of the watched hosts that makes a storm.
+    pub storm_fraction: f64,
+    /// And at least this many.
+    pub storm_min_hosts: u32,
+    /// Within this many seconds.
+    pub storm_window: f64,
     /// Where the engine keeps its durable state.
     pub state_dir: PathBuf,
     /// The message journal.

@@ -108,6 +108,14 @@ pub struct File {
     pub flap_high: Option<f64>,
     /// Settled below this one.
     pub flap_low: Option<f64>,
+    /// Whether storms are summarised.
+    pub storm_detection: Option<bool>,
+    /// Share of watched hosts down that makes a storm.
+    pub storm_fraction: Option<f64>,
+    /// And at least this many hosts.
+    pub storm_min_hosts: Option<u32>,
+    /// Within this many seconds.
+    pub storm_window: Option<f64>,
     /// Journal on or off.
     pub journal_enabled: Option<bool>,
     /// Journal directory.
@@ -375,6 +383,10 @@ impl Config {
                 flap_detection: f.flap_detection.unwrap_or(true),
                 flap_high: f.flap_high.unwrap_or(30.0),
                 flap_low: f.flap_low.unwrap_or(25.0),
+                storm_detection: f.storm_detection.unwrap_or(true),
+                storm_fraction: f.storm_fraction.unwrap_or(0.1),
+                storm_min_hosts: f.storm_min_hosts.unwrap_or(5),
+                storm_window: f.storm_window.unwrap_or(10.0),
                 state_dir: self.state_dir.clone(),
                 journal: JournalConfig {
                     enabled: f.journal_enabled.unwrap_or(true),
@@ -608,6 +620,22 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
                 "flap_low ({low}) and flap_high ({high}) must be percentages with 0 < low <= high <= 100"
             ),
         );
+    }
+    if let Some(f) = file.storm_fraction
+        && !(f.is_finite() && 0.0 < f && f <= 1.0)
+    {
+        err(
+            "storm_fraction",
+            format!("must be above 0 and at most 1, not {f}"),
+        );
+    }
+    if file.storm_min_hosts.is_some_and(|n| n < 2) {
+        err("storm_min_hosts", "must be at least 2".into());
+    }
+    if let Some(w) = file.storm_window
+        && !(w.is_finite() && (1.0..=600.0).contains(&w))
+    {
+        err("storm_window", format!("must be 1 to 600 seconds, not {w}"));
     }
     if let Some(n) = file.sample_count
         && !(1..=100_000).contains(&n)

@@ -227,6 +227,15 @@ impl Alerts {
         self.flap_notice(key, was, is, now).into_iter().collect()
     }
 
+    /// Sets whether `key` counts as notified (a storm summary covered it; or, for a storm
+    /// member coming back, its recovery is part of the storm's).
+    pub fn mark_notified(&mut self, key: &str, notified: bool, now: u64) {
+        if let Some(alert) = self.map.get_mut(key) {
+            alert.notified = notified;
+            alert.last_notified_ms = now;
+        }
+    }
+
     /// Whether any key has a flap history (so callers can skip building keys).
     pub fn has_flaps(&self) -> bool {
         !self.flaps.is_empty()

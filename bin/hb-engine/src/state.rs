@@ -16,6 +16,7 @@ use hb_proto::message::ClientMessage;
 use crate::alerts::{Action, Alert, Alerts, Kind};
 use crate::liveness::{self, Liveness};
 use crate::store;
+use crate::storm::{Decision, Storms};
 use hb_rules::{HostRules, Level, Rules};
 
 /// Hosts tracked at most; datagrams from further new names are refused and counted (an
@@ -86,6 +87,7 @@ pub struct State {
     answered: VecDeque<u64>,
     liveness: Liveness,
     alerts: Alerts,
+    storms: Storms,
     /// The alerting rules, and those of each combination of profiles in use.
     rules: Rules,
     host_rules: HashMap<Vec<String>, std::sync::Arc<HostRules>>,
@@ -134,6 +136,7 @@ impl State {
             answered: VecDeque::new(),
             liveness: Liveness::default(),
             alerts: Alerts::default(),
+            storms: Storms::default(),
             rules: Rules::default(),
             host_rules: HashMap::new(),
             bad_templates: BTreeSet::new(),
@@ -163,6 +166,12 @@ impl State {
         .map_err(|e| e.to_string())?;
         self.rules = rules;
         self.host_rules.clear();
+        self.storms.limits = crate::storm::StormLimits {
+            enabled: config.storm_detection,
+            fraction: config.storm_fraction,
+            min_hosts: config.storm_min_hosts as usize,
+            window_ms: (config.storm_window * 1000.0) as u64,
+        };
         self.alerts.flap_limits = crate::alerts::FlapLimits {
             enabled: config.flap_detection,
             high: config.flap_high,
@@ -825,14 +834,24 @@ impl State {
             .max(n.created_ms.saturating_mul(1000))
             + 1;
         n.id = self.next_notification_id;
-        let config_host = self.config.as_ref().and_then(|c| c.hosts.get(&n.host));
-        n.channels = config_host
+        (n.users, n.channels) = self.recipients(&n.host);
+        self.count("notifications");
+        self.enqueue(n);
+    }
+
+    /// A host's owner and managers, and its own channels.
+    fn recipients(&self, host: &str) -> (Vec<String>, Vec<String>) {
+        let config_host = self.config.as_ref().and_then(|c| c.hosts.get(host));
+        let channels = config_host
             .map(|h| h.notification_channels.clone())
             .unwrap_or_default();
-        n.users = self.owner(&n.host).into_iter().collect();
-        n.users
-            .extend(config_host.map(|h| h.managers.clone()).unwrap_or_default());
-        self.count("notifications");
+        let mut users: Vec<String> = self.owner(host).into_iter().collect();
+        users.extend(config_host.map(|h| h.managers.clone()).unwrap_or_default());
+        (users, channels)
+    }
+
+    /// Puts a notification in the outbox and on its way.
+    fn enqueue(&mut self, n: Notification) {
         match &self.store {
             Some(store) => {
                 self.outbox.insert(n.id, (n.clone(), None));
@@ -859,7 +878,7 @@ impl State {
     /// Whether alerts of `host` may notify now: it is watched, and not cut off behind a
     /// parent.
     fn may_notify(&self, host: &str, now: u64) -> bool {
-        self.watched(host) && self.blocking_parent(host, now).is_none()
+        self.watched(host) && self.blocking_parent(host, now).is_none() && !self.storms.holds(host)
     }
 
     /// A parent that keeps `host` from being reached: one that is overdue, down or shut
@@ -1051,6 +1070,9 @@ impl State {
             None => format!("{host} down (not watched)"),
         };
         self.event(now, host, text_event);
+        if self.watched(host) && self.blocking_parent(host, now).is_none() {
+            self.storms.down(host, now);
+        }
         let may_notify = self.may_notify(host, now);
         let actions = self.alerts.observe(
             &format!("{host}/down"),
@@ -1072,6 +1094,15 @@ impl State {
             format!("{host} recovered after {} s", silent_ms / 1000),
         );
         let text = format!("{host} is back after {} s", silent_ms / 1000);
+        let key = format!("{host}/down");
+        let (member, all_back) = self.storms.back(host);
+        if member {
+            // Part of a storm: its recovery is the storm's, not a page of its own.
+            self.alerts.mark_notified(&key, false, now);
+        }
+        if let Some(total) = all_back {
+            self.storm_notice(now, total, Vec::new());
+        }
         let actions = self.alerts.observe(
             &format!("{host}/down"),
             (host, "down"),
@@ -1246,8 +1277,93 @@ impl State {
             .map_or(2000, |c| (c.grace * 1000.0) as u64)
     }
 
-    /// Once a second: alerts past their grace notify, ongoing ones remind.
+    /// A storm summary: `hosts` went down together (or, empty, all of the `total` are back).
+    fn storm_notice(&mut self, now: u64, total: usize, hosts: Vec<String>) {
+        let mut users = BTreeSet::new();
+        let mut channels = BTreeSet::new();
+        for host in &hosts {
+            let (u, c) = self.recipients(host);
+            users.extend(u);
+            channels.extend(c);
+        }
+        let window = self.storms.limits.window_ms / 1000;
+        let (kind, level, title, text) = if hosts.is_empty() {
+            (
+                "recovery",
+                "OK",
+                format!("[RECOVER] all {total} hosts of the storm are back"),
+                format!("All {total} hosts that went down together are back."),
+            )
+        } else {
+            let shown: Vec<&str> = hosts.iter().take(20).map(String::as_str).collect();
+            let more = hosts.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            (
+                "alert",
+                "CRITICAL",
+                format!("[CRITICAL] {} hosts down within {window} s", hosts.len()),
+                format!(
+                    "Possible network problem at the monitor: {} hosts went down within {window} s ({}{more}). They are not paged one by one; one notice follows when all are back.",
+                    hosts.len(),
+                    shown.join(", ")
+                ),
+            )
+        };
+        let event = if hosts.is_empty() {
+            format!("storm over: all {total} hosts are back")
+        } else {
+            format!(
+                "{} hosts down within {window} s: possible network problem at the monitor",
+                hosts.len()
+            )
+        };
+        self.event(now, "*", event);
+        if !hosts.is_empty() {
+            // The summary covers their down alerts: no page of their own, no reminders.
+            for host in &hosts {
+                self.alerts
+                    .mark_notified(&format!("{host}/down"), true, now);
+            }
+        }
+        let key = "*/storm".to_string();
+        self.count("notifications");
+        self.next_notification_id = self.next_notification_id.max(now.saturating_mul(1000)) + 1;
+        let n = Notification {
+            id: self.next_notification_id,
+            alert: key,
+            kind: kind.into(),
+            level: level.into(),
+            host: "*".into(),
+            title,
+            text,
+            created_ms: now,
+            users: users.into_iter().collect(),
+            channels: channels.into_iter().collect(),
+        };
+        self.enqueue(n);
+    }
+
+    /// Once a second: storms are decided, alerts past their grace notify, ongoing ones
+    /// remind.
     pub fn second(&mut self, now: u64) {
+        if self.storms.gathering() {
+            let fleet = self.hosts.keys().filter(|h| self.watched(h)).count();
+            match self.storms.tick(now, fleet) {
+                Some(Decision::Declared { hosts }) => {
+                    let total = hosts.len();
+                    self.storm_notice(now, total, hosts);
+                }
+                Some(Decision::Over { total }) => {
+                    tracing::info!(total, "Storm over: no new down for a window.");
+                }
+                // Released hosts notify below, one by one.
+                Some(Decision::Released { .. }) | None => {}
+            }
+        }
         let renotify = self
             .config
             .as_ref()
@@ -1274,6 +1390,9 @@ impl State {
         };
         self.plugin_bytes -= dropped.plugins.values().map(|d| d.len()).sum::<usize>();
         self.liveness.remove(host);
+        if let (_, Some(total)) = self.storms.back(host) {
+            self.storm_notice(now, total, Vec::new());
+        }
         for key in self.alerts.of_host(host) {
             // Whoever was paged hears that it is closed.
             let text = format!("{host} was dropped ({why}); its alert is closed");
@@ -1528,6 +1647,10 @@ mod tests {
             flap_detection: true,
             flap_high: 30.0,
             flap_low: 25.0,
+            storm_detection: true,
+            storm_fraction: 0.1,
+            storm_min_hosts: 5,
+            storm_window: 10.0,
             state_dir: "/nonexistent".into(),
             journal: JournalConfig {
                 enabled: false,
@@ -2102,5 +2225,72 @@ mod tests {
         );
         // It was notified once its interval and grace after the router's return had passed.
         assert_eq!(s.ready[2].created_ms, 73 * S);
+    }
+
+    /// Issue 5, acceptance 6: 200 of 500 hosts go silent within 10 s.
+    #[test]
+    fn a_storm_is_one_summary_not_two_hundred_pages() {
+        let mut c = config();
+        c.watchhosts = (0..500).map(|i| format!("h{i}")).collect();
+        for i in 0..500 {
+            c.hosts.insert(
+                format!("h{i}"),
+                HostConfig {
+                    notification_channels: vec![format!("ch{}", i % 3)],
+                    ..HostConfig::default()
+                },
+            );
+        }
+        let mut s = State::new(0);
+        s.configure(c, 0).unwrap();
+        // Interval 10, grace 2, max_missed 2: down 22 s after the last heartbeat. The 200
+        // send their last heartbeat over 10 s; the other 300 keep going.
+        for i in 0..500u64 {
+            heartbeat(&mut s, &format!("h{i}"), if i < 200 { i * 50 } else { 0 });
+        }
+        let mut now = 0;
+        while now <= 60 * S {
+            if now.is_multiple_of(10 * S) {
+                for i in 200..500 {
+                    heartbeat(&mut s, &format!("h{i}"), now);
+                }
+            }
+            s.tick(now);
+            if now.is_multiple_of(S) {
+                s.second(now);
+            }
+            now += 100;
+        }
+        assert_eq!(
+            titles(&s),
+            [
+                "[CRITICAL] h0 down",
+                "[CRITICAL] 200 hosts down within 10 s"
+            ],
+            "the first down at once, then one summary"
+        );
+        let summary = &s.ready[1];
+        assert_eq!(summary.channels, ["ch0", "ch1", "ch2"], "one per channel");
+        assert!(
+            summary
+                .text
+                .contains("Possible network problem at the monitor")
+        );
+        assert!(
+            s.events
+                .iter()
+                .any(|e| e.text.contains("possible network problem"))
+        );
+        // They come back: no recovery pages one by one, one notice when all are back.
+        for i in 0..200u64 {
+            heartbeat(&mut s, &format!("h{i}"), 70 * S + i);
+        }
+        assert_eq!(
+            titles(&s)[2..],
+            ["[RECOVER] all 200 hosts of the storm are back"]
+        );
+        // No reminders or late pages for them meanwhile.
+        s.second(80 * S);
+        assert_eq!(s.ready.len(), 3);
     }
 }

@@ -1,0 +1,228 @@
+//! Storm control: many hosts down at once is more likely the monitor's own network than
+//! many failures, and is one page, not hundreds. Pure; the caller passes the time.
+//!
+//! The first down in a quiet time is notified at once (a single failure pages without
+//! delay). Downs within `window` of it are held while the storm is decided; when the window
+//! has passed, either enough hosts went down (the larger of `min_hosts` and `fraction` of the
+//! watched fleet) and one summary goes out instead of their pages, or they are released and
+//! notified one by one (up to `window` late). A declared storm absorbs further downs until
+//! `window` passes without one. Members' recoveries are not paged one by one either: one
+//! notice says when all of them are back.
+
+use std::collections::BTreeSet;
+
+/// When downs make a storm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StormLimits {
+    /// Whether storms are detected.
+    pub enabled: bool,
+    /// Share of the watched hosts that must go down within the window.
+    pub fraction: f64,
+    /// And at least this many.
+    pub min_hosts: usize,
+    /// The window, ms.
+    pub window_ms: u64,
+}
+
+impl Default for StormLimits {
+    fn default() -> Self {
+        StormLimits {
+            enabled: true,
+            fraction: 0.1,
+            min_hosts: 5,
+            window_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Gathering {
+    started: u64,
+    last: u64,
+    first: String,
+    held: Vec<String>,
+    declared: bool,
+}
+
+/// What the window's end decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// A storm: one summary for these hosts (the first was paged already).
+    Declared {
+        /// Every host down in it, the first first.
+        hosts: Vec<String>,
+    },
+    /// No storm: these held hosts are notified one by one now.
+    Released {
+        /// The hosts.
+        hosts: Vec<String>,
+    },
+    /// A declared storm had no new down for a window.
+    Over {
+        /// Hosts it took in.
+        total: usize,
+    },
+}
+
+/// Storm state.
+#[derive(Debug, Default)]
+pub struct Storms {
+    gathering: Option<Gathering>,
+    /// Hosts of declared storms not yet back.
+    members: BTreeSet<String>,
+    /// How many hosts the storms since the last "all back" took in.
+    total: usize,
+    /// The limits.
+    pub limits: StormLimits,
+}
+
+impl Storms {
+    /// A watched, reachable host went down at `now`: false if its page is held (for the
+    /// decision, or because a storm is on).
+    pub fn down(&mut self, host: &str, now: u64) -> bool {
+        if !self.limits.enabled {
+            return true;
+        }
+        let window = self.limits.window_ms;
+        match &mut self.gathering {
+            Some(g) if g.declared && now <= g.last.saturating_add(window) => {
+                g.last = now;
+                self.members.insert(host.to_string());
+                self.total += 1;
+                false
+            }
+            Some(g) if !g.declared => {
+                g.last = now;
+                g.held.push(host.to_string());
+                false
+            }
+            _ => {
+                self.gathering = Some(Gathering {
+                    started: now,
+                    last: now,
+                    first: host.to_string(),
+                    held: Vec::new(),
+                    declared: false,
+                });
+                true
+            }
+        }
+    }
+
+    /// Whether `host`'s down alert is held by a storm (undecided or declared).
+    pub fn holds(&self, host: &str) -> bool {
+        self.members.contains(host)
+            || self
+                .gathering
+                .as_ref()
+                .is_some_and(|g| !g.declared && g.held.iter().any(|h| h == host))
+    }
+
+    /// Whether anything is going on (so the caller can skip counting the fleet).
+    pub fn gathering(&self) -> bool {
+        self.gathering.is_some()
+    }
+
+    /// Time passes; `fleet`: watched hosts. Decides a window that has ended.
+    pub fn tick(&mut self, now: u64, fleet: usize) -> Option<Decision> {
+        let window = self.limits.window_ms;
+        let g = self.gathering.as_mut()?;
+        if g.declared {
+            if now > g.last.saturating_add(window) {
+                self.gathering = None;
+                return Some(Decision::Over { total: self.total });
+            }
+            return None;
+        }
+        if now < g.started.saturating_add(window) {
+            return None;
+        }
+        let needed = self
+            .limits
+            .min_hosts
+            .max((self.limits.fraction * fleet as f64).ceil() as usize);
+        let count = g.held.len() + 1;
+        if count >= needed.max(2) {
+            g.declared = true;
+            let mut hosts = vec![g.first.clone()];
+            hosts.append(&mut g.held);
+            self.members.extend(hosts.iter().cloned());
+            self.total += hosts.len();
+            Some(Decision::Declared { hosts })
+        } else {
+            let hosts = std::mem::take(&mut g.held);
+            self.gathering = None;
+            if hosts.is_empty() {
+                None
+            } else {
+                Some(Decision::Released { hosts })
+            }
+        }
+    }
+
+    /// `host` is back (or dropped): whether it was a storm member, and if it was the last
+    /// one, how many the storms took in.
+    pub fn back(&mut self, host: &str) -> (bool, Option<usize>) {
+        if let Some(g) = self.gathering.as_mut()
+            && !g.declared
+        {
+            g.held.retain(|h| h != host);
+        }
+        if !self.members.remove(host) {
+            return (false, None);
+        }
+        let all_back =
+            self.members.is_empty() && !self.gathering.as_ref().is_some_and(|g| g.declared);
+        if all_back {
+            let total = std::mem::take(&mut self.total);
+            return (true, Some(total));
+        }
+        (true, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1000;
+
+    #[test]
+    fn a_lone_failure_pages_at_once_and_a_few_are_released() {
+        let mut s = Storms::default();
+        assert!(s.down("a", 0));
+        assert!(!s.down("b", 3 * S), "held for the decision");
+        assert!(s.holds("b"));
+        assert_eq!(s.tick(9 * S, 100), None);
+        assert_eq!(
+            s.tick(10 * S, 100),
+            Some(Decision::Released {
+                hosts: vec!["b".into()]
+            })
+        );
+        assert!(!s.holds("b"));
+        assert!(s.down("c", 60 * S), "quiet again");
+    }
+
+    #[test]
+    fn many_downs_in_the_window_are_one_storm_until_all_are_back() {
+        let mut s = Storms::default();
+        assert!(s.down("h0", 0));
+        for i in 1..200 {
+            assert!(!s.down(&format!("h{i}"), i * 50));
+        }
+        let Some(Decision::Declared { hosts }) = s.tick(10 * S, 500) else {
+            panic!("no storm")
+        };
+        assert_eq!(hosts.len(), 200);
+        // More downs while it lasts are absorbed.
+        assert!(!s.down("late", 15 * S));
+        assert_eq!(s.tick(20 * S, 500), None);
+        assert_eq!(s.tick(25 * S + 1, 500), Some(Decision::Over { total: 201 }));
+        for i in 0..200 {
+            assert_eq!(s.back(&format!("h{i}")), (true, None));
+        }
+        assert_eq!(s.back("late"), (true, Some(201)));
+        assert_eq!(s.back("late"), (false, None));
+    }
+}
