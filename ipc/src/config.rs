@@ -99,6 +99,8 @@ pub struct EngineConfig {
     pub flap_high: f64,
     /// And below which it has settled.
     pub flap_low: f64,
+    /// Recurring maintenance windows (`maintenance:`), checked by the supervisor.
+    pub maintenance: serde_json::Value,
     /// Whether storms (many hosts down at once) are summarised.
     pub storm_detection: bool,
     /// Share of the watched hosts that makes a storm.

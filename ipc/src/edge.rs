@@ -217,6 +217,26 @@ pub struct AlertSummary {
     pub notified: bool,
 }
 
+/// An ad-hoc silence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceSummary {
+    /// Id.
+    pub id: u64,
+    /// Host pattern.
+    pub host: String,
+    /// Metric pattern.
+    pub metric: String,
+    /// From, Unix ms.
+    pub start_ms: u64,
+    /// Until, Unix ms.
+    pub end_ms: u64,
+    /// Who.
+    pub author: String,
+    /// Why.
+    pub comment: String,
+}
+
 /// A plugin sample from the history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +309,33 @@ pub enum Query {
         /// The host.
         host: String,
     },
+    /// Silence alerts matching host and metric patterns for a while.
+    Silence {
+        /// Host pattern (`*`, `?`).
+        host: String,
+        /// Metric pattern (`down`, `rtt`, `cpu_monitor.*`, `*`).
+        metric: String,
+        /// For how long, minutes (at most 30 days).
+        minutes: u32,
+        /// Who.
+        author: String,
+        /// Why.
+        comment: String,
+    },
+    /// End a silence early.
+    Unsilence {
+        /// Its id.
+        id: u64,
+    },
+    /// Silences in force and maintenance windows.
+    Silences {},
+    /// Acknowledge an alert: no reminders until its level changes.
+    Acknowledge {
+        /// The alert's key (`web1/down`).
+        key: String,
+        /// Who.
+        by: String,
+    },
 }
 
 /// The engine's answer to a [`Query`].
@@ -343,6 +390,23 @@ pub enum Answer {
     Dropped {
         /// The host.
         host: String,
+    },
+    /// A silence was made.
+    Silenced {
+        /// Its id.
+        id: u64,
+    },
+    /// Silences in force, and the maintenance windows.
+    Silences {
+        /// Ad-hoc silences not yet over, oldest first.
+        silences: Vec<SilenceSummary>,
+        /// Names of the maintenance windows, with whether each is open now.
+        windows: Vec<(String, bool)>,
+    },
+    /// Done.
+    Done {
+        /// What was done.
+        message: String,
     },
     /// The query failed.
     Error {

@@ -108,6 +108,8 @@ pub struct File {
     pub flap_high: Option<f64>,
     /// Settled below this one.
     pub flap_low: Option<f64>,
+    /// Recurring maintenance windows.
+    pub maintenance: Option<serde_json::Value>,
     /// Whether storms are summarised.
     pub storm_detection: Option<bool>,
     /// Share of watched hosts down that makes a storm.
@@ -383,6 +385,7 @@ impl Config {
                 flap_detection: f.flap_detection.unwrap_or(true),
                 flap_high: f.flap_high.unwrap_or(30.0),
                 flap_low: f.flap_low.unwrap_or(25.0),
+                maintenance: f.maintenance.clone().unwrap_or(serde_json::Value::Null),
                 storm_detection: f.storm_detection.unwrap_or(true),
                 storm_fraction: f.storm_fraction.unwrap_or(0.1),
                 storm_min_hosts: f.storm_min_hosts.unwrap_or(5),
@@ -763,6 +766,13 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             e.to_string()
         };
         err(&key, message);
+    }
+
+    if let Some(windows) = &file.maintenance
+        && let Err(e) = hb_rules::silence::parse_windows(windows)
+    {
+        let key: Vec<&str> = e.path.split('.').take(2).collect();
+        err(&key.join("."), e.to_string());
     }
 
     // Names and references.

@@ -17,6 +17,7 @@ use crate::alerts::{Action, Alert, Alerts, Kind};
 use crate::liveness::{self, Liveness};
 use crate::store;
 use crate::storm::{Decision, Storms};
+use hb_rules::silence::{Silence, Window};
 use hb_rules::{HostRules, Level, Rules};
 
 /// Hosts tracked at most; datagrams from further new names are refused and counted (an
@@ -88,6 +89,9 @@ pub struct State {
     liveness: Liveness,
     alerts: Alerts,
     storms: Storms,
+    /// Ad-hoc silences by id, and the maintenance windows of the configuration.
+    silences: BTreeMap<u64, Silence>,
+    windows: Vec<Window>,
     /// The alerting rules, and those of each combination of profiles in use.
     rules: Rules,
     host_rules: HashMap<Vec<String>, std::sync::Arc<HostRules>>,
@@ -137,6 +141,8 @@ impl State {
             liveness: Liveness::default(),
             alerts: Alerts::default(),
             storms: Storms::default(),
+            silences: BTreeMap::new(),
+            windows: Vec::new(),
             rules: Rules::default(),
             host_rules: HashMap::new(),
             bad_templates: BTreeSet::new(),
@@ -164,6 +170,8 @@ impl State {
             &config.default_threshold_config,
         )
         .map_err(|e| e.to_string())?;
+        self.windows =
+            hb_rules::silence::parse_windows(&config.maintenance).map_err(|e| e.to_string())?;
         self.rules = rules;
         self.host_rules.clear();
         self.storms.limits = crate::storm::StormLimits {
@@ -323,6 +331,9 @@ impl State {
                     acknowledged: a.acknowledged,
                 },
             );
+        }
+        for silence in loaded.silences {
+            self.silences.insert(silence.id, silence);
         }
         self.next_notification_id = self.next_notification_id.max(loaded.last_notification_id);
         for n in loaded.outbox {
@@ -881,6 +892,27 @@ impl State {
         self.watched(host) && self.blocking_parent(host, now).is_none() && !self.storms.holds(host)
     }
 
+    /// What silences `metric` of `host` at `now`: a maintenance window's name or an ad-hoc
+    /// silence.
+    fn silenced(&self, host: &str, metric: &str, now: u64) -> Option<String> {
+        if let Some(s) = self
+            .silences
+            .values()
+            .find(|s| s.silences(host, metric, now))
+        {
+            return Some(format!("silence {} by {}", s.id, s.author));
+        }
+        self.windows
+            .iter()
+            .find(|w| w.covers(host, metric) && w.is_open(now))
+            .map(|w| format!("maintenance window {:?}", w.name))
+    }
+
+    /// Whether alerts of `metric` of `host` may notify now.
+    fn may_notify_metric(&self, host: &str, metric: &str, now: u64) -> bool {
+        self.may_notify(host, now) && self.silenced(host, metric, now).is_none()
+    }
+
     /// A parent that keeps `host` from being reached: one that is overdue, down or shut
     /// down, or came back too recently for `host` to have reported since (its interval and
     /// grace), so a child that stays silent after its parent returns is reported then.
@@ -1073,7 +1105,7 @@ impl State {
         if self.watched(host) && self.blocking_parent(host, now).is_none() {
             self.storms.down(host, now);
         }
-        let may_notify = self.may_notify(host, now);
+        let may_notify = self.may_notify_metric(host, "down", now);
         let actions = self.alerts.observe(
             &format!("{host}/down"),
             (host, "down"),
@@ -1191,6 +1223,7 @@ impl State {
         let mut seen = BTreeSet::new();
         for finding in rules.findings(plugin, data) {
             let metric = format!("{plugin}.{}", finding.path.join("."));
+            let may_notify = may_notify && self.silenced(host, &metric, now).is_none();
             let key = format!("{host}/{metric}");
             let current = self.alerts.level(&key);
             let eval = finding.threshold.evaluate(&finding.value, current);
@@ -1259,7 +1292,8 @@ impl State {
         vars.insert("level".into(), eval.level.name().into());
         let template = threshold.display.clone();
         let text = self.alert_text((host, &metric), template.as_deref(), &vars);
-        let (grace_ms, may_notify) = (self.grace_ms(), self.may_notify(host, now));
+        let grace_ms = self.grace_ms();
+        let may_notify = self.may_notify_metric(host, "rtt", now);
         let actions = self.alerts.observe(
             &key,
             (host, &metric),
@@ -1371,16 +1405,27 @@ impl State {
             .filter(|s| *s > 0)
             .map(|s| s * 1000);
         let grace_ms = self.grace_ms();
-        let watched: BTreeSet<String> = self
+        let allowed: BTreeSet<String> = self
             .alerts
             .iter()
-            .map(|(_, a)| a.host.clone())
-            .filter(|h| self.may_notify(h, now))
+            .filter(|(_, a)| self.may_notify_metric(&a.host, &a.metric, now))
+            .map(|(key, _)| key.clone())
             .collect();
         let actions = self
             .alerts
-            .tick(now, grace_ms, renotify, |_, a| watched.contains(&a.host));
+            .tick(now, grace_ms, renotify, |key, _| allowed.contains(key));
         self.act(actions, now);
+        // Ad-hoc silences that are over are forgotten.
+        let over: Vec<u64> = self
+            .silences
+            .values()
+            .filter(|s| s.end_ms <= now)
+            .map(|s| s.id)
+            .collect();
+        for id in over {
+            self.silences.remove(&id);
+            self.write(store::Write::Unsilence { id });
+        }
     }
 
     /// Forgets a host entirely (owners' "drop host", `drophosts`).
@@ -1518,6 +1563,56 @@ impl State {
                     }
                 }
             }
+            Query::Silence {
+                host,
+                metric,
+                minutes,
+                author,
+                comment,
+            } => self.silence(host, metric, minutes, (author, comment), now),
+            Query::Unsilence { id } => match self.silences.remove(&id) {
+                Some(s) => {
+                    self.write(store::Write::Unsilence { id });
+                    let text = format!("silence {id} of {}/{} ended early", s.host, s.metric);
+                    self.event(now, &s.host, text.clone());
+                    Answer::Done { message: text }
+                }
+                None => Answer::Error {
+                    message: format!("no silence {id}"),
+                },
+            },
+            Query::Silences {} => Answer::Silences {
+                silences: self
+                    .silences
+                    .values()
+                    .map(|s| hb_ipc::edge::SilenceSummary {
+                        id: s.id,
+                        host: s.host.clone(),
+                        metric: s.metric.clone(),
+                        start_ms: s.start_ms,
+                        end_ms: s.end_ms,
+                        author: s.author.clone(),
+                        comment: s.comment.clone(),
+                    })
+                    .collect(),
+                windows: self
+                    .windows
+                    .iter()
+                    .map(|w| (w.name.clone(), w.is_open(now)))
+                    .collect(),
+            },
+            Query::Acknowledge { key, by } => match self.alerts.acknowledge(&key, &by) {
+                Some(action) => {
+                    self.act(vec![action], now);
+                    let host = key.split_once('/').map_or("", |(h, _)| h).to_string();
+                    let text = format!("{key} acknowledged by {by}");
+                    self.event(now, &host, text.clone());
+                    Answer::Done { message: text }
+                }
+                None => Answer::Error {
+                    message: format!("no active alert {key:?}"),
+                },
+            },
             Query::Counters {} => {
                 let mut counters = self.counters.clone();
                 counters.insert("hosts".into(), self.hosts.len() as u64);
@@ -1555,6 +1650,63 @@ impl State {
                 message: "history needs the store, which is not open".into(),
             },
         })
+    }
+
+    /// Makes an ad-hoc silence.
+    fn silence(
+        &mut self,
+        host: String,
+        metric: String,
+        minutes: u32,
+        (author, comment): (String, String),
+        now: u64,
+    ) -> Answer {
+        const MAX_MINUTES: u32 = 30 * 24 * 60;
+        const MAX_SILENCES: usize = 10_000;
+        if minutes == 0 || minutes > MAX_MINUTES {
+            return Answer::Error {
+                message: format!("a silence lasts 1 to {MAX_MINUTES} minutes"),
+            };
+        }
+        let printable = |s: &str, max: usize| s.len() <= max && !s.chars().any(char::is_control);
+        if host.is_empty()
+            || metric.is_empty()
+            || !printable(&host, 253)
+            || !printable(&metric, 256)
+            || !printable(&author, 64)
+            || !printable(&comment, 500)
+        {
+            return Answer::Error {
+                message: "host and metric patterns are needed; no control characters; comment at most 500 bytes".into(),
+            };
+        }
+        if self.silences.len() >= MAX_SILENCES {
+            return Answer::Error {
+                message: format!("already {MAX_SILENCES} silences"),
+            };
+        }
+        let id = self
+            .silences
+            .keys()
+            .next_back()
+            .map_or(now, |last| (*last + 1).max(now));
+        let silence = Silence {
+            id,
+            host,
+            metric,
+            start_ms: now,
+            end_ms: now + u64::from(minutes) * 60_000,
+            author,
+            comment,
+        };
+        let text = format!(
+            "{}/{} silenced for {minutes} min by {} (silence {id}): {}",
+            silence.host, silence.metric, silence.author, silence.comment
+        );
+        self.event(now, &silence.host.clone(), text);
+        self.write(store::Write::Silence(silence.clone()));
+        self.silences.insert(id, silence);
+        Answer::Silenced { id }
     }
 
     /// The configured interval wins over the announced one, which wins over the default.
@@ -1647,6 +1799,7 @@ mod tests {
             flap_detection: true,
             flap_high: 30.0,
             flap_low: 25.0,
+            maintenance: serde_json::Value::Null,
             storm_detection: true,
             storm_fraction: 0.1,
             storm_min_hosts: 5,
@@ -2292,5 +2445,94 @@ mod tests {
         // No reminders or late pages for them meanwhile.
         s.second(80 * S);
         assert_eq!(s.ready.len(), 3);
+    }
+
+    /// Issue 5, acceptance 4 (the engine's part): a silenced alert is shown, notified when
+    /// the silence ends if still active; an acknowledged one stops reminding.
+    #[test]
+    fn silences_hold_alerts_until_they_end_and_acknowledgement_stops_reminders() {
+        let mut c = alerting_config();
+        c.grace = 0.0;
+        let mut s = State::new(0);
+        s.configure(c, 0).unwrap();
+        heartbeat(&mut s, "web1", 0);
+        let Reply::Now(Answer::Silenced { id }) = s.query(
+            Query::Silence {
+                host: "web*".into(),
+                metric: "cpu_monitor.*".into(),
+                minutes: 10,
+                author: "alice".into(),
+                comment: "kernel update".into(),
+            },
+            0,
+        ) else {
+            panic!()
+        };
+        cpu(&mut s, S, 95.0);
+        s.second(2 * S);
+        assert!(s.ready.is_empty(), "silenced");
+        assert_eq!(s.alerts.len(), 1, "but shown");
+        s.second(599 * S);
+        assert!(s.ready.is_empty());
+        s.second(600 * S);
+        assert_eq!(
+            titles(&s),
+            ["[CRITICAL] web1 cpu_monitor.cpu_percent"],
+            "at the end"
+        );
+        assert!(s.silences.is_empty(), "an ended silence is forgotten");
+        // Reminders every hour, until acknowledged.
+        s.second(600 * S + 3600 * S);
+        assert_eq!(s.ready.len(), 2);
+        let Reply::Now(Answer::Done { .. }) = s.query(
+            Query::Acknowledge {
+                key: "web1/cpu_monitor.cpu_percent".into(),
+                by: "bob".into(),
+            },
+            4300 * S,
+        ) else {
+            panic!()
+        };
+        s.second(600 * S + 7200 * S);
+        assert_eq!(s.ready.len(), 2, "acknowledged: no reminder");
+        // Bad silences are refused.
+        for (host, minutes) in [("", 10), ("web1", 0), ("web1\n", 10), ("web1", 50_000)] {
+            let reply = s.query(
+                Query::Silence {
+                    host: host.into(),
+                    metric: "*".into(),
+                    minutes,
+                    author: "x".into(),
+                    comment: String::new(),
+                },
+                0,
+            );
+            assert!(
+                matches!(reply, Reply::Now(Answer::Error { .. })),
+                "{host:?} {minutes}"
+            );
+        }
+        let _ = id;
+    }
+
+    #[test]
+    fn a_maintenance_window_silences_what_it_covers() {
+        let mut c = alerting_config();
+        c.grace = 0.0;
+        // Every day from 00:00 UTC for an hour: the test's clock starts at 0.
+        c.maintenance = serde_json::json!([{"name": "nightly", "hosts": "web1", "metrics": "down", "start": "00:00", "duration": 60}]);
+        let mut s = State::new(0);
+        s.configure(c, 0).unwrap();
+        heartbeat(&mut s, "web1", 0);
+        cpu(&mut s, S, 95.0);
+        assert_eq!(s.ready.len(), 1, "cpu is not covered");
+        run(&mut s, 0, 30 * S);
+        assert_eq!(s.ready.len(), 1, "down is");
+        s.second(3600 * S);
+        assert_eq!(
+            titles(&s)[1],
+            "[CRITICAL] web1 down",
+            "when the window closes"
+        );
     }
 }

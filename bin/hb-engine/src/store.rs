@@ -90,6 +90,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE alerts ADD COLUMN last_notified_ms INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE alerts ADD COLUMN acknowledged TEXT;
     ",
+    "
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        comment TEXT NOT NULL
+    );
+    ",
 ];
 
 /// Notifications kept in the outbox after they are done (for inspection).
@@ -233,6 +244,13 @@ pub enum Write {
         /// What happened, for inspection.
         outcome: String,
     },
+    /// A silence was made.
+    Silence(hb_rules::silence::Silence),
+    /// A silence was ended, or is over.
+    Unsilence {
+        /// Its id.
+        id: u64,
+    },
     /// Forget a host and its history.
     Drop {
         /// The host.
@@ -273,6 +291,8 @@ pub struct Loaded {
     pub last_notification_id: u64,
     /// Latest sample per host and plugin.
     pub latest: Vec<(String, String, serde_json::Value)>,
+    /// Ad-hoc silences.
+    pub silences: Vec<hb_rules::silence::Silence>,
 }
 
 /// How much history the store keeps.
@@ -388,6 +408,23 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
             r.get::<_, Option<i64>>(0)
         })?
         .unwrap_or(0) as u64;
+    let mut q = db.prepare(
+        "SELECT id, host, metric, start_ms, end_ms, author, comment FROM silences ORDER BY id",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok(hb_rules::silence::Silence {
+            id: r.get::<_, i64>(0)? as u64,
+            host: r.get(1)?,
+            metric: r.get(2)?,
+            start_ms: r.get::<_, i64>(3)? as u64,
+            end_ms: r.get::<_, i64>(4)? as u64,
+            author: r.get(5)?,
+            comment: r.get(6)?,
+        })
+    })?;
+    for row in rows {
+        loaded.silences.push(row?);
+    }
     // The newest row of each (host, plugin): the index makes MAX(id) per group cheap.
     let mut q = db.prepare(
         "SELECT host, plugin, data FROM samples WHERE id IN
@@ -606,6 +643,25 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                 }
                 Write::Done { id, at_ms, outcome } => {
                     done.execute(params![*id as i64, *at_ms as i64, outcome])?;
+                }
+                Write::Silence(s) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO silences (id, host, metric, start_ms, end_ms, author, comment)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        s.id as i64,
+                        s.host,
+                        s.metric,
+                        s.start_ms as i64,
+                        s.end_ms as i64,
+                        s.author,
+                        s.comment
+                    ])?;
+                }
+                Write::Unsilence { id } => {
+                    tx.prepare_cached("DELETE FROM silences WHERE id = ?1")?
+                        .execute([*id as i64])?;
                 }
                 Write::Drop { host } => {
                     for table in [
@@ -869,7 +925,7 @@ mod tests {
         drop(db);
         let e = open(&path).unwrap_err().to_string();
         assert!(
-            e.contains("schema version 99, newer than this hb-engine's 3"),
+            e.contains("schema version 99, newer than this hb-engine's 4"),
             "{e}"
         );
         let db = Connection::open(&path).unwrap();

@@ -15,7 +15,8 @@ use hb_supervisor::passwd::PasswordHash;
 const USAGE: &str =
     "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts|messages|counters ROLE
        hbctl [-s SOCKET] [-c FILE] [-j] command HOST NAME | update HOST
-       hbctl [-s SOCKET] [-c FILE] [-j] host HOST | alerts | drop HOST
+       hbctl [-s SOCKET] [-c FILE] [-j] host HOST | alerts | drop HOST | ack ALERT
+       hbctl [-s SOCKET] [-c FILE] [-j] silence HOST[/METRIC] MINUTES [COMMENT...] | unsilence ID | silences
        hbctl [-s SOCKET] [-c FILE] [-j] samples HOST PLUGIN [N] | rtt HOST [N] | events [HOST] [N]
        hbctl passwd NAME
   -s SOCKET  control socket (default: control_socket of the configuration)
@@ -69,6 +70,26 @@ fn run() -> anyhow::Result<ExitCode> {
             host: host.to_string(),
         }),
         ["alerts"] => query(Query::Alerts {}),
+        ["ack", key] => query(Query::Acknowledge {
+            key: key.to_string(),
+            by: who(),
+        }),
+        ["silence", target, minutes, comment @ ..] => {
+            let (host, metric) = target.split_once('/').unwrap_or((target, "*"));
+            query(Query::Silence {
+                host: host.to_string(),
+                metric: metric.to_string(),
+                minutes: count(Some(minutes), 0)?,
+                author: who(),
+                comment: comment.join(" "),
+            })
+        }
+        ["unsilence", id] => query(Query::Unsilence {
+            id: id
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{id:?} is not a silence id"))?,
+        }),
+        ["silences"] => query(Query::Silences {}),
         ["drop", host] => query(Query::DropHost {
             host: host.to_string(),
         }),
@@ -244,6 +265,15 @@ fn prompt(text: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// Who is asking, for silences and acknowledgements: the login name, else the uid.
+fn who() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => format!("{} (hbctl)", user.name),
+        _ => format!("uid {uid} (hbctl)"),
+    }
+}
+
 fn query(query: Query) -> CtlRequest {
     CtlRequest::Query { query }
 }
@@ -334,6 +364,25 @@ fn print_answer(answer: Answer) {
         }
         Answer::Messages { messages } => print_events(&messages),
         Answer::Dropped { host } => println!("dropped {host}"),
+        Answer::Silenced { id } => println!("silence {id}"),
+        Answer::Done { message } => println!("{message}"),
+        Answer::Silences { silences, windows } => {
+            for s in silences {
+                println!(
+                    "{:<16} {}/{} until {} by {}: {}",
+                    s.id,
+                    s.host,
+                    s.metric,
+                    time(s.end_ms),
+                    s.author,
+                    s.comment
+                );
+            }
+            for (name, open) in windows {
+                let state = if open { "open" } else { "closed" };
+                println!("window {name:?}: {state}");
+            }
+        }
         other => match serde_json::to_string(&other) {
             Ok(json) => println!("{json}"),
             Err(e) => eprintln!("hbctl: {e}"),

@@ -382,3 +382,81 @@ fn history_is_served_after_a_full_restart() {
     );
     assert!(server.ctl(&["host", "nosuch"]).is_none());
 }
+
+// Issue 5 through the real binaries: a threshold from the configuration alerts on plugin
+// data sent over UDP, the notification reaches hb-notifier, and hbctl acknowledges,
+// silences and lists.
+#[test]
+fn threshold_alerts_reach_the_notifier_and_hbctl_handles_them() {
+    let server = Server::start(
+        "alerting",
+        "grace: 0\nthreshold_renotify_interval: 3600\nwatchhosts: [web1]\n\
+         thresholds:\n  cpu_monitor:\n    cpu_percent: {warning: 80, critical: 90}\n",
+    );
+    let plg = |value: u32| {
+        format!(
+            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{value}}}}}"#
+        )
+    };
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"HTB","name":"web1","interval":60}"#,
+    );
+    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    assert!(
+        server.wait_log(
+            "Notification: [CRITICAL] web1 cpu_monitor.cpu_percent",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.log_text()
+    );
+    let alerts = server.ctl(&["alerts"]).expect("alerts")["answer"]["alerts"].clone();
+    assert_eq!(alerts[0]["key"], "web1/cpu_monitor.cpu_percent");
+    assert_eq!(alerts[0]["level"], "CRITICAL");
+    assert_eq!(alerts[0]["notified"], true);
+    // Acknowledge it; a key that is not an alert is an error.
+    assert!(
+        server
+            .ctl(&["ack", "web1/cpu_monitor.cpu_percent"])
+            .is_some()
+    );
+    assert!(server.ctl(&["ack", "web1/nosuch"]).is_none());
+    assert!(
+        server
+            .messages()
+            .iter()
+            .any(|m| m.starts_with("web1/cpu_monitor.cpu_percent acknowledged by ")),
+        "{:?}",
+        server.messages()
+    );
+    // Recovery.
+    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    assert!(server.wait_log(
+        "Notification: [RECOVER] web1 cpu_monitor.cpu_percent",
+        Duration::from_secs(10)
+    ));
+    // Silenced, the next alert is shown but not notified.
+    let silence = server
+        .ctl(&["silence", "web1/cpu_monitor.*", "10", "maintenance"])
+        .expect("silence");
+    let id = silence["answer"]["id"].as_u64().expect("id");
+    send_from("127.0.0.1", server.hb_port, plg(85).as_bytes());
+    assert!(wait_for(Duration::from_secs(5), || {
+        server.ctl(&["alerts"]).expect("alerts")["answer"]["alerts"][0]["level"] == "WARNING"
+    }));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!server.log_text().contains("Notification: [WARNING] web1"));
+    let listed = server.ctl(&["silences"]).expect("silences");
+    assert_eq!(listed["answer"]["silences"][0]["id"], id);
+    // Ended early: the alert, still active, notifies.
+    assert!(server.ctl(&["unsilence", &id.to_string()]).is_some());
+    assert!(server.wait_log(
+        "Notification: [WARNING] web1 cpu_monitor.cpu_percent",
+        Duration::from_secs(5)
+    ));
+    // Bad input.
+    assert!(server.ctl(&["silence", "web1", "0"]).is_none());
+    assert!(server.ctl(&["unsilence", "12345"]).is_none());
+}
