@@ -149,10 +149,18 @@ impl Flap {
     }
 }
 
+/// Active alerts one host may have: a host (or a forger of its name) reporting thousands
+/// of partitions over a wildcard threshold cannot grow the table without bound.
+pub const MAX_ALERTS_PER_HOST: usize = 1000;
+
 /// Every active alert.
 #[derive(Debug, Default)]
 pub struct Alerts {
     map: BTreeMap<String, Alert>,
+    /// Active alerts per host.
+    per_host: std::collections::HashMap<String, usize>,
+    /// New alerts refused because their host had [`MAX_ALERTS_PER_HOST`].
+    pub refused: u64,
     /// Recent levels of keys that were not OK lately.
     flaps: BTreeMap<String, Flap>,
     /// When a key is flapping.
@@ -182,7 +190,17 @@ impl Alerts {
 
     /// Takes back a stored alert.
     pub fn restore(&mut self, key: String, alert: Alert) {
+        *self.per_host.entry(alert.host.clone()).or_insert(0) += 1;
         self.map.insert(key, alert);
+    }
+
+    fn removed(&mut self, host: &str) {
+        if let Some(n) = self.per_host.get_mut(host) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_host.remove(host);
+            }
+        }
     }
 
     /// The level of `key` now (OK without an alert).
@@ -312,7 +330,11 @@ impl Alerts {
         };
         match self.map.get(key).map(|a| a.level) {
             None if level == Level::Ok => {}
+            None if self.per_host.get(host).copied().unwrap_or(0) >= MAX_ALERTS_PER_HOST => {
+                self.refused += 1;
+            }
             None => {
+                *self.per_host.entry(host.to_string()).or_insert(0) += 1;
                 let notify = grace_ms == 0 && may_notify;
                 self.map.insert(
                     key.to_string(),
@@ -346,6 +368,7 @@ impl Alerts {
             }
             Some(_) if level == Level::Ok => {
                 if let Some(alert) = self.map.remove(key) {
+                    self.removed(&alert.host);
                     // Within the grace (never notified): neither alert nor recovery.
                     let notify = alert.notified;
                     actions.push(Action::Ended {
@@ -384,6 +407,7 @@ impl Alerts {
     /// reported or checked); its recovery goes to whoever got it.
     pub fn end(&mut self, key: &str, text: String) -> Option<Action> {
         let mut alert = self.map.remove(key)?;
+        self.removed(&alert.host);
         self.flaps.remove(key);
         alert.text = text;
         let notify = alert.notified;
@@ -601,5 +625,44 @@ mod tests {
         }
         assert_eq!(after, ["flapping_stopped"]);
         assert!(tick(&mut a, 100 * S, 0, None).is_empty());
+    }
+
+    #[test]
+    fn a_host_cannot_open_alerts_without_bound() {
+        let mut a = Alerts::default();
+        for i in 0..MAX_ALERTS_PER_HOST + 10 {
+            let key = format!("h/disk.{i}");
+            a.observe(
+                &key,
+                ("h", "disk"),
+                (Level::Warning, String::new()),
+                0,
+                0,
+                true,
+            );
+        }
+        assert_eq!(a.len(), MAX_ALERTS_PER_HOST);
+        assert_eq!(a.refused, 10);
+        // Ending one makes room.
+        a.end("h/disk.0", String::new());
+        a.observe(
+            "h/new",
+            ("h", "new"),
+            (Level::Warning, String::new()),
+            0,
+            0,
+            true,
+        );
+        assert!(a.get("h/new").is_some());
+        // Other hosts are not affected.
+        a.observe(
+            "g/x",
+            ("g", "x"),
+            (Level::Warning, String::new()),
+            0,
+            0,
+            true,
+        );
+        assert!(a.get("g/x").is_some());
     }
 }

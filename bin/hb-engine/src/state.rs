@@ -1618,6 +1618,7 @@ impl State {
                 counters.insert("hosts".into(), self.hosts.len() as u64);
                 counters.insert("deadlines".into(), self.liveness.pending() as u64);
                 counters.insert("alerts".into(), self.alerts.len() as u64);
+                counters.insert("alerts_refused".into(), self.alerts.refused);
                 counters.insert("outbox_pending".into(), self.outbox.len() as u64);
                 counters.insert("plugin_bytes".into(), self.plugin_bytes as u64);
                 if let Some(store) = &self.store {
