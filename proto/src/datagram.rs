@@ -324,6 +324,11 @@ fn check_key(key: &str, limits: &Limits) -> Result<(), Reject> {
     if key.len() > limits.max_key {
         return Err(Reject::TooBig(format!("key of {} bytes", key.len())));
     }
+    // Keys become metric names, alert keys and notification titles: no line breaks or
+    // other control characters in them.
+    if key.chars().any(char::is_control) {
+        return Err(Reject::BadJson("a key holds a control character".into()));
+    }
     Ok(())
 }
 
@@ -521,6 +526,14 @@ mod tests {
             decode_client(&z, &limits()).unwrap_err().reason(),
             "bad_zlib"
         );
+    }
+
+    #[test]
+    fn keys_with_control_characters_are_refused() {
+        let d = br#"{"ID":"PLG","name":"web1","plugin":"x","data":{"a\nSubject: hi":1}}"#;
+        let e = decode_client(d, &limits()).unwrap_err();
+        assert_eq!(e.reason(), "bad_json");
+        assert!(e.to_string().contains("control character"), "{e}");
     }
 
     #[test]

@@ -102,14 +102,14 @@ fn strings(v: Option<&Value>, path: &str, default: &str) -> Result<Vec<String>, 
 }
 
 fn weekday(name: &str) -> Option<Weekday> {
-    Some(match name.to_ascii_lowercase().get(..3)? {
-        "mon" => Weekday::Monday,
-        "tue" => Weekday::Tuesday,
-        "wed" => Weekday::Wednesday,
-        "thu" => Weekday::Thursday,
-        "fri" => Weekday::Friday,
-        "sat" => Weekday::Saturday,
-        "sun" => Weekday::Sunday,
+    Some(match name.to_ascii_lowercase().as_str() {
+        "mon" | "monday" => Weekday::Monday,
+        "tue" | "tuesday" => Weekday::Tuesday,
+        "wed" | "wednesday" => Weekday::Wednesday,
+        "thu" | "thursday" => Weekday::Thursday,
+        "fri" | "friday" => Weekday::Friday,
+        "sat" | "saturday" => Weekday::Saturday,
+        "sun" | "sunday" => Weekday::Sunday,
         _ => return None,
     })
 }
@@ -374,6 +374,10 @@ mod tests {
             (
                 json!({"start": "02:00", "duration": 5, "days": ["someday"]}),
                 "m.days: \"someday\" is not a day",
+            ),
+            (
+                json!({"start": "02:00", "duration": 5, "days": ["monkey"]}),
+                "m.days: \"monkey\" is not a day",
             ),
             (
                 json!({"start": "02:00", "duration": 5, "every": 1}),

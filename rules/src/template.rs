@@ -89,6 +89,22 @@ fn parse(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
     Ok(pieces)
 }
 
+/// The variable names a template uses (empty if its syntax is bad).
+pub fn names(template: &str) -> Vec<&str> {
+    parse(template).map_or_else(
+        |_| Vec::new(),
+        |pieces| {
+            pieces
+                .into_iter()
+                .filter_map(|p| match p {
+                    Piece::Var { name, .. } => Some(name),
+                    _ => None,
+                })
+                .collect()
+        },
+    )
+}
+
 /// Checks a template's syntax (names are checked when it is rendered).
 pub fn check(template: &str) -> Result<(), TemplateError> {
     parse(template).map(|_| ())

@@ -89,6 +89,13 @@ fn hysteresis_holds_an_alert_until_the_recovery_point() {
     let eq = th(json!({"operator": "==", "warning": 1, "critical": 2}));
     assert_eq!(eq.evaluate(&json!(0.99), Warning).level, Ok);
     assert_eq!(eq.recovery_point(Warning), None);
+    // Without a band, leaving the limit recovers: a `> 0` error count back at 0, and the
+    // built-in ZFS `< 1` back at 1.
+    let errors = th(json!({"warning": 0}));
+    assert_eq!(errors.evaluate(&json!(0), Warning).level, Ok);
+    let zfs = th(json!({"operator": "<", "critical": 1, "hysteresis": 0}));
+    assert_eq!(zfs.evaluate(&json!(1), Critical).level, Ok);
+    assert_eq!(zfs.evaluate(&json!(0), Critical).level, Critical);
     // Negative limits move the right way.
     let neg = th(json!({"operator": "<", "warning": -10, "critical": -20}));
     assert_eq!(neg.evaluate(&json!(-9.9), Warning).level, Warning);

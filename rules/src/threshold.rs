@@ -114,11 +114,15 @@ impl Op {
     /// recovers only below `limit - |limit| * h`, a `<`/`<=` one only above
     /// `limit + |limit| * h` (the same as `limit * (1 -/+ h)` for positive limits).
     fn held(self, value: f64, limit: f64, h: f64) -> bool {
-        match self {
-            Op::Gt | Op::Ge => value >= limit - limit.abs() * h,
-            Op::Lt | Op::Le => value <= limit + limit.abs() * h,
-            Op::Eq | Op::Ne | Op::Nagios => false,
-        }
+        let band = limit.abs() * h;
+        // Without a band (a limit of 0, or no hysteresis) only a breach holds.
+        self.breached(value, limit)
+            || (band > 0.0
+                && match self {
+                    Op::Gt | Op::Ge => value >= limit - band,
+                    Op::Lt | Op::Le => value <= limit + band,
+                    Op::Eq | Op::Ne | Op::Nagios => false,
+                })
     }
 }
 

@@ -640,6 +640,14 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
     {
         err("storm_window", format!("must be 1 to 600 seconds, not {w}"));
     }
+    if let Some(n) = file.threshold_renotify_interval
+        && n > 30 * 86_400
+    {
+        err(
+            "threshold_renotify_interval",
+            format!("must be at most 30 days (2592000 s), not {n}"),
+        );
+    }
     if let Some(n) = file.sample_count
         && !(1..=100_000).contains(&n)
     {

@@ -39,6 +39,9 @@ pub struct Alert {
     pub notified: bool,
     /// When the last notification for it went out (reminders count from here).
     pub last_notified_ms: u64,
+    /// The level its last alert notification was about (an escalation while it was held
+    /// is notified when the hold ends).
+    pub notified_level: Option<Level>,
     /// Who acknowledged it (reminders stop until the level changes).
     pub acknowledged: Option<String>,
 }
@@ -128,7 +131,14 @@ impl Default for FlapLimits {
 struct Flap {
     levels: VecDeque<Level>,
     flapping: bool,
+    /// When it was last observed.
+    touched: u64,
 }
+
+/// Keys with a flap history at most: past it, new keys are not watched for flapping.
+const MAX_FLAPS: usize = 10_000;
+/// A history not observed for this long is forgotten (a flapping key counts as settled).
+const FLAP_FORGET_MS: u64 = 3_600_000;
 
 /// Observations weighed for flapping (Icinga keeps 21).
 const FLAP_HISTORY: usize = 21;
@@ -219,7 +229,7 @@ impl Alerts {
         grace_ms: u64,
         may_notify: bool,
     ) -> Vec<Action> {
-        let (was, is) = self.note_level(key, level);
+        let (was, is) = self.note_level(key, level, now);
         let mut actions =
             self.observe_level(key, who, (level, text), now, grace_ms, may_notify && !is);
         if was || is {
@@ -241,8 +251,39 @@ impl Alerts {
         if self.flaps.is_empty() || !self.flaps.contains_key(key) {
             return Vec::new();
         }
-        let (was, is) = self.note_level(key, Level::Ok);
+        let (was, is) = self.note_level(key, Level::Ok, now);
         self.flap_notice(key, was, is, now).into_iter().collect()
+    }
+
+    /// Forgets flap histories: all (detection turned off: held keys notify again), or
+    /// those of one host (dropped).
+    pub fn forget_flaps(&mut self, host: Option<&str>) {
+        match host {
+            None => self.flaps.clear(),
+            Some(host) => {
+                let prefix = format!("{host}/");
+                self.flaps.retain(|k, _| !k.starts_with(&prefix));
+            }
+        }
+    }
+
+    /// Forgets histories not observed for an hour; a key that was flapping counts as
+    /// settled (its notice is returned).
+    pub fn forget_stale_flaps(&mut self, now: u64) -> Vec<Action> {
+        let stale: Vec<(String, bool)> = self
+            .flaps
+            .iter()
+            .filter(|(_, f)| now.saturating_sub(f.touched) >= FLAP_FORGET_MS)
+            .map(|(k, f)| (k.clone(), f.flapping))
+            .collect();
+        let mut actions = Vec::new();
+        for (key, flapping) in stale {
+            self.flaps.remove(&key);
+            if flapping {
+                actions.extend(self.flap_notice(&key, true, false, now));
+            }
+        }
+        actions
     }
 
     /// Sets whether `key` counts as notified (a storm summary covered it; or, for a storm
@@ -265,15 +306,16 @@ impl Alerts {
     }
 
     /// Records a level for flap detection; whether the key was flapping, and is now.
-    fn note_level(&mut self, key: &str, level: Level) -> (bool, bool) {
+    fn note_level(&mut self, key: &str, level: Level, now: u64) -> (bool, bool) {
         if !self.flap_limits.enabled {
             return (false, false);
         }
-        if level == Level::Ok && !self.flaps.contains_key(key) {
+        if !self.flaps.contains_key(key) && (level == Level::Ok || self.flaps.len() >= MAX_FLAPS) {
             return (false, false);
         }
         let limits = self.flap_limits;
         let flap = self.flaps.entry(key.to_string()).or_default();
+        flap.touched = now;
         flap.levels.push_back(level);
         while flap.levels.len() > FLAP_HISTORY {
             flap.levels.pop_front();
@@ -305,6 +347,7 @@ impl Alerts {
                 if let Some(alert) = self.map.get_mut(key) {
                     alert.notified = true;
                     alert.last_notified_ms = now;
+                    alert.notified_level = Some(alert.level);
                 }
                 Some(Action::Notify {
                     key: key.to_string(),
@@ -347,6 +390,7 @@ impl Alerts {
                         text,
                         notified: notify,
                         last_notified_ms: if notify { now } else { 0 },
+                        notified_level: notify.then_some(level),
                         acknowledged: None,
                     },
                 );
@@ -380,8 +424,8 @@ impl Alerts {
                 }
             }
             Some(current) => {
-                let escalation = level.severity() > current.severity()
-                    || (level.severity() == current.severity() && level != current);
+                // WARNING and UNKNOWN are alike: a change between them is no escalation.
+                let escalation = level.severity() > current.severity();
                 if let Some(alert) = self.map.get_mut(key) {
                     alert.level = level;
                     alert.since_ms = now;
@@ -390,6 +434,9 @@ impl Alerts {
                     // The reminder timer starts again at a level change.
                     alert.last_notified_ms = now;
                     let notify = escalation && alert.notified && may_notify;
+                    if notify {
+                        alert.notified_level = Some(level);
+                    }
                     actions.push(changed);
                     if notify {
                         actions.push(Action::Notify {
@@ -408,9 +455,10 @@ impl Alerts {
     pub fn end(&mut self, key: &str, text: String) -> Option<Action> {
         let mut alert = self.map.remove(key)?;
         self.removed(&alert.host);
-        self.flaps.remove(key);
+        // Whoever heard it was flapping hears it is closed.
+        let flapping = self.flaps.remove(key).is_some_and(|f| f.flapping);
         alert.text = text;
-        let notify = alert.notified;
+        let notify = alert.notified || flapping;
         Some(Action::Ended {
             key: key.to_string(),
             alert,
@@ -419,11 +467,10 @@ impl Alerts {
         })
     }
 
-    /// Keys of the alerts of `host`.
+    /// Keys of the alerts of `host` (keys are `host/...`, and `0` sorts right after `/`).
     pub fn of_host(&self, host: &str) -> Vec<String> {
         self.map
-            .iter()
-            .filter(|(_, a)| a.host == host)
+            .range(format!("{host}/")..format!("{host}0"))
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -446,11 +493,26 @@ impl Alerts {
                 if now >= alert.opened_ms.saturating_add(grace_ms) && may_notify(key, alert) {
                     alert.notified = true;
                     alert.last_notified_ms = now;
+                    alert.notified_level = Some(alert.level);
                     actions.push(Action::Notify {
                         key: key.clone(),
                         kind: Kind::Alert,
                     });
                 }
+                continue;
+            }
+            // Escalated while held: notified when the hold ends.
+            if alert
+                .notified_level
+                .is_some_and(|l| alert.level.severity() > l.severity())
+                && may_notify(key, alert)
+            {
+                alert.last_notified_ms = now;
+                alert.notified_level = Some(alert.level);
+                actions.push(Action::Notify {
+                    key: key.clone(),
+                    kind: Kind::Alert,
+                });
                 continue;
             }
             if let Some(every) = renotify_ms

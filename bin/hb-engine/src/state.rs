@@ -35,6 +35,8 @@ const OUTBOX_RESEND_AFTER_MS: u64 = 300_000;
 const ANSWERED_KEPT: usize = 4096;
 /// Commands waiting for one host at most (they ride in every ACK to it).
 const MAX_QUEUED: usize = 16;
+/// Metrics with a threshold checked per plugin report at most.
+const MAX_FINDINGS: usize = 1000;
 /// Events kept in memory for `/api/0/messages` (the original shows 30).
 pub const EVENTS_KEPT: usize = 30;
 /// A rejected datagram is an event at most once per source address and reason in this
@@ -97,6 +99,8 @@ pub struct State {
     host_rules: HashMap<Vec<String>, std::sync::Arc<HostRules>>,
     /// Display templates that failed, reported once each.
     bad_templates: BTreeSet<String>,
+    /// Alert keys whose "flapping" notice went out (so their "settled" notice does too).
+    flap_noticed: BTreeSet<String>,
     /// Notifications not yet reported done by the notifier, by id, with when they were last
     /// handed over (`None`: not yet committed to the store, so not to be handed over).
     outbox: BTreeMap<u64, (Notification, Option<u64>)>,
@@ -146,6 +150,7 @@ impl State {
             rules: Rules::default(),
             host_rules: HashMap::new(),
             bad_templates: BTreeSet::new(),
+            flap_noticed: BTreeSet::new(),
             outbox: BTreeMap::new(),
             plugin_bytes: 0,
             // A thousand ids per ms: a storm of notifications cannot catch up with the clock
@@ -185,6 +190,11 @@ impl State {
             high: config.flap_high,
             low: config.flap_low,
         };
+        if !config.flap_detection {
+            // Keys held as flapping notify again.
+            self.alerts.forget_flaps(None);
+            self.flap_noticed.clear();
+        }
         self.bad_templates.clear();
         let dropped: Vec<String> = config
             .drophosts
@@ -328,6 +338,7 @@ impl State {
                     text: a.text,
                     notified: a.notified,
                     last_notified_ms: a.last_notified_ms,
+                    notified_level: a.notified.then_some(level),
                     acknowledged: a.acknowledged,
                 },
             );
@@ -655,7 +666,7 @@ impl State {
                 let timing = self.timing(host);
                 let before = self.liveness.state(host);
                 let change = self.liveness.heartbeat(host, received_ms, timing);
-                if self.alerts.has_flaps() {
+                if change.is_none() && self.alerts.has_flaps() {
                     let actions = self.alerts.note_ok(&format!("{host}/down"), received_ms);
                     self.act(actions, received_ms);
                 }
@@ -1030,7 +1041,16 @@ impl State {
             return;
         };
         let (host, metric) = (host.to_string(), metric.to_string());
-        if !self.watched(&host) {
+        // The start notice goes only where alerts may go now; the settled notice only where
+        // the start notice went.
+        let allowed = match kind {
+            Kind::Flapping => {
+                self.may_notify_metric(&host, &metric, now)
+                    && self.flap_noticed.insert(key.to_string())
+            }
+            _ => self.flap_noticed.remove(key),
+        };
+        if !allowed {
             return;
         }
         let level = self.alerts.level(key);
@@ -1102,7 +1122,7 @@ impl State {
             None => format!("{host} down (not watched)"),
         };
         self.event(now, host, text_event);
-        if self.watched(host) && self.blocking_parent(host, now).is_none() {
+        if self.may_notify_metric(host, "down", now) {
             self.storms.down(host, now);
         }
         let may_notify = self.may_notify_metric(host, "down", now);
@@ -1221,20 +1241,38 @@ impl State {
         let grace_ms = self.grace_ms();
         let may_notify = self.may_notify(host, now);
         let mut seen = BTreeSet::new();
-        for finding in rules.findings(plugin, data) {
+        let findings = rules.findings(plugin, data);
+        if findings.len() > MAX_FINDINGS {
+            // More checked metrics than any real plugin reports: the excess is not checked.
+            self.count("findings_refused");
+        }
+        for finding in findings.into_iter().take(MAX_FINDINGS) {
             let metric = format!("{plugin}.{}", finding.path.join("."));
             let may_notify = may_notify && self.silenced(host, &metric, now).is_none();
             let key = format!("{host}/{metric}");
             let current = self.alerts.level(&key);
             let eval = finding.threshold.evaluate(&finding.value, current);
-            let mut vars = siblings(data, &finding.path);
+            let template = finding.threshold.display.clone();
             let name = finding.path.last().cloned().unwrap_or_default();
             let check = finding.check_name.clone().unwrap_or_default();
-            // Nagios fields of this check: <check>_output, <check>_status.
-            for field in ["output", "status"] {
-                let own = vars.get(&format!("{check}_{field}")).cloned();
-                vars.entry(field.to_string())
-                    .or_insert(own.unwrap_or(serde_json::Value::Null));
+            // Only what the template names is looked up (a report may hold thousands of
+            // fields; copying them per metric would cost their square).
+            let wanted = template
+                .as_deref()
+                .map(hb_rules::template::names)
+                .unwrap_or_default();
+            let mut vars = serde_json::Map::new();
+            for name in wanted {
+                let field = match name {
+                    // Nagios fields of this check: <check>_output, <check>_status.
+                    "output" | "status" => lookup(data, &finding.path, &format!("{check}_{name}"))
+                        .or_else(|| lookup(data, &finding.path, name)),
+                    _ => lookup(data, &finding.path, name),
+                };
+                // A name the data lacks stays missing: the template falls back.
+                if let Some(field) = field {
+                    vars.insert(name.to_string(), field);
+                }
             }
             vars.insert("value".into(), finding.value.clone());
             vars.insert("threshold_value".into(), eval.limit.into());
@@ -1242,7 +1280,6 @@ impl State {
             vars.insert("check_name".into(), check.into());
             vars.insert("metric_name".into(), name.into());
             vars.insert("level".into(), eval.level.name().into());
-            let template = finding.threshold.display.clone();
             let text = self.alert_text((host, &metric), template.as_deref(), &vars);
             let actions = self.alerts.observe(
                 &key,
@@ -1276,18 +1313,24 @@ impl State {
         let Some(rules) = self.rules_for(host) else {
             return;
         };
+        let key = format!("{host}/rtt");
         let Some(threshold) = rules.rtt(host) else {
+            // Its threshold was removed or disabled: an alert it raised ends.
+            if self.alerts.get(&key).is_some()
+                && let Some(action) = self.alerts.end(&key, "rtt no longer checked".into())
+            {
+                self.act(vec![action], now);
+            }
             return;
         };
-        let key = format!("{host}/rtt");
         let value = serde_json::Value::from(rtt_ms);
         let eval = threshold.evaluate(&value, self.alerts.level(&key));
-        let metric = format!("rtt.{host}");
+        let metric = "rtt".to_string();
         let mut vars = serde_json::Map::new();
         vars.insert("value".into(), value);
         vars.insert("threshold_value".into(), eval.limit.into());
         vars.insert("op_symbol".into(), threshold.op.symbol().into());
-        vars.insert("metric_name".into(), metric.clone().into());
+        vars.insert("metric_name".into(), format!("rtt.{host}").into());
         vars.insert("check_name".into(), host.into());
         vars.insert("level".into(), eval.level.name().into());
         let template = threshold.display.clone();
@@ -1325,8 +1368,8 @@ impl State {
             (
                 "recovery",
                 "OK",
-                format!("[RECOVER] all {total} hosts of the storm are back"),
-                format!("All {total} hosts that went down together are back."),
+                format!("[RECOVER] {total} hosts of the storm are back"),
+                format!("The {total} hosts of the storm that were not paged one by one are back."),
             )
         } else {
             let shown: Vec<&str> = hosts.iter().take(20).map(String::as_str).collect();
@@ -1339,29 +1382,25 @@ impl State {
             (
                 "alert",
                 "CRITICAL",
-                format!("[CRITICAL] {} hosts down within {window} s", hosts.len()),
+                format!("[CRITICAL] {total} hosts down within {window} s"),
                 format!(
-                    "Possible network problem at the monitor: {} hosts went down within {window} s ({}{more}). They are not paged one by one; one notice follows when all are back.",
-                    hosts.len(),
+                    "Possible network problem at the monitor: {total} hosts went down within {window} s ({}{more}). They are not paged one by one; one notice follows when all are back.",
                     shown.join(", ")
                 ),
             )
         };
         let event = if hosts.is_empty() {
-            format!("storm over: all {total} hosts are back")
+            format!("storm over: its {total} hosts are back")
         } else {
-            format!(
-                "{} hosts down within {window} s: possible network problem at the monitor",
-                hosts.len()
-            )
+            format!("{total} hosts down within {window} s: possible network problem at the monitor")
         };
         self.event(now, "*", event);
-        if !hosts.is_empty() {
-            // The summary covers their down alerts: no page of their own, no reminders.
-            for host in &hosts {
-                self.alerts
-                    .mark_notified(&format!("{host}/down"), true, now);
-            }
+        // The summary covers their down alerts: no page of their own. Stored, so a restart
+        // does not page them one by one.
+        for host in &hosts {
+            let key = format!("{host}/down");
+            self.alerts.mark_notified(&key, true, now);
+            self.act(vec![Action::Changed { key }], now);
         }
         let key = "*/storm".to_string();
         self.count("notifications");
@@ -1387,9 +1426,8 @@ impl State {
         if self.storms.gathering() {
             let fleet = self.hosts.keys().filter(|h| self.watched(h)).count();
             match self.storms.tick(now, fleet) {
-                Some(Decision::Declared { hosts }) => {
-                    let total = hosts.len();
-                    self.storm_notice(now, total, hosts);
+                Some(Decision::Declared { hosts, count }) => {
+                    self.storm_notice(now, count, hosts);
                 }
                 Some(Decision::Over { total }) => {
                     tracing::info!(total, "Storm over: no new down for a window.");
@@ -1415,6 +1453,8 @@ impl State {
             .alerts
             .tick(now, grace_ms, renotify, |key, _| allowed.contains(key));
         self.act(actions, now);
+        let settled = self.alerts.forget_stale_flaps(now);
+        self.act(settled, now);
         // Ad-hoc silences that are over are forgotten.
         let over: Vec<u64> = self
             .silences
@@ -1435,9 +1475,16 @@ impl State {
         };
         self.plugin_bytes -= dropped.plugins.values().map(|d| d.len()).sum::<usize>();
         self.liveness.remove(host);
-        if let (_, Some(total)) = self.storms.back(host) {
+        let (member, all_back) = self.storms.back(host);
+        if member {
+            // Its page was the storm's; so is its end.
+            self.alerts
+                .mark_notified(&format!("{host}/down"), false, now);
+        }
+        if let Some(total) = all_back {
             self.storm_notice(now, total, Vec::new());
         }
+        self.alerts.forget_flaps(Some(host));
         for key in self.alerts.of_host(host) {
             // Whoever was paged hears that it is closed.
             let text = format!("{host} was dropped ({why}); its alert is closed");
@@ -1693,7 +1740,8 @@ impl State {
             .map_or(now, |last| (*last + 1).max(now));
         let silence = Silence {
             id,
-            host,
+            // Host names are lower case.
+            host: host.to_ascii_lowercase(),
             metric,
             start_ms: now,
             end_ms: now + u64::from(minutes) * 60_000,
@@ -1756,30 +1804,25 @@ fn value_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// The fields next to the metric at `path` (its siblings, for templates: a nested metric
-/// sees the other fields of its partition or pool), then the plugin's top-level fields.
-fn siblings(
+/// A plain field named `name` next to the metric at `path` (in the object holding it, or an
+/// object above it, nearest first): a partition's `free_gb`, a pool's `health`.
+fn lookup(
     data: &serde_json::Map<String, serde_json::Value>,
     path: &[String],
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut vars: serde_json::Map<String, serde_json::Value> = data
-        .iter()
-        .filter(|(_, v)| !v.is_object() && !v.is_array())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut level = data;
+    name: &str,
+) -> Option<serde_json::Value> {
+    let mut levels = vec![data];
     for segment in path.iter().take(path.len().saturating_sub(1)) {
-        let Some(serde_json::Value::Object(inner)) = level.get(segment) else {
-            break;
-        };
-        level = inner;
-        for (k, v) in inner {
-            if !v.is_object() && !v.is_array() {
-                vars.insert(k.clone(), v.clone());
-            }
+        match levels.last().and_then(|m| m.get(segment)) {
+            Some(serde_json::Value::Object(inner)) => levels.push(inner),
+            _ => break,
         }
     }
-    vars
+    levels
+        .iter()
+        .rev()
+        .find_map(|m| m.get(name).filter(|v| !v.is_object() && !v.is_array()))
+        .cloned()
 }
 
 #[cfg(test)]
@@ -2212,7 +2255,7 @@ mod tests {
         );
         assert_eq!(s.ready.len(), 4, "deferred by grace");
         s.second(4009 * S);
-        assert_eq!(titles(&s)[4], "[CRITICAL] web1 rtt.web1");
+        assert_eq!(titles(&s)[4], "[CRITICAL] web1 rtt");
     }
 
     #[test]
@@ -2441,11 +2484,15 @@ mod tests {
         }
         assert_eq!(
             titles(&s)[2..],
-            ["[RECOVER] all 200 hosts of the storm are back"]
+            [
+                "[RECOVER] h0 is back",
+                "[RECOVER] 199 hosts of the storm are back"
+            ],
+            "the first, paged on its own, recovers on its own"
         );
         // No reminders or late pages for them meanwhile.
         s.second(80 * S);
-        assert_eq!(s.ready.len(), 3);
+        assert_eq!(s.ready.len(), 4);
     }
 
     /// Issue 5, acceptance 4 (the engine's part): a silenced alert is shown, notified when
@@ -2535,5 +2582,80 @@ mod tests {
             "[CRITICAL] web1 down",
             "when the window closes"
         );
+    }
+
+    /// Review findings: holds apply to every notice, escalations while held are not lost,
+    /// a hostile report is bounded.
+    #[test]
+    fn holds_apply_to_rtt_flapping_and_escalations() {
+        let mut c = alerting_config();
+        c.grace = 0.0;
+        let mut s = State::new(0);
+        s.configure(c, 0).unwrap();
+        heartbeat(&mut s, "web1", 0);
+        let silence = |s: &mut State, metric: &str| {
+            let Reply::Now(Answer::Silenced { id }) = s.query(
+                Query::Silence {
+                    host: "WEB1".into(),
+                    metric: metric.into(),
+                    minutes: 10,
+                    author: "a".into(),
+                    comment: String::new(),
+                },
+                0,
+            ) else {
+                panic!()
+            };
+            id
+        };
+        // An RTT silence silences the RTT alert, including after its grace.
+        let rtt = silence(&mut s, "rtt");
+        message(
+            &mut s,
+            "web1",
+            S,
+            serde_json::json!({"ID": "HTB", "name": "web1", "rtt": 600.0}),
+        );
+        s.second(5 * S);
+        assert!(s.ready.is_empty(), "{:?}", titles(&s));
+        s.query(Query::Unsilence { id: rtt }, 6 * S);
+        s.second(7 * S);
+        assert_eq!(titles(&s), ["[CRITICAL] web1 rtt"]);
+
+        // A metric that flaps while silenced sends no flapping notice, and no settled one.
+        let cpu_silence = silence(&mut s, "cpu_monitor.*");
+        for i in 0..20u64 {
+            cpu(&mut s, 10 * S + i * S, if i % 2 == 0 { 95.0 } else { 10.0 });
+        }
+        assert!(s.alerts.is_flapping("web1/cpu_monitor.cpu_percent"));
+        for i in 20..60u64 {
+            cpu(&mut s, 10 * S + i * S, 10.0);
+        }
+        assert_eq!(s.ready.len(), 1, "{:?}", titles(&s));
+        // Held at WARNING, escalated to CRITICAL meanwhile: notified as CRITICAL when the
+        // silence ends.
+        cpu(&mut s, 100 * S, 85.0);
+        cpu(&mut s, 101 * S, 95.0);
+        s.query(Query::Unsilence { id: cpu_silence }, 102 * S);
+        s.second(103 * S);
+        assert_eq!(titles(&s)[1], "[CRITICAL] web1 cpu_monitor.cpu_percent");
+    }
+
+    #[test]
+    fn a_hostile_report_is_bounded() {
+        let mut s = state();
+        heartbeat(&mut s, "web1", 0);
+        // 5000 Nagios results: each matches the built-in threshold.
+        let data: serde_json::Map<String, serde_json::Value> = (0..5000)
+            .map(|i| (format!("c{i}_status_code"), serde_json::json!(2)))
+            .collect();
+        message(
+            &mut s,
+            "web1",
+            S,
+            serde_json::json!({"ID": "PLG", "name": "web1", "plugin": "nagios_runner", "data": data}),
+        );
+        assert_eq!(s.counters.get("findings_refused"), Some(&1));
+        assert_eq!(s.alerts.len(), crate::alerts::MAX_ALERTS_PER_HOST);
     }
 }

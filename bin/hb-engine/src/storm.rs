@@ -7,7 +7,8 @@
 //! watched fleet) and one summary goes out instead of their pages, or they are released and
 //! notified one by one (up to `window` late). A declared storm absorbs further downs until
 //! `window` passes without one. Members' recoveries are not paged one by one either: one
-//! notice says when all of them are back.
+//! notice says when all of them are back. The first host, paged on its own, recovers on its
+//! own too.
 
 use std::collections::BTreeSet;
 
@@ -40,6 +41,8 @@ struct Gathering {
     started: u64,
     last: u64,
     first: String,
+    /// The first host came back before the decision.
+    first_back: bool,
     held: Vec<String>,
     declared: bool,
 }
@@ -49,8 +52,10 @@ struct Gathering {
 pub enum Decision {
     /// A storm: one summary for these hosts (the first was paged already).
     Declared {
-        /// Every host down in it, the first first.
+        /// Every host down in it, the first first (if it is still down).
         hosts: Vec<String>,
+        /// How many went down (the first included, even if it is back).
+        count: usize,
     },
     /// No storm: these held hosts are notified one by one now.
     Released {
@@ -87,8 +92,9 @@ impl Storms {
         match &mut self.gathering {
             Some(g) if g.declared && now <= g.last.saturating_add(window) => {
                 g.last = now;
-                self.members.insert(host.to_string());
-                self.total += 1;
+                if self.members.insert(host.to_string()) {
+                    self.total += 1;
+                }
                 false
             }
             Some(g) if !g.declared => {
@@ -101,6 +107,7 @@ impl Storms {
                     started: now,
                     last: now,
                     first: host.to_string(),
+                    first_back: false,
                     held: Vec::new(),
                     declared: false,
                 });
@@ -134,6 +141,10 @@ impl Storms {
             }
             return None;
         }
+        if g.held.is_empty() && g.first_back {
+            self.gathering = None;
+            return None;
+        }
         if now < g.started.saturating_add(window) {
             return None;
         }
@@ -144,11 +155,15 @@ impl Storms {
         let count = g.held.len() + 1;
         if count >= needed.max(2) {
             g.declared = true;
-            let mut hosts = vec![g.first.clone()];
+            let mut hosts = Vec::new();
+            if !g.first_back {
+                hosts.push(g.first.clone());
+            }
+            // The first was paged on its own and recovers on its own: not a member.
+            self.members.extend(g.held.iter().cloned());
+            self.total += g.held.len();
             hosts.append(&mut g.held);
-            self.members.extend(hosts.iter().cloned());
-            self.total += hosts.len();
-            Some(Decision::Declared { hosts })
+            Some(Decision::Declared { hosts, count })
         } else {
             let hosts = std::mem::take(&mut g.held);
             self.gathering = None;
@@ -167,15 +182,15 @@ impl Storms {
             && !g.declared
         {
             g.held.retain(|h| h != host);
+            if g.first == host {
+                g.first_back = true;
+            }
         }
         if !self.members.remove(host) {
             return (false, None);
         }
-        let all_back =
-            self.members.is_empty() && !self.gathering.as_ref().is_some_and(|g| g.declared);
-        if all_back {
-            let total = std::mem::take(&mut self.total);
-            return (true, Some(total));
+        if self.members.is_empty() {
+            return (true, Some(std::mem::take(&mut self.total)));
         }
         (true, None)
     }
@@ -211,18 +226,47 @@ mod tests {
         for i in 1..200 {
             assert!(!s.down(&format!("h{i}"), i * 50));
         }
-        let Some(Decision::Declared { hosts }) = s.tick(10 * S, 500) else {
+        let Some(Decision::Declared { hosts, count }) = s.tick(10 * S, 500) else {
             panic!("no storm")
         };
-        assert_eq!(hosts.len(), 200);
-        // More downs while it lasts are absorbed.
+        assert_eq!((hosts.len(), count), (200, 200));
+        assert!(
+            !s.holds("h0"),
+            "the first was paged and recovers on its own"
+        );
+        // More downs while it lasts are absorbed, each counted once.
         assert!(!s.down("late", 15 * S));
+        assert!(!s.down("late", 16 * S));
         assert_eq!(s.tick(20 * S, 500), None);
-        assert_eq!(s.tick(25 * S + 1, 500), Some(Decision::Over { total: 201 }));
-        for i in 0..200 {
+        assert_eq!(s.tick(26 * S + 1, 500), Some(Decision::Over { total: 200 }));
+        assert_eq!(s.back("h0"), (false, None));
+        for i in 1..200 {
             assert_eq!(s.back(&format!("h{i}")), (true, None));
         }
-        assert_eq!(s.back("late"), (true, Some(201)));
+        assert_eq!(s.back("late"), (true, Some(200)));
         assert_eq!(s.back("late"), (false, None));
+    }
+
+    #[test]
+    fn hosts_back_within_the_window_still_get_their_all_back_notice() {
+        let mut s = Storms::default();
+        s.down("h0", 0);
+        for i in 1..10 {
+            s.down(&format!("h{i}"), i * 100);
+        }
+        // The first returns before the decision: not in the summary, not a member.
+        s.back("h0");
+        let Some(Decision::Declared { hosts, count }) = s.tick(10 * S, 20) else {
+            panic!("no storm")
+        };
+        assert_eq!((hosts.len(), count), (9, 10));
+        assert!(!s.holds("h0"));
+        // The rest return while the storm is still declared (a short blip).
+        let mut all_back = None;
+        for i in 1..10 {
+            all_back = s.back(&format!("h{i}")).1.or(all_back);
+        }
+        assert_eq!(all_back, Some(9));
+        assert_eq!(s.tick(30 * S, 20), Some(Decision::Over { total: 0 }));
     }
 }
