@@ -222,6 +222,8 @@ pub struct NotifierConfig {
     pub notify: Vec<String>,
     /// Public URL for links in notifications.
     pub base_url: Option<String>,
+    /// Each user's channels (empty: no users are configured).
+    pub users: BTreeMap<String, Vec<String>>,
 }
 
 /// hb-dnsupdate's slice: the only process that knows where the TSIG key is.

@@ -197,6 +197,10 @@ pub struct Notification {
     pub users: Vec<String>,
     /// The host's own channels.
     pub channels: Vec<String>,
+    /// For a recovery: the channels that got its alert (they get the recovery whatever
+    /// their `min_level`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerted: Vec<String>,
 }
 
 /// An alert that is active (or, in a change, just ended).

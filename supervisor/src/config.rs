@@ -221,21 +221,6 @@ pub struct Channel {
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Channel types hb knows.
-pub const CHANNEL_TYPES: &[&str] = &[
-    "discord",
-    "email",
-    "exec",
-    "matrix",
-    "mattermost",
-    "ntfy",
-    "pushover",
-    "signal",
-    "slack",
-    "sms_voipms",
-    "twilio",
-    "webhook",
-];
 
 /// Keys of the original hbd that hb does not use, with what to do instead.
 const OBSOLETE_KEYS: &[(&str, &str)] = &[
@@ -441,6 +426,11 @@ impl Config {
                     .collect(),
                 notify: f.notify.clone(),
                 base_url: f.base_url.clone(),
+                users: f
+                    .users
+                    .iter()
+                    .map(|(name, u)| (name.clone(), u.notification_channels.clone()))
+                    .collect(),
             }),
             Role::Dnsupdate => RoleConfig::Dnsupdate(DnsupdateConfig {
                 dyndomains: f.dyndomains.clone(),
@@ -883,15 +873,9 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         );
     }
     for (name, ch) in &file.notification_channels {
-        if !CHANNEL_TYPES.contains(&ch.kind.as_str()) {
-            err(
-                &format!("notification_channels.{name}.type"),
-                format!(
-                    "unknown channel type {:?}; known: {}",
-                    ch.kind,
-                    CHANNEL_TYPES.join(", ")
-                ),
-            );
+        let definition = serde_json::to_value(ch).unwrap_or(serde_json::Value::Null);
+        if let Err(e) = hb_notify::Channel::parse(name, &definition) {
+            err(&format!("notification_channels.{name}.{}", e.key), e.message);
         }
     }
     for ch in &file.notify {

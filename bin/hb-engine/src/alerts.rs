@@ -44,6 +44,8 @@ pub struct Alert {
     pub notified_level: Option<Level>,
     /// Who acknowledged it (reminders stop until the level changes).
     pub acknowledged: Option<String>,
+    /// Channels that delivered a notification about it: its recovery goes to them.
+    pub alerted: std::collections::BTreeSet<String>,
 }
 
 /// What a notification is.
@@ -295,6 +297,18 @@ impl Alerts {
         }
     }
 
+    /// Channels delivered a notification about `key`.
+    pub fn alerted(&mut self, key: &str, channels: &[String]) -> bool {
+        match self.map.get_mut(key) {
+            Some(alert) => {
+                let before = alert.alerted.len();
+                alert.alerted.extend(channels.iter().cloned());
+                alert.alerted.len() != before
+            }
+            None => false,
+        }
+    }
+
     /// Whether any key has a flap history (so callers can skip building keys).
     pub fn has_flaps(&self) -> bool {
         !self.flaps.is_empty()
@@ -392,6 +406,7 @@ impl Alerts {
                         last_notified_ms: if notify { now } else { 0 },
                         notified_level: notify.then_some(level),
                         acknowledged: None,
+                        alerted: Default::default(),
                     },
                 );
                 actions.push(changed);

@@ -112,6 +112,7 @@ mod tests {
             created_ms: 0,
             users: vec![],
             channels: vec![],
+            alerted: Vec::new(),
         }
     }
 

@@ -101,6 +101,8 @@ pub struct State {
     bad_templates: BTreeSet<String>,
     /// Alert keys whose "flapping" notice went out (so their "settled" notice does too).
     flap_noticed: BTreeSet<String>,
+    /// Users and channels the current storm's summary went to.
+    storm_recipients: (BTreeSet<String>, BTreeSet<String>),
     /// Notifications not yet reported done by the notifier, by id, with when they were last
     /// handed over (`None`: not yet committed to the store, so not to be handed over).
     outbox: BTreeMap<u64, (Notification, Option<u64>)>,
@@ -151,6 +153,7 @@ impl State {
             host_rules: HashMap::new(),
             bad_templates: BTreeSet::new(),
             flap_noticed: BTreeSet::new(),
+            storm_recipients: Default::default(),
             outbox: BTreeMap::new(),
             plugin_bytes: 0,
             // A thousand ids per ms: a storm of notifications cannot catch up with the clock
@@ -340,6 +343,12 @@ impl State {
                     last_notified_ms: a.last_notified_ms,
                     notified_level: a.notified.then_some(level),
                     acknowledged: a.acknowledged,
+                    alerted: a
+                        .alerted
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect(),
                 },
             );
         }
@@ -407,6 +416,15 @@ impl State {
             self.count("notifications_done_unknown");
             return;
         };
+        // The channels that got an alert get its recovery.
+        if n.kind != "recovery" && self.alerts.alerted(&n.alert, &delivered) {
+            self.act(
+                vec![Action::Changed {
+                    key: n.alert.clone(),
+                }],
+                now,
+            );
+        }
         for f in &failed {
             let text = format!(
                 "{}: notification {:?} failed on channel {}: {}",
@@ -966,6 +984,7 @@ impl State {
                         notified: alert.notified,
                         last_notified_ms: alert.last_notified_ms,
                         acknowledged: alert.acknowledged.clone(),
+                        alerted: alert.alerted.iter().cloned().collect::<Vec<_>>().join(","),
                     }));
                     self.changes.push(Change::Alert { alert: summary });
                 }
@@ -1032,6 +1051,7 @@ impl State {
             created_ms: now,
             users: Vec::new(),
             channels: Vec::new(),
+            alerted: alert.alerted.iter().cloned().collect(),
         });
     }
 
@@ -1102,6 +1122,7 @@ impl State {
             created_ms: now,
             users: Vec::new(),
             channels: Vec::new(),
+            alerted: Vec::new(),
         });
     }
 
@@ -1356,12 +1377,15 @@ impl State {
 
     /// A storm summary: `hosts` went down together (or, empty, all of the `total` are back).
     fn storm_notice(&mut self, now: u64, total: usize, hosts: Vec<String>) {
-        let mut users = BTreeSet::new();
-        let mut channels = BTreeSet::new();
+        let (mut users, mut channels) = std::mem::take(&mut self.storm_recipients);
         for host in &hosts {
             let (u, c) = self.recipients(host);
             users.extend(u);
             channels.extend(c);
+        }
+        // The "back" notice goes where the summary went.
+        if !hosts.is_empty() {
+            self.storm_recipients = (users.clone(), channels.clone());
         }
         let window = self.storms.limits.window_ms / 1000;
         let (kind, level, title, text) = if hosts.is_empty() {
@@ -1416,6 +1440,7 @@ impl State {
             created_ms: now,
             users: users.into_iter().collect(),
             channels: channels.into_iter().collect(),
+            alerted: Vec::new(),
         };
         self.enqueue(n);
     }
@@ -2108,6 +2133,7 @@ mod tests {
             notified: true,
             last_notified_ms: 0,
             acknowledged: None,
+            alerted: String::new(),
         };
         s.restore(
             store::Loaded {

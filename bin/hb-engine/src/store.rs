@@ -101,6 +101,9 @@ const MIGRATIONS: &[&str] = &[
         comment TEXT NOT NULL
     );
     ",
+    "
+    ALTER TABLE alerts ADD COLUMN alerted TEXT NOT NULL DEFAULT '';
+    ",
 ];
 
 /// Notifications kept in the outbox after they are done (for inspection).
@@ -190,6 +193,8 @@ pub struct StoredAlert {
     pub last_notified_ms: u64,
     /// Who acknowledged it.
     pub acknowledged: Option<String>,
+    /// Channels that got a notification about it, comma-separated.
+    pub alerted: String,
 }
 
 /// A write for the writer thread.
@@ -372,7 +377,7 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     loaded.events.reverse();
     let mut q = db.prepare(
         "SELECT key, host, metric, level, since_ms, opened_ms, text, notified,
-                last_notified_ms, acknowledged FROM alerts",
+                last_notified_ms, acknowledged, alerted FROM alerts",
     )?;
     let rows = q.query_map([], |r| {
         Ok(StoredAlert {
@@ -386,6 +391,7 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
             notified: r.get(7)?,
             last_notified_ms: r.get::<_, i64>(8)? as u64,
             acknowledged: r.get(9)?,
+            alerted: r.get(10)?,
         })
     })?;
     for row in rows {
@@ -565,8 +571,8 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
             tx.prepare_cached("INSERT INTO rtt (host, at_ms, rtt_ms) VALUES (?1, ?2, ?3)")?;
         let mut alert = tx.prepare_cached(
             "INSERT OR REPLACE INTO alerts (key, host, metric, level, since_ms, opened_ms, text,
-                                            notified, last_notified_ms, acknowledged)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                            notified, last_notified_ms, acknowledged, alerted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         let mut alert_ended = tx.prepare_cached("DELETE FROM alerts WHERE key = ?1")?;
         let mut notify = tx.prepare_cached(
@@ -631,7 +637,8 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                         a.text,
                         a.notified,
                         a.last_notified_ms as i64,
-                        a.acknowledged
+                        a.acknowledged,
+                        a.alerted
                     ])?;
                 }
                 Write::AlertEnded { key } => {
@@ -875,6 +882,7 @@ mod tests {
             created_ms: id,
             users: vec![],
             channels: vec![],
+            alerted: Vec::new(),
         }
     }
 
@@ -925,7 +933,7 @@ mod tests {
         drop(db);
         let e = open(&path).unwrap_err().to_string();
         assert!(
-            e.contains("schema version 99, newer than this hb-engine's 4"),
+            e.contains("schema version 99, newer than this hb-engine's 5"),
             "{e}"
         );
         let db = Connection::open(&path).unwrap();
