@@ -6,6 +6,8 @@
 
 pub mod channel;
 pub mod message;
+pub mod request;
+pub mod retry;
 pub mod route;
 
 pub use channel::{Channel, ChannelError, Kind, Secret};

@@ -221,7 +221,6 @@ pub struct Channel {
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
-
 /// Keys of the original hbd that hb does not use, with what to do instead.
 const OBSOLETE_KEYS: &[(&str, &str)] = &[
     (
@@ -875,7 +874,10 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
     for (name, ch) in &file.notification_channels {
         let definition = serde_json::to_value(ch).unwrap_or(serde_json::Value::Null);
         if let Err(e) = hb_notify::Channel::parse(name, &definition) {
-            err(&format!("notification_channels.{name}.{}", e.key), e.message);
+            err(
+                &format!("notification_channels.{name}.{}", e.key),
+                e.message,
+            );
         }
     }
     for ch in &file.notify {
@@ -1110,6 +1112,17 @@ mod tests {
         );
         let ok = "threshold_configs:\n  tight:\n    thresholds:\n      cpu_monitor:\n        cpu_percent: {warning: 60, critical: 75}\nhosts:\n  web1:\n    threshold_config: tight\n";
         assert!(parse(ok).is_ok());
+    }
+
+    #[test]
+    fn the_channels_of_docs_notify_load() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/NOTIFY.md"))
+                .expect("docs/NOTIFY.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + 8;
+        let end = start + doc[start..].find("```").expect("its end");
+        let c = parse(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.file.notification_channels.len(), 12, "one of each type");
     }
 
     #[test]
