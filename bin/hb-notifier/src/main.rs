@@ -1,47 +1,166 @@
-//! hb-notifier: started by hbsupervisor. The channels themselves land with their own issue;
-//! this cut speaks the outbox protocol: each notification from the engine is logged once
-//! (a repeat of an id, which the engine sends after a restart of either process, is
-//! recognised) and reported done, with no channel delivering it yet.
+//! hb-notifier: started by hbsupervisor; the only process with channel secrets. Each
+//! notification from the engine is routed (hb-notify), handed to one worker per channel
+//! (`deliver.rs`), and reported done to the engine once every channel delivered it or gave
+//! up. A notification repeated with the same id (after a restart of either process) is not
+//! sent again: one in progress is ignored, one finished is answered from memory.
 
 #![forbid(unsafe_code)]
 
-use std::collections::{HashSet, VecDeque};
+mod deliver;
+mod exec;
+mod transport;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::process::ExitCode;
 
 use hb_ipc::Role;
+use hb_ipc::config::RoleConfig;
 use hb_ipc::control::PassedSocket;
-use hb_ipc::edge::{Answer, EngineToNotifier, NotifierToEngine};
+use hb_ipc::edge::{Answer, ChannelFailure, EngineToNotifier, Notification, NotifierToEngine};
+use hb_notify::route::Routes;
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
 
-/// Notification ids remembered to recognise repeats.
-const SEEN_KEPT: usize = 65_536;
+/// Finished notifications remembered to answer repeats.
+const FINISHED_KEPT: usize = 65_536;
 
 fn main() -> ExitCode {
     child::run(Role::Notifier, run)
 }
 
-/// Ids already handled, oldest first out.
-#[derive(Default)]
-struct Seen {
-    ids: HashSet<u64>,
-    order: VecDeque<u64>,
+/// A notification some channels still work on.
+struct InFlight {
+    waiting: BTreeSet<String>,
+    delivered: Vec<String>,
+    failed: Vec<ChannelFailure>,
 }
 
-impl Seen {
-    /// False if `id` was handled before.
-    fn first(&mut self, id: u64) -> bool {
-        if !self.ids.insert(id) {
-            return false;
+#[derive(Default)]
+struct Notifier {
+    routes: Routes,
+    base_url: Option<String>,
+    workers: BTreeMap<String, mpsc::UnboundedSender<deliver::Job>>,
+    in_flight: HashMap<u64, InFlight>,
+    /// Finished ones, oldest first, with what was reported.
+    finished: HashMap<u64, NotifierToEngine>,
+    finished_order: VecDeque<u64>,
+}
+
+impl Notifier {
+    fn configure(
+        &mut self,
+        config: hb_ipc::config::NotifierConfig,
+        results: &mpsc::UnboundedSender<deliver::Outcome>,
+    ) -> Result<(), String> {
+        let channels =
+            hb_notify::channel::parse_all(&config.channels).map_err(|e| e.to_string())?;
+        // New workers for the new definitions; the old ones finish what they hold.
+        self.workers = channels
+            .values()
+            .map(|c| (c.name.clone(), deliver::spawn(c.clone(), results.clone())))
+            .collect();
+        self.routes = Routes {
+            channels,
+            users: config.users,
+            notify: config.notify,
+        };
+        self.base_url = config.base_url;
+        Ok(())
+    }
+
+    /// A notification from the engine; an answer to send at once, if any.
+    fn notify(&mut self, n: Notification) -> Option<NotifierToEngine> {
+        if self.in_flight.contains_key(&n.id) {
+            tracing::debug!(id = n.id, "Already being delivered.");
+            return None;
         }
-        self.order.push_back(id);
-        if self.order.len() > SEEN_KEPT
-            && let Some(old) = self.order.pop_front()
+        if let Some(done) = self.finished.get(&n.id) {
+            tracing::info!(id = n.id, "Already delivered; not sent again.");
+            return Some(done.clone());
+        }
+        let channels = self.routes.route(&n);
+        tracing::info!(
+            id = n.id,
+            alert = n.alert,
+            kind = n.kind,
+            host = n.host,
+            channels = channels.join(","),
+            "Notification: {}",
+            n.title
+        );
+        if channels.is_empty() {
+            return Some(self.finish(
+                n.id,
+                InFlight {
+                    waiting: BTreeSet::new(),
+                    delivered: Vec::new(),
+                    failed: Vec::new(),
+                },
+            ));
+        }
+        let message = hb_notify::message::render(&n, self.base_url.as_deref());
+        let mut flight = InFlight {
+            waiting: BTreeSet::new(),
+            delivered: Vec::new(),
+            failed: Vec::new(),
+        };
+        for name in channels {
+            let job = deliver::Job {
+                n: n.clone(),
+                message: message.clone(),
+            };
+            let queued = self.workers.get(&name).is_some_and(|w| w.send(job).is_ok());
+            if queued {
+                flight.waiting.insert(name);
+            } else {
+                flight.failed.push(ChannelFailure {
+                    channel: name,
+                    error: "no worker for this channel".into(),
+                });
+            }
+        }
+        if flight.waiting.is_empty() {
+            return Some(self.finish(n.id, flight));
+        }
+        self.in_flight.insert(n.id, flight);
+        None
+    }
+
+    /// A channel is done with a notification; the report once all are.
+    fn outcome(&mut self, o: deliver::Outcome) -> Option<NotifierToEngine> {
+        let flight = self.in_flight.get_mut(&o.id)?;
+        if !flight.waiting.remove(&o.channel) {
+            return None;
+        }
+        match o.result {
+            Ok(()) => flight.delivered.push(o.channel),
+            Err(error) => flight.failed.push(ChannelFailure {
+                channel: o.channel,
+                error,
+            }),
+        }
+        if !flight.waiting.is_empty() {
+            return None;
+        }
+        let flight = self.in_flight.remove(&o.id)?;
+        Some(self.finish(o.id, flight))
+    }
+
+    fn finish(&mut self, id: u64, flight: InFlight) -> NotifierToEngine {
+        let done = NotifierToEngine::Done {
+            id,
+            delivered: flight.delivered,
+            failed: flight.failed,
+        };
+        self.finished.insert(id, done.clone());
+        self.finished_order.push_back(id);
+        if self.finished_order.len() > FINISHED_KEPT
+            && let Some(old) = self.finished_order.pop_front()
         {
-            self.ids.remove(&old);
+            self.finished.remove(&old);
         }
-        true
+        done
     }
 }
 
@@ -51,12 +170,21 @@ async fn run(
 ) -> anyhow::Result<()> {
     let engine = Link::<NotifierToEngine>::new(Role::Engine);
     let (inbound_tx, mut inbound) = mpsc::channel::<EngineToNotifier>(1024);
-    let mut seen = Seen::default();
+    let (results_tx, mut results) = mpsc::unbounded_channel::<deliver::Outcome>();
+    let mut notifier = Notifier::default();
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 None => return Ok(()),
-                Some(ControlEvent::Config { generation, .. }) => control.config_applied(generation),
+                Some(ControlEvent::Config { generation, config: RoleConfig::Notifier(c) }) => {
+                    match notifier.configure(c, &results_tx) {
+                        Ok(()) => control.config_applied(generation),
+                        Err(e) => control.config_rejected(generation, e),
+                    }
+                }
+                Some(ControlEvent::Config { generation, .. }) => {
+                    control.config_rejected(generation, "not a notifier slice".into());
+                }
                 Some(ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd }) => {
                     link::connect(child::unix_stream(fd)?, &engine, inbound_tx.clone(), control.clone());
                 }
@@ -71,41 +199,16 @@ async fn run(
                     },
                 ),
             },
-            Some(EngineToNotifier::Notify { notification: n }) = inbound.recv() => {
-                if seen.first(n.id) {
-                    tracing::info!(
-                        id = n.id,
-                        alert = n.alert,
-                        kind = n.kind,
-                        host = n.host,
-                        "Notification: {}", n.title
-                    );
-                } else {
-                    tracing::info!(id = n.id, "Notification already handled; not sent again.");
+            Some(EngineToNotifier::Notify { notification }) = inbound.recv() => {
+                if let Some(done) = notifier.notify(notification) {
+                    engine.send(done);
                 }
-                engine.send(NotifierToEngine::Done {
-                    id: n.id,
-                    delivered: Vec::new(),
-                    failed: Vec::new(),
-                });
+            }
+            Some(outcome) = results.recv() => {
+                if let Some(done) = notifier.outcome(outcome) {
+                    engine.send(done);
+                }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeats_are_recognised_and_memory_is_bounded() {
-        let mut seen = Seen::default();
-        assert!(seen.first(1));
-        assert!(!seen.first(1));
-        for id in 2..(SEEN_KEPT as u64 + 10) {
-            seen.first(id);
-        }
-        assert!(seen.ids.len() <= SEEN_KEPT);
-        assert!(seen.first(1), "the oldest ids are forgotten");
     }
 }

@@ -462,3 +462,203 @@ fn threshold_alerts_reach_the_notifier_and_hbctl_handles_them() {
     assert!(server.ctl(&["silence", "web1", "0"]).is_none());
     assert!(server.ctl(&["unsilence", "12345"]).is_none());
 }
+
+/// A recording HTTP server: answers each path from a script (status codes, in turn; the
+/// last repeats; 0 never answers) and records every request.
+struct Recorder {
+    port: u16,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+}
+
+/// One request the recorder got.
+#[derive(Clone)]
+struct Recorded {
+    at: Instant,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Recorder {
+    fn start(script: &[(&str, &[u16])]) -> Recorder {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let script: std::collections::HashMap<String, Vec<u16>> = script
+            .iter()
+            .map(|(p, s)| (p.to_string(), s.to_vec()))
+            .collect();
+        let counts = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (log, script, counts) = (log.clone(), script.clone(), counts.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_string();
+                    let path = parts.next().unwrap_or("").to_string();
+                    let mut headers = Vec::new();
+                    let mut length = 0;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.trim().split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    log.lock().expect("log").push(Recorded {
+                        at: Instant::now(),
+                        method,
+                        path: path.clone(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
+                    let statuses = script.get(&path).cloned().unwrap_or_else(|| vec![404]);
+                    let n = {
+                        let mut c = counts.lock().expect("counts");
+                        let n = c.entry(path).or_insert(0);
+                        *n += 1;
+                        *n - 1
+                    };
+                    let status = statuses[n.min(statuses.len() - 1)];
+                    if status == 0 {
+                        std::thread::sleep(Duration::from_secs(60));
+                        return;
+                    }
+                    let extra = if status == 429 {
+                        "Retry-After: 2\r\n"
+                    } else {
+                        ""
+                    };
+                    let mut out = stream;
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
+                });
+            }
+        });
+        Recorder { port, seen }
+    }
+
+    fn requests(&self, path: &str) -> Vec<Recorded> {
+        self.seen
+            .lock()
+            .expect("seen")
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+// Issue 6 (delivery, first part): webhook channels through the real binaries against a
+// recording server: one that answers 500 then 200 delivers once after a retry; one that
+// answers 429 with Retry-After waits as asked; one that never answers fails after its bound,
+// is reported, and delays none of the others; the recovery reaches the channels that got
+// the alert.
+#[test]
+fn webhooks_are_delivered_retried_and_failures_reported() {
+    let rec = Recorder::start(&[
+        ("/ok", &[200]),
+        ("/flaky", &[500, 200]),
+        ("/limited", &[429, 200]),
+        ("/dead", &[0]),
+    ]);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", rec.port);
+    let server = Server::start(
+        "webhooks",
+        &format!(
+            "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             hosts:\n  web1:\n    watch: true\n    notification_channels: [ok, flaky, limited, dead]\n\
+             notification_channels:\n\
+             \x20 ok: {{type: webhook, url: \"{}\", secret: s3cret-hook-key}}\n\
+             \x20 flaky: {{type: webhook, url: \"{}\"}}\n\
+             \x20 limited: {{type: webhook, url: \"{}\"}}\n\
+             \x20 dead: {{type: webhook, url: \"{}\", timeout: 1, retry_for: 3}}\n",
+            url("/ok"),
+            url("/flaky"),
+            url("/limited"),
+            url("/dead")
+        ),
+    );
+    let plg = |v: u32| {
+        format!(
+            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
+        )
+    };
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"HTB","name":"web1","interval":60}"#,
+    );
+    let sent = Instant::now();
+    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    assert!(wait_for(Duration::from_secs(10), || rec
+        .requests("/limited")
+        .len()
+        == 2));
+    let ok = rec.requests("/ok");
+    assert_eq!(ok.len(), 1, "delivered once");
+    let first = &ok[0];
+    assert!(
+        first.at.duration_since(sent) < Duration::from_secs(3),
+        "not held up by the dead channel"
+    );
+    assert_eq!(first.method, "POST");
+    assert!(
+        first
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-hb-signature" && v.starts_with("sha256="))
+    );
+    let body: Value = serde_json::from_str(&first.body).expect("json body");
+    assert_eq!(body["alert"], "web1/cpu_monitor.cpu_percent");
+    assert_eq!(body["kind"], "alert");
+    assert_eq!(body["level"], "CRITICAL");
+    let flaky = rec.requests("/flaky");
+    assert_eq!(flaky.len(), 2, "500, then a retry");
+    assert!(flaky[1].at.duration_since(flaky[0].at) >= Duration::from_millis(900));
+    let limited = rec.requests("/limited");
+    assert!(
+        limited[1].at.duration_since(limited[0].at) >= Duration::from_millis(1900),
+        "Retry-After: 2 is honoured"
+    );
+    // The dead channel fails after its bound, and the failure is an event.
+    assert!(
+        wait_for(Duration::from_secs(15), || server
+            .messages()
+            .iter()
+            .any(|m| m.contains("failed on channel dead"))),
+        "{:?}",
+        server.messages()
+    );
+    assert!(
+        !server.log_text().contains("s3cret-hook-key"),
+        "a secret was logged"
+    );
+    // The recovery goes to the channels that delivered the alert.
+    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    assert!(wait_for(Duration::from_secs(10), || rec
+        .requests("/ok")
+        .len()
+        == 2
+        && rec.requests("/flaky").len() == 3));
+    let body: Value = serde_json::from_str(&rec.requests("/ok")[1].body).expect("json");
+    assert_eq!(body["kind"], "recovery");
+    assert_eq!(body["level"], "OK");
+}
