@@ -151,6 +151,14 @@ pub enum EngineToNotifier {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NotifierToEngine {
+    /// One channel delivered notification `id` (sent at once, so a resend after a crash of
+    /// the notifier skips it).
+    Delivered {
+        /// The notification.
+        id: u64,
+        /// The channel.
+        channel: String,
+    },
     /// Every channel of notification `id` delivered it or failed for good.
     Done {
         /// The notification.
@@ -201,6 +209,9 @@ pub struct Notification {
     /// their `min_level`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerted: Vec<String>,
+    /// Channels that already delivered it (a resend skips them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done_channels: Vec<String>,
 }
 
 /// An alert that is active (or, in a change, just ended).

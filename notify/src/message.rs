@@ -115,6 +115,7 @@ mod tests {
             users: vec![],
             channels: vec![],
             alerted: vec![],
+            done_channels: Vec::new(),
         }
     }
 

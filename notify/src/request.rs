@@ -345,6 +345,7 @@ mod tests {
             users: vec![],
             channels: vec![],
             alerted: vec![],
+            done_channels: Vec::new(),
         }
     }
 

@@ -112,6 +112,7 @@ mod tests {
             users: vec!["alice".into(), "bob".into()],
             channels: vec!["host_chan".into()],
             alerted: alerted.iter().map(|s| s.to_string()).collect(),
+            done_channels: Vec::new(),
         }
     }
 

@@ -113,6 +113,7 @@ mod tests {
             users: vec![],
             channels: vec![],
             alerted: Vec::new(),
+            done_channels: Vec::new(),
         }
     }
 

@@ -210,9 +210,14 @@ async fn run(
                     }
                 }
             }
-            Some(NotifierToEngine::Done { id, delivered, failed }) = from_notifier.recv(), if started => {
-                state.notification_done(id, delivered, failed, hb_ipc::now_ms());
-            }
+            Some(msg) = from_notifier.recv(), if started => match msg {
+                NotifierToEngine::Delivered { id, channel } => {
+                    state.channel_delivered(id, channel, hb_ipc::now_ms());
+                }
+                NotifierToEngine::Done { id, delivered, failed } => {
+                    state.notification_done(id, delivered, failed, hb_ipc::now_ms());
+                }
+            },
             Some(batch) = committed.recv() => {
                 handoff.extend(state.committed(batch, hb_ipc::now_ms()));
             }

@@ -404,6 +404,26 @@ impl State {
             .collect()
     }
 
+    /// One channel delivered notification `id`: stored at once, so a resend skips it.
+    pub fn channel_delivered(&mut self, id: u64, channel: String, now: u64) {
+        let Some((n, _)) = self.outbox.get_mut(&id) else {
+            return;
+        };
+        if n.done_channels.contains(&channel) {
+            return;
+        }
+        n.done_channels.push(channel.clone());
+        let alert = n.alert.clone();
+        let recovery = n.kind == "recovery";
+        self.write(store::Write::Delivered {
+            id,
+            channel: channel.clone(),
+        });
+        if !recovery && self.alerts.alerted(&alert, &[channel]) {
+            self.act(vec![Action::Changed { key: alert }], now);
+        }
+    }
+
     /// The notifier is done with notification `id`.
     pub fn notification_done(
         &mut self,
@@ -1052,6 +1072,7 @@ impl State {
             users: Vec::new(),
             channels: Vec::new(),
             alerted: alert.alerted.iter().cloned().collect(),
+            done_channels: Vec::new(),
         });
     }
 
@@ -1123,6 +1144,7 @@ impl State {
             users: Vec::new(),
             channels: Vec::new(),
             alerted: Vec::new(),
+            done_channels: Vec::new(),
         });
     }
 
@@ -1441,6 +1463,7 @@ impl State {
             users: users.into_iter().collect(),
             channels: channels.into_iter().collect(),
             alerted: Vec::new(),
+            done_channels: Vec::new(),
         };
         self.enqueue(n);
     }

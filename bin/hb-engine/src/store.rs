@@ -104,6 +104,9 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE alerts ADD COLUMN alerted TEXT NOT NULL DEFAULT '';
     ",
+    "
+    ALTER TABLE outbox ADD COLUMN delivered TEXT NOT NULL DEFAULT '';
+    ",
 ];
 
 /// Notifications kept in the outbox after they are done (for inspection).
@@ -240,6 +243,13 @@ pub enum Write {
     },
     /// A notification to deliver: committed to the outbox, then handed on.
     Notify(Notification),
+    /// One channel delivered a notification.
+    Delivered {
+        /// The notification.
+        id: u64,
+        /// The channel.
+        channel: String,
+    },
     /// The notifier is done with a notification.
     Done {
         /// The notification.
@@ -268,7 +278,10 @@ impl Write {
     /// before it goes out, and a notification's completion left uncommitted would send it
     /// again after a crash.
     fn is_urgent(&self) -> bool {
-        matches!(self, Write::Notify(_) | Write::Done { .. })
+        matches!(
+            self,
+            Write::Notify(_) | Write::Done { .. } | Write::Delivered { .. }
+        )
     }
 
     /// May be dropped when the writer is far behind (the next heartbeat or sample writes
@@ -397,13 +410,28 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     for row in rows {
         loaded.alerts.push(row?);
     }
-    let mut q =
-        db.prepare("SELECT id, notification FROM outbox WHERE done_ms IS NULL ORDER BY id")?;
-    let rows = q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut q = db.prepare(
+        "SELECT id, notification, delivered FROM outbox WHERE done_ms IS NULL ORDER BY id",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
     for row in rows {
-        let (id, json) = row?;
-        match serde_json::from_str(&json) {
-            Ok(n) => loaded.outbox.push(n),
+        let (id, json, delivered) = row?;
+        match serde_json::from_str::<Notification>(&json) {
+            Ok(mut n) => {
+                n.done_channels.extend(
+                    delivered
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string),
+                );
+                loaded.outbox.push(n);
+            }
             Err(e) => {
                 tracing::error!(id, error = %e, "Unreadable notification in the outbox; skipped.")
             }
@@ -648,6 +676,13 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                     let json = serde_json::to_string(n).unwrap_or_default();
                     notify.execute(params![n.id as i64, n.created_ms as i64, json])?;
                 }
+                Write::Delivered { id, channel } => {
+                    tx.prepare_cached(
+                        "UPDATE outbox SET delivered = delivered || ',' || ?2
+                         WHERE id = ?1 AND done_ms IS NULL",
+                    )?
+                    .execute(params![*id as i64, channel])?;
+                }
                 Write::Done { id, at_ms, outcome } => {
                     done.execute(params![*id as i64, *at_ms as i64, outcome])?;
                 }
@@ -883,6 +918,7 @@ mod tests {
             users: vec![],
             channels: vec![],
             alerted: Vec::new(),
+            done_channels: Vec::new(),
         }
     }
 
@@ -933,7 +969,7 @@ mod tests {
         drop(db);
         let e = open(&path).unwrap_err().to_string();
         assert!(
-            e.contains("schema version 99, newer than this hb-engine's 5"),
+            e.contains("schema version 99, newer than this hb-engine's 6"),
             "{e}"
         );
         let db = Connection::open(&path).unwrap();

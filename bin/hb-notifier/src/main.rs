@@ -79,7 +79,11 @@ impl Notifier {
             tracing::info!(id = n.id, "Already delivered; not sent again.");
             return Some(done.clone());
         }
-        let channels = self.routes.route(&n);
+        let routed = self.routes.route(&n);
+        // Channels that delivered it before a crash of this process are not sent again.
+        let (already, channels): (Vec<String>, Vec<String>) = routed
+            .into_iter()
+            .partition(|c| n.done_channels.contains(c));
         tracing::info!(
             id = n.id,
             alert = n.alert,
@@ -94,7 +98,7 @@ impl Notifier {
                 n.id,
                 InFlight {
                     waiting: BTreeSet::new(),
-                    delivered: Vec::new(),
+                    delivered: already,
                     failed: Vec::new(),
                 },
             ));
@@ -102,7 +106,7 @@ impl Notifier {
         let message = hb_notify::message::render(&n, self.base_url.as_deref());
         let mut flight = InFlight {
             waiting: BTreeSet::new(),
-            delivered: Vec::new(),
+            delivered: already,
             failed: Vec::new(),
         };
         for name in channels {
@@ -127,8 +131,21 @@ impl Notifier {
         None
     }
 
-    /// A channel is done with a notification; the report once all are.
-    fn outcome(&mut self, o: deliver::Outcome) -> Option<NotifierToEngine> {
+    /// A channel is done with a notification: what to tell the engine (at once that the
+    /// channel delivered, and the report once all are done).
+    fn outcome(&mut self, o: deliver::Outcome) -> Vec<NotifierToEngine> {
+        let mut out = Vec::new();
+        if o.result.is_ok() && self.in_flight.contains_key(&o.id) {
+            out.push(NotifierToEngine::Delivered {
+                id: o.id,
+                channel: o.channel.clone(),
+            });
+        }
+        out.extend(self.complete(o));
+        out
+    }
+
+    fn complete(&mut self, o: deliver::Outcome) -> Option<NotifierToEngine> {
         let flight = self.in_flight.get_mut(&o.id)?;
         if !flight.waiting.remove(&o.channel) {
             return None;
@@ -205,8 +222,8 @@ async fn run(
                 }
             }
             Some(outcome) = results.recv() => {
-                if let Some(done) = notifier.outcome(outcome) {
-                    engine.send(done);
+                for report in notifier.outcome(outcome) {
+                    engine.send(report);
                 }
             }
         }

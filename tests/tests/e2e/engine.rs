@@ -464,7 +464,7 @@ fn threshold_alerts_reach_the_notifier_and_hbctl_handles_them() {
 }
 
 /// A recording HTTP server: answers each path from a script (status codes, in turn; the
-/// last repeats; 0 never answers) and records every request.
+/// last repeats; 0 never answers; 1200 is a 200 after 300 ms) and records every request.
 struct Recorder {
     port: u16,
     seen: Arc<Mutex<Vec<Recorded>>>,
@@ -539,6 +539,13 @@ impl Recorder {
                         std::thread::sleep(Duration::from_secs(60));
                         return;
                     }
+                    // 1200: a slow 200, 300 ms late.
+                    let status = if status == 1200 {
+                        std::thread::sleep(Duration::from_millis(300));
+                        200
+                    } else {
+                        status
+                    };
                     let extra = if status == 429 {
                         "Retry-After: 2\r\n"
                     } else {
@@ -661,4 +668,82 @@ fn webhooks_are_delivered_retried_and_failures_reported() {
     let body: Value = serde_json::from_str(&rec.requests("/ok")[1].body).expect("json");
     assert_eq!(body["kind"], "recovery");
     assert_eq!(body["level"], "OK");
+}
+
+// Issue 6, acceptance 4 (the notifier's part): `kill -9` of the notifier with 50
+// notifications queued for a slow channel, each also for a fast one that has delivered them
+// all. Each channel's delivery is reported to the engine at once and stored, so after the
+// restart only what was not delivered goes out again: the fast channel gets each exactly
+// once, the slow one every one, and at most the one in flight at the kill twice (its id lets
+// the receiver drop the repeat).
+#[test]
+fn a_killed_notifier_resends_only_what_was_not_delivered() {
+    let rec = Recorder::start(&[("/fast", &[200]), ("/slow", &[1200])]);
+    let hosts: Vec<String> = names("n", 50);
+    let channels = format!(
+        "notification_channels:\n\
+         \x20 fast: {{type: webhook, url: \"http://127.0.0.1:{port}/fast\"}}\n\
+         \x20 slow: {{type: webhook, url: \"http://127.0.0.1:{port}/slow\"}}\n",
+        port = rec.port
+    );
+    let server = Server::start(
+        "notifier-kill",
+        &format!(
+            "grace: 0\nsource_rate: 100000\nsource_burst: 100000\n\
+             thresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             watchhosts: [{}]\nnotify: [fast, slow]\n{channels}",
+            hosts.join(", ")
+        ),
+    );
+    for h in &hosts {
+        let plg = format!(
+            r#"{{"ID":"PLG","name":"{h}","plugin":"cpu_monitor","data":{{"cpu_percent":95}}}}"#
+        );
+        send_from("127.0.0.1", server.hb_port, plg.as_bytes());
+    }
+    let queued = wait_for(Duration::from_secs(15), || {
+        rec.requests("/slow").len() >= 10 && rec.requests("/fast").len() == 50
+    });
+    assert!(
+        queued,
+        "fast {} slow {}",
+        rec.requests("/fast").len(),
+        rec.requests("/slow").len()
+    );
+    let notifier = server.pid_of("notifier").expect("notifier pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(notifier as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let ids_of = |path: &str| {
+        let mut ids = BTreeMap::<u64, usize>::new();
+        for r in rec.requests(path) {
+            let body: Value = serde_json::from_str(&r.body).expect("json");
+            *ids.entry(body["id"].as_u64().expect("id")).or_insert(0) += 1;
+        }
+        ids
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || ids_of("/slow").len() == 50),
+        "{} of 50 delivered",
+        ids_of("/slow").len()
+    );
+    let drained = wait_for(Duration::from_secs(10), || {
+        server.counter("engine", "outbox_pending") == 0
+    });
+    assert!(drained, "{}", server.counters("engine"));
+    let fast = ids_of("/fast");
+    assert_eq!(fast.len(), 50);
+    assert!(
+        fast.values().all(|n| *n == 1),
+        "the fast channel got some again: {fast:?}"
+    );
+    let slow = ids_of("/slow");
+    let repeated: Vec<_> = slow.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.len() <= 1 && repeated.iter().all(|(_, n)| **n == 2),
+        "sent again after the restart: {repeated:?}"
+    );
+    assert_eq!(server.child_status("notifier")["restarts"], 1);
 }
