@@ -33,6 +33,11 @@ pub enum CtlRequest {
         /// The role asked.
         role: Role,
     },
+    /// Send a test notification through one channel, or all, and report each outcome.
+    Notify {
+        /// The channel; `None`: every channel.
+        channel: Option<String>,
+    },
     /// Any engine query, relayed as it is (`hbctl host`, `samples`, `rtt`, `alerts`, `events`,
     /// `drop`).
     Query {

@@ -344,6 +344,11 @@ pub enum Query {
     },
     /// Silences in force and maintenance windows.
     Silences {},
+    /// (notifier) Send a test notification through one channel or all, once each.
+    TestNotify {
+        /// The channel; `None`: every channel.
+        channel: Option<String>,
+    },
     /// Acknowledge an alert: no reminders until its level changes.
     Acknowledge {
         /// The alert's key (`web1/down`).

@@ -43,6 +43,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `hbctl notify` waits for the notifier (one attempt per channel, each bounded).
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(25);
 /// Within the shutdown grace, how long before its end SIGTERM goes out (at most half of it).
 const TERM_BEFORE_KILL: Duration = Duration::from_secs(2);
 /// Frames queued to one child before it counts as hung.
@@ -1087,11 +1089,28 @@ impl Supervisor {
                 self.ask(Role::Engine, Query::QueueCommand { host, command }, reply)
             }
             CtlRequest::Query { query } => self.ask(Role::Engine, query, reply),
+            // A test notification waits for one attempt on each channel.
+            CtlRequest::Notify { channel } => self.ask_within(
+                Role::Notifier,
+                Query::TestNotify { channel },
+                reply,
+                NOTIFY_TIMEOUT,
+            ),
         }
     }
 
     /// Relays a query to a child and its answer to `hbctl`, with a timeout.
     fn ask(&mut self, role: Role, query: Query, reply: oneshot::Sender<CtlResponse>) {
+        self.ask_within(role, query, reply, QUERY_TIMEOUT);
+    }
+
+    fn ask_within(
+        &mut self,
+        role: Role,
+        query: Query,
+        reply: oneshot::Sender<CtlResponse>,
+        timeout: Duration,
+    ) {
         let (id, rx) = self.queries.register();
         let sent = self.slots[&role].configured()
             && self.send(role, &ToChild::Request { id, query }, None);
@@ -1107,7 +1126,7 @@ impl Supervisor {
         }
         let queries = self.queries.clone();
         tokio::spawn(async move {
-            let response = match queries.wait(id, rx, QUERY_TIMEOUT).await {
+            let response = match queries.wait(id, rx, timeout).await {
                 Ok(Answer::Hosts { hosts }) => CtlResponse::Hosts { hosts },
                 Ok(Answer::Counters { counters }) => CtlResponse::Counters { role, counters },
                 Ok(Answer::Messages { messages }) => CtlResponse::Messages { messages },

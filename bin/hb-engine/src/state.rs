@@ -1745,6 +1745,9 @@ impl State {
             Query::Samples { .. } | Query::Rtt { .. } | Query::Events { .. } => Answer::Error {
                 message: "history needs the store, which is not open".into(),
             },
+            Query::TestNotify { .. } => Answer::Error {
+                message: "test notifications are the notifier's".into(),
+            },
         })
     }
 

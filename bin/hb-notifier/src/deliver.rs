@@ -87,7 +87,8 @@ async fn deliver(channel: &Channel, job: &Job) -> Result<(), String> {
     }
 }
 
-async fn once(channel: &Channel, job: &Job) -> Attempt {
+/// One attempt, no retries (for test notifications).
+pub async fn once(channel: &Channel, job: &Job) -> Attempt {
     match &channel.kind {
         Kind::Exec { argv } => exec::run(argv, &job.n, &job.message, channel.timeout).await,
         Kind::Email { .. } | Kind::SignalCli { .. } => Attempt::Permanent {

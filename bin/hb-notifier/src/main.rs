@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use hb_ipc::Role;
 use hb_ipc::config::RoleConfig;
 use hb_ipc::control::PassedSocket;
-use hb_ipc::edge::{Answer, ChannelFailure, EngineToNotifier, Notification, NotifierToEngine};
+use hb_ipc::edge::{
+    Answer, ChannelFailure, EngineToNotifier, Notification, NotifierToEngine, Query,
+};
 use hb_notify::route::Routes;
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
@@ -164,6 +166,89 @@ impl Notifier {
         Some(self.finish(o.id, flight))
     }
 
+    /// `hbctl notify`: one attempt on each chosen channel, then the answer: every outcome,
+    /// an error if any failed.
+    fn test(&self, re: u64, channel: Option<String>, control: ControlSender) {
+        let channels: Vec<hb_notify::Channel> = match &channel {
+            Some(name) => match self.routes.channels.get(name) {
+                Some(c) => vec![c.clone()],
+                None => {
+                    control.answer(
+                        re,
+                        Answer::Error {
+                            message: format!("no channel {name:?}"),
+                        },
+                    );
+                    return;
+                }
+            },
+            None => self.routes.channels.values().cloned().collect(),
+        };
+        if channels.is_empty() {
+            control.answer(
+                re,
+                Answer::Error {
+                    message: "no channels are configured".into(),
+                },
+            );
+            return;
+        }
+        let now = hb_ipc::now_ms();
+        let n = Notification {
+            id: now.saturating_mul(1000),
+            alert: "*/test".into(),
+            kind: "test".into(),
+            level: "WARNING".into(),
+            host: "*".into(),
+            title: "[TEST] hb test notification".into(),
+            text: "This is a test notification from hb (hbctl notify).".into(),
+            created_ms: now,
+            users: Vec::new(),
+            channels: Vec::new(),
+            alerted: Vec::new(),
+            done_channels: Vec::new(),
+        };
+        let message = hb_notify::message::render(&n, self.base_url.as_deref());
+        tokio::spawn(async move {
+            // All at once: a dead channel does not hold up the others' answers.
+            let mut attempts = tokio::task::JoinSet::new();
+            for mut ch in channels {
+                // A test must answer within hbctl's patience.
+                ch.timeout = ch.timeout.min(std::time::Duration::from_secs(20));
+                let job = deliver::Job {
+                    n: n.clone(),
+                    message: message.clone(),
+                };
+                attempts.spawn(async move {
+                    let outcome = deliver::once(&ch, &job).await;
+                    (ch.name, outcome)
+                });
+            }
+            let mut lines = Vec::new();
+            let mut failed = false;
+            while let Some(Ok((name, outcome))) = attempts.join_next().await {
+                match outcome {
+                    hb_notify::retry::Attempt::Delivered => {
+                        lines.push(format!("{name}: delivered"))
+                    }
+                    hb_notify::retry::Attempt::Transient { error, .. }
+                    | hb_notify::retry::Attempt::Permanent { error } => {
+                        failed = true;
+                        lines.push(format!("{name}: failed: {error}"));
+                    }
+                }
+            }
+            lines.sort();
+            let message = lines.join("\n");
+            let answer = if failed {
+                Answer::Error { message }
+            } else {
+                Answer::Done { message }
+            };
+            control.answer(re, answer);
+        });
+    }
+
     fn finish(&mut self, id: u64, flight: InFlight) -> NotifierToEngine {
         let done = NotifierToEngine::Done {
             id,
@@ -209,10 +294,13 @@ async fn run(
                     tracing::warn!(?socket, "Unexpected socket; closing it.");
                 }
                 Some(ControlEvent::Start) => tracing::info!("Running."),
+                Some(ControlEvent::Request { id, query: Query::TestNotify { channel } }) => {
+                    notifier.test(id, channel, control.clone());
+                }
                 Some(ControlEvent::Request { id, .. }) => control.answer(
                     id,
                     Answer::Error {
-                        message: "the notifier answers no queries".into(),
+                        message: "the notifier answers only test notifications".into(),
                     },
                 ),
             },

@@ -17,6 +17,7 @@ const USAGE: &str =
        hbctl [-s SOCKET] [-c FILE] [-j] command HOST NAME | update HOST
        hbctl [-s SOCKET] [-c FILE] [-j] host HOST | alerts | drop HOST | ack ALERT
        hbctl [-s SOCKET] [-c FILE] [-j] silence HOST[/METRIC] MINUTES [COMMENT...] | unsilence ID | silences
+       hbctl [-s SOCKET] [-c FILE] [-j] notify [CHANNEL]
        hbctl [-s SOCKET] [-c FILE] [-j] samples HOST PLUGIN [N] | rtt HOST [N] | events [HOST] [N]
        hbctl passwd NAME
   -s SOCKET  control socket (default: control_socket of the configuration)
@@ -90,6 +91,10 @@ fn run() -> anyhow::Result<ExitCode> {
                 .map_err(|_| anyhow::anyhow!("{id:?} is not a silence id"))?,
         }),
         ["silences"] => query(Query::Silences {}),
+        ["notify"] => CtlRequest::Notify { channel: None },
+        ["notify", channel] => CtlRequest::Notify {
+            channel: Some(channel.to_string()),
+        },
         ["drop", host] => query(Query::DropHost {
             host: host.to_string(),
         }),

@@ -747,3 +747,48 @@ fn a_killed_notifier_resends_only_what_was_not_delivered() {
     );
     assert_eq!(server.child_status("notifier")["restarts"], 1);
 }
+
+// Issue 6, acceptance 5: `hbctl notify` reports success for a working channel and the error
+// for a broken one.
+#[test]
+fn hbctl_notify_reports_each_channel() {
+    let rec = Recorder::start(&[("/ok", &[200]), ("/broken", &[500])]);
+    let server = Server::start(
+        "hbctl-notify",
+        &format!(
+            "notification_channels:\n\
+             \x20 good: {{type: webhook, url: \"http://127.0.0.1:{port}/ok\"}}\n\
+             \x20 bad: {{type: webhook, url: \"http://127.0.0.1:{port}/broken\"}}\n",
+            port = rec.port
+        ),
+    );
+    let hbctl = |args: &[&str]| {
+        let out = std::process::Command::new(bin("hbctl"))
+            .arg("-s")
+            .arg(server.socket())
+            .args(args)
+            .output()
+            .expect("hbctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = hbctl(&["notify", "good"]);
+    assert_eq!((code, stdout.trim()), (Some(0), "good: delivered"));
+    let body: Value = serde_json::from_str(&rec.requests("/ok")[0].body).expect("json");
+    assert_eq!(body["kind"], "test");
+    let (code, _, stderr) = hbctl(&["notify", "bad"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("bad: failed: HTTP 500"), "{stderr}");
+    let (code, _, stderr) = hbctl(&["notify"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("good: delivered") && stderr.contains("bad: failed"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = hbctl(&["notify", "nosuch"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no channel \"nosuch\""), "{stderr}");
+}
