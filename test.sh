@@ -17,6 +17,9 @@ missing=()
 for tool in "${!needs[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("${needs[$tool]}")
 done
+# Python modules -> Debian package (the mail tests talk to a real SMTP server, aiosmtpd;
+# Debian's own python3, whatever else is on PATH).
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}"
     as_root apt-get update -qq

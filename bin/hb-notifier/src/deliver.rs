@@ -11,7 +11,7 @@ use hb_notify::retry::{self, Attempt, Next};
 use hb_notify::{Channel, Kind};
 use tokio::sync::mpsc;
 
-use crate::{exec, transport};
+use crate::{email, exec, transport};
 
 /// A notification for one channel.
 #[derive(Debug)]
@@ -91,7 +91,27 @@ async fn deliver(channel: &Channel, job: &Job) -> Result<(), String> {
 pub async fn once(channel: &Channel, job: &Job) -> Attempt {
     match &channel.kind {
         Kind::Exec { argv } => exec::run(argv, &job.n, &job.message, channel.timeout).await,
-        Kind::Email { .. } | Kind::SignalCli { .. } => Attempt::Permanent {
+        Kind::Email {
+            server,
+            port,
+            security,
+            user,
+            password,
+            sender,
+            recipients,
+        } => {
+            let smtp = email::Smtp {
+                server,
+                port: *port,
+                security: *security,
+                user: user.as_deref(),
+                password: password.as_ref(),
+                sender,
+                recipients,
+            };
+            email::send(&smtp, &job.message, channel.timeout).await
+        }
+        Kind::SignalCli { .. } => Attempt::Permanent {
             error: "this channel type cannot deliver yet".into(),
         },
         _ => {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod deliver;
+mod email;
 mod exec;
 mod transport;
 

@@ -792,3 +792,119 @@ fn hbctl_notify_reports_each_channel() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("no channel \"nosuch\""), "{stderr}");
 }
+
+/// A real SMTP server (aiosmtpd) on loopback, storing mail in a maildir; killed when dropped.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &std::path::Path) -> SmtpServer {
+        // Debian's python3 (the package python3-aiosmtpd), whatever else is on PATH.
+        let ok = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "aiosmtpd is missing: install the Debian package python3-aiosmtpd (the README's test command does)"
+        );
+        let port = free_ports().0;
+        let maildir = dir.join("maildir");
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd");
+        assert!(
+            wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "aiosmtpd did not start"
+        );
+        SmtpServer {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// The messages received, oldest first.
+    fn mail(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Issue 6, acceptance 1 for email: an alert and its recovery reach a real SMTP server as one
+// message each to every recipient, with a plain text and an HTML part.
+#[test]
+fn email_reaches_a_real_smtp_server() {
+    let dir = scratch("smtp");
+    let smtp = SmtpServer::start(&dir);
+    let server = Server::start(
+        "email",
+        &format!(
+            "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             watchhosts: [web1]\nnotify: [mail]\nbase_url: https://hb.example.net\n\
+             notification_channels:\n  mail:\n    type: email\n    smtp_server: 127.0.0.1\n\
+             \x20   smtp_port: {}\n    security: none\n    sender: hb@example.net\n\
+             \x20   recipients: [ops@example.net, oncall@example.net]\n",
+            smtp.port
+        ),
+    );
+    let plg = |v: u32| {
+        format!(
+            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
+        )
+    };
+    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    assert!(
+        wait_for(Duration::from_secs(15), || smtp.mail().len() == 1),
+        "{}",
+        server.log_text()
+    );
+    let mail = &smtp.mail()[0];
+    assert!(
+        mail.contains("Subject: [CRITICAL] web1 cpu_monitor.cpu_percent"),
+        "{mail}"
+    );
+    assert!(mail.contains("From: hb@example.net"), "{mail}");
+    assert!(
+        mail.contains("ops@example.net") && mail.contains("oncall@example.net"),
+        "{mail}"
+    );
+    assert!(mail.contains("multipart/alternative"), "{mail}");
+    assert!(
+        mail.contains("text/plain") && mail.contains("text/html"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("https://hb.example.net/plugins/web1"),
+        "{mail}"
+    );
+    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    assert!(wait_for(Duration::from_secs(15), || smtp.mail().len() == 2));
+    assert!(smtp.mail()[1].contains("Subject: [RECOVER] web1 cpu_monitor.cpu_percent"));
+}
