@@ -908,3 +908,128 @@ fn email_reaches_a_real_smtp_server() {
     assert!(wait_for(Duration::from_secs(15), || smtp.mail().len() == 2));
     assert!(smtp.mail()[1].contains("Subject: [RECOVER] web1 cpu_monitor.cpu_percent"));
 }
+
+// Issue 6, acceptance 4 (the engine's part): `kill -9` of the engine while the notifier
+// works through 50 notifications. The restarted engine hands every one not reported done
+// over again; the notifier recognises their ids, so each channel gets each exactly once.
+#[test]
+fn a_killed_engine_does_not_make_the_notifier_send_twice() {
+    let rec = Recorder::start(&[("/fast", &[200]), ("/slow", &[1200])]);
+    let hosts: Vec<String> = names("e", 50);
+    let server = Server::start(
+        "engine-kill-notify",
+        &format!(
+            "grace: 0\nsource_rate: 100000\nsource_burst: 100000\n\
+             thresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             watchhosts: [{}]\nnotify: [fast, slow]\n\
+             notification_channels:\n\
+             \x20 fast: {{type: webhook, url: \"http://127.0.0.1:{port}/fast\"}}\n\
+             \x20 slow: {{type: webhook, url: \"http://127.0.0.1:{port}/slow\"}}\n",
+            hosts.join(", "),
+            port = rec.port
+        ),
+    );
+    for h in &hosts {
+        let plg = format!(
+            r#"{{"ID":"PLG","name":"{h}","plugin":"cpu_monitor","data":{{"cpu_percent":95}}}}"#
+        );
+        send_from("127.0.0.1", server.hb_port, plg.as_bytes());
+    }
+    assert!(wait_for(Duration::from_secs(15), || rec
+        .requests("/slow")
+        .len()
+        >= 10));
+    let engine = server.pid_of("engine").expect("engine pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(engine as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let count = |path: &str| {
+        let mut ids = BTreeMap::<u64, usize>::new();
+        for r in rec.requests(path) {
+            let body: Value = serde_json::from_str(&r.body).expect("json");
+            *ids.entry(body["id"].as_u64().expect("id")).or_insert(0) += 1;
+        }
+        ids
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || count("/slow").len() == 50),
+        "{} of 50",
+        count("/slow").len()
+    );
+    let drained = wait_for(Duration::from_secs(15), || {
+        server.counter("engine", "outbox_pending") == 0
+    });
+    assert!(drained, "{}", server.counters("engine"));
+    for path in ["/fast", "/slow"] {
+        let ids = count(path);
+        assert_eq!(ids.len(), 50, "{path}");
+        assert!(
+            ids.values().all(|n| *n == 1),
+            "{path} got some twice: {ids:?}"
+        );
+    }
+    assert!(
+        server
+            .log_text()
+            .contains("Handing undelivered notifications to the notifier again."),
+        "the restarted engine handed nothing over again"
+    );
+}
+
+// Issue 6, acceptance 2: owner and managers receive through their own channels, monitors do
+// not, min_level filters, and the recovery reaches a channel that got the alert although it
+// is below that channel's min_level.
+#[test]
+fn notifications_are_routed_to_owner_and_managers() {
+    let rec = Recorder::start(&[("/alice", &[200]), ("/bob", &[200]), ("/carol", &[200])]);
+    let server = Server::start(
+        "routing",
+        &format!(
+            "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             users:\n  alice: {{admin: true, notification_channels: [a]}}\n\
+             \x20 bob: {{notification_channels: [b]}}\n  carol: {{notification_channels: [c]}}\n\
+             hosts:\n  web1: {{watch: true, owner: alice, managers: [bob], monitors: [carol]}}\n\
+             notification_channels:\n\
+             \x20 a: {{type: webhook, url: \"http://127.0.0.1:{port}/alice\"}}\n\
+             \x20 b: {{type: webhook, url: \"http://127.0.0.1:{port}/bob\", min_level: CRITICAL}}\n\
+             \x20 c: {{type: webhook, url: \"http://127.0.0.1:{port}/carol\"}}\n",
+            port = rec.port
+        ),
+    );
+    let plg = |v: u32| {
+        format!(
+            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
+        )
+    };
+    let kinds = |path: &str| -> Vec<String> {
+        rec.requests(path)
+            .iter()
+            .map(|r| {
+                let b: Value = serde_json::from_str(&r.body).expect("json");
+                format!(
+                    "{} {}",
+                    b["kind"].as_str().unwrap_or(""),
+                    b["level"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    // WARNING: alice only (bob's channel wants CRITICAL, carol is a monitor).
+    send_from("127.0.0.1", server.hb_port, plg(85).as_bytes());
+    assert!(wait_for(Duration::from_secs(10), || kinds("/alice").len() == 1));
+    // CRITICAL: both.
+    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    assert!(wait_for(Duration::from_secs(10), || kinds("/bob").len() == 1));
+    // The recovery reaches bob too, below his min_level, because he got the alert.
+    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    assert!(wait_for(Duration::from_secs(10), || kinds("/bob").len() == 2));
+    assert!(wait_for(Duration::from_secs(5), || kinds("/alice").len() == 3));
+    assert_eq!(
+        kinds("/alice"),
+        ["alert WARNING", "alert CRITICAL", "recovery OK"]
+    );
+    assert_eq!(kinds("/bob"), ["alert CRITICAL", "recovery OK"]);
+    assert!(kinds("/carol").is_empty(), "monitors get nothing");
+}
