@@ -111,9 +111,24 @@ pub async fn once(channel: &Channel, job: &Job) -> Attempt {
             };
             email::send(&smtp, &job.message, channel.timeout).await
         }
-        Kind::SignalCli { .. } => Attempt::Permanent {
-            error: "this channel type cannot deliver yet".into(),
-        },
+        Kind::SignalCli {
+            cli_path,
+            user,
+            recipient,
+        } => {
+            // signal-cli -a ACCOUNT send -m MESSAGE RECIPIENT
+            let text = format!("{}\n{}", job.message.title, job.message.body);
+            let argv = [
+                cli_path.clone(),
+                "-a".into(),
+                user.clone(),
+                "send".into(),
+                "-m".into(),
+                text,
+                recipient.clone(),
+            ];
+            exec::run(&argv, &job.n, &job.message, channel.timeout).await
+        }
         _ => {
             for request in hb_notify::request::requests(channel, &job.n, &job.message) {
                 let outcome = transport::send(&request, channel.timeout).await;

@@ -12,6 +12,9 @@ use hb_notify::request::webhook_body;
 use hb_notify::retry::Attempt;
 use tokio::io::AsyncWriteExt;
 
+/// Bytes of a failing program's stderr kept for the error.
+const STDERR_KEPT: usize = 300;
+
 /// Runs `argv` for notification `n`.
 pub async fn run(argv: &[String], n: &Notification, m: &Message, timeout: Duration) -> Attempt {
     let Some((program, args)) = argv.split_first() else {
@@ -31,9 +34,10 @@ pub async fn run(argv: &[String], n: &Notification, m: &Message, timeout: Durati
         .env("HB_TITLE", &m.title)
         .env("HB_TEXT", &n.text)
         .env("HB_LINK", m.link.as_deref().unwrap_or(""))
+        // Pipes, not /dev/null: the notifier may open nothing for writing (Landlock).
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         // Its own process group, so a timeout kills whatever it started too.
         .process_group(0)
         .kill_on_drop(true);
@@ -50,13 +54,49 @@ pub async fn run(argv: &[String], n: &Notification, m: &Message, timeout: Durati
         // A program that does not read its input is fine.
         let _ = stdin.write_all(&body).await;
     }
+    // Its output is read (so it never blocks on a full pipe); the end of stderr explains a
+    // failure.
+    let stdout = child.stdout.take();
+    tokio::spawn(async move {
+        if let Some(mut out) = stdout {
+            let _ = tokio::io::copy(&mut out, &mut tokio::io::sink()).await;
+        }
+    });
+    let stderr_tail = child.stderr.take().map(|mut err| {
+        tokio::spawn(async move {
+            let mut tail = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = tokio::io::AsyncReadExt::read(&mut err, &mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * STDERR_KEPT {
+                    tail.drain(..tail.len() - STDERR_KEPT);
+                }
+            }
+            let start = tail.len().saturating_sub(STDERR_KEPT);
+            String::from_utf8_lossy(&tail[start..]).trim().to_string()
+        })
+    });
     let pid = child.id();
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => Attempt::Delivered,
-        Ok(Ok(status)) => Attempt::Transient {
-            error: format!("{program} ended with {status}"),
-            after: None,
-        },
+        Ok(Ok(status)) => {
+            let said = match stderr_tail {
+                Some(task) => task.await.unwrap_or_default(),
+                None => String::new(),
+            };
+            let said = if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            };
+            Attempt::Transient {
+                error: format!("{program} ended with {status}{said}"),
+                after: None,
+            }
+        }
         Ok(Err(e)) => Attempt::Transient {
             error: format!("waiting for {program}: {}", e.kind()),
             after: None,

@@ -1033,3 +1033,160 @@ fn notifications_are_routed_to_owner_and_managers() {
     assert_eq!(kinds("/bob"), ["alert CRITICAL", "recovery OK"]);
     assert!(kinds("/carol").is_empty(), "monitors get nothing");
 }
+
+// Issue 6, acceptance 6: no secret from the configuration appears in any log line at -vvv,
+// in hbctl's answers or in the API, while every kind of channel is used (and some fail).
+#[test]
+fn secrets_never_leave_the_notifier() {
+    let rec = Recorder::start(&[("/ok?key=SECRET-hook-key", &[200])]);
+    let base = format!("http://127.0.0.1:{}", rec.port);
+    let mut server = Server::prepare(
+        "secrets",
+        &format!(
+            "grace: 0\nhb_key: SECRET-hb-key-0123456789\n\
+             thresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             watchhosts: [web1]\nnotify: [po, hook, slack, mx, nt, tw, vm, mail]\n\
+             accept_unsigned: true\n\
+             notification_channels:\n\
+             \x20 po: {{type: pushover, base_url: \"{base}\", token: SECRET-po-token, user: SECRET-po-user}}\n\
+             \x20 hook: {{type: webhook, url: \"{base}/ok?key=SECRET-hook-key\", secret: SECRET-hmac}}\n\
+             \x20 slack: {{type: slack, url: \"{base}/SECRET-slack-path\"}}\n\
+             \x20 mx: {{type: matrix, homeserver: \"{base}\", access_token: SECRET-mx-token, room_id: \"!r:x\"}}\n\
+             \x20 nt: {{type: ntfy, base_url: \"{base}\", topic: t, token: SECRET-ntfy}}\n\
+             \x20 tw: {{type: twilio, base_url: \"{base}\", account_sid: AC1, auth_token: SECRET-twilio, from: \"+1\", to: \"+2\"}}\n\
+             \x20 vm: {{type: sms_voipms, base_url: \"{base}/v\", api_user: u, api_password: SECRET-voipms, did: \"1\", dst: \"2\"}}\n\
+             \x20 mail: {{type: email, smtp_server: 127.0.0.1, smtp_port: 9, security: none, smtp_user: u, smtp_password: SECRET-smtp, sender: a@example.net, recipients: b@example.net, retry_for: 2}}\n"
+        ),
+    );
+    server.spawn(&["-f", "-vvv"]);
+    server.wait_running(Duration::from_secs(20));
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{"cpu_percent":95}}"#,
+    );
+    assert!(wait_for(Duration::from_secs(20), || server
+        .messages()
+        .iter()
+        .any(|m| m.contains("failed on channel mail"))));
+    assert_eq!(
+        rec.requests("/ok?key=SECRET-hook-key").len(),
+        1,
+        "the hook delivered"
+    );
+    let mut seen = server.log_text();
+    for args in [
+        &["status"][..],
+        &["messages"],
+        &["alerts"],
+        &["hosts"],
+        &["host", "web1"],
+        &["counters", "notifier"],
+        &["counters", "engine"],
+        &["counters", "receiver"],
+        &["notify"],
+    ] {
+        let out = std::process::Command::new(bin("hbctl"))
+            .arg("-s")
+            .arg(server.socket())
+            .arg("-j")
+            .args(args)
+            .output()
+            .expect("hbctl");
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    for path in ["/api/0/hosts", "/api/0/messages"] {
+        if let Some((_, body)) = http_get(server.http_port, path) {
+            seen.push_str(&body);
+        }
+    }
+    assert!(
+        seen.contains("Notification: [CRITICAL] web1"),
+        "the test saw nothing"
+    );
+    assert!(
+        !seen.contains("SECRET"),
+        "a secret leaked: {}",
+        seen.lines()
+            .filter(|l| l.contains("SECRET"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+// Issue 6: the exec channel and the original's signal-cli form run their programs without a
+// shell, with the notification in the environment, on stdin and in the arguments.
+#[test]
+fn exec_and_signal_cli_channels_run_their_programs() {
+    require_tool("curl", "curl");
+    let rec = Recorder::start(&[("/exec", &[200]), ("/signal", &[200])]);
+    let dir = scratch("exec-channel");
+    // The notifier may write nowhere (Landlock): the programs report over HTTP.
+    let page = dir.join("page");
+    std::fs::write(
+        &page,
+        format!(
+            "#!/bin/sh\nexec curl -s -o /dev/null -H \"X-Level: $HB_LEVEL\" -H \"X-Host: $HB_HOST\" --data-binary @- http://127.0.0.1:{}/exec\n",
+            rec.port
+        ),
+    )
+    .expect("script");
+    let signal = dir.join("signal-cli");
+    std::fs::write(
+        &signal,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" | exec curl -s -o /dev/null --data-binary @- http://127.0.0.1:{}/signal\n",
+            rec.port
+        ),
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    for p in [&dir, &page, &signal] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let server = Server::start(
+        "exec",
+        &format!(
+            "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             watchhosts: [web1]\nnotify: [pager, sig]\n\
+             notification_channels:\n\
+             \x20 pager: {{type: exec, command: [\"{}\"]}}\n\
+             \x20 sig: {{type: signal, cli_path: \"{}\", user: \"+15550100\", recipient: \"+15550101\"}}\n",
+            page.display(),
+            signal.display()
+        ),
+    );
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{"cpu_percent":95}}"#,
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || rec.requests("/exec").len() == 1
+            && rec.requests("/signal").len() == 1),
+        "{}",
+        server.log_text()
+    );
+    let exec = &rec.requests("/exec")[0];
+    assert!(
+        exec.headers
+            .contains(&("x-level".into(), "CRITICAL".into()))
+    );
+    assert!(exec.headers.contains(&("x-host".into(), "web1".into())));
+    let stdin: Value = serde_json::from_str(&exec.body).expect("JSON on stdin");
+    assert_eq!(stdin["alert"], "web1/cpu_monitor.cpu_percent");
+    let body = rec.requests("/signal")[0].body.clone();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        &lines[..5],
+        [
+            "-a",
+            "+15550100",
+            "send",
+            "-m",
+            "[CRITICAL] web1 cpu_monitor.cpu_percent"
+        ]
+    );
+    assert_eq!(lines.last(), Some(&"+15550101"));
+}
