@@ -464,7 +464,8 @@ fn threshold_alerts_reach_the_notifier_and_hbctl_handles_them() {
 }
 
 /// A recording HTTP server: answers each path from a script (status codes, in turn; the
-/// last repeats; 0 never answers; 1200 is a 200 after 300 ms) and records every request.
+/// last repeats; 0 never answers; 1200 is a 200 after 300 ms; `*` for other paths, else
+/// 404) and records every request.
 struct Recorder {
     port: u16,
     seen: Arc<Mutex<Vec<Recorded>>>,
@@ -527,7 +528,11 @@ impl Recorder {
                         headers,
                         body: String::from_utf8_lossy(&body).into_owned(),
                     });
-                    let statuses = script.get(&path).cloned().unwrap_or_else(|| vec![404]);
+                    let statuses = script
+                        .get(&path)
+                        .or_else(|| script.get("*"))
+                        .cloned()
+                        .unwrap_or_else(|| vec![404]);
                     let n = {
                         let mut c = counts.lock().expect("counts");
                         let n = c.entry(path).or_insert(0);
@@ -1189,4 +1194,152 @@ fn exec_and_signal_cli_channels_run_their_programs() {
         ]
     );
     assert_eq!(lines.last(), Some(&"+15550101"));
+}
+
+// Issue 6, acceptance 1 for the HTTP services: one alert and one recovery each, with the
+// method, path, headers and body their APIs document.
+#[test]
+fn every_http_channel_sends_what_its_service_documents() {
+    let rec = Recorder::start(&[
+        ("/slack", &[200]),
+        ("/discord", &[204]),
+        ("/hooks/mm-token", &[200]),
+        ("/ntfy-topic", &[200]),
+        ("/1/messages.json", &[200]),
+        ("/v2/send", &[201]),
+        ("/2010-04-01/Accounts/AC1/Messages.json", &[201]),
+        // Matrix and voip.ms put the variable part in the path.
+        ("*", &[200]),
+    ]);
+    let base = format!("http://127.0.0.1:{}", rec.port);
+    let server = Server::start(
+        "http-channels",
+        &format!(
+            "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {{warning: 80, critical: 90}}\n\
+             watchhosts: [web1]\nnotify: [slack, discord, mm, ntfy, po, mx, sig, tw, vm]\n\
+             notification_channels:\n\
+             \x20 slack: {{type: slack, url: \"{base}/slack\"}}\n\
+             \x20 discord: {{type: discord, url: \"{base}/discord\"}}\n\
+             \x20 mm: {{type: mattermost, host: \"{base}\", token: mm-token, channel: ops, username: hb}}\n\
+             \x20 ntfy: {{type: ntfy, base_url: \"{base}\", topic: ntfy-topic, token: nt}}\n\
+             \x20 po: {{type: pushover, base_url: \"{base}\", token: app, user: usr}}\n\
+             \x20 mx: {{type: matrix, homeserver: \"{base}\", access_token: mxt, room_id: \"!r:example.org\"}}\n\
+             \x20 sig: {{type: signal, url: \"{base}\", number: \"+15550100\", recipients: [\"+15550101\"]}}\n\
+             \x20 tw: {{type: twilio, base_url: \"{base}\", account_sid: AC1, auth_token: tok, from: \"+15550100\", to: \"+15550101\"}}\n\
+             \x20 vm: {{type: sms_voipms, base_url: \"{base}/voip\", api_user: u, api_password: p, did: \"1\", dst: \"2\"}}\n"
+        ),
+    );
+    let plg = |v: u32| {
+        format!(
+            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
+        )
+    };
+    let all = |n: usize| {
+        let seen = rec.seen.lock().expect("seen").len();
+        seen >= 9 * n
+    };
+    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    assert!(
+        wait_for(Duration::from_secs(15), || all(1)),
+        "{}",
+        server.log_text()
+    );
+    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    assert!(
+        wait_for(Duration::from_secs(15), || all(2)),
+        "{}",
+        server.log_text()
+    );
+    let one = |path: &str, n: usize| {
+        let r = rec.requests(path);
+        assert_eq!(r.len(), 2, "{path}: alert and recovery");
+        r[n].clone()
+    };
+    let json = |r: &Recorded| serde_json::from_str::<Value>(&r.body).expect("json");
+    let has = |r: &Recorded, k: &str, v: &str| r.headers.iter().any(|(hk, hv)| hk == k && hv == v);
+
+    let r = one("/slack", 0);
+    assert_eq!(r.method, "POST");
+    assert!(has(&r, "content-type", "application/json"));
+    assert!(
+        json(&r)["text"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("*[CRITICAL] web1 cpu_monitor.cpu_percent*")
+    );
+    assert!(
+        json(&one("/slack", 1))["text"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("*[RECOVER]")
+    );
+    assert!(
+        json(&one("/discord", 0))["content"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("**[CRITICAL]")
+    );
+    let r = one("/hooks/mm-token", 0);
+    assert_eq!(
+        (json(&r)["channel"].as_str(), json(&r)["username"].as_str()),
+        (Some("ops"), Some("hb"))
+    );
+    let r = one("/ntfy-topic", 0);
+    assert!(has(&r, "title", "[CRITICAL] web1 cpu_monitor.cpu_percent"));
+    assert!(has(&r, "priority", "5") && has(&r, "authorization", "Bearer nt"));
+    assert!(has(&one("/ntfy-topic", 1), "priority", "3"));
+    let r = one("/1/messages.json", 0);
+    assert!(has(&r, "content-type", "application/x-www-form-urlencoded"));
+    assert!(
+        r.body
+            .starts_with("token=app&user=usr&title=%5BCRITICAL%5D"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("&priority=1"));
+    assert!(one("/1/messages.json", 1).body.contains("&priority=-1"));
+    let mx: Vec<Recorded> = rec
+        .seen
+        .lock()
+        .expect("seen")
+        .iter()
+        .filter(|r| {
+            r.path
+                .starts_with("/_matrix/client/v3/rooms/%21r%3Aexample.org/send/m.room.message/hb-")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(mx.len(), 2);
+    assert_eq!(mx[0].method, "PUT");
+    assert!(has(&mx[0], "authorization", "Bearer mxt"));
+    assert_eq!(json(&mx[0])["msgtype"], "m.text");
+    let r = one("/v2/send", 0);
+    assert_eq!(json(&r)["number"], "+15550100");
+    assert_eq!(json(&r)["recipients"], serde_json::json!(["+15550101"]));
+    let r = one("/2010-04-01/Accounts/AC1/Messages.json", 0);
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.starts_with("Basic "))
+    );
+    assert!(
+        r.body.starts_with("From=%2B15550100&To=%2B15550101&Body="),
+        "{}",
+        r.body
+    );
+    let vm: Vec<Recorded> = rec
+        .seen
+        .lock()
+        .expect("seen")
+        .iter()
+        .filter(|r| r.path.starts_with("/voip?"))
+        .cloned()
+        .collect();
+    assert_eq!(vm.len(), 2);
+    assert_eq!(vm[0].method, "GET");
+    assert!(
+        vm[0].path.contains("method=sendSMS&did=1&dst=2&message="),
+        "{}",
+        vm[0].path
+    );
 }
