@@ -155,7 +155,14 @@ fn restrict_writes(writable: &[PathBuf]) -> Result<&'static str, PrivdropError> 
     let status = Ruleset::default()
         .handle_access(AccessFs::from_write(abi))
         .and_then(|r| r.create())
-        .and_then(|r| r.add_rules(path_beneath_rules(writable, AccessFs::from_write(abi))))
+        // /dev/null too: programs a role runs (an exec channel, nsupdate) send output there.
+        .and_then(|r| {
+            let paths = writable
+                .iter()
+                .map(PathBuf::as_path)
+                .chain([Path::new("/dev/null")]);
+            r.add_rules(path_beneath_rules(paths, AccessFs::from_write(abi)))
+        })
         .and_then(|r| r.restrict_self())
         .map_err(|e| fail("landlock", e))?;
     Ok(match status.ruleset {

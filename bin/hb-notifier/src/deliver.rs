@@ -70,6 +70,10 @@ async fn deliver(channel: &Channel, job: &Job) -> Result<(), String> {
     loop {
         attempt += 1;
         let outcome = once(channel, job).await;
+        let error = match &outcome {
+            Attempt::Transient { error, .. } | Attempt::Permanent { error } => error.clone(),
+            Attempt::Delivered => String::new(),
+        };
         match retry::next(attempt, outcome, started.elapsed(), channel.retry_for) {
             Next::Delivered => return Ok(()),
             Next::GiveUp(error) => return Err(error),
@@ -78,6 +82,7 @@ async fn deliver(channel: &Channel, job: &Job) -> Result<(), String> {
                     channel = channel.name,
                     id = job.n.id,
                     attempt,
+                    error,
                     wait_s = wait.as_secs_f64(),
                     "Retrying."
                 );

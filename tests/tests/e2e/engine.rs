@@ -1194,6 +1194,24 @@ fn exec_and_signal_cli_channels_run_their_programs() {
         ]
     );
     assert_eq!(lines.last(), Some(&"+15550101"));
+    // The recovery goes the same ways.
+    send_from(
+        "127.0.0.1",
+        server.hb_port,
+        br#"{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{"cpu_percent":10}}"#,
+    );
+    assert!(wait_for(Duration::from_secs(10), || rec
+        .requests("/exec")
+        .len()
+        == 2
+        && rec.requests("/signal").len() == 2));
+    let recovery = &rec.requests("/exec")[1];
+    assert!(
+        recovery.headers.contains(&("x-level".into(), "OK".into())),
+        "{:?}",
+        recovery.headers
+    );
+    assert!(rec.requests("/signal")[1].body.contains("[RECOVER] web1"));
 }
 
 // Issue 6, acceptance 1 for the HTTP services: one alert and one recovery each, with the
