@@ -11,7 +11,12 @@ pub fn check_host_name(name: &str) -> Result<(), String> {
         let ok_chars = label
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') {
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return Err(format!(
                 "host name {name:?} is not a DNS name (labels of letters, digits, '-' and '_')"
             ));
@@ -39,6 +44,8 @@ mod tests {
             "web1\nupdate delete x",
             "a;b",
             "-lead",
+            "trail-",
+            "a.b-.c",
             "a..b",
             ".",
             "é",

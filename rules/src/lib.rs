@@ -289,6 +289,11 @@ impl Rules {
         Ok(rules)
     }
 
+    /// Whether any layer has thresholds for `plugin`.
+    pub fn mentions(&self, plugin: &str) -> bool {
+        self.base.contains_key(plugin) || self.profiles.values().any(|p| p.contains_key(plugin))
+    }
+
     /// Whether a profile of this name exists (`default` always does).
     pub fn has_profile(&self, name: &str) -> bool {
         name == self.default_profile || self.profiles.contains_key(name)

@@ -2,9 +2,9 @@
 //! change, and the queue that keeps only the newest wish per name. Pure; `main.rs` runs
 //! nsupdate.
 //!
-//! Every name and address is checked before it reaches a script: a host name is lower case
-//! letters, digits, `-` and `_` in dot-separated labels of 1 to 63 characters, 253 in all
-//! with the domain, so no datagram can carry a newline, a space or a `;` into nsupdate.
+//! Every name is checked before it reaches a script (the protocol's host name rules, lower
+//! case, 253 characters with the domain), so no datagram can carry a newline, a space or a
+//! `;` into nsupdate.
 
 #![forbid(unsafe_code)]
 
@@ -18,50 +18,32 @@ pub struct BadName {
     /// What was asked (cut to 80 characters).
     pub name: String,
     /// Why not.
-    pub why: &'static str,
+    pub why: String,
 }
 
-fn refuse(name: &str, why: &'static str) -> BadName {
-    BadName {
-        name: name.chars().take(80).collect(),
-        why,
-    }
-}
-
-/// The record's name, `<host>.<domain>.`, if both follow DNS label rules.
+/// The record's name, `<host>.<domain>.`: both pass the protocol's host name check (DNS
+/// label rules), the host is lower case (as every name is once received), and the whole
+/// fits in 253 characters.
 pub fn record_name(host: &str, domain: &str) -> Result<String, BadName> {
+    let refuse = |why: String| BadName {
+        name: host.chars().take(80).collect(),
+        why,
+    };
     let domain = domain.trim_end_matches('.');
-    for (part, what) in [(host, host), (domain, domain)] {
-        if part.is_empty() {
-            return Err(refuse(what, "empty"));
-        }
-        for label in part.split('.') {
-            if label.is_empty() {
-                return Err(refuse(
-                    what,
-                    "an empty label (`..` or a leading or trailing dot)",
-                ));
-            }
-            if label.len() > 63 {
-                return Err(refuse(what, "a label longer than 63 characters"));
-            }
-            if !label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            {
-                return Err(refuse(
-                    what,
-                    "only lower case letters, digits, `-` and `_` are allowed",
-                ));
-            }
-            if label.starts_with('-') || label.ends_with('-') {
-                return Err(refuse(what, "a label starts or ends with `-`"));
-            }
-        }
+    for part in [host, domain] {
+        hb_proto::names::check_host_name(part).map_err(|_| {
+            refuse(format!(
+                "{:?} breaks DNS label rules",
+                part.chars().take(80).collect::<String>()
+            ))
+        })?;
+    }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(refuse("host names are lower case".into()));
     }
     let name = format!("{host}.{domain}.");
     if name.len() > 254 {
-        return Err(refuse(host, "longer than 253 characters with the domain"));
+        return Err(refuse("longer than 253 characters with the domain".into()));
     }
     Ok(name)
 }
@@ -163,6 +145,8 @@ mod tests {
             "web1.",
             "",
             "-web",
+            "web1..x",
+            "web-.x",
             "WEB1",
             &"a".repeat(64),
             &"a.".repeat(130),

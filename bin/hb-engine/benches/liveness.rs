@@ -87,31 +87,24 @@ fn engine_state() {
     for n in [10_000u64, 100_000] {
         let mut state = State::new(0);
         let before = rss_kib();
-        let start = Instant::now();
-        for i in 0..n {
-            let name = format!("host{i:07}.example.net");
-            state.received(ReceiverToEngine::Received {
-                message: serde_json::json!({"ID": "HTB", "name": name, "interval": 10, "rtt": 0.7, "ver": "0.1.0"}),
-                host: name,
-                source: std::net::SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 40000)),
-                received_ms: (i * 10_000) / n,
-                signed: false,
-            });
-        }
-        let first_ns = start.elapsed().as_nanos() as f64 / n as f64;
+        // Every host heartbeats once, spread over an interval from `from`; ns per message.
+        let round = |state: &mut State, from: u64| {
+            let start = Instant::now();
+            for i in 0..n {
+                let name = format!("host{i:07}.example.net");
+                state.received(ReceiverToEngine::Received {
+                    message: serde_json::json!({"ID": "HTB", "name": name, "interval": 10, "rtt": 0.7, "ver": "0.1.0"}),
+                    host: name,
+                    source: std::net::SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 40000)),
+                    received_ms: from + (i * 10_000) / n,
+                    signed: false,
+                });
+            }
+            start.elapsed().as_nanos() as f64 / n as f64
+        };
+        let first_ns = round(&mut state, 0);
         // Steady state: every host heartbeats again.
-        let start = Instant::now();
-        for i in 0..n {
-            let name = format!("host{i:07}.example.net");
-            state.received(ReceiverToEngine::Received {
-                message: serde_json::json!({"ID": "HTB", "name": name, "interval": 10, "rtt": 0.7, "ver": "0.1.0"}),
-                host: name,
-                source: std::net::SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 40000)),
-                received_ms: 10_000 + (i * 10_000) / n,
-                signed: false,
-            });
-        }
-        let message_ns = start.elapsed().as_nanos() as f64 / n as f64;
+        let message_ns = round(&mut state, 10_000);
         state.flush_changes();
         state.changes.clear();
         let bytes = (rss_kib().saturating_sub(before) * 1024) as f64 / n as f64;

@@ -889,13 +889,7 @@ impl State {
     /// Gives a notification its id and recipients, keeps it in the outbox and hands it on
     /// (through the store when there is one, so it goes out only once committed).
     fn notify(&mut self, mut n: Notification) {
-        self.next_notification_id = self
-            .next_notification_id
-            .max(n.created_ms.saturating_mul(1000))
-            + 1;
-        n.id = self.next_notification_id;
         (n.users, n.channels) = self.recipients(&n.host);
-        self.count("notifications");
         self.enqueue(n);
     }
 
@@ -910,8 +904,15 @@ impl State {
         (users, channels)
     }
 
-    /// Puts a notification in the outbox and on its way.
-    fn enqueue(&mut self, n: Notification) {
+    /// Gives a notification its id, puts it in the outbox and on its way.
+    fn enqueue(&mut self, mut n: Notification) {
+        // Ids follow the clock (a thousand per ms), so they stay unique across restarts.
+        self.next_notification_id = self
+            .next_notification_id
+            .max(n.created_ms.saturating_mul(1000))
+            + 1;
+        n.id = self.next_notification_id;
+        self.count("notifications");
         match &self.store {
             Some(store) => {
                 self.outbox.insert(n.id, (n.clone(), None));
@@ -1353,6 +1354,10 @@ impl State {
 
     /// Checks a heartbeat's RTT against `thresholds.rtt`.
     fn check_rtt(&mut self, host: &str, rtt_ms: f64, now: u64) {
+        // Every heartbeat comes here: without RTT thresholds (or an RTT alert to end), out.
+        if !self.rules.mentions("rtt") && self.alerts.is_empty() {
+            return;
+        }
         let Some(rules) = self.rules_for(host) else {
             return;
         };
@@ -1448,12 +1453,9 @@ impl State {
             self.alerts.mark_notified(&key, true, now);
             self.act(vec![Action::Changed { key }], now);
         }
-        let key = "*/storm".to_string();
-        self.count("notifications");
-        self.next_notification_id = self.next_notification_id.max(now.saturating_mul(1000)) + 1;
         let n = Notification {
-            id: self.next_notification_id,
-            alert: key,
+            id: 0,
+            alert: "*/storm".into(),
             kind: kind.into(),
             level: level.into(),
             host: "*".into(),

@@ -26,38 +26,33 @@ struct Target {
 }
 
 fn target(url: &str) -> Result<Target, String> {
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err("the URL must start with http:// or https://".into());
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|_| "the URL cannot be parsed".to_string())?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err("the URL must start with http:// or https://".into()),
     };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-        None => (rest, "/".to_string()),
-    };
-    // Credentials in the URL are not sent as Basic auth by any channel; drop them.
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse() {
-            Ok(port) => (h, port),
-            Err(_) => (authority, if tls { 443 } else { 80 }),
-        },
-        _ => (authority, if tls { 443 } else { 80 }),
-    };
-    let host = host
+    // `host()` leaves out credentials in the URL, which no channel sends as Basic auth.
+    let host = uri
+        .host()
+        .unwrap_or("")
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
     if host.is_empty() {
         return Err("the URL has no host".into());
     }
+    let path = match uri.path_and_query().map(|p| p.as_str()) {
+        Some(p) if p.starts_with('/') => p.to_string(),
+        Some(p) => format!("/{p}"),
+        None => "/".to_string(),
+    };
     Ok(Target {
         tls,
+        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
         host,
-        port,
         path,
     })
 }

@@ -78,6 +78,24 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("{prefix}{i}")).collect()
 }
 
+/// A `cpu_monitor` report from `host`.
+fn cpu_report(host: &str, percent: u32) -> Vec<u8> {
+    format!(
+        r#"{{"ID":"PLG","name":"{host}","plugin":"cpu_monitor","data":{{"cpu_percent":{percent}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// `kill -9` of a role's process.
+fn kill_9(server: &Server, role: &str) {
+    let pid = server.pid_of(role).expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+}
+
 /// Events from the store (`hbctl events N`), newest first, as (time, text).
 fn events(server: &Server, n: u32) -> Vec<(u64, String)> {
     server
@@ -248,12 +266,7 @@ fn kill_9_of_the_engine_loses_no_state_and_resends_undelivered_notifications() {
     // the same id, which the real notifier recognises). Leave those milliseconds.
     std::thread::sleep(Duration::from_millis(300));
 
-    let engine = server.pid_of("engine").expect("engine pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(engine as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
+    kill_9(&server, "engine");
     assert!(
         wait_for(Duration::from_secs(15), || {
             let s = server.child_status("engine");
@@ -395,17 +408,12 @@ fn threshold_alerts_reach_the_notifier_and_hbctl_handles_them() {
         "grace: 0\nthreshold_renotify_interval: 3600\nwatchhosts: [web1]\n\
          thresholds:\n  cpu_monitor:\n    cpu_percent: {warning: 80, critical: 90}\n",
     );
-    let plg = |value: u32| {
-        format!(
-            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{value}}}}}"#
-        )
-    };
     send_from(
         "127.0.0.1",
         server.hb_port,
         br#"{"ID":"HTB","name":"web1","interval":60}"#,
     );
-    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 95));
     assert!(
         server.wait_log(
             "Notification: [CRITICAL] web1 cpu_monitor.cpu_percent",
@@ -434,7 +442,7 @@ fn threshold_alerts_reach_the_notifier_and_hbctl_handles_them() {
         server.messages()
     );
     // Recovery.
-    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 10));
     assert!(server.wait_log(
         "Notification: [RECOVER] web1 cpu_monitor.cpu_percent",
         Duration::from_secs(10)
@@ -444,7 +452,7 @@ fn threshold_alerts_reach_the_notifier_and_hbctl_handles_them() {
         .ctl(&["silence", "web1/cpu_monitor.*", "10", "maintenance"])
         .expect("silence");
     let id = silence["answer"]["id"].as_u64().expect("id");
-    send_from("127.0.0.1", server.hb_port, plg(85).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 85));
     assert!(wait_for(Duration::from_secs(5), || {
         server.ctl(&["alerts"]).expect("alerts")["answer"]["alerts"][0]["level"] == "WARNING"
     }));
@@ -567,6 +575,16 @@ impl Recorder {
         Recorder { port, seen }
     }
 
+    /// How often each notification id (the webhook body's `id`) came to `path`.
+    fn ids(&self, path: &str) -> BTreeMap<u64, usize> {
+        let mut ids = BTreeMap::new();
+        for r in self.requests(path) {
+            let body: Value = serde_json::from_str(&r.body).expect("json");
+            *ids.entry(body["id"].as_u64().expect("id")).or_insert(0) += 1;
+        }
+        ids
+    }
+
     fn requests(&self, path: &str) -> Vec<Recorded> {
         self.seen
             .lock()
@@ -608,18 +626,13 @@ fn webhooks_are_delivered_retried_and_failures_reported() {
             url("/dead")
         ),
     );
-    let plg = |v: u32| {
-        format!(
-            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
-        )
-    };
     send_from(
         "127.0.0.1",
         server.hb_port,
         br#"{"ID":"HTB","name":"web1","interval":60}"#,
     );
     let sent = Instant::now();
-    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 95));
     assert!(wait_for(Duration::from_secs(10), || rec
         .requests("/limited")
         .len()
@@ -664,7 +677,7 @@ fn webhooks_are_delivered_retried_and_failures_reported() {
         "a secret was logged"
     );
     // The recovery goes to the channels that delivered the alert.
-    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 10));
     assert!(wait_for(Duration::from_secs(10), || rec
         .requests("/ok")
         .len()
@@ -701,10 +714,7 @@ fn a_killed_notifier_resends_only_what_was_not_delivered() {
         ),
     );
     for h in &hosts {
-        let plg = format!(
-            r#"{{"ID":"PLG","name":"{h}","plugin":"cpu_monitor","data":{{"cpu_percent":95}}}}"#
-        );
-        send_from("127.0.0.1", server.hb_port, plg.as_bytes());
+        send_from("127.0.0.1", server.hb_port, &cpu_report(h, 95));
     }
     let queued = wait_for(Duration::from_secs(15), || {
         rec.requests("/slow").len() >= 10 && rec.requests("/fast").len() == 50
@@ -715,36 +725,23 @@ fn a_killed_notifier_resends_only_what_was_not_delivered() {
         rec.requests("/fast").len(),
         rec.requests("/slow").len()
     );
-    let notifier = server.pid_of("notifier").expect("notifier pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(notifier as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
-    let ids_of = |path: &str| {
-        let mut ids = BTreeMap::<u64, usize>::new();
-        for r in rec.requests(path) {
-            let body: Value = serde_json::from_str(&r.body).expect("json");
-            *ids.entry(body["id"].as_u64().expect("id")).or_insert(0) += 1;
-        }
-        ids
-    };
+    kill_9(&server, "notifier");
     assert!(
-        wait_for(Duration::from_secs(60), || ids_of("/slow").len() == 50),
+        wait_for(Duration::from_secs(60), || rec.ids("/slow").len() == 50),
         "{} of 50 delivered",
-        ids_of("/slow").len()
+        rec.ids("/slow").len()
     );
     let drained = wait_for(Duration::from_secs(10), || {
         server.counter("engine", "outbox_pending") == 0
     });
     assert!(drained, "{}", server.counters("engine"));
-    let fast = ids_of("/fast");
+    let fast = rec.ids("/fast");
     assert_eq!(fast.len(), 50);
     assert!(
         fast.values().all(|n| *n == 1),
         "the fast channel got some again: {fast:?}"
     );
-    let slow = ids_of("/slow");
+    let slow = rec.ids("/slow");
     let repeated: Vec<_> = slow.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         repeated.len() <= 1 && repeated.iter().all(|(_, n)| **n == 2),
@@ -879,12 +876,7 @@ fn email_reaches_a_real_smtp_server() {
             smtp.port
         ),
     );
-    let plg = |v: u32| {
-        format!(
-            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
-        )
-    };
-    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 95));
     assert!(
         wait_for(Duration::from_secs(15), || smtp.mail().len() == 1),
         "{}",
@@ -909,7 +901,7 @@ fn email_reaches_a_real_smtp_server() {
         mail.contains("https://hb.example.net/plugins/web1"),
         "{mail}"
     );
-    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 10));
     assert!(wait_for(Duration::from_secs(15), || smtp.mail().len() == 2));
     assert!(smtp.mail()[1].contains("Subject: [RECOVER] web1 cpu_monitor.cpu_percent"));
 }
@@ -935,40 +927,24 @@ fn a_killed_engine_does_not_make_the_notifier_send_twice() {
         ),
     );
     for h in &hosts {
-        let plg = format!(
-            r#"{{"ID":"PLG","name":"{h}","plugin":"cpu_monitor","data":{{"cpu_percent":95}}}}"#
-        );
-        send_from("127.0.0.1", server.hb_port, plg.as_bytes());
+        send_from("127.0.0.1", server.hb_port, &cpu_report(h, 95));
     }
     assert!(wait_for(Duration::from_secs(15), || rec
         .requests("/slow")
         .len()
         >= 10));
-    let engine = server.pid_of("engine").expect("engine pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(engine as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
-    let count = |path: &str| {
-        let mut ids = BTreeMap::<u64, usize>::new();
-        for r in rec.requests(path) {
-            let body: Value = serde_json::from_str(&r.body).expect("json");
-            *ids.entry(body["id"].as_u64().expect("id")).or_insert(0) += 1;
-        }
-        ids
-    };
+    kill_9(&server, "engine");
     assert!(
-        wait_for(Duration::from_secs(60), || count("/slow").len() == 50),
+        wait_for(Duration::from_secs(60), || rec.ids("/slow").len() == 50),
         "{} of 50",
-        count("/slow").len()
+        rec.ids("/slow").len()
     );
     let drained = wait_for(Duration::from_secs(15), || {
         server.counter("engine", "outbox_pending") == 0
     });
     assert!(drained, "{}", server.counters("engine"));
     for path in ["/fast", "/slow"] {
-        let ids = count(path);
+        let ids = rec.ids(path);
         assert_eq!(ids.len(), 50, "{path}");
         assert!(
             ids.values().all(|n| *n == 1),
@@ -1003,11 +979,6 @@ fn notifications_are_routed_to_owner_and_managers() {
             port = rec.port
         ),
     );
-    let plg = |v: u32| {
-        format!(
-            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
-        )
-    };
     let kinds = |path: &str| -> Vec<String> {
         rec.requests(path)
             .iter()
@@ -1022,13 +993,13 @@ fn notifications_are_routed_to_owner_and_managers() {
             .collect()
     };
     // WARNING: alice only (bob's channel wants CRITICAL, carol is a monitor).
-    send_from("127.0.0.1", server.hb_port, plg(85).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 85));
     assert!(wait_for(Duration::from_secs(10), || kinds("/alice").len() == 1));
     // CRITICAL: both.
-    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 95));
     assert!(wait_for(Duration::from_secs(10), || kinds("/bob").len() == 1));
     // The recovery reaches bob too, below his min_level, because he got the alert.
-    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 10));
     assert!(wait_for(Duration::from_secs(10), || kinds("/bob").len() == 2));
     assert!(wait_for(Duration::from_secs(5), || kinds("/alice").len() == 3));
     assert_eq!(
@@ -1247,22 +1218,17 @@ fn every_http_channel_sends_what_its_service_documents() {
              \x20 vm: {{type: sms_voipms, base_url: \"{base}/voip\", api_user: u, api_password: p, did: \"1\", dst: \"2\"}}\n"
         ),
     );
-    let plg = |v: u32| {
-        format!(
-            r#"{{"ID":"PLG","name":"web1","plugin":"cpu_monitor","data":{{"cpu_percent":{v}}}}}"#
-        )
-    };
     let all = |n: usize| {
         let seen = rec.seen.lock().expect("seen").len();
         seen >= 9 * n
     };
-    send_from("127.0.0.1", server.hb_port, plg(95).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 95));
     assert!(
         wait_for(Duration::from_secs(15), || all(1)),
         "{}",
         server.log_text()
     );
-    send_from("127.0.0.1", server.hb_port, plg(10).as_bytes());
+    send_from("127.0.0.1", server.hb_port, &cpu_report("web1", 10));
     assert!(
         wait_for(Duration::from_secs(15), || all(2)),
         "{}",
