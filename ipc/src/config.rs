@@ -119,6 +119,8 @@ pub struct EngineConfig {
     pub watchhosts: Vec<String>,
     /// Hosts with dynamic DNS in addition to those with `dyndns: true`.
     pub dyndnshosts: Vec<String>,
+    /// Domains of the dynamic records; empty: no DNS updates are asked for.
+    pub dyndomains: Vec<String>,
     /// Hosts to ignore.
     pub drophosts: Vec<String>,
     /// Owner of hosts without one.
@@ -227,15 +229,37 @@ pub struct NotifierConfig {
 }
 
 /// hb-dnsupdate's slice: the only process that knows where the TSIG key is.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsupdateConfig {
     /// Domains under which dynamic host records live.
     pub dyndomains: Vec<String>,
     /// Absolute path of `nsupdate`.
-    pub nsupdate_bin: Option<PathBuf>,
-    /// TSIG key file.
+    pub nsupdate_bin: PathBuf,
+    /// TSIG key file, given to nsupdate with `-k`.
     pub rndc_key: Option<PathBuf>,
+    /// Server the updates go to, and its port (`None`: the zone's primary, from its SOA).
+    pub server: Option<(String, u16)>,
+    /// Zone to update (`None`: nsupdate finds it).
+    pub zone: Option<String>,
+    /// TTL of the records, seconds.
+    pub ttl: u32,
+    /// How long one nsupdate run may take before it is killed, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for DnsupdateConfig {
+    fn default() -> Self {
+        DnsupdateConfig {
+            dyndomains: Vec::new(),
+            nsupdate_bin: PathBuf::from("/usr/bin/nsupdate"),
+            rndc_key: None,
+            server: None,
+            zone: None,
+            ttl: 60,
+            timeout_ms: 10_000,
+        }
+    }
 }
 
 /// hb-web's slice.

@@ -349,6 +349,12 @@ pub enum Query {
         /// The channel; `None`: every channel.
         channel: Option<String>,
     },
+    /// Set a host's DNS records to its current address (or remove them if it is down with
+    /// `dns_failover`) now, whatever the engine last asked for.
+    Dns {
+        /// The host.
+        host: String,
+    },
     /// Acknowledge an alert: no reminders until its level changes.
     Acknowledge {
         /// The alert's key (`web1/down`).
@@ -491,10 +497,56 @@ pub struct EventSummary {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Silent {}
 
+/// What a host's DNS records should be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsWish {
+    /// The host (its records are `<host>.<dyndomain>` for every dyndomain).
+    pub host: String,
+    /// The address to point them at (A for IPv4, AAAA for IPv6); `None`: remove them (the
+    /// host is down and has `dns_failover`).
+    pub address: Option<std::net::IpAddr>,
+    /// Why (`first sight`, `moved`, `down`, `recovered`, `asked by hbctl`), for the event.
+    pub why: String,
+}
+
 /// Engine to DNS updater.
-pub type EngineToDnsupdate = Silent;
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EngineToDnsupdate {
+    /// Make these records so; a newer wish for a name replaces an older one not yet done.
+    Update {
+        /// In the order they were decided.
+        wishes: Vec<DnsWish>,
+    },
+}
+
 /// DNS updater to engine.
-pub type DnsupdateToEngine = Silent;
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DnsupdateToEngine {
+    /// What became of one record's update; the engine makes it an event of the host.
+    Outcome {
+        /// The host.
+        host: String,
+        /// `updated`, `failed` (retried later) or `refused` (never sent to nsupdate).
+        outcome: DnsOutcome,
+        /// What was done or went wrong, for the event.
+        text: String,
+    },
+}
+
+/// How an update ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsOutcome {
+    /// nsupdate succeeded.
+    Updated,
+    /// nsupdate failed or timed out; it will be tried again.
+    Failed,
+    /// The name or address was refused before anything ran.
+    Refused,
+}
 
 #[cfg(test)]
 mod tests {

@@ -251,37 +251,3 @@ pub fn unix_stream(fd: OwnedFd) -> std::io::Result<UnixStream> {
     stream.set_nonblocking(true)?;
     UnixStream::from_std(stream)
 }
-
-/// The event loop of a role that has no work of its own yet (the DNS updater until its
-/// issue lands): it applies configuration, keeps its edge to the engine (anything the
-/// engine sends is a violation, as nothing is defined), and exits on shutdown.
-pub async fn run_idle(
-    role: Role,
-    mut events: mpsc::UnboundedReceiver<ControlEvent>,
-    control: ControlSender,
-) -> anyhow::Result<()> {
-    let engine = crate::link::Link::<hb_ipc::edge::Silent>::new(Role::Engine);
-    let (inbound, _keep) = mpsc::channel::<hb_ipc::edge::Silent>(1);
-    while let Some(event) = events.recv().await {
-        match event {
-            ControlEvent::Config { generation, .. } => control.config_applied(generation),
-            ControlEvent::Socket {
-                socket: PassedSocket::Peer { role: Role::Engine },
-                fd,
-            } => {
-                crate::link::connect(unix_stream(fd)?, &engine, inbound.clone(), control.clone());
-            }
-            ControlEvent::Socket { socket, .. } => {
-                tracing::warn!(role = %role, ?socket, "Unexpected socket; closing it.");
-            }
-            ControlEvent::Start => tracing::info!("Running."),
-            ControlEvent::Request { id, .. } => control.answer(
-                id,
-                Answer::Error {
-                    message: format!("the {role} answers no queries"),
-                },
-            ),
-        }
-    }
-    Ok(())
-}

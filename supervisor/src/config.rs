@@ -168,6 +168,14 @@ pub struct File {
     pub nsupdate_bin: Option<PathBuf>,
     /// TSIG key file.
     pub rndc_key: Option<PathBuf>,
+    /// Server for DNS updates: an address or name, with `:port` (`[v6]:port`) optional.
+    pub dns_server: Option<String>,
+    /// Zone the dynamic records are in (default: nsupdate finds it).
+    pub dns_zone: Option<String>,
+    /// TTL of the dynamic records, seconds.
+    pub dns_ttl: Option<u32>,
+    /// Seconds one nsupdate run may take.
+    pub dns_timeout: Option<f64>,
     /// Public URL used in links.
     pub base_url: Option<String>,
     /// Key every host may sign with unless it has its own (`hosts.<h>.key`).
@@ -401,6 +409,7 @@ impl Config {
                     .collect(),
                 watchhosts: f.watchhosts.clone(),
                 dyndnshosts: f.dyndnshosts.clone(),
+                dyndomains: f.dyndomains.clone(),
                 drophosts: f.drophosts.clone(),
                 default_owner: self.default_owner(),
                 threshold_renotify_interval: f.threshold_renotify_interval,
@@ -431,11 +440,20 @@ impl Config {
                     .map(|(name, u)| (name.clone(), u.notification_channels.clone()))
                     .collect(),
             }),
-            Role::Dnsupdate => RoleConfig::Dnsupdate(DnsupdateConfig {
-                dyndomains: f.dyndomains.clone(),
-                nsupdate_bin: f.nsupdate_bin.clone(),
-                rndc_key: f.rndc_key.clone(),
-            }),
+            Role::Dnsupdate => {
+                let defaults = DnsupdateConfig::default();
+                RoleConfig::Dnsupdate(DnsupdateConfig {
+                    dyndomains: f.dyndomains.clone(),
+                    nsupdate_bin: f.nsupdate_bin.clone().unwrap_or(defaults.nsupdate_bin),
+                    rndc_key: f.rndc_key.clone(),
+                    server: f.dns_server.as_deref().and_then(|s| dns_server(s).ok()),
+                    zone: f.dns_zone.clone(),
+                    ttl: f.dns_ttl.unwrap_or(defaults.ttl),
+                    timeout_ms: f
+                        .dns_timeout
+                        .map_or(defaults.timeout_ms, |t| (t * 1000.0) as u64),
+                })
+            }
             Role::Web => RoleConfig::Web(WebConfig {
                 users: f.users.clone(),
                 default_owner: self.default_owner(),
@@ -658,6 +676,7 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             format!("must be 0 to 300 seconds, not {g}"),
         );
     }
+    check_dns(&file, &mut err);
     if let Some(name) = &file.journal_file
         && (name.is_empty() || name.contains('/') || name == "." || name == "..")
     {
@@ -977,6 +996,83 @@ fn shorten_expected(message: &str) -> String {
 fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
     rest.split('`').next()
+}
+
+/// `dns_server`: `host`, `host:port`, `v4:port` or `[v6]:port`; the port defaults to 53.
+pub fn dns_server(text: &str) -> Result<(String, u16), String> {
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok((ip.to_string(), 53));
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{port:?} is not a port number"))?,
+        ),
+        None => (text, 53),
+    };
+    hb_proto::names::check_host_name(host)
+        .map_err(|_| format!("{text:?} is not an address or DNS name, with an optional :port"))?;
+    Ok((host.to_string(), port))
+}
+
+/// The dynamic DNS keys: every name that reaches an nsupdate script is a checked DNS name,
+/// and hosts that want records have somewhere to put them.
+fn check_dns(file: &File, err: &mut dyn FnMut(&str, String)) {
+    for domain in &file.dyndomains {
+        if hb_proto::names::check_host_name(domain.trim_end_matches('.')).is_err() {
+            err("dyndomains", format!("{domain:?} is not a DNS domain name"));
+        }
+    }
+    if let Some(zone) = &file.dns_zone
+        && hb_proto::names::check_host_name(zone.trim_end_matches('.')).is_err()
+    {
+        err("dns_zone", format!("{zone:?} is not a DNS zone name"));
+    }
+    if let Some(server) = &file.dns_server
+        && let Err(why) = dns_server(server)
+    {
+        err("dns_server", why);
+    }
+    if let Some(ttl) = file.dns_ttl
+        && !(1..=604_800).contains(&ttl)
+    {
+        err("dns_ttl", format!("must be 1 to 604800 seconds, not {ttl}"));
+    }
+    if let Some(t) = file.dns_timeout
+        && !(t.is_finite() && (0.5..=300.0).contains(&t))
+    {
+        err(
+            "dns_timeout",
+            format!("must be 0.5 to 300 seconds, not {t}"),
+        );
+    }
+    let wanted = file
+        .hosts
+        .iter()
+        .filter(|(_, h)| h.dyndns || h.dns_failover)
+        .map(|(name, h)| {
+            if h.dyndns {
+                format!("hosts.{name}.dyndns")
+            } else {
+                format!("hosts.{name}.dns_failover")
+            }
+        })
+        .chain(file.dyndnshosts.iter().map(|_| "dyndnshosts".to_string()))
+        .next();
+    if let Some(key) = wanted
+        && file.dyndomains.is_empty()
+    {
+        err(
+            &key,
+            "dynamic DNS needs `dyndomains`, the domains its records go in".into(),
+        );
+    }
 }
 
 /// Finds the line of a dotted key path in block-style YAML by indentation. Returns the line

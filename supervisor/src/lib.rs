@@ -9,7 +9,7 @@
 //! - [`child`]: a role binary's start-up and control events; [`link`]: its data channels.
 //! - [`privdrop`]: the confinement sequence; [`fdpass`]: descriptors over the control channel.
 //! - [`daemon`]: detaching and the pid file; [`log`]: log line format.
-//! - [`passwd`]: password hashes.
+//! - [`passwd`]: password hashes; [`program`]: running an outside program for a role.
 //! - `sys`: the only unsafe code.
 
 #![deny(unsafe_code)]
@@ -24,6 +24,7 @@ pub mod link;
 pub mod log;
 pub mod passwd;
 pub mod privdrop;
+pub mod program;
 pub mod supervise;
 mod sys;
 

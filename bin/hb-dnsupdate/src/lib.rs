@@ -8,7 +8,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Why a name is refused.
@@ -94,25 +94,120 @@ pub fn script(target: &Target, name: &str, wish: &Wish) -> String {
     s
 }
 
+/// Longest wait between tries of a failing update.
+pub const BACKOFF_MAX_MS: u64 = 300_000;
+
+/// The wait after the `failures`th failure in a row: 1 s, 2 s, 4 s, ... 5 min.
+pub fn backoff_ms(failures: u32) -> u64 {
+    1000u64
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX_MS)
+}
+
+/// One name's newest wish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The host it belongs to, for the report.
+    pub host: String,
+    /// What the record should become.
+    pub wish: Wish,
+    /// Why, for the report.
+    pub why: String,
+    /// Not to be tried before this time (ms, the caller's clock), after failures.
+    pub not_before: u64,
+    /// Failures in a row for this name.
+    pub failures: u32,
+}
+
 /// Wishes waiting, one per name: a newer wish replaces an older one, so a host changing its
 /// address 200 times in a second costs a handful of updates, the last with the newest address.
+/// A name being updated is never taken again until its run ends; a failed one waits out its
+/// backoff, which a newer wish inherits (a broken server is not hammered).
 #[derive(Debug, Default)]
 pub struct Queue {
-    wishes: BTreeMap<String, Wish>,
+    wishes: BTreeMap<String, Pending>,
+    running: BTreeSet<String>,
 }
 
 impl Queue {
-    /// Wants `name` to become `wish`; replaces what was waiting for it.
-    pub fn want(&mut self, name: String, wish: Wish) {
-        self.wishes.insert(name, wish);
+    /// Wants `name` (of `host`) to become `wish`; replaces what was waiting for it.
+    pub fn want(&mut self, name: String, host: String, wish: Wish, why: String) {
+        let (not_before, failures) = self
+            .wishes
+            .get(&name)
+            .map_or((0, 0), |p| (p.not_before, p.failures));
+        self.wishes.insert(
+            name,
+            Pending {
+                host,
+                wish,
+                why,
+                not_before,
+                failures,
+            },
+        );
     }
 
-    /// The next name to update and its newest wish.
-    pub fn take_next(&mut self) -> Option<(String, Wish)> {
-        self.wishes.pop_first()
+    /// The next name to update (not running, its backoff over) and its newest wish; it counts
+    /// as running until [`Queue::finished`].
+    pub fn take_ready(&mut self, now: u64) -> Option<(String, Pending)> {
+        let name = self
+            .wishes
+            .iter()
+            .find(|(name, p)| p.not_before <= now && !self.running.contains(*name))
+            .map(|(name, _)| name.clone())?;
+        let pending = self.wishes.remove(&name)?;
+        self.running.insert(name.clone());
+        Some((name, pending))
     }
 
-    /// How many names wait.
+    /// The run of `name` with `pending` ended; a failure puts it back (unless a newer wish
+    /// came meanwhile) to be tried after its backoff. Returns that wait, if any.
+    pub fn finished(&mut self, name: &str, pending: Pending, ok: bool, now: u64) -> Option<u64> {
+        self.running.remove(name);
+        if ok {
+            return None;
+        }
+        let failures = pending.failures.saturating_add(1);
+        let wait = backoff_ms(failures);
+        let not_before = now.saturating_add(wait);
+        match self.wishes.get_mut(name) {
+            Some(newer) => {
+                newer.failures = failures;
+                newer.not_before = not_before;
+            }
+            None => {
+                self.wishes.insert(
+                    name.to_string(),
+                    Pending {
+                        failures,
+                        not_before,
+                        ..pending
+                    },
+                );
+            }
+        }
+        Some(wait)
+    }
+
+    /// Tries everything waiting now (a new configuration may have fixed what failed).
+    pub fn retry_now(&mut self) {
+        for p in self.wishes.values_mut() {
+            p.not_before = 0;
+            p.failures = 0;
+        }
+    }
+
+    /// When the earliest waiting name not running may be tried.
+    pub fn next_due(&self) -> Option<u64> {
+        self.wishes
+            .iter()
+            .filter(|(name, _)| !self.running.contains(*name))
+            .map(|(_, p)| p.not_before)
+            .min()
+    }
+
+    /// How many names wait (running ones not counted).
     pub fn len(&self) -> usize {
         self.wishes.len()
     }
@@ -120,6 +215,11 @@ impl Queue {
     /// Whether none waits.
     pub fn is_empty(&self) -> bool {
         self.wishes.is_empty()
+    }
+
+    /// How many run.
+    pub fn running(&self) -> usize {
+        self.running.len()
     }
 }
 
@@ -185,26 +285,74 @@ mod tests {
         assert!(gone.ends_with("update delete web1.dyn.example.net. AAAA\nsend\n"));
     }
 
+    fn addr(i: u32) -> Wish {
+        Wish::Address(IpAddr::from([127, 0, (i / 256) as u8, (i % 256) as u8]))
+    }
+
     #[test]
     fn the_queue_keeps_only_the_newest_wish_per_name() {
         let mut q = Queue::default();
+        let web = "web1.dyn.example.net.".to_string();
         for i in 0..200u32 {
-            let addr = IpAddr::from([127, 0, (i / 256) as u8, (i % 256) as u8]);
-            q.want("web1.dyn.example.net.".into(), Wish::Address(addr));
+            q.want(web.clone(), "web1".into(), addr(i), "moved".into());
         }
-        q.want("db1.dyn.example.net.".into(), Wish::Absent);
+        q.want(
+            "db1.dyn.example.net.".into(),
+            "db1".into(),
+            Wish::Absent,
+            "down".into(),
+        );
         assert_eq!(q.len(), 2);
+        let (name, p) = q.take_ready(0).unwrap();
         assert_eq!(
-            q.take_next(),
-            Some(("db1.dyn.example.net.".into(), Wish::Absent))
+            (name.as_str(), &p.wish),
+            ("db1.dyn.example.net.", &Wish::Absent)
         );
-        assert_eq!(
-            q.take_next(),
-            Some((
-                "web1.dyn.example.net.".into(),
-                Wish::Address("127.0.0.199".parse().unwrap())
-            ))
-        );
+        assert_eq!(q.finished(&name, p, true, 0), None);
+        let (name, p) = q.take_ready(0).unwrap();
+        assert_eq!((&name, &p.wish), (&web, &addr(199)));
+        // While it runs, newer wishes wait and the name is not taken twice.
+        q.want(web.clone(), "web1".into(), addr(200), "moved".into());
+        q.want(web.clone(), "web1".into(), addr(201), "moved".into());
+        assert_eq!(q.take_ready(0), None);
+        assert_eq!(q.finished(&name, p, true, 0), None);
+        let (_, p) = q.take_ready(0).unwrap();
+        assert_eq!(p.wish, addr(201));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn failures_back_off_and_a_newer_wish_inherits_the_wait() {
+        assert_eq!(
+            (1..=11).map(backoff_ms).collect::<Vec<_>>(),
+            [
+                1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000, 300000
+            ]
+        );
+        assert_eq!(backoff_ms(u32::MAX), BACKOFF_MAX_MS);
+        let mut q = Queue::default();
+        let name = "web1.dyn.example.net.".to_string();
+        q.want(name.clone(), "web1".into(), addr(1), "first sight".into());
+        let (_, p) = q.take_ready(0).unwrap();
+        assert_eq!(q.finished(&name, p, false, 10_000), Some(1000));
+        assert_eq!(q.next_due(), Some(11_000));
+        assert_eq!(q.take_ready(10_999), None);
+        let (_, p) = q.take_ready(11_000).unwrap();
+        assert_eq!(p.failures, 1);
+        // A newer wish arrives during the second run, which fails too: the newer one waits
+        // 2 s and keeps the count.
+        q.want(name.clone(), "web1".into(), addr(2), "moved".into());
+        assert_eq!(q.finished(&name, p, false, 12_000), Some(2000));
+        assert_eq!(q.take_ready(13_999), None);
+        let (_, p) = q.take_ready(14_000).unwrap();
+        assert_eq!((p.wish.clone(), p.failures), (addr(2), 2));
+        assert_eq!(q.finished(&name, p, true, 15_000), None);
+        assert!(q.is_empty() && q.next_due().is_none());
+        // A new configuration retries at once.
+        q.want(name.clone(), "web1".into(), addr(3), "moved".into());
+        let (_, p) = q.take_ready(0).unwrap();
+        q.finished(&name, p, false, 20_000);
+        q.retry_now();
+        assert_eq!(q.take_ready(20_000).map(|(_, p)| p.failures), Some(0));
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod dns;
 pub mod feed;
 pub mod journal;
 pub mod liveness;

@@ -15,8 +15,8 @@ use hb_ipc::Role;
 use hb_ipc::config::RoleConfig;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
-    Change, EngineToNotifier, EngineToReceiver, EngineToWeb, Notification, NotifierToEngine,
-    ReceiverToEngine, Silent, WebToEngine,
+    Change, DnsupdateToEngine, EngineToDnsupdate, EngineToNotifier, EngineToReceiver, EngineToWeb,
+    Notification, NotifierToEngine, ReceiverToEngine, WebToEngine,
 };
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
@@ -34,33 +34,47 @@ fn main() -> ExitCode {
 }
 
 /// Sends out what the state decided.
-fn drain(
-    state: &mut State,
-    receiver: &Link<EngineToReceiver>,
-    web: &Link<EngineToWeb>,
-    feed: &mut ChangeFeed,
-    handoff: &mut Handoff,
-) {
+fn drain(state: &mut State, links: &Links, feed: &mut ChangeFeed, handoff: &mut Handoff) {
     for msg in state.to_receiver.drain(..) {
-        receiver.send(msg);
+        links.receiver.send(msg);
+    }
+    if !state.dns.out.is_empty() {
+        let wishes = std::mem::take(&mut state.dns.out);
+        links.dnsupdate.send(EngineToDnsupdate::Update { wishes });
     }
     handoff.extend(state.ready.drain(..));
     let changes = std::mem::take(&mut state.changes);
-    feed.send(web, changes);
+    feed.send(&links.web, changes);
+}
+
+/// The engine's edges.
+struct Links {
+    receiver: Link<EngineToReceiver>,
+    web: Link<EngineToWeb>,
+    notifier: Link<EngineToNotifier>,
+    dnsupdate: Link<EngineToDnsupdate>,
 }
 
 async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
-    let receiver = Link::<EngineToReceiver>::new(Role::Receiver);
-    let web = Link::<EngineToWeb>::new(Role::Web);
-    let notifier = Link::<EngineToNotifier>::new(Role::Notifier);
-    let dnsupdate = Link::<Silent>::new(Role::Dnsupdate);
+    let links = Links {
+        receiver: Link::new(Role::Receiver),
+        web: Link::new(Role::Web),
+        notifier: Link::new(Role::Notifier),
+        dnsupdate: Link::new(Role::Dnsupdate),
+    };
+    let Links {
+        receiver,
+        web,
+        notifier,
+        dnsupdate,
+    } = &links;
     let (received_tx, mut received) = mpsc::channel::<ReceiverToEngine>(4096);
     let (web_tx, mut web_requests) = mpsc::channel::<WebToEngine>(256);
     let (notifier_tx, mut from_notifier) = mpsc::channel::<NotifierToEngine>(1024);
-    let (silent_tx, _keep) = mpsc::channel::<Silent>(1);
+    let (dnsupdate_tx, mut from_dnsupdate) = mpsc::channel::<DnsupdateToEngine>(1024);
     // Notifications the store's writer has committed, to hand to the notifier.
     let (committed_tx, mut committed) = mpsc::unbounded_channel::<Vec<Notification>>();
     let mut state = State::default();
@@ -110,17 +124,17 @@ async fn run(
                     let stream = child::unix_stream(fd)?;
                     match role {
                         Role::Receiver => {
-                            link::connect(stream, &receiver, received_tx.clone(), control.clone());
+                            link::connect(stream, receiver, received_tx.clone(), control.clone());
                             // A fresh receiver knows nothing: give it the whole table.
                             receiver.send(state.host_table());
                         }
                         Role::Web => {
-                            link::connect(stream, &web, web_tx.clone(), control.clone());
+                            link::connect(stream, web, web_tx.clone(), control.clone());
                             // A fresh web knows nothing either.
                             web.send(EngineToWeb::Change { change: Change::Resync {} });
                         }
                         Role::Notifier => {
-                            link::connect(stream, &notifier, notifier_tx.clone(), control.clone());
+                            link::connect(stream, notifier, notifier_tx.clone(), control.clone());
                             // A restarted notifier may have lost what was in flight: everything
                             // not reported done goes again, with the same ids.
                             if notifier_attached {
@@ -128,7 +142,14 @@ async fn run(
                             }
                             notifier_attached = true;
                         }
-                        Role::Dnsupdate => link::connect(stream, &dnsupdate, silent_tx.clone(), control.clone()),
+                        Role::Dnsupdate => {
+                            link::connect(stream, dnsupdate, dnsupdate_tx.clone(), control.clone());
+                            // A restarted updater lost its queue: every record is asked for
+                            // again (the first time, the hosts are not restored yet).
+                            if started {
+                                state.dns_resync();
+                            }
+                        }
                         Role::Engine => tracing::warn!("Edge to myself; closing it."),
                     }
                 }
@@ -164,6 +185,8 @@ async fn run(
                         tracing::info!(count = pending.len(), "Handing undelivered notifications to the notifier again.");
                     }
                     handoff.extend(pending);
+                    // Records decided before a crash may not have been made.
+                    state.dns_resync();
                     started = true;
                     tracing::info!("Running.");
                 }
@@ -218,12 +241,15 @@ async fn run(
                     state.notification_done(id, delivered, failed, hb_ipc::now_ms());
                 }
             },
+            Some(DnsupdateToEngine::Outcome { host, outcome, text }) = from_dnsupdate.recv(), if started => {
+                state.dns_outcome(host, outcome, text, hb_ipc::now_ms());
+            }
             Some(batch) = committed.recv() => {
                 handoff.extend(state.committed(batch, hb_ipc::now_ms()));
             }
         }
-        drain(&mut state, &receiver, &web, &mut feed, &mut handoff);
-        handoff.pump(&notifier);
+        drain(&mut state, &links, &mut feed, &mut handoff);
+        handoff.pump(notifier);
     }
 }
 

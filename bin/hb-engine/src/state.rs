@@ -8,8 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use hb_ipc::config::EngineConfig;
 use hb_ipc::edge::{
-    AlertSummary, Answer, Change, ChannelFailure, EngineToReceiver, EventSummary, HostSummary,
-    Notification, Query, QueuedCommand, ReceiverToEngine,
+    AlertSummary, Answer, Change, ChannelFailure, DnsOutcome, EngineToReceiver, EventSummary,
+    HostSummary, Notification, Query, QueuedCommand, ReceiverToEngine,
 };
 use hb_proto::message::ClientMessage;
 
@@ -118,6 +118,8 @@ pub struct State {
     rejections: HashMap<(IpAddr, String), (u64, u64)>,
     /// Start of the current minute of rejection events, and how many were made in it.
     rejection_minute: (u64, u32),
+    /// Which DNS records to ask hb-dnsupdate for; its `out` is drained like `to_receiver`.
+    pub dns: crate::dns::DnsFollow,
     /// For the receiver, in order.
     pub to_receiver: Vec<EngineToReceiver>,
     /// For the web's live views, in order.
@@ -163,6 +165,7 @@ impl State {
             dirty: BTreeSet::new(),
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
+            dns: crate::dns::DnsFollow::default(),
             to_receiver: Vec::new(),
             changes: Vec::new(),
             ready: Vec::new(),
@@ -199,6 +202,7 @@ impl State {
             self.flap_noticed.clear();
         }
         self.bad_templates.clear();
+        self.dns.configure(&config);
         let dropped: Vec<String> = config
             .drophosts
             .iter()
@@ -574,6 +578,7 @@ impl State {
                 self.count(&format!("received_{}", message.id()));
                 if self.apply(&host, source, received_ms, signed, message) {
                     self.store_host(&host, false);
+                    self.follow_dns(&host, None);
                     self.dirty.insert(host);
                 }
             }
@@ -1544,6 +1549,7 @@ impl State {
         }
         self.dirty.remove(host);
         self.queues.remove(host);
+        self.dns.forget(host);
         self.write(store::Write::Drop {
             host: host.to_string(),
         });
@@ -1556,6 +1562,72 @@ impl State {
             host: host.to_string(),
         });
         true
+    }
+
+    /// Asks for `host`'s DNS records as they should be now, if that changed (or always,
+    /// with `force`, the reason).
+    fn follow_dns(&mut self, host: &str, force: Option<&str>) {
+        let Some(entry) = self.hosts.get(host) else {
+            return;
+        };
+        let alive = !matches!(
+            self.liveness.state(host),
+            Some(liveness::State::Down | liveness::State::Shutdown)
+        );
+        self.dns.follow(host, entry.address.ip(), alive, force);
+    }
+
+    /// Every dynamic host's records again (a fresh hb-dnsupdate knows nothing).
+    pub fn dns_resync(&mut self) {
+        self.dns.reset();
+        let hosts: Vec<String> = self
+            .hosts
+            .keys()
+            .filter(|h| self.dns.is_dynamic(h))
+            .cloned()
+            .collect();
+        for host in hosts {
+            self.follow_dns(&host, None);
+        }
+    }
+
+    /// `hbctl dns HOST`.
+    fn ask_dns(&mut self, host: &str) -> Answer {
+        let error = |message: String| Answer::Error { message };
+        if !self.dns.enabled() {
+            return error("no dynamic DNS: `dyndomains` is not configured".into());
+        }
+        if !self.hosts.contains_key(host) {
+            return error(format!("no host {host:?}"));
+        }
+        if !self.dns.is_dynamic(host) {
+            return error(format!(
+                "{host} has no dynamic DNS (set hosts.{host}.dyndns or list it in dyndnshosts)"
+            ));
+        }
+        self.follow_dns(host, Some("asked for"));
+        match self.dns.out.last() {
+            Some(wish) => Answer::Done {
+                message: match wish.address {
+                    Some(a) => format!("asked hb-dnsupdate to point {host} at {a}"),
+                    None => format!("asked hb-dnsupdate to remove {host}'s records (it is down)"),
+                },
+            },
+            None => error("nothing to ask".into()),
+        }
+    }
+
+    /// What hb-dnsupdate did with a record: an event of its host, and a counter.
+    pub fn dns_outcome(&mut self, host: String, outcome: DnsOutcome, text: String, now: u64) {
+        let counter = match outcome {
+            DnsOutcome::Updated => "dns_updated",
+            DnsOutcome::Failed => "dns_failed",
+            DnsOutcome::Refused => "dns_refused",
+        };
+        self.count(counter);
+        // The updater checks names; an unknown one still has a bounded event of its own.
+        let host: String = host.chars().take(80).collect();
+        self.event(now, &host, text.chars().take(500).collect());
     }
 
     /// What a fresh receiver must know.
@@ -1651,6 +1723,7 @@ impl State {
                 alerts.sort_by_key(|a| a.since_ms);
                 Answer::Alerts { alerts }
             }
+            Query::Dns { host } => self.ask_dns(&host),
             Query::DropHost { host } => {
                 if self.drop_host(&host, now, "on request") {
                     Answer::Dropped { host }
@@ -1843,6 +1916,7 @@ impl State {
                 liveness::Change::Down => self.went_down(&host, now),
                 liveness::Change::Recovered { .. } => {}
             }
+            self.follow_dns(&host, None);
         }
     }
 }
@@ -1879,13 +1953,13 @@ fn lookup(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hb_ipc::config::{HostConfig, JournalConfig};
 
     const S: u64 = 1000;
 
-    fn config() -> EngineConfig {
+    pub(crate) fn config() -> EngineConfig {
         EngineConfig {
             interval: 10,
             grace: 2.0,
@@ -1921,6 +1995,7 @@ mod tests {
             )]),
             watchhosts: vec!["db1".into()],
             dyndnshosts: vec![],
+            dyndomains: vec![],
             drophosts: vec!["old".into()],
             default_owner: None,
             threshold_renotify_interval: None,
