@@ -20,6 +20,9 @@ done
 # Python modules -> Debian package (the mail tests talk to a real SMTP server, aiosmtpd;
 # Debian's own python3, whatever else is on PATH).
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
+# The DNS tests start a real BIND and query it; /usr/sbin is not on every user's PATH.
+[ -x /usr/sbin/named ] || missing+=(bind9)
+[ -x /usr/bin/nsupdate ] && [ -x /usr/bin/dig ] || missing+=(bind9-dnsutils)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}"
     as_root apt-get update -qq

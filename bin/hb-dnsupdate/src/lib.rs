@@ -104,6 +104,11 @@ pub fn backoff_ms(failures: u32) -> u64 {
         .min(BACKOFF_MAX_MS)
 }
 
+/// Least time between the starts of two updates of one name. The first change of a name goes
+/// out at once; what follows within this time waits and only its newest wish is sent, so a
+/// host bouncing between addresses costs about one update a second, not one per heartbeat.
+pub const MIN_GAP_MS: u64 = 1000;
+
 /// One name's newest wish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
@@ -119,14 +124,17 @@ pub struct Pending {
     pub failures: u32,
 }
 
-/// Wishes waiting, one per name: a newer wish replaces an older one, so a host changing its
-/// address 200 times in a second costs a handful of updates, the last with the newest address.
-/// A name being updated is never taken again until its run ends; a failed one waits out its
-/// backoff, which a newer wish inherits (a broken server is not hammered).
+/// Wishes waiting, one per name: a newer wish replaces an older one, and a name is started at
+/// most once per [`MIN_GAP_MS`], so a host changing its address 200 times in a second costs a
+/// handful of updates, the last with the newest address. A name being updated is never taken
+/// again until its run ends; a failed one waits out its backoff, which a newer wish inherits
+/// (a broken server is not hammered).
 #[derive(Debug, Default)]
 pub struct Queue {
     wishes: BTreeMap<String, Pending>,
     running: BTreeSet<String>,
+    /// When names were last started, kept for [`MIN_GAP_MS`].
+    started: BTreeMap<String, u64>,
 }
 
 impl Queue {
@@ -136,6 +144,11 @@ impl Queue {
             .wishes
             .get(&name)
             .map_or((0, 0), |p| (p.not_before, p.failures));
+        let gap_over = self
+            .started
+            .get(&name)
+            .map_or(0, |t| t.saturating_add(MIN_GAP_MS));
+        let not_before = not_before.max(gap_over);
         self.wishes.insert(
             name,
             Pending {
@@ -151,6 +164,8 @@ impl Queue {
     /// The next name to update (not running, its backoff over) and its newest wish; it counts
     /// as running until [`Queue::finished`].
     pub fn take_ready(&mut self, now: u64) -> Option<(String, Pending)> {
+        self.started
+            .retain(|_, at| at.saturating_add(MIN_GAP_MS) > now);
         let name = self
             .wishes
             .iter()
@@ -158,6 +173,7 @@ impl Queue {
             .map(|(name, _)| name.clone())?;
         let pending = self.wishes.remove(&name)?;
         self.running.insert(name.clone());
+        self.started.insert(name.clone(), now);
         Some((name, pending))
     }
 
@@ -316,9 +332,48 @@ mod tests {
         q.want(web.clone(), "web1".into(), addr(201), "moved".into());
         assert_eq!(q.take_ready(0), None);
         assert_eq!(q.finished(&name, p, true, 0), None);
-        let (_, p) = q.take_ready(0).unwrap();
+        // The next start of the name waits for the gap.
+        assert_eq!(q.next_due(), Some(MIN_GAP_MS));
+        assert_eq!(q.take_ready(MIN_GAP_MS - 1), None);
+        let (_, p) = q.take_ready(MIN_GAP_MS).unwrap();
         assert_eq!(p.wish, addr(201));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_moves_costs_a_handful_of_updates_ending_at_the_newest() {
+        // 200 moves 5 ms apart (one second), each update taking 30 ms, checked every 5 ms.
+        let mut q = Queue::default();
+        let name = "mover.dyn.example.net.".to_string();
+        let mut run: Option<(Pending, u64)> = None;
+        let mut sent = Vec::new();
+        for step in 0..1000u64 {
+            let now = step * 5;
+            if step < 200 {
+                q.want(
+                    name.clone(),
+                    "mover".into(),
+                    addr(step as u32),
+                    "moved".into(),
+                );
+            }
+            if let Some((p, ends)) = run.take() {
+                if now >= ends {
+                    q.finished(&name, p, true, now);
+                } else {
+                    run = Some((p, ends));
+                }
+            }
+            if run.is_none() {
+                if let Some((_, p)) = q.take_ready(now) {
+                    sent.push(p.wish.clone());
+                    run = Some((p, now + 30));
+                }
+            }
+        }
+        assert!((2..=3).contains(&sent.len()), "{} updates", sent.len());
+        assert_eq!(sent.first(), Some(&addr(0)));
+        assert_eq!(sent.last(), Some(&addr(199)));
     }
 
     #[test]
@@ -350,7 +405,7 @@ mod tests {
         assert!(q.is_empty() && q.next_due().is_none());
         // A new configuration retries at once.
         q.want(name.clone(), "web1".into(), addr(3), "moved".into());
-        let (_, p) = q.take_ready(0).unwrap();
+        let (_, p) = q.take_ready(20_000).unwrap();
         q.finished(&name, p, false, 20_000);
         q.retry_now();
         assert_eq!(q.take_ready(20_000).map(|(_, p)| p.failures), Some(0));

@@ -97,7 +97,8 @@ impl Updater {
                         .queue
                         .want(name, w.host.clone(), wish.clone(), w.why.clone()),
                     Err(e) => {
-                        let host: String = w.host.chars().take(80).collect();
+                        // Bounded like any host name; the engine files the event under it.
+                        let host: String = w.host.chars().take(253).collect();
                         self.report(
                             &host,
                             DnsOutcome::Refused,

@@ -1625,8 +1625,13 @@ impl State {
             DnsOutcome::Refused => "dns_refused",
         };
         self.count(counter);
-        // The updater checks names; an unknown one still has a bounded event of its own.
-        let host: String = host.chars().take(80).collect();
+        // A known host keeps its full name (up to 253 characters) so its events find it; a
+        // name the engine never asked about is bounded like any host name.
+        let host = if self.hosts.contains_key(&host) {
+            host
+        } else {
+            host.chars().take(253).collect()
+        };
         self.event(now, &host, text.chars().take(500).collect());
     }
 

@@ -15,7 +15,7 @@ use hb_supervisor::passwd::PasswordHash;
 const USAGE: &str =
     "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts|messages|counters ROLE
        hbctl [-s SOCKET] [-c FILE] [-j] command HOST NAME | update HOST
-       hbctl [-s SOCKET] [-c FILE] [-j] host HOST | alerts | drop HOST | ack ALERT
+       hbctl [-s SOCKET] [-c FILE] [-j] host HOST | alerts | drop HOST | ack ALERT | dns HOST
        hbctl [-s SOCKET] [-c FILE] [-j] silence HOST[/METRIC] MINUTES [COMMENT...] | unsilence ID | silences
        hbctl [-s SOCKET] [-c FILE] [-j] notify [CHANNEL]
        hbctl [-s SOCKET] [-c FILE] [-j] samples HOST PLUGIN [N] | rtt HOST [N] | events [HOST] [N]
@@ -95,6 +95,9 @@ fn run() -> anyhow::Result<ExitCode> {
         ["notify", channel] => CtlRequest::Notify {
             channel: Some(channel.to_string()),
         },
+        ["dns", host] => query(Query::Dns {
+            host: host.to_string(),
+        }),
         ["drop", host] => query(Query::DropHost {
             host: host.to_string(),
         }),

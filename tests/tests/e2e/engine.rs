@@ -86,32 +86,6 @@ fn cpu_report(host: &str, percent: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-/// `kill -9` of a role's process.
-fn kill_9(server: &Server, role: &str) {
-    let pid = server.pid_of(role).expect("pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
-}
-
-/// Events from the store (`hbctl events N`), newest first, as (time, text).
-fn events(server: &Server, n: u32) -> Vec<(u64, String)> {
-    server
-        .ctl(&["events", &n.to_string()])
-        .and_then(|v| v["messages"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .map(|e| {
-            (
-                e["time_ms"].as_u64().unwrap_or(0),
-                e["msg"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -166,7 +140,7 @@ fn a_restart_reports_only_hosts_that_stay_silent_after_the_startup_grace() {
     );
     // Give a false report about the others time to show.
     std::thread::sleep(Duration::from_secs(2));
-    let events = events(&server, 1000);
+    let events = server.events(None, 1000);
     let downs: Vec<&(u64, String)> = events.iter().filter(|(_, e)| e.contains(" down")).collect();
     assert_eq!(downs.len(), 1, "exactly one down report: {downs:?}");
     assert_eq!(downs[0].1, "gone1 down");
@@ -266,7 +240,7 @@ fn kill_9_of_the_engine_loses_no_state_and_resends_undelivered_notifications() {
     // the same id, which the real notifier recognises). Leave those milliseconds.
     std::thread::sleep(Duration::from_millis(300));
 
-    kill_9(&server, "engine");
+    server.kill_9("engine");
     assert!(
         wait_for(Duration::from_secs(15), || {
             let s = server.child_status("engine");
@@ -312,7 +286,8 @@ fn kill_9_of_the_engine_loses_no_state_and_resends_undelivered_notifications() {
     );
     let after_alerts = server.ctl(&["alerts"]).expect("alerts")["answer"]["alerts"].clone();
     assert_eq!(before_alerts, after_alerts);
-    let reported: Vec<String> = events(&server, 1000)
+    let reported: Vec<String> = server
+        .events(None, 1000)
         .into_iter()
         .map(|(_, e)| e)
         .filter(|e| e.contains(" down"))
@@ -379,7 +354,11 @@ fn history_is_served_after_a_full_restart() {
             "{one}"
         );
     }
-    let events: Vec<String> = events(&server, 1000).into_iter().map(|(_, e)| e).collect();
+    let events: Vec<String> = server
+        .events(None, 1000)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
     assert!(
         events.iter().any(|e| e.starts_with("h77 is new, from ")),
         "{events:?}"
@@ -725,7 +704,7 @@ fn a_killed_notifier_resends_only_what_was_not_delivered() {
         rec.requests("/fast").len(),
         rec.requests("/slow").len()
     );
-    kill_9(&server, "notifier");
+    server.kill_9("notifier");
     assert!(
         wait_for(Duration::from_secs(60), || rec.ids("/slow").len() == 50),
         "{} of 50 delivered",
@@ -933,7 +912,7 @@ fn a_killed_engine_does_not_make_the_notifier_send_twice() {
         .requests("/slow")
         .len()
         >= 10));
-    kill_9(&server, "engine");
+    server.kill_9("engine");
     assert!(
         wait_for(Duration::from_secs(60), || rec.ids("/slow").len() == 50),
         "{} of 50",

@@ -225,6 +225,37 @@ impl Server {
             .collect()
     }
 
+    /// Events from the store (`hbctl events [HOST] N`), newest first, as (time, text).
+    pub fn events(&self, host: Option<&str>, n: u32) -> Vec<(u64, String)> {
+        let n = n.to_string();
+        let args: Vec<&str> = ["events"]
+            .into_iter()
+            .chain(host)
+            .chain([n.as_str()])
+            .collect();
+        self.ctl(&args)
+            .and_then(|v| v["messages"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                (
+                    e["time_ms"].as_u64().unwrap_or(0),
+                    e["msg"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// `kill -9` of a role's process.
+    pub fn kill_9(&self, role: &str) {
+        let pid = self.pid_of(role).expect("pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill -9");
+    }
+
     /// One host's entry in /api/0/hosts.
     pub fn host(&self, name: &str) -> Option<Value> {
         let (code, body) = http_get(self.http_port, "/api/0/hosts")?;
