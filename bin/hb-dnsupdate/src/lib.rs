@@ -364,11 +364,11 @@ mod tests {
                     run = Some((p, ends));
                 }
             }
-            if run.is_none() {
-                if let Some((_, p)) = q.take_ready(now) {
-                    sent.push(p.wish.clone());
-                    run = Some((p, now + 30));
-                }
+            if run.is_none()
+                && let Some((_, p)) = q.take_ready(now)
+            {
+                sent.push(p.wish.clone());
+                run = Some((p, now + 30));
             }
         }
         assert!((2..=3).contains(&sent.len()), "{} updates", sent.len());
