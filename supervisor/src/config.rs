@@ -1344,6 +1344,54 @@ notification_channels:
     }
 
     #[test]
+    fn dns_keys_are_checked_and_reach_only_the_updater() {
+        let c = parse(
+            "dyndomains: [dyn.example.net]\ndns_server: \"[::1]:5353\"\ndns_zone: example.net.\ndns_ttl: 300\ndns_timeout: 2.5\nrndc_key: /etc/hb/ddns.key\nhosts:\n  web1: {dns_failover: true}\ndyndnshosts: [Laptop]\n",
+        )
+        .unwrap();
+        let RoleConfig::Dnsupdate(d) = c.slice(Role::Dnsupdate) else {
+            panic!("not a dnsupdate slice");
+        };
+        assert_eq!(d.server, Some(("::1".into(), 5353)));
+        assert_eq!((d.ttl, d.timeout_ms), (300, 2500));
+        assert_eq!(d.nsupdate_bin, PathBuf::from("/usr/bin/nsupdate"));
+        assert_eq!(c.file.dyndnshosts, ["laptop"]);
+        for role in Role::ALL {
+            let json = serde_json::to_string(&c.slice(role)).unwrap();
+            assert_eq!(json.contains("ddns.key"), role == Role::Dnsupdate, "{role}");
+        }
+
+        assert_eq!(dns_server("ns1.example.net"), Ok(("ns1.example.net".into(), 53)));
+        assert_eq!(dns_server("192.0.2.1:5300"), Ok(("192.0.2.1".into(), 5300)));
+        assert_eq!(dns_server("2001:db8::1"), Ok(("2001:db8::1".into(), 53)));
+        for bad in ["ns1:0", "ns1:99999", "ns 1", "ns1;rm", "", "ns1\nsend"] {
+            assert!(dns_server(bad).is_err(), "{bad:?} accepted");
+        }
+
+        let e = errors(
+            "dyndomains: [\"bad domain\"]\ndns_server: \"x y\"\ndns_zone: \"z;z\"\ndns_ttl: 0\ndns_timeout: 0.1\nrndc_key: ddns.key\nnsupdate_bin: nsupdate\ndyndnshosts: [\"a b\"]\n",
+        );
+        for want in [
+            "/t/hb.yaml:1: dyndomains: \"bad domain\" is not a DNS domain name",
+            "/t/hb.yaml:2: dns_server:",
+            "/t/hb.yaml:3: dns_zone:",
+            "/t/hb.yaml:4: dns_ttl: must be 1 to 604800 seconds, not 0",
+            "/t/hb.yaml:5: dns_timeout: must be 0.5 to 300 seconds, not 0.1",
+            "/t/hb.yaml:6: rndc_key: ddns.key must be an absolute path",
+            "/t/hb.yaml:7: nsupdate_bin: nsupdate must be an absolute path",
+            "/t/hb.yaml:8: dyndnshosts",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        let e = errors("hosts:\n  web1:\n    dyndns: true\n");
+        assert!(
+            e.contains("hosts.web1.dyndns: dynamic DNS needs `dyndomains`"),
+            "{e}"
+        );
+        assert!(errors("dyndnshosts: [web1]\n").contains("dyndnshosts: dynamic DNS needs"));
+    }
+
+    #[test]
     fn user_specs_resolve_per_role() {
         let c = parse("user: hb\ngroup: hbg\nweb_user: www:www\nengine_user: '1234'\n").unwrap();
         assert_eq!(
