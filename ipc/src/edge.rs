@@ -1,7 +1,7 @@
 //! Child <-> child messages, one enum per direction of each edge.
 //!
-//! Every edge goes through the engine. Directions that carry nothing yet use [`Silent`], which
-//! no frame can decode to: anything a peer sends there is a protocol violation.
+//! Every edge goes through the engine. The unused half of a one-way codec is [`Silent`],
+//! which no frame can decode to: anything a peer sends there is a protocol violation.
 
 use std::net::SocketAddr;
 
@@ -493,7 +493,7 @@ pub struct EventSummary {
     pub msg: String,
 }
 
-/// The message type of a direction that carries nothing yet: no frame decodes to it.
+/// The message type of the unused half of a link's codec: no frame decodes to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Silent {}
 

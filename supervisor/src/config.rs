@@ -1222,6 +1222,20 @@ mod tests {
     }
 
     #[test]
+    fn the_example_of_docs_dns_loads() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/DNS.md"))
+            .expect("docs/DNS.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + 8;
+        let end = start + doc[start..].find("```").expect("its end");
+        let c = parse(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
+        let RoleConfig::Dnsupdate(d) = c.slice(Role::Dnsupdate) else {
+            panic!("not a dnsupdate slice");
+        };
+        assert_eq!(d.server, Some(("ns1.example.net".into(), 53)));
+        assert_eq!(d.dyndomains, ["dyn.example.net"]);
+    }
+
+    #[test]
     fn parents_in_a_circle_are_refused() {
         let e = errors(
             "hosts:\n  a:\n    parents: [b]\n  b:\n    parents: [c]\n  c:\n    parents: [A]\n",
@@ -1361,7 +1375,10 @@ notification_channels:
             assert_eq!(json.contains("ddns.key"), role == Role::Dnsupdate, "{role}");
         }
 
-        assert_eq!(dns_server("ns1.example.net"), Ok(("ns1.example.net".into(), 53)));
+        assert_eq!(
+            dns_server("ns1.example.net"),
+            Ok(("ns1.example.net".into(), 53))
+        );
         assert_eq!(dns_server("192.0.2.1:5300"), Ok(("192.0.2.1".into(), 5300)));
         assert_eq!(dns_server("2001:db8::1"), Ok(("2001:db8::1".into(), 53)));
         for bad in ["ns1:0", "ns1:99999", "ns 1", "ns1;rm", "", "ns1\nsend"] {

@@ -41,6 +41,13 @@ pub fn record_name(host: &str, domain: &str) -> Result<String, BadName> {
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(refuse("host names are lower case".into()));
     }
+    // Host names may hold `_` (hbd allowed it), but nsupdate and BIND refuse it in the owner
+    // of an address record (check-names); refused here once instead of retried forever.
+    if host.contains('_') || domain.contains('_') {
+        return Err(refuse(
+            "an address record's name holds only letters, digits, `-` and dots, not `_`".into(),
+        ));
+    }
     let name = format!("{host}.{domain}.");
     if name.len() > 254 {
         return Err(refuse("longer than 253 characters with the domain".into()));
@@ -250,9 +257,11 @@ mod tests {
             "web1.dyn.example.net."
         );
         assert_eq!(
-            record_name("a-b_c.x", "example.net.").unwrap(),
-            "a-b_c.x.example.net."
+            record_name("a-b.c9.x", "example.net.").unwrap(),
+            "a-b.c9.x.example.net."
         );
+        assert!(record_name("a_b", "example.net").is_err());
+        assert!(record_name("ab", "_dyn.example.net").is_err());
         for host in [
             "web1\nupdate add evil.example.net 60 A 6.6.6.6",
             "web1 evil",

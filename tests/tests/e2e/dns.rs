@@ -418,6 +418,20 @@ fn records_follow_addresses_and_bursts_of_moves_are_coalesced() {
         "A 127.0.0.3 (asked for)",
         Duration::from_secs(5)
     ));
+    // A restarted hb-dnsupdate knows nothing: the engine sends every dynamic host again,
+    // which repairs what changed meanwhile.
+    named.nsupdate(&key, &format!("update delete web1.{ZONE}. A\nsend\n"));
+    server.kill_9("dnsupdate");
+    assert!(
+        named.wait_records(
+            "web1.dyn.test",
+            "A",
+            &["127.0.0.3"],
+            Duration::from_secs(15)
+        ),
+        "no resync after hb-dnsupdate restarted; events: {:?}",
+        host_events(&server, "web1")
+    );
     assert!(server.ctl(&["dns", "plain"]).is_none());
     assert!(server.ctl(&["dns", "nosuchhost"]).is_none());
     assert_eq!(server.counter("engine", "dns_failed"), 0);
@@ -505,7 +519,7 @@ fn hostile_names_never_reach_nsupdate() {
     // ".dyn.test".
     let long = format!("{a}.{a}.{a}.{b}", a = "a".repeat(63), b = "b".repeat(55));
     assert_eq!(long.len(), 247);
-    let hosts = format!("dyndnshosts: [{long}, good]\n");
+    let hosts = format!("dyndnshosts: [{long}, good, under_score]\n");
     let server = Server::start("dns-hostile", &dns_config(&named, &key, &hosts));
     let serial = named.serial().expect("serial");
 
@@ -525,6 +539,7 @@ fn hostile_names_never_reach_nsupdate() {
     }
     beat(&server, "127.0.0.9", &long, 10);
     beat(&server, "127.0.0.10", "good", 10);
+    beat(&server, "127.0.0.12", "under_score", 10);
     // The good host's update shows the pipeline worked meanwhile.
     assert!(named.wait_records(
         "good.dyn.test",
@@ -542,9 +557,16 @@ fn hostile_names_never_reach_nsupdate() {
         "no refusal event for the long name; events: {:?}",
         host_events(&server, &long)
     );
+    // A name with `_` is a valid host but no address record owner: refused, never run.
+    assert!(wait_event(
+        &server,
+        "under_score",
+        "DNS update refused",
+        Duration::from_secs(10)
+    ));
     assert!(wait_for(Duration::from_secs(5), || server
         .counter("engine", "dns_refused")
-        == 1));
+        == 2));
     // The receiver's refusals are events too (one per source and reason a minute).
     let events: Vec<String> = server
         .events(None, 1000)
