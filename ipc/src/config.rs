@@ -272,6 +272,9 @@ pub struct WebConfig {
     pub default_owner: Option<String>,
     /// Public URL of the dashboard.
     pub base_url: Option<String>,
+    /// Plugin samples kept per host and plugin (shown with the plugin data).
+    #[serde(default)]
+    pub sample_count: u32,
 }
 
 /// One account as hb-web needs it.

@@ -230,6 +230,15 @@ pub struct AlertSummary {
     pub text: String,
     /// Whether a notification went out for it (false for unwatched hosts).
     pub notified: bool,
+    /// What is alerting (`down`, `rtt`, `cpu_monitor.cpu_percent`).
+    #[serde(default)]
+    pub metric: String,
+    /// When it opened (left OK), Unix ms.
+    #[serde(default)]
+    pub opened_ms: u64,
+    /// Who acknowledged it, if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<String>,
 }
 
 /// An ad-hoc silence.
@@ -393,7 +402,7 @@ pub enum Answer {
         /// As listed (boxed: it is the largest answer by far).
         host: Box<HostSummary>,
         /// Latest data per plugin.
-        plugins: std::collections::BTreeMap<String, serde_json::Value>,
+        plugins: std::collections::BTreeMap<String, PluginLatest>,
         /// Its active alerts.
         alerts: Vec<AlertSummary>,
     },
@@ -469,6 +478,25 @@ pub struct HostSummary {
     pub watched: bool,
     /// Its owner.
     pub owner: Option<String>,
+    /// Users who may act on it (queue commands, DNS, upgrades) besides the owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<String>,
+    /// Users who may see it and acknowledge its alerts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<String>,
+    /// Whether its DNS records follow it (`dyndns`, `dns_failover`, `dyndnshosts`).
+    #[serde(default)]
+    pub dyn_dns: bool,
+}
+
+/// A plugin's latest report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLatest {
+    /// When it arrived, Unix ms.
+    pub time_ms: u64,
+    /// What it said.
+    pub data: serde_json::Value,
 }
 
 /// A command or update waiting for a host.

@@ -458,6 +458,7 @@ impl Config {
                 users: f.users.clone(),
                 default_owner: self.default_owner(),
                 base_url: f.base_url.clone(),
+                sample_count: f.sample_count.unwrap_or(100),
             }),
         }
     }

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use hb_ipc::config::EngineConfig;
 use hb_ipc::edge::{
     AlertSummary, Answer, Change, ChannelFailure, DnsOutcome, EngineToReceiver, EventSummary,
-    HostSummary, Notification, Query, QueuedCommand, ReceiverToEngine,
+    HostSummary, Notification, PluginLatest, Query, QueuedCommand, ReceiverToEngine,
 };
 use hb_proto::message::ClientMessage;
 
@@ -55,8 +55,9 @@ struct Host {
     rtt_ms: Option<f64>,
     version: Option<String>,
     signed: bool,
-    /// Latest data per plugin, as JSON text (parsed again only when asked for).
-    plugins: BTreeMap<String, Box<str>>,
+    /// Latest data per plugin: when it came, and the JSON text (parsed again only when
+    /// asked for).
+    plugins: BTreeMap<String, (u64, Box<str>)>,
     /// `seq` of the last boot or shutdown notice, so a retransmitted one counts once.
     last_notice_seq: Option<u64>,
 }
@@ -317,11 +318,11 @@ impl State {
                 now + grace_ms,
             );
         }
-        for (host, plugin, data) in loaded.latest {
+        for (host, plugin, at_ms, data) in loaded.latest {
             if let Some(h) = self.hosts.get_mut(&host) {
                 let data = data.to_string();
                 self.plugin_bytes += data.len();
-                h.plugins.insert(plugin, data.into_boxed_str());
+                h.plugins.insert(plugin, (at_ms, data.into_boxed_str()));
             }
         }
         for (at_ms, host, text) in loaded.events {
@@ -735,8 +736,8 @@ impl State {
                 let first = entry.plugins.is_empty();
                 let json = serde_json::to_string(&p.data).unwrap_or_default();
                 let size = json.len();
-                let held: usize = entry.plugins.values().map(|d| d.len()).sum();
-                let replaced = entry.plugins.get(&p.plugin).map_or(0, |d| d.len());
+                let held: usize = entry.plugins.values().map(|(_, d)| d.len()).sum();
+                let replaced = entry.plugins.get(&p.plugin).map_or(0, |(_, d)| d.len());
                 let new_plugin = !entry.plugins.contains_key(&p.plugin);
                 if (held - replaced).saturating_add(size) > MAX_PLUGIN_BYTES
                     || (new_plugin && entry.plugins.len() >= MAX_PLUGINS)
@@ -746,9 +747,10 @@ impl State {
                     return false;
                 }
                 self.plugin_bytes = self.plugin_bytes - replaced + size;
-                entry
-                    .plugins
-                    .insert(p.plugin.clone(), json.clone().into_boxed_str());
+                entry.plugins.insert(
+                    p.plugin.clone(),
+                    (received_ms, json.clone().into_boxed_str()),
+                );
                 self.write(store::Write::Sample {
                     host: host.to_string(),
                     plugin: p.plugin.clone(),
@@ -938,6 +940,9 @@ impl State {
             since_ms: a.since_ms,
             text: a.text.clone(),
             notified: a.notified,
+            metric: a.metric.clone(),
+            opened_ms: a.opened_ms,
+            acknowledged: a.acknowledged.clone(),
         }
     }
 
@@ -1528,7 +1533,11 @@ impl State {
         let Some(dropped) = self.hosts.remove(host) else {
             return false;
         };
-        self.plugin_bytes -= dropped.plugins.values().map(|d| d.len()).sum::<usize>();
+        self.plugin_bytes -= dropped
+            .plugins
+            .values()
+            .map(|(_, d)| d.len())
+            .sum::<usize>();
         self.liveness.remove(host);
         let (member, all_back) = self.storms.back(host);
         if member {
@@ -1650,6 +1659,7 @@ impl State {
 
     fn summary(&self, name: &str) -> Option<HostSummary> {
         let h = self.hosts.get(name)?;
+        let config_host = self.config.as_ref().and_then(|c| c.hosts.get(name));
         let (mut state, since) = self
             .liveness
             .state_since(name)
@@ -1670,6 +1680,9 @@ impl State {
             state_since_ms: since,
             watched: self.watched(name),
             owner: self.owner(name),
+            managers: config_host.map(|c| c.managers.clone()).unwrap_or_default(),
+            monitors: config_host.map(|c| c.monitors.clone()).unwrap_or_default(),
+            dyn_dns: self.dns.is_dynamic(name),
         })
     }
 
@@ -1690,10 +1703,16 @@ impl State {
                     plugins: self.hosts.get(&host).map_or_else(BTreeMap::new, |h| {
                         h.plugins
                             .iter()
-                            .map(|(name, data)| {
-                                let value =
+                            .map(|(name, (time_ms, data))| {
+                                let data =
                                     serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
-                                (name.clone(), value)
+                                (
+                                    name.clone(),
+                                    PluginLatest {
+                                        time_ms: *time_ms,
+                                        data,
+                                    },
+                                )
                             })
                             .collect()
                     }),

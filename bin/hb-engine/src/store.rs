@@ -308,7 +308,7 @@ pub struct Loaded {
     /// The highest notification id ever given.
     pub last_notification_id: u64,
     /// Latest sample per host and plugin.
-    pub latest: Vec<(String, String, serde_json::Value)>,
+    pub latest: Vec<(String, String, u64, serde_json::Value)>,
     /// Ad-hoc silences.
     pub silences: Vec<hb_rules::silence::Silence>,
 }
@@ -461,20 +461,23 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     }
     // The newest row of each (host, plugin): the index makes MAX(id) per group cheap.
     let mut q = db.prepare(
-        "SELECT host, plugin, data FROM samples WHERE id IN
+        "SELECT host, plugin, at_ms, data FROM samples WHERE id IN
              (SELECT MAX(id) FROM samples GROUP BY host, plugin)",
     )?;
     let rows = q.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
         ))
     })?;
     for row in rows {
-        let (host, plugin, data) = row?;
+        let (host, plugin, at_ms, data) = row?;
         if let Ok(data) = serde_json::from_str(&data) {
-            loaded.latest.push((host, plugin, data));
+            loaded
+                .latest
+                .push((host, plugin, u64::try_from(at_ms).unwrap_or(0), data));
         }
     }
     Ok(loaded)
@@ -1035,7 +1038,7 @@ mod tests {
         let loaded = load(&db, 30).unwrap();
         assert_eq!(
             loaded.latest,
-            [("a".into(), "cpu".into(), serde_json::json!({"n": 9}))]
+            [("a".into(), "cpu".into(), 9, serde_json::json!({"n": 9}))]
         );
         let reader = spawn_reader(&path).unwrap();
         let Answer::Samples { samples } = ask(

@@ -1,98 +1,197 @@
-//! hb-web: the HTTP API on the listener the supervisor bound. Chrooted, its own user, no
-//! secrets; every answer about hosts comes from the engine. This first cut serves
-//! `/api/0/hosts`; the full API and dashboard land with their issue.
+//! hb-web: the HTTP API (and, with its issue, the dashboard) on the listener the supervisor
+//! bound. Chrooted, its own user; it holds the users' password hashes and the sessions, and
+//! every answer about hosts comes from the engine.
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use hb_ipc::Role;
-use hb_ipc::config::RoleConfig;
+use hb_ipc::config::{RoleConfig, WebConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{Answer, EngineToWeb, Query, WebToEngine};
 use hb_ipc::request::Pending;
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
-use serde_json::json;
+use hb_supervisor::passwd::PasswordHash;
+use hb_web::auth::{LoginLimiter, Sessions};
 use tokio::sync::mpsc;
 
+mod api;
+
+use api::ApiError;
+
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request bodies at most (logins, commands, silences): anything larger is refused with 413
+/// before it is read further.
+const BODY_LIMIT: usize = 64 * 1024;
+/// Password checks at once: each is 600,000 rounds of PBKDF2, so a flood of logins cannot
+/// take more than this many cores.
+const VERIFYING: usize = 2;
 
 fn main() -> ExitCode {
     child::run(Role::Web, run)
 }
 
-#[derive(Clone)]
-struct Api {
-    engine: Link<WebToEngine>,
-    pending: Pending<Answer>,
+/// One user as hb-web holds them: the config's account with its hash parsed.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub hash: Option<PasswordHash>,
+    pub full_name: Option<String>,
+    pub avatar: Option<String>,
+    pub admin: bool,
+    pub notification_channels: Vec<String>,
 }
 
-impl Api {
-    async fn ask(&self, query: Query) -> Result<Answer, Response> {
+/// Everything the handlers share.
+pub struct Web {
+    engine: Link<WebToEngine>,
+    pending: Pending<Answer>,
+    config: RwLock<Arc<WebConfig>>,
+    accounts: RwLock<Arc<BTreeMap<String, Account>>>,
+    sessions: Mutex<Sessions>,
+    limiter: Mutex<LoginLimiter>,
+    verifying: tokio::sync::Semaphore,
+    counters: Mutex<BTreeMap<&'static str, u64>>,
+    /// Whether HTTP is served over TLS (cookies get `Secure`).
+    pub tls: bool,
+    /// A hash to check unknown users' passwords against, so a wrong name costs as long as a
+    /// wrong password and the timing does not tell which names exist.
+    dummy: PasswordHash,
+}
+
+impl Web {
+    fn new() -> Web {
+        Web {
+            engine: Link::new(Role::Engine),
+            pending: Pending::new(),
+            config: RwLock::default(),
+            accounts: RwLock::default(),
+            sessions: Mutex::default(),
+            limiter: Mutex::default(),
+            verifying: tokio::sync::Semaphore::new(VERIFYING),
+            counters: Mutex::default(),
+            tls: false,
+            dummy: PasswordHash::with_salt("", "hb-web-dummy", hb_supervisor::passwd::ITERATIONS),
+        }
+    }
+
+    async fn ask(&self, query: Query) -> Result<Answer, ApiError> {
         let (id, rx) = self.pending.register();
         if !self.engine.send(WebToEngine::Request { id, query }) {
-            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "engine queue full"));
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the engine's queue is full; try again",
+            ));
         }
         self.pending
             .wait(id, rx, ENGINE_TIMEOUT)
             .await
-            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &format!("engine: {e}")))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the engine did not answer: {e}"),
+                )
+            })
     }
-}
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
-}
-
-async fn hosts(State(api): State<Api>) -> Response {
-    match api.ask(Query::ListHosts {}).await {
-        Ok(Answer::Hosts { hosts }) => {
-            let list: Vec<_> = hosts
-                .into_iter()
-                .map(|h| {
-                    json!({
-                        "name": h.name,
-                        "last_seen": h.last_seen_ms as f64 / 1000.0,
-                        "address": h.address.ip().to_string(),
-                        "port": h.address.port(),
-                        "interval": h.interval,
-                        "heartbeats": h.heartbeats,
-                        "rtt": h.rtt_ms,
-                        "ver": h.version,
-                        "signed": h.signed,
-                        "state": h.state,
-                    })
-                })
-                .collect();
-            axum::Json(list).into_response()
-        }
-        Ok(Answer::Error { message }) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
-        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
-        Err(response) => response,
+    fn config(&self) -> Arc<WebConfig> {
+        self.config.read().map(|c| c.clone()).unwrap_or_default()
     }
-}
 
-async fn messages(State(api): State<Api>) -> Response {
-    match api.ask(Query::Messages {}).await {
-        Ok(Answer::Messages { messages }) => {
-            let list: Vec<_> = messages
-                .into_iter()
-                .rev()
-                .map(|m| json!({"time": m.time_ms as f64 / 1000.0, "host": m.host, "msg": m.msg}))
-                .collect();
-            axum::Json(list).into_response()
+    fn users(&self) -> Arc<BTreeMap<String, Account>> {
+        self.accounts.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn limiter(&self) -> std::sync::MutexGuard<'_, LoginLimiter> {
+        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, name: &'static str) {
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        *c.entry(name).or_default() += 1;
+    }
+
+    fn counters(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        out.insert("sessions".into(), self.sessions().len() as u64);
+        out.insert("engine_link_dropped".into(), self.engine.dropped());
+        out
+    }
+
+    /// Checks a password off the async threads, at most [`VERIFYING`] at once. `None` (an
+    /// unknown user, or one without a password) is checked against a dummy and fails.
+    async fn verify(&self, hash: Option<PasswordHash>, password: String) -> bool {
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return false;
+        };
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy.clone());
+        let matched = tokio::task::spawn_blocking(move || hash.verify(&password))
+            .await
+            .unwrap_or(false);
+        known && matched
+    }
+
+    /// A new configuration: accounts with parsed hashes; sessions of users who are gone, or
+    /// whose password or admin flag changed, end.
+    fn configure(&self, config: WebConfig) {
+        let accounts: BTreeMap<String, Account> = config
+            .users
+            .iter()
+            .map(|(name, u)| {
+                let hash = u
+                    .password
+                    .as_deref()
+                    .and_then(|p| match PasswordHash::parse(p) {
+                        Ok(h) => Some(h),
+                        Err(e) => {
+                            // The supervisor checked it; a user without a usable hash cannot log in.
+                            tracing::error!(user = %name, "Bad password hash: {e}");
+                            None
+                        }
+                    });
+                (
+                    name.clone(),
+                    Account {
+                        hash,
+                        full_name: u.full_name.clone(),
+                        avatar: u.avatar.clone(),
+                        admin: u.admin,
+                        notification_channels: u.notification_channels.clone(),
+                    },
+                )
+            })
+            .collect();
+        let old = self.users();
+        self.sessions()
+            .retain_users(|user| match (old.get(user), accounts.get(user)) {
+                (Some(a), Some(b)) => a.hash == b.hash && a.admin == b.admin,
+                _ => false,
+            });
+        if let Ok(mut a) = self.accounts.write() {
+            *a = Arc::new(accounts);
         }
-        Ok(Answer::Error { message }) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
-        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
-        Err(response) => response,
+        if let Ok(mut c) = self.config.write() {
+            *c = Arc::new(config);
+        }
     }
 }
 
@@ -100,12 +199,9 @@ async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
-    let api = Api {
-        engine: Link::new(Role::Engine),
-        pending: Pending::new(),
-    };
+    let web = Arc::new(Web::new());
     let (answers_tx, mut answers) = mpsc::channel::<EngineToWeb>(256);
-    let pending = api.pending.clone();
+    let pending = web.pending.clone();
     tokio::spawn(async move {
         while let Some(msg) = answers.recv().await {
             match msg {
@@ -114,23 +210,24 @@ async fn run(
                         tracing::debug!(re, "Late answer from the engine dropped.");
                     }
                 }
-                // The live dashboard (its own issue) turns these into WebSocket updates.
+                // The live dashboard turns these into WebSocket updates.
                 EngineToWeb::Change { change } => tracing::trace!(?change, "Change."),
             }
         }
     });
     let mut tcp: Option<OwnedFd> = None;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut bound: Option<std::net::SocketAddr> = None;
     while let Some(event) = events.recv().await {
         match event {
             ControlEvent::Config {
                 generation,
                 config: RoleConfig::Web(c),
             } => {
-                if c.users.is_empty() {
-                    tracing::info!(
-                        "No users configured: unauthenticated mode, every page and endpoint is open."
-                    );
+                let open = c.users.is_empty();
+                web.configure(c);
+                if open {
+                    unauthenticated_warning(bound);
                 }
                 control.config_applied(generation);
             }
@@ -147,7 +244,7 @@ async fn run(
             } => {
                 link::connect(
                     child::unix_stream(fd)?,
-                    &api.engine,
+                    &web.engine,
                     answers_tx.clone(),
                     control.clone(),
                 );
@@ -162,29 +259,47 @@ async fn run(
                 let listener = std::net::TcpListener::from(fd);
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                tracing::info!(addr = ?listener.local_addr().ok(), "Serving HTTP.");
+                bound = listener.local_addr().ok();
+                tracing::info!(addr = ?bound, "Serving HTTP.");
+                if web.users().is_empty() {
+                    unauthenticated_warning(bound);
+                }
                 let app = Router::new()
-                    .route("/api/0/hosts", get(hosts))
-                    .route("/api/0/messages", get(messages))
-                    .with_state(api.clone());
+                    .merge(api::router())
+                    .fallback(api::not_found)
+                    .method_not_allowed_fallback(api::method_not_allowed)
+                    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+                    .with_state(web.clone());
                 let mut stop = stop_rx.clone();
                 tokio::spawn(async move {
                     let shutdown = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    if let Err(e) = axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
+                    if let Err(e) = axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(shutdown)
+                    .await
                     {
                         tracing::error!(error = %e, "HTTP server failed.");
                     }
                 });
             }
+            ControlEvent::Request {
+                id,
+                query: Query::Counters {},
+            } => control.answer(
+                id,
+                Answer::Counters {
+                    counters: web.counters(),
+                },
+            ),
             ControlEvent::Request { id, .. } => {
                 control.answer(
                     id,
                     Answer::Error {
-                        message: "the web answers no queries".into(),
+                        message: "the web answers no queries but counters".into(),
                     },
                 );
             }
@@ -192,4 +307,18 @@ async fn run(
     }
     let _ = stop_tx.send(true);
     Ok(())
+}
+
+/// Without users everything is open: said at start-up, and loudly when the listener is not
+/// on loopback.
+fn unauthenticated_warning(bound: Option<std::net::SocketAddr>) {
+    match bound {
+        Some(addr) if !addr.ip().is_loopback() => tracing::warn!(
+            %addr,
+            "NO USERS ARE CONFIGURED and HTTP listens beyond loopback: anyone who can reach {addr} can see every host and act on it. Add users (docs/CONFIG.md) or bind hbd_host to 127.0.0.1."
+        ),
+        _ => tracing::info!(
+            "No users configured: unauthenticated mode, every page and endpoint is open."
+        ),
+    }
 }

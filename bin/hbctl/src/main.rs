@@ -344,8 +344,8 @@ fn print_answer(answer: Answer) {
                     a.text
                 );
             }
-            for (name, data) in plugins {
-                println!("plugin     {name} {data}");
+            for (name, p) in plugins {
+                println!("plugin     {name} {} {}", time(p.time_ms), p.data);
             }
         }
         Answer::Samples { samples } => {

@@ -350,7 +350,7 @@ fn history_is_served_after_a_full_restart() {
         let one = server.ctl(&["host", host]).expect("host")["answer"].clone();
         assert_eq!(one["host"]["name"], host);
         assert!(
-            one["plugins"]["cpu_monitor"]["cpu_percent"].is_u64(),
+            one["plugins"]["cpu_monitor"]["data"]["cpu_percent"].is_u64(),
             "{one}"
         );
     }

@@ -5,6 +5,7 @@ mod dns;
 mod engine;
 mod harness;
 mod protocol;
+mod web;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,0 +1,1039 @@
+//! The REST API under `/api/0` (docs/API.md). Every answer is JSON; every error is
+//! `{"error": "..."}` with the status that says what went wrong. Host data comes from the
+//! engine; who may see and do what is decided here (`access.rs`) from the roles the engine
+//! reports with each host.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use hb_ipc::edge::{AlertSummary, Answer, EventSummary, HostSummary, Query as EngineQuery};
+use hb_web::access::{HostRole, Viewer};
+use hb_web::auth;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Web;
+
+/// An error answer: a status and a message for the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, what)
+    }
+
+    fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    fn engine(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if let Some(s) = self.retry_after_s
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> ApiError {
+        ApiError::bad_request(format!("bad path: {}", e.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        ApiError::bad_request(format!("bad query string: {}", e.body_text()))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> ApiError {
+        ApiError::new(e.status(), format!("bad body: {}", e.body_text()))
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(value: Value) -> ApiResult {
+    Ok(axum::Json(value).into_response())
+}
+
+fn status(code: StatusCode, value: Value) -> ApiResult {
+    Ok((code, axum::Json(value)).into_response())
+}
+
+/// A JSON body of type `T`: 415 unless it says JSON, 400 unless it parses, 422 when it
+/// parses but does not fit `T` (a missing or unknown field, a wrong type).
+fn body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.split(';').next().unwrap_or("").trim();
+            v.eq_ignore_ascii_case("application/json")
+        });
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the body does not fit: {e}"),
+        )
+    })
+}
+
+/// Unix seconds with milliseconds, as the original's API gives times.
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Who is asking, from the session token (header or cookie). Cookie-authenticated writes
+/// must carry the session's CSRF token.
+pub struct Authed {
+    pub viewer: Viewer,
+    /// The token, to end it at logout.
+    pub token: Option<String>,
+}
+
+impl FromRequestParts<Arc<Web>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Arc<Web>) -> Result<Authed, ApiError> {
+        let users = web.users();
+        if users.is_empty() {
+            return Ok(Authed {
+                viewer: Viewer::Open,
+                token: None,
+            });
+        }
+        let header_text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let bearer = header_text("authorization")
+            .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
+            .or_else(|| header_text("x-auth-token"));
+        let (token, by_cookie) = match bearer {
+            Some(t) => (t.to_string(), false),
+            None => match parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|c| auth::cookie(c, auth::COOKIE))
+            {
+                Some(t) => (t.to_string(), true),
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "log in first (POST /api/0/auth/login)",
+                    ));
+                }
+            },
+        };
+        let session = web
+            .sessions()
+            .touch(&token, hb_ipc::now_ms())
+            .ok_or_else(|| {
+                web.count("auth_bad_token");
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the session is unknown or over; log in again",
+                )
+            })?;
+        let Some(user) = users.get(&session.user) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the user no longer exists",
+            ));
+        };
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if by_cookie && !safe {
+            let sent = header_text("x-csrf-token").unwrap_or("");
+            if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+                web.count("csrf_refused");
+                return Err(ApiError::forbidden(
+                    "a write with the session cookie needs the session's X-CSRF-Token header",
+                ));
+            }
+        }
+        Ok(Authed {
+            viewer: Viewer::User {
+                name: session.user,
+                admin: user.admin,
+            },
+            token: Some(token),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn router() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/api/0/auth/login", post(login))
+        .route("/api/0/auth/logout", post(logout))
+        .route("/api/0/hosts", get(hosts))
+        .route("/api/0/hosts/{host}", get(host).delete(drop_host))
+        .route("/api/0/hosts/{host}/plugins", get(plugins))
+        .route("/api/0/hosts/{host}/plugins/{plugin}", get(samples))
+        .route("/api/0/hosts/{host}/rtt", get(rtt))
+        .route("/api/0/hosts/{host}/events", get(host_events))
+        .route("/api/0/hosts/{host}/alerts", get(host_alerts))
+        .route("/api/0/hosts/{host}/access", get(access))
+        .route("/api/0/hosts/{host}/commands", post(queue_command))
+        .route("/api/0/hosts/{host}/upgrade", post(queue_upgrade))
+        .route("/api/0/hosts/{host}/dns", post(dns))
+        .route("/api/0/messages", get(messages))
+        .route("/api/0/events", get(events))
+        .route("/api/0/alerts", get(alerts))
+        .route("/api/0/alerts/{key}/acknowledge", post(acknowledge))
+        .route("/api/0/silences", get(silences).post(silence))
+        .route("/api/0/silences/{id}", delete(unsilence))
+        .route("/api/0/users", get(users))
+        .route("/api/0/users/me", get(me))
+        .route("/api/0/status", get(server_status))
+}
+
+// --- Authentication ------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(web): State<Arc<Web>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let users = web.users();
+    if users.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no users are configured: the server runs in unauthenticated mode",
+        ));
+    }
+    let Login { username, password } = body(&headers, &bytes?)?;
+    let now = hb_ipc::now_ms();
+    let address = peer.ip().to_canonical();
+    if let Some(wait_ms) = web.limiter().check(address, &username, now) {
+        web.count("login_limited");
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins; wait and try again",
+        );
+        e.retry_after_s = Some(wait_ms.div_ceil(1000));
+        return Err(e);
+    }
+    let account = users.get(&username).cloned();
+    let matched = web
+        .verify(account.as_ref().and_then(|a| a.hash.clone()), password)
+        .await;
+    let Some(account) = account.filter(|_| matched) else {
+        web.limiter().failed(address, &username, now);
+        web.count("login_failed");
+        tracing::warn!(
+            user = ?username.chars().take(64).collect::<String>(),
+            from = %address,
+            "Failed login."
+        );
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+        ));
+    };
+    let (token, csrf) = web
+        .sessions()
+        .start(&username, now)
+        .map_err(|e| ApiError::engine(format!("no randomness for a session: {e}")))?;
+    web.count("logins");
+    tracing::info!(user = %username, from = %address, "Logged in.");
+    let mut response = axum::Json(json!({
+        "token": token,
+        "csrf_token": csrf,
+        "expires_in": auth::SESSION_IDLE_MS / 1000,
+        "user": user_json(&username, &account),
+    }))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(&token, web.tls)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+async fn logout(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    if let Some(token) = &authed.token {
+        web.sessions().end(token);
+    }
+    let mut response = axum::Json(json!({"ok": true})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie(web.tls)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+// --- Hosts ---------------------------------------------------------------------------------
+
+fn host_json(h: &HostSummary, role: Option<HostRole>) -> Value {
+    json!({
+        "name": h.name,
+        "last_seen": seconds(h.last_seen_ms),
+        "address": h.address.ip().to_canonical().to_string(),
+        "port": h.address.port(),
+        "interval": h.interval,
+        "heartbeats": h.heartbeats,
+        "rtt": h.rtt_ms,
+        "ver": h.version,
+        "signed": h.signed,
+        "state": h.state,
+        "state_since": seconds(h.state_since_ms),
+        "watched": h.watched,
+        "owner": h.owner,
+        "dyn": h.dyn_dns,
+        "role": role.map(HostRole::name),
+    })
+}
+
+fn alert_json(a: &AlertSummary) -> Value {
+    json!({
+        "key": a.key,
+        "host": a.host,
+        "metric": a.metric,
+        "level": a.level,
+        "since": seconds(a.since_ms),
+        "opened": seconds(a.opened_ms),
+        "text": a.text,
+        "notified": a.notified,
+        "acknowledged": a.acknowledged.is_some(),
+        "acknowledged_by": a.acknowledged,
+    })
+}
+
+fn event_json(e: &EventSummary) -> Value {
+    json!({"time": seconds(e.time_ms), "host": e.host, "msg": e.msg})
+}
+
+/// A host name from a path: lower case, and a valid name, or it cannot exist.
+fn host_name(raw: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(raw) = raw?;
+    let name = raw.to_ascii_lowercase();
+    if hb_proto::names::check_host_name(&name).is_err() {
+        return Err(ApiError::not_found("no such host"));
+    }
+    Ok(name)
+}
+
+impl Web {
+    /// One host the viewer sees, with their role on it: 404 if they see none, 403 if their
+    /// role is below `needs`.
+    async fn host_for(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+        needs: HostRole,
+    ) -> Result<(HostSummary, Answer), ApiError> {
+        let answer = self
+            .ask(EngineQuery::Host {
+                host: name.to_string(),
+            })
+            .await?;
+        let summary = match &answer {
+            Answer::Host { host, .. } => (**host).clone(),
+            _ => return Err(ApiError::not_found(format!("no host {name}"))),
+        };
+        let Some(role) = viewer.role(&summary) else {
+            return Err(ApiError::not_found(format!("no host {name}")));
+        };
+        if role < needs {
+            return Err(ApiError::forbidden(format!(
+                "this needs the {} role on {name}; you are {}",
+                needs.name(),
+                role.name()
+            )));
+        }
+        Ok((summary, answer))
+    }
+
+    /// Every host the viewer sees.
+    async fn visible_hosts(&self, viewer: &Viewer) -> Result<Vec<HostSummary>, ApiError> {
+        match self.ask(EngineQuery::ListHosts {}).await? {
+            Answer::Hosts { hosts } => Ok(hosts.into_iter().filter(|h| viewer.sees(h)).collect()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Names of the hosts the viewer sees (`None`: all, for admins).
+    async fn visible_names(
+        &self,
+        viewer: &Viewer,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, ApiError> {
+        if viewer.is_admin() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.visible_hosts(viewer)
+                .await?
+                .into_iter()
+                .map(|h| h.name)
+                .collect(),
+        ))
+    }
+}
+
+fn unexpected(answer: Answer) -> ApiError {
+    match answer {
+        Answer::Error { message } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
+        _ => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected answer from the engine",
+        ),
+    }
+}
+
+async fn hosts(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    let list: Vec<Value> = web
+        .visible_hosts(&authed.viewer)
+        .await?
+        .iter()
+        .map(|h| host_json(h, authed.viewer.role(h)))
+        .collect();
+    ok(Value::Array(list))
+}
+
+async fn host(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let (summary, answer) = web
+        .host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    let Answer::Host {
+        plugins, alerts, ..
+    } = answer
+    else {
+        return Err(unexpected(answer));
+    };
+    let mut value = host_json(&summary, authed.viewer.role(&summary));
+    value["plugins"] = json!(plugins.keys().collect::<Vec<_>>());
+    value["alerts"] = alerts.iter().map(alert_json).collect();
+    value["managers"] = json!(summary.managers);
+    value["monitors"] = json!(summary.monitors);
+    ok(value)
+}
+
+async fn plugins(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let (_, answer) = web
+        .host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    let Answer::Host { plugins, .. } = answer else {
+        return Err(unexpected(answer));
+    };
+    let sample_count = web.config().sample_count;
+    let plugins: BTreeMap<String, Value> = plugins
+        .into_iter()
+        .map(|(plugin, p)| {
+            (
+                plugin,
+                json!({"timestamp": seconds(p.time_ms), "data": p.data, "sample_count": sample_count}),
+            )
+        })
+        .collect();
+    ok(json!({"hostname": name, "plugins": plugins}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limit {
+    limit: Option<u32>,
+}
+
+/// `?limit=`, with a default and a cap; 0 and values past the cap are errors.
+fn limit(
+    query: Result<Query<Limit>, QueryRejection>,
+    default: u32,
+    cap: u32,
+) -> Result<u32, ApiError> {
+    let Query(Limit { limit }) = query?;
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=cap).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "limit must be 1 to {cap}, not {n}"
+        ))),
+    }
+}
+
+async fn samples(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<Limit>, QueryRejection>,
+) -> ApiResult {
+    let Path((raw, plugin)) = path?;
+    let name = host_name(Ok(Path(raw)))?;
+    let limit = limit(query, 10, 100_000)?;
+    let (_, answer) = web
+        .host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    if !matches!(&answer, Answer::Host { plugins, .. } if plugins.contains_key(&plugin)) {
+        return Err(ApiError::not_found(format!(
+            "{name} has no plugin {plugin:?}"
+        )));
+    }
+    match web
+        .ask(EngineQuery::Samples {
+            host: name.clone(),
+            plugin: plugin.clone(),
+            limit,
+        })
+        .await?
+    {
+        Answer::Samples { samples } => ok(json!({
+            "hostname": name,
+            "plugin": plugin,
+            "samples": samples
+                .iter()
+                .map(|s| json!({"timestamp": seconds(s.time_ms), "data": s.data}))
+                .collect::<Vec<_>>(),
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn rtt(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Limit>, QueryRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let limit = limit(query, 100, 100_000)?;
+    web.host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    match web
+        .ask(EngineQuery::Rtt {
+            host: name.clone(),
+            limit,
+        })
+        .await?
+    {
+        Answer::Rtt { samples } => ok(json!({
+            "hostname": name,
+            "samples": samples
+                .iter()
+                .map(|s| json!({"timestamp": seconds(s.time_ms), "rtt": s.rtt_ms}))
+                .collect::<Vec<_>>(),
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn host_events(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Limit>, QueryRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let limit = limit(query, 100, 1000)?;
+    web.host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    match web
+        .ask(EngineQuery::Events {
+            host: Some(name),
+            limit,
+        })
+        .await?
+    {
+        Answer::Messages { messages } => ok(messages.iter().map(event_json).collect()),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn host_alerts(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let (_, answer) = web
+        .host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    let Answer::Host { alerts, .. } = answer else {
+        return Err(unexpected(answer));
+    };
+    ok(alerts.iter().map(alert_json).collect())
+}
+
+async fn access(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let (h, _) = web
+        .host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    ok(json!({
+        "hostname": name,
+        "owner": h.owner,
+        "managers": h.managers,
+        "monitors": h.monitors,
+        "role": authed.viewer.role(&h).map(HostRole::name),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    command: String,
+}
+
+async fn queue_command(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let CommandBody { command } = body(&headers, &bytes?)?;
+    if let Err(e) = hb_proto::datagram::check_command_name(&command) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.to_string(),
+        ));
+    }
+    web.host_for(&authed.viewer, &name, HostRole::Manager)
+        .await?;
+    queued(&web, &authed, name, Some(command)).await
+}
+
+async fn queue_upgrade(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    web.host_for(&authed.viewer, &name, HostRole::Manager)
+        .await?;
+    queued(&web, &authed, name, None).await
+}
+
+async fn queued(web: &Web, authed: &Authed, host: String, command: Option<String>) -> ApiResult {
+    match web
+        .ask(EngineQuery::QueueCommand {
+            host: host.clone(),
+            command: command.clone(),
+        })
+        .await?
+    {
+        Answer::Queued { id } => {
+            tracing::info!(user = authed.viewer.name(), host, ?command, id, "Queued.");
+            status(
+                StatusCode::ACCEPTED,
+                json!({"id": id, "host": host, "command": command}),
+            )
+        }
+        Answer::Error { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn dns(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    web.host_for(&authed.viewer, &name, HostRole::Manager)
+        .await?;
+    match web.ask(EngineQuery::Dns { host: name.clone() }).await? {
+        Answer::Done { message } => {
+            tracing::info!(
+                user = authed.viewer.name(),
+                host = name,
+                "DNS update asked for."
+            );
+            status(StatusCode::ACCEPTED, json!({"message": message}))
+        }
+        Answer::Error { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn drop_host(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    web.host_for(&authed.viewer, &name, HostRole::Owner).await?;
+    match web
+        .ask(EngineQuery::DropHost { host: name.clone() })
+        .await?
+    {
+        Answer::Dropped { host } => {
+            tracing::info!(user = authed.viewer.name(), host, "Host dropped.");
+            ok(json!({"dropped": host}))
+        }
+        Answer::Error { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+// --- Events and alerts ---------------------------------------------------------------------
+
+async fn messages(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    let visible = web.visible_names(&authed.viewer).await?;
+    match web.ask(EngineQuery::Messages {}).await? {
+        Answer::Messages { messages } => ok(messages
+            .iter()
+            .rev()
+            .filter(|m| visible.as_ref().is_none_or(|v| v.contains(&m.host)))
+            .map(event_json)
+            .collect()),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    host: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn events(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(EventsQuery { host, limit }) = query?;
+    let limit = match limit {
+        None => 100,
+        Some(n) if (1..=1000).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1 to 1000, not {n}"
+            )));
+        }
+    };
+    if let Some(h) = &host {
+        let name = host_name(Ok(Path(h.clone())))?;
+        web.host_for(&authed.viewer, &name, HostRole::Monitor)
+            .await?;
+    }
+    let visible = web.visible_names(&authed.viewer).await?;
+    match web
+        .ask(EngineQuery::Events {
+            host: host.map(|h| h.to_ascii_lowercase()),
+            // A user who sees few hosts asks for more, to fill the page after filtering.
+            limit: if visible.is_some() { 1000 } else { limit },
+        })
+        .await?
+    {
+        Answer::Messages { messages } => ok(messages
+            .iter()
+            .filter(|m| visible.as_ref().is_none_or(|v| v.contains(&m.host)))
+            .take(limit as usize)
+            .map(event_json)
+            .collect()),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    level: Option<String>,
+    host: Option<String>,
+}
+
+async fn alerts(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(AlertsQuery { level, host }) = query?;
+    let level = match level.as_deref().map(str::to_ascii_uppercase) {
+        None => None,
+        Some(l) if ["CRITICAL", "WARNING", "UNKNOWN"].contains(&l.as_str()) => Some(l),
+        Some(l) => {
+            return Err(ApiError::bad_request(format!(
+                "level must be critical, warning or unknown, not {l:?}"
+            )));
+        }
+    };
+    let host = host.map(|h| h.to_ascii_lowercase());
+    let visible = web.visible_names(&authed.viewer).await?;
+    match web.ask(EngineQuery::Alerts {}).await? {
+        Answer::Alerts { alerts } => ok(alerts
+            .iter()
+            .filter(|a| visible.as_ref().is_none_or(|v| v.contains(&a.host)))
+            .filter(|a| level.as_ref().is_none_or(|l| &a.level == l))
+            .filter(|a| host.as_ref().is_none_or(|h| &a.host == h))
+            .map(alert_json)
+            .collect()),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn acknowledge(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(key) = path?;
+    let Some((host, _)) = key.split_once('/') else {
+        return Err(ApiError::not_found(format!(
+            "no alert {key:?} (keys look like web1/down)"
+        )));
+    };
+    let host = host_name(Ok(Path(host.to_string())))?;
+    web.host_for(&authed.viewer, &host, HostRole::Monitor)
+        .await?;
+    match web
+        .ask(EngineQuery::Acknowledge {
+            key: key.clone(),
+            by: authed.viewer.name().to_string(),
+        })
+        .await?
+    {
+        Answer::Done { message } => ok(json!({"message": message, "key": key})),
+        Answer::Error { message } => Err(ApiError::not_found(message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+// --- Silences ------------------------------------------------------------------------------
+
+async fn silences(State(web): State<Arc<Web>>, _authed: Authed) -> ApiResult {
+    match web.ask(EngineQuery::Silences {}).await? {
+        Answer::Silences { silences, windows } => ok(json!({
+            "silences": silences.iter().map(|s| json!({
+                "id": s.id,
+                "host": s.host,
+                "metric": s.metric,
+                "start": seconds(s.start_ms),
+                "end": seconds(s.end_ms),
+                "author": s.author,
+                "comment": s.comment,
+            })).collect::<Vec<_>>(),
+            "maintenance": windows.iter().map(|(name, open)| json!({"name": name, "open": open})).collect::<Vec<_>>(),
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    host: String,
+    #[serde(default = "any_metric")]
+    metric: String,
+    minutes: u32,
+    #[serde(default)]
+    comment: String,
+}
+
+fn any_metric() -> String {
+    "*".into()
+}
+
+/// Silences: a manager may silence a host of theirs by its exact name; patterns that can
+/// match other hosts (`*`, `?`) are for admins.
+async fn silence(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let s: NewSilence = body(&headers, &bytes?)?;
+    if s.comment.len() > 1000 || s.metric.len() > 300 || s.metric.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "metric must be 1 to 300 characters and comment at most 1000",
+        ));
+    }
+    if s.host.contains(['*', '?']) {
+        if !authed.viewer.is_admin() {
+            return Err(ApiError::forbidden("silencing by pattern is for admins"));
+        }
+    } else {
+        let name = host_name(Ok(Path(s.host.clone())))?;
+        web.host_for(&authed.viewer, &name, HostRole::Manager)
+            .await?;
+    }
+    match web
+        .ask(EngineQuery::Silence {
+            host: s.host.to_ascii_lowercase(),
+            metric: s.metric,
+            minutes: s.minutes,
+            author: authed.viewer.name().to_string(),
+            comment: s.comment,
+        })
+        .await?
+    {
+        Answer::Silenced { id } => status(StatusCode::CREATED, json!({"id": id})),
+        Answer::Error { message } => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Ending a silence: its author or an admin.
+async fn unsilence(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<u64>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = path?;
+    let Answer::Silences { silences, .. } = web.ask(EngineQuery::Silences {}).await? else {
+        return Err(ApiError::engine("no silences from the engine"));
+    };
+    let Some(s) = silences.iter().find(|s| s.id == id) else {
+        return Err(ApiError::not_found(format!("no silence {id}")));
+    };
+    if !authed.viewer.is_admin() && s.author != authed.viewer.name() {
+        return Err(ApiError::forbidden(
+            "only its author or an admin may end a silence",
+        ));
+    }
+    match web.ask(EngineQuery::Unsilence { id }).await? {
+        Answer::Done { message } => ok(json!({"message": message})),
+        Answer::Error { message } => Err(ApiError::not_found(message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+// --- Users and status ----------------------------------------------------------------------
+
+fn user_json(name: &str, a: &crate::Account) -> Value {
+    json!({
+        "name": name,
+        "full_name": a.full_name,
+        "avatar": a.avatar,
+        "admin": a.admin,
+        "notification_channels": a.notification_channels,
+    })
+}
+
+async fn users(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    if !authed.viewer.is_admin() {
+        return Err(ApiError::forbidden("the user list is for admins"));
+    }
+    ok(web
+        .users()
+        .iter()
+        .map(|(name, a)| user_json(name, a))
+        .collect())
+}
+
+async fn me(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    match &authed.viewer {
+        Viewer::Open => ok(json!({
+            "name": "anonymous",
+            "admin": true,
+            "unauthenticated": true,
+        })),
+        Viewer::User { name, .. } => match web.users().get(name) {
+            Some(a) => ok(user_json(name, a)),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the user no longer exists",
+            )),
+        },
+    }
+}
+
+async fn server_status(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    let hosts = web.visible_hosts(&authed.viewer).await?;
+    let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
+    for h in &hosts {
+        *by_state.entry(h.state.as_str()).or_default() += 1;
+    }
+    let visible: std::collections::BTreeSet<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    let mut by_level: BTreeMap<String, u64> = BTreeMap::new();
+    if let Answer::Alerts { alerts } = web.ask(EngineQuery::Alerts {}).await? {
+        for a in alerts.iter().filter(|a| visible.contains(a.host.as_str())) {
+            *by_level.entry(a.level.to_ascii_lowercase()).or_default() += 1;
+        }
+    }
+    ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "time": seconds(hb_ipc::now_ms()),
+        "unauthenticated": matches!(authed.viewer, Viewer::Open),
+        "user": authed.viewer.name(),
+        "hosts": hosts.len(),
+        "hosts_by_state": by_state,
+        "alerts_by_level": by_level,
+    }))
+}
+
+/// Anything else under `/api/`: 404 in JSON.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint (see /api/0/openapi.json)")
+}
+
+/// A known path with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+}

@@ -1,0 +1,580 @@
+//! Issue 8: the REST API with users and roles, against the real server.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// A password hash as `hbctl passwd` writes it, with few rounds so tests stay quick.
+fn hash(password: &str) -> String {
+    hb_supervisor::passwd::PasswordHash::with_salt(password, "testsalt", 1000).to_string()
+}
+
+fn users_config() -> String {
+    format!(
+        "users:
+  alice: {{password: \"{a}\", admin: true, full_name: Alice Admin}}
+  bob: {{password: \"{b}\"}}
+  carol: {{password: \"{c}\"}}
+  dave: {{password: \"{d}\"}}
+interval: 1
+max_missed: 1
+grace: 1
+hosts:
+  web1:
+    owner: bob
+    monitors: [carol]
+  db1:
+    owner: alice
+    managers: [bob]
+",
+        a = hash("alice-pw"),
+        b = hash("bob-pw"),
+        c = hash("carol-pw"),
+        d = hash("dave-pw"),
+    )
+}
+
+fn beat(server: &Server, host: &str) {
+    let msg = format!(r#"{{"ID":"HTB","name":"{host}","interval":1}}"#);
+    send_from("127.0.0.1", server.hb_port, msg.as_bytes());
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// Logs in; the token, the CSRF token and the cookie.
+fn login(server: &Server, user: &str, password: &str) -> (String, String, String) {
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
+    let r = http(
+        server.http_port,
+        "POST",
+        "/api/0/auth/login",
+        &[JSON],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "login {user}: {}", r.body);
+    let j = r.json();
+    let cookie = r
+        .header("set-cookie")
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    (
+        j["token"].as_str().expect("token").to_string(),
+        j["csrf_token"].as_str().expect("csrf").to_string(),
+        cookie,
+    )
+}
+
+/// A request with a bearer token: (status, JSON body).
+fn call(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let text = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if !text.is_empty() {
+        headers.push(JSON);
+    }
+    let r = http(server.http_port, method, path, &headers, text.as_bytes());
+    (r.status, r.json())
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// Acceptance 1: role enforcement end to end; errors are JSON with the right status.
+#[test]
+fn roles_decide_what_each_user_sees_and_does() {
+    let server = Server::start("web-roles", &users_config());
+    for host in ["web1", "db1", "free1"] {
+        beat(&server, host);
+    }
+    assert!(wait_for(Duration::from_secs(10), || {
+        let (token, _, _) = login(&server, "alice", "alice-pw");
+        names(&call(&server, &token, "GET", "/api/0/hosts", None).1).len() == 3
+    }));
+    let (alice, _, _) = login(&server, "alice", "alice-pw");
+    let (bob, _, _) = login(&server, "bob", "bob-pw");
+    let (carol, _, _) = login(&server, "carol", "carol-pw");
+    let (dave, _, _) = login(&server, "dave", "dave-pw");
+
+    // Lists are filtered; each entry says the viewer's role.
+    let (_, all) = call(&server, &alice, "GET", "/api/0/hosts", None);
+    assert_eq!(names(&all), ["db1", "free1", "web1"]);
+    let (_, mine) = call(&server, &bob, "GET", "/api/0/hosts", None);
+    assert_eq!(names(&mine), ["db1", "web1"]);
+    assert_eq!(mine[0]["role"], "manager");
+    assert_eq!(mine[1]["role"], "owner");
+    let (_, carols) = call(&server, &carol, "GET", "/api/0/hosts", None);
+    assert_eq!(names(&carols), ["web1"]);
+    assert_eq!(carols[0]["role"], "monitor");
+    // free1 has no owner in the file: the default owner is the first admin, alice.
+    assert_eq!(all[1]["owner"], "alice");
+    assert_eq!(
+        call(&server, &dave, "GET", "/api/0/hosts", None).1,
+        serde_json::json!([])
+    );
+
+    // A host one cannot see does not exist for them; one they see but may not act on is 403.
+    assert_eq!(
+        call(&server, &carol, "GET", "/api/0/hosts/db1", None).0,
+        404
+    );
+    assert_eq!(
+        call(&server, &carol, "GET", "/api/0/hosts/web1", None).0,
+        200
+    );
+    assert_eq!(
+        call(&server, &carol, "GET", "/api/0/hosts/web1/plugins", None).0,
+        200
+    );
+    let (code, e) = call(&server, &carol, "DELETE", "/api/0/hosts/web1", None);
+    assert_eq!(code, 403, "{e}");
+    assert!(e["error"].as_str().unwrap_or("").contains("owner"), "{e}");
+    let cmd = serde_json::json!({"command": "uptime"});
+    assert_eq!(
+        call(
+            &server,
+            &carol,
+            "POST",
+            "/api/0/hosts/web1/commands",
+            Some(cmd.clone())
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(&server, &carol, "POST", "/api/0/hosts/web1/dns", None).0,
+        403
+    );
+
+    // A manager queues commands and upgrades but cannot drop.
+    let (code, q) = call(
+        &server,
+        &bob,
+        "POST",
+        "/api/0/hosts/db1/commands",
+        Some(cmd.clone()),
+    );
+    assert_eq!(code, 202, "{q}");
+    assert!(q["id"].as_u64().is_some(), "{q}");
+    assert_eq!(
+        call(&server, &bob, "POST", "/api/0/hosts/db1/upgrade", None).0,
+        202
+    );
+    let (code, e) = call(
+        &server,
+        &bob,
+        "POST",
+        "/api/0/hosts/db1/commands",
+        Some(serde_json::json!({"command": "rm -rf /"})),
+    );
+    assert_eq!(code, 422, "not a command name: {e}");
+    assert_eq!(
+        call(&server, &bob, "DELETE", "/api/0/hosts/db1", None).0,
+        403
+    );
+    // DNS without dyndomains: a conflict the answer explains.
+    let (code, e) = call(&server, &bob, "POST", "/api/0/hosts/web1/dns", None);
+    assert_eq!(code, 409, "{e}");
+    assert!(
+        e["error"].as_str().unwrap_or("").contains("dyndomains"),
+        "{e}"
+    );
+
+    // Access: who holds which role.
+    let (_, a) = call(&server, &carol, "GET", "/api/0/hosts/web1/access", None);
+    assert_eq!(a["owner"], "bob");
+    assert_eq!(a["monitors"], serde_json::json!(["carol"]));
+    assert_eq!(a["role"], "monitor");
+
+    // Users: admins only; everyone has /users/me.
+    assert_eq!(call(&server, &bob, "GET", "/api/0/users", None).0, 403);
+    let (code, list) = call(&server, &alice, "GET", "/api/0/users", None);
+    assert_eq!(code, 200);
+    assert_eq!(names(&list), ["alice", "bob", "carol", "dave"]);
+    assert!(!list.to_string().contains("pbkdf2"), "hashes leak: {list}");
+    let (_, me) = call(&server, &alice, "GET", "/api/0/users/me", None);
+    assert_eq!(me["full_name"], "Alice Admin");
+    assert_eq!(me["admin"], true);
+
+    // db1 goes down (it sent one heartbeat): an alert carol cannot see, bob can acknowledge.
+    beat(&server, "web1");
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            call(&server, &bob, "GET", "/api/0/alerts", None)
+                .1
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["key"] == "db1/down"))
+        }),
+        "no down alert for db1"
+    );
+    let (_, carols) = call(&server, &carol, "GET", "/api/0/alerts", None);
+    assert!(
+        carols
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x["host"] == "web1")),
+        "{carols}"
+    );
+    assert_eq!(
+        call(
+            &server,
+            &carol,
+            "POST",
+            "/api/0/alerts/db1%2Fdown/acknowledge",
+            None
+        )
+        .0,
+        404
+    );
+    let (code, ack) = call(
+        &server,
+        &bob,
+        "POST",
+        "/api/0/alerts/db1%2Fdown/acknowledge",
+        None,
+    );
+    assert_eq!(code, 200, "{ack}");
+    let (_, alerts) = call(&server, &alice, "GET", "/api/0/alerts?level=critical", None);
+    let db1 = alerts
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["key"] == "db1/down"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(db1["acknowledged_by"], "bob", "{alerts}");
+    assert_eq!(
+        call(&server, &alice, "GET", "/api/0/alerts?level=loud", None).0,
+        400
+    );
+
+    // Silences: a manager by exact name; patterns are for admins; the author ends it.
+    let s =
+        serde_json::json!({"host": "db1", "metric": "down", "minutes": 30, "comment": "disk swap"});
+    let (code, made) = call(&server, &bob, "POST", "/api/0/silences", Some(s));
+    assert_eq!(code, 201, "{made}");
+    let id = made["id"].as_u64().expect("id");
+    let pattern = serde_json::json!({"host": "db*", "minutes": 30});
+    assert_eq!(
+        call(
+            &server,
+            &bob,
+            "POST",
+            "/api/0/silences",
+            Some(pattern.clone())
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(&server, &alice, "POST", "/api/0/silences", Some(pattern)).0,
+        201
+    );
+    assert_eq!(
+        call(
+            &server,
+            &carol,
+            "DELETE",
+            &format!("/api/0/silences/{id}"),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            &bob,
+            "DELETE",
+            &format!("/api/0/silences/{id}"),
+            None
+        )
+        .0,
+        200
+    );
+
+    // Events and messages are filtered like hosts.
+    let (_, ev) = call(&server, &carol, "GET", "/api/0/events?limit=50", None);
+    assert!(
+        ev.as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|e| e["host"] == "web1")),
+        "{ev}"
+    );
+    assert_eq!(
+        call(&server, &carol, "GET", "/api/0/events?host=db1", None).0,
+        404
+    );
+    let (_, status) = call(&server, &carol, "GET", "/api/0/status", None);
+    assert_eq!(status["hosts"], 1, "{status}");
+    assert_eq!(status["unauthenticated"], false);
+
+    // The owner drops their host.
+    let (code, d) = call(&server, &bob, "DELETE", "/api/0/hosts/web1", None);
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(call(&server, &bob, "GET", "/api/0/hosts/web1", None).0, 404);
+}
+
+// Acceptance 1 (auth), 5 (hostile input): tokens, cookies with CSRF, logout, rate limits,
+// bad bodies, bad paths.
+#[test]
+fn logins_tokens_and_hostile_requests() {
+    let server = Server::start("web-auth", &users_config());
+    let port = server.http_port;
+    beat(&server, "web1");
+
+    // No or wrong credentials: 401, never data.
+    let r = http(port, "GET", "/api/0/hosts", &[], b"");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.json()["error"].is_string());
+    for (name, value) in [
+        ("Authorization", "Bearer 0000"),
+        ("X-Auth-Token", "nonsense"),
+        ("Cookie", "hb_session=forged"),
+        ("Authorization", "Basic YWxpY2U6YWxpY2UtcHc="),
+    ] {
+        assert_eq!(
+            http(port, "GET", "/api/0/hosts", &[(name, value)], b"").status,
+            401,
+            "{name}"
+        );
+    }
+
+    // X-Auth-Token works like Bearer.
+    let (token, csrf, cookie) = login(&server, "bob", "bob-pw");
+    let r = http(
+        port,
+        "GET",
+        "/api/0/hosts",
+        &[("X-Auth-Token", &token)],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    // The cookie: HttpOnly, SameSite=Strict; reads work with it, writes need the CSRF token.
+    let r = http(
+        port,
+        "POST",
+        "/api/0/auth/login",
+        &[JSON],
+        br#"{"username":"bob","password":"bob-pw"}"#,
+    );
+    let set = r.header("set-cookie").unwrap_or_default().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "no TLS here: {set}");
+    assert_eq!(
+        http(port, "GET", "/api/0/users/me", &[("Cookie", &cookie)], b"").status,
+        200
+    );
+    let r = http(
+        port,
+        "POST",
+        "/api/0/hosts/web1/upgrade",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(r.status, 403, "a cookie write without CSRF: {}", r.body);
+    let r = http(
+        port,
+        "POST",
+        "/api/0/hosts/web1/upgrade",
+        &[("Cookie", &cookie), ("X-CSRF-Token", "wrong")],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    let r = http(
+        port,
+        "POST",
+        "/api/0/hosts/web1/upgrade",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    // Logout ends the session for header and cookie alike.
+    let auth = format!("Bearer {token}");
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/api/0/auth/logout",
+            &[("Authorization", &auth)],
+            b""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        http(
+            port,
+            "GET",
+            "/api/0/hosts",
+            &[("Authorization", &auth)],
+            b""
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        http(port, "GET", "/api/0/hosts", &[("Cookie", &cookie)], b"").status,
+        401
+    );
+
+    // Bad bodies: 415, 400, 422, 413.
+    let login_with = |headers: &[(&str, &str)], body: &[u8]| {
+        http(port, "POST", "/api/0/auth/login", headers, body)
+    };
+    assert_eq!(
+        login_with(&[], br#"{"username":"bob","password":"bob-pw"}"#).status,
+        415
+    );
+    assert_eq!(login_with(&[JSON], b"{not json").status, 400);
+    assert_eq!(login_with(&[JSON], br#"{"username":"bob"}"#).status, 422);
+    assert_eq!(
+        login_with(&[JSON], br#"{"username":1,"password":"x"}"#).status,
+        422
+    );
+    assert_eq!(
+        login_with(&[JSON], br#"{"username":"bob","password":"bob-pw","x":1}"#).status,
+        422
+    );
+    let huge = vec![b'a'; 1 << 20];
+    let r = login_with(&[JSON], &huge);
+    assert_eq!(r.status, 413, "{}", r.body);
+
+    // Hostile paths: never a host, never a file; unknown endpoints and methods are JSON.
+    let (alice, _, _) = login(&server, "alice", "alice-pw");
+    let a = format!("Bearer {alice}");
+    for path in [
+        "/api/0/hosts/..%2F..%2Fetc%2Fpasswd",
+        "/api/0/hosts/web1%0Aevil",
+        "/api/0/hosts/%00",
+        &format!("/api/0/hosts/{}", "a".repeat(300)),
+        "/api/0/hosts/web1/plugins/..%2F..",
+        "/api/0/nope",
+        "/../../etc/passwd",
+    ] {
+        let r = http(port, "GET", path, &[("Authorization", &a)], b"");
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert!(r.json()["error"].is_string(), "{path}: {}", r.body);
+    }
+    let r = http(port, "PUT", "/api/0/hosts", &[("Authorization", &a)], b"");
+    assert_eq!(r.status, 405);
+    assert!(r.json()["error"].is_string());
+    let r = http(
+        port,
+        "GET",
+        "/api/0/hosts/web1/rtt?limit=0",
+        &[("Authorization", &a)],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    let r = http(
+        port,
+        "GET",
+        "/api/0/hosts/web1/rtt?limit=x",
+        &[("Authorization", &a)],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    let r = http(
+        port,
+        "GET",
+        "/api/0/hosts/WEB1",
+        &[("Authorization", &a)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "names ignore case");
+
+    // 100 failed logins from one address: the first 10 are checked, the rest answered 429
+    // with Retry-After; then even the right password waits. Another address may log in as
+    // someone else, but not as the guessed user.
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        let r = login_with(&[JSON], br#"{"username":"carol","password":"guess"}"#);
+        statuses.push(r.status);
+        if r.status == 429 {
+            assert!(
+                r.header("retry-after")
+                    .is_some_and(|s| s.parse::<u64>().is_ok())
+            );
+        }
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(
+        login_with(&[JSON], br#"{"username":"carol","password":"carol-pw"}"#).status,
+        429
+    );
+    let r = http_from(
+        "127.0.0.2",
+        port,
+        "POST",
+        "/api/0/auth/login",
+        &[JSON],
+        br#"{"username":"dave","password":"dave-pw"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http_from(
+        "127.0.0.2",
+        port,
+        "POST",
+        "/api/0/auth/login",
+        &[JSON],
+        br#"{"username":"carol","password":"carol-pw"}"#,
+    );
+    assert_eq!(r.status, 429);
+    assert!(
+        server.counter("web", "login_limited") >= 90,
+        "{}",
+        server.counters("web")
+    );
+    // Failures are logged with the name and address, never the password.
+    let log = server.log_text();
+    assert!(log.contains("Failed login"), "{log}");
+    assert!(!log.contains("guess"), "a password in the log");
+}
+
+// Acceptance 1: without users everything is open, and says so.
+#[test]
+fn without_users_everything_is_open() {
+    let server = Server::start("web-open", "");
+    let port = server.http_port;
+    beat(&server, "web1");
+    let r = http(port, "GET", "/api/0/users/me", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["unauthenticated"], true);
+    assert!(wait_for(Duration::from_secs(10), || {
+        names(&http(port, "GET", "/api/0/hosts", &[], b"").json()) == ["web1"]
+    }));
+    let r = http(port, "POST", "/api/0/hosts/web1/upgrade", &[], b"");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = http(
+        port,
+        "POST",
+        "/api/0/auth/login",
+        &[JSON],
+        br#"{"username":"a","password":"b"}"#,
+    );
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        http(port, "GET", "/api/0/status", &[], b"").json()["unauthenticated"],
+        true
+    );
+    assert!(server.log_text().contains("unauthenticated mode"));
+}
