@@ -23,6 +23,9 @@ done
 # The DNS tests start a real BIND and query it; /usr/sbin is not on every user's PATH.
 [ -x /usr/sbin/named ] || missing+=(bind9)
 [ -x /usr/bin/nsupdate ] && [ -x /usr/bin/dig ] || missing+=(bind9-dnsutils)
+# The dashboard test drives a headless Chromium over WebDriver.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}"
     as_root apt-get update -qq

@@ -37,6 +37,28 @@ impl HostRole {
     }
 }
 
+/// Who holds which role on one host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostAccess {
+    /// The owner.
+    pub owner: Option<String>,
+    /// Managers.
+    pub managers: Vec<String>,
+    /// Monitors.
+    pub monitors: Vec<String>,
+}
+
+impl HostAccess {
+    /// A host's access as the engine lists it.
+    pub fn of(host: &HostSummary) -> HostAccess {
+        HostAccess {
+            owner: host.owner.clone(),
+            managers: host.managers.clone(),
+            monitors: host.monitors.clone(),
+        }
+    }
+}
+
 /// Who is asking.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Viewer {
@@ -70,15 +92,20 @@ impl Viewer {
 
     /// Their role on `host`, if any.
     pub fn role(&self, host: &HostSummary) -> Option<HostRole> {
+        self.role_in(&HostAccess::of(host))
+    }
+
+    /// Their role on a host with `access`, if any.
+    pub fn role_in(&self, access: &HostAccess) -> Option<HostRole> {
         if self.is_admin() {
             return Some(HostRole::Owner);
         }
         let name = self.name();
-        if host.owner.as_deref() == Some(name) {
+        if access.owner.as_deref() == Some(name) {
             Some(HostRole::Owner)
-        } else if host.managers.iter().any(|m| m == name) {
+        } else if access.managers.iter().any(|m| m == name) {
             Some(HostRole::Manager)
-        } else if host.monitors.iter().any(|m| m == name) {
+        } else if access.monitors.iter().any(|m| m == name) {
             Some(HostRole::Monitor)
         } else {
             None

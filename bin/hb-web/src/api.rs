@@ -240,6 +240,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/api/0/users", get(users))
         .route("/api/0/users/me", get(me))
         .route("/api/0/status", get(server_status))
+        .route("/ws", get(crate::ws::upgrade))
 }
 
 // --- Authentication ------------------------------------------------------------------------
@@ -325,7 +326,7 @@ async fn logout(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
 
 // --- Hosts ---------------------------------------------------------------------------------
 
-fn host_json(h: &HostSummary, role: Option<HostRole>) -> Value {
+pub fn host_json(h: &HostSummary, role: Option<HostRole>) -> Value {
     json!({
         "name": h.name,
         "last_seen": seconds(h.last_seen_ms),
@@ -345,7 +346,7 @@ fn host_json(h: &HostSummary, role: Option<HostRole>) -> Value {
     })
 }
 
-fn alert_json(a: &AlertSummary) -> Value {
+pub fn alert_json(a: &AlertSummary) -> Value {
     json!({
         "key": a.key,
         "host": a.host,
@@ -360,7 +361,7 @@ fn alert_json(a: &AlertSummary) -> Value {
     })
 }
 
-fn event_json(e: &EventSummary) -> Value {
+pub fn event_json(e: &EventSummary) -> Value {
     json!({"time": seconds(e.time_ms), "host": e.host, "msg": e.msg})
 }
 

@@ -25,6 +25,8 @@ use hb_web::auth::{LoginLimiter, Sessions};
 use tokio::sync::mpsc;
 
 mod api;
+mod pages;
+mod ws;
 
 use api::ApiError;
 
@@ -60,6 +62,8 @@ pub struct Web {
     limiter: Mutex<LoginLimiter>,
     verifying: tokio::sync::Semaphore,
     counters: Mutex<BTreeMap<&'static str, u64>>,
+    /// The live feed.
+    live: ws::Live,
     /// Whether HTTP is served over TLS (cookies get `Secure`).
     pub tls: bool,
     /// A hash to check unknown users' passwords against, so a wrong name costs as long as a
@@ -78,8 +82,15 @@ impl Web {
             limiter: Mutex::default(),
             verifying: tokio::sync::Semaphore::new(VERIFYING),
             counters: Mutex::default(),
+            live: ws::Live::default(),
             tls: false,
-            dummy: PasswordHash::with_salt("", "hb-web-dummy", hb_supervisor::passwd::ITERATIONS),
+            // Parsing costs nothing; checking against it costs what a real hash does.
+            dummy: PasswordHash::parse(&format!(
+                "pbkdf2:sha256:{}$hb-web-dummy${}",
+                hb_supervisor::passwd::ITERATIONS,
+                "0".repeat(64)
+            ))
+            .expect("a well-formed dummy hash"),
         }
     }
 
@@ -132,6 +143,7 @@ impl Web {
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
         out.insert("sessions".into(), self.sessions().len() as u64);
+        out.insert("ws_clients".into(), self.live.clients() as u64);
         out.insert("engine_link_dropped".into(), self.engine.dropped());
         out
     }
@@ -201,8 +213,9 @@ async fn run(
 ) -> anyhow::Result<()> {
     let web = Arc::new(Web::new());
     let (answers_tx, mut answers) = mpsc::channel::<EngineToWeb>(256);
-    let pending = web.pending.clone();
+    let feed = web.clone();
     tokio::spawn(async move {
+        let pending = &feed.pending;
         while let Some(msg) = answers.recv().await {
             match msg {
                 EngineToWeb::Answer { re, answer } => {
@@ -210,8 +223,7 @@ async fn run(
                         tracing::debug!(re, "Late answer from the engine dropped.");
                     }
                 }
-                // The live dashboard turns these into WebSocket updates.
-                EngineToWeb::Change { change } => tracing::trace!(?change, "Change."),
+                EngineToWeb::Change { change } => feed.live.publish(change),
             }
         }
     });
@@ -226,7 +238,8 @@ async fn run(
             } => {
                 let open = c.users.is_empty();
                 web.configure(c);
-                if open {
+                // Before the start it is said once the listener is known.
+                if open && bound.is_some() {
                     unauthenticated_warning(bound);
                 }
                 control.config_applied(generation);
@@ -266,9 +279,11 @@ async fn run(
                 }
                 let app = Router::new()
                     .merge(api::router())
+                    .merge(pages::router())
                     .fallback(api::not_found)
                     .method_not_allowed_fallback(api::method_not_allowed)
                     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+                    .layer(axum::middleware::from_fn(security_headers))
                     .with_state(web.clone());
                 let mut stop = stop_rx.clone();
                 tokio::spawn(async move {
@@ -307,6 +322,36 @@ async fn run(
     }
     let _ = stop_tx.send(true);
     Ok(())
+}
+
+/// Every answer: no script or style but our own files, no framing, no sniffing, and no
+/// caching of anything but the static files.
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Without users everything is open: said at start-up, and loudly when the listener is not

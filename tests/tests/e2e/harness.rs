@@ -497,10 +497,18 @@ pub fn http_from(
     );
     // A source other than 127.0.0.1 needs a bound socket before connecting; std cannot, so
     // nix does it.
-    let mut stream = if source == "127.0.0.1" {
-        socket.expect("connect")
+    let stream = if source == "127.0.0.1" {
+        socket.ok()
     } else {
-        bound_stream(source, port)
+        Some(bound_stream(source, port))
+    };
+    // Nobody listening: status 0, so callers can poll for a server coming up.
+    let Some(mut stream) = stream else {
+        return HttpResponse {
+            status: 0,
+            headers: Vec::new(),
+            body: String::new(),
+        };
     };
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
@@ -516,8 +524,7 @@ pub fn http_from(
     stream.write_all(request.as_bytes()).expect("send request");
     // A server may refuse early (413) and close; what it answered is still readable.
     let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let raw = read_response(&mut stream);
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -554,6 +561,33 @@ pub fn http_from(
         status,
         headers,
         body,
+    }
+}
+
+/// Reads one answer: up to its Content-Length, or the end of a chunked body, or the close
+/// (some servers keep the connection open despite `Connection: close`).
+fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let text = String::from_utf8_lossy(&raw);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let body = raw.len() - end - 4;
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| body >= n)
+                || (head.contains("transfer-encoding: chunked") && text.ends_with("0\r\n\r\n"))
+            {
+                return raw;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
     }
 }
 

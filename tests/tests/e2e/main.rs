@@ -1,6 +1,7 @@
 //! End-to-end tests of the foundation: the real hbsupervisor and role binaries, real
 //! sockets, real signals. Root-only checks fail (never skip) when not run as root.
 
+mod browser;
 mod dns;
 mod engine;
 mod harness;

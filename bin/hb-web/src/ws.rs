@@ -1,0 +1,303 @@
+//! The live feed: `/ws` sends a snapshot of what the viewer may see, then every change the
+//! engine reports, filtered per viewer. Changes are serialized once and fanned out through a
+//! broadcast ring, so sending never waits for a client: a client that falls a ring behind,
+//! or does not take a message within [`SEND_TIMEOUT`], is dropped (it reconnects and gets a
+//! fresh snapshot), and the engine never slows for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hb_ipc::edge::{Answer, Change, HostSummary, Query};
+use hb_web::access::{HostAccess, Viewer};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::Web;
+use crate::api::{ApiError, Authed, alert_json, event_json, host_json};
+
+/// Changes held for slow clients; one that falls further behind is dropped.
+const RING: usize = 8192;
+/// A client must take each message within this.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pings keep proxies from closing quiet connections, and check the session is still alive.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// Clients at once.
+const MAX_CLIENTS: usize = 10_000;
+
+/// One change, serialized once, with who may see it.
+#[derive(Debug)]
+pub struct Update {
+    /// `None`: everyone (a resync).
+    audience: Option<HostAccess>,
+    json: String,
+}
+
+/// The fan-out and the access of every host (to filter changes that carry only a name).
+pub struct Live {
+    tx: broadcast::Sender<Arc<Update>>,
+    access: RwLock<HashMap<String, HostAccess>>,
+    clients: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live {
+            tx: broadcast::channel(RING).0,
+            access: RwLock::default(),
+            clients: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Live {
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn access_of(&self, host: &str) -> HostAccess {
+        self.access
+            .read()
+            .ok()
+            .and_then(|a| a.get(host).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Remembers the access of the hosts in a list (a snapshot).
+    fn learn(&self, hosts: &[HostSummary]) {
+        if let Ok(mut a) = self.access.write() {
+            for h in hosts {
+                a.insert(h.name.clone(), HostAccess::of(h));
+            }
+        }
+    }
+
+    /// Turns an engine change into an update for the clients that may see it.
+    pub fn publish(&self, change: Change) {
+        let (audience, json) = match change {
+            Change::Host { host } => {
+                let access = HostAccess::of(&host);
+                if let Ok(mut a) = self.access.write() {
+                    a.insert(host.name.clone(), access.clone());
+                }
+                let mut value = host_json(&host, None);
+                if let Some(o) = value.as_object_mut() {
+                    o.remove("role");
+                }
+                (Some(access), json!({"type": "host", "host": value}))
+            }
+            Change::Sample {
+                host,
+                plugin,
+                time_ms,
+            } => (
+                Some(self.access_of(&host)),
+                json!({"type": "sample", "host": host, "plugin": plugin, "time": time_ms as f64 / 1000.0}),
+            ),
+            Change::Event { event } => (
+                Some(self.access_of(&event.host)),
+                json!({"type": "event", "event": event_json(&event)}),
+            ),
+            Change::Alert { alert } => (
+                Some(self.access_of(&alert.host)),
+                json!({"type": "alert", "alert": alert_json(&alert)}),
+            ),
+            Change::Dropped { host } => {
+                let access = self
+                    .access
+                    .write()
+                    .ok()
+                    .and_then(|mut a| a.remove(&host))
+                    .unwrap_or_default();
+                (Some(access), json!({"type": "dropped", "host": host}))
+            }
+            Change::Resync {} => (None, json!({"type": "resync"})),
+        };
+        // No receiver is fine: nobody watches.
+        let _ = self.tx.send(Arc::new(Update {
+            audience,
+            json: json.to_string(),
+        }));
+    }
+}
+
+/// `GET /ws`: upgrades a logged-in (or, without users, any) client.
+pub async fn upgrade(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    // A page of another site must not open our feed with the user's cookie.
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if origin_host != host {
+            web.count("ws_bad_origin");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the WebSocket's Origin is another site",
+            )
+            .into_response();
+        }
+    }
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => return ApiError::new(e.status(), e.body_text()).into_response(),
+    };
+    if web.live.clients() >= MAX_CLIENTS {
+        web.count("ws_refused_full");
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many live clients")
+            .into_response();
+    }
+    // Subscribe before the snapshot is asked for, so nothing falls between them.
+    let rx = web.live.tx.subscribe();
+    let snapshot = match snapshot(&web, &authed.viewer).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    upgrade
+        // Clients send nothing but pongs and closes.
+        .max_message_size(4096)
+        .on_upgrade(move |socket| serve(web, authed, socket, snapshot, rx))
+}
+
+async fn snapshot(web: &Web, viewer: &Viewer) -> Result<String, ApiError> {
+    let Answer::Hosts { hosts } = web.ask(Query::ListHosts {}).await? else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no host list",
+        ));
+    };
+    web.live.learn(&hosts);
+    let visible: Vec<&HostSummary> = hosts.iter().filter(|h| viewer.sees(h)).collect();
+    let names: std::collections::HashSet<&str> = visible.iter().map(|h| h.name.as_str()).collect();
+    let alerts: Vec<Value> = match web.ask(Query::Alerts {}).await? {
+        Answer::Alerts { alerts } => alerts
+            .iter()
+            .filter(|a| names.contains(a.host.as_str()))
+            .map(alert_json)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let messages: Vec<Value> = match web.ask(Query::Messages {}).await? {
+        Answer::Messages { messages } => messages
+            .iter()
+            .rev()
+            .filter(|m| names.contains(m.host.as_str()))
+            .map(event_json)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(json!({
+        "type": "snapshot",
+        "time": hb_ipc::now_ms() as f64 / 1000.0,
+        "user": viewer.name(),
+        "unauthenticated": matches!(viewer, Viewer::Open),
+        "hosts": visible.iter().map(|h| host_json(h, viewer.role(h))).collect::<Vec<_>>(),
+        "alerts": alerts,
+        "messages": messages,
+    })
+    .to_string())
+}
+
+async fn serve(
+    web: Arc<Web>,
+    authed: Authed,
+    mut socket: WebSocket,
+    snapshot: String,
+    mut rx: broadcast::Receiver<Arc<Update>>,
+) {
+    use std::sync::atomic::Ordering;
+    web.live.clients.fetch_add(1, Ordering::Relaxed);
+    web.count("ws_connected");
+    let why = run_client(&web, &authed, &mut socket, snapshot, &mut rx).await;
+    if let Some((code, reason)) = why {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            socket.send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }))),
+        )
+        .await;
+    }
+    web.live.clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Feeds one client until it goes or must go; the close code and reason, if we close.
+/// Sends one text, within [`SEND_TIMEOUT`].
+async fn send(
+    socket: &mut WebSocket,
+    text: String,
+) -> Result<Result<(), axum::Error>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await
+}
+
+async fn run_client(
+    web: &Web,
+    authed: &Authed,
+    socket: &mut WebSocket,
+    snapshot: String,
+    rx: &mut broadcast::Receiver<Arc<Update>>,
+) -> Option<(u16, &'static str)> {
+    if !matches!(send(socket, snapshot).await, Ok(Ok(()))) {
+        web.count("ws_dropped_slow");
+        return None;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            update = rx.recv() => match update {
+                Ok(update) => {
+                    let visible = update
+                        .audience
+                        .as_ref()
+                        .is_none_or(|a| authed.viewer.role_in(a).is_some());
+                    if !visible {
+                        continue;
+                    }
+                    match send(socket, update.json.clone()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => {
+                            web.count("ws_dropped_slow");
+                            return Some((1013, "too slow: reconnect"));
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    web.count("ws_dropped_slow");
+                    return Some((1013, "too slow: reconnect"));
+                }
+                Err(broadcast::error::RecvError::Closed) => return Some((1001, "going away")),
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                // A logged-out or expired session ends its feed.
+                if let Some(token) = &authed.token
+                    && web.sessions().touch(token, hb_ipc::now_ms()).is_none()
+                {
+                    return Some((1008, "session ended"));
+                }
+                let ping = socket.send(Message::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(SEND_TIMEOUT, ping).await, Ok(Ok(()))) {
+                    web.count("ws_dropped_slow");
+                    return None;
+                }
+            }
+        }
+    }
+}
