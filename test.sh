@@ -26,6 +26,8 @@ done
 # The dashboard test drives a headless Chromium over WebDriver.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# /metrics is checked with promtool.
+[ -x /usr/bin/promtool ] || missing+=(prometheus)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}"
     as_root apt-get update -qq

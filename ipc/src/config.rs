@@ -275,6 +275,9 @@ pub struct WebConfig {
     /// Plugin samples kept per host and plugin (shown with the plugin data).
     #[serde(default)]
     pub sample_count: u32,
+    /// Bearer token that opens `/metrics` to a scraper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<String>,
 }
 
 /// One account as hb-web needs it.

@@ -40,6 +40,35 @@ pub enum ToChild {
         /// What is asked.
         query: Query,
     },
+    /// The answer to [`FromChild::Stats`] (web only).
+    Stats {
+        /// The request's id.
+        re: u64,
+        /// Every role's counters and restarts.
+        stats: ServerStats,
+    },
+}
+
+/// The counters of every role and how often each was restarted, for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerStats {
+    /// Per role (receiver, engine, notifier, dnsupdate; the web adds its own).
+    pub roles: std::collections::BTreeMap<Role, RoleStats>,
+    /// Seconds since the supervisor started.
+    pub uptime_s: u64,
+}
+
+/// One role's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleStats {
+    /// Whether it runs now.
+    pub running: bool,
+    /// Restarts since the supervisor started.
+    pub restarts: u32,
+    /// Its counters (empty if it did not answer in time).
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// What a descriptor passed with [`ToChild::Socket`] is.
@@ -94,6 +123,12 @@ pub enum FromChild {
         peer: Role,
         /// What it did.
         reason: String,
+    },
+    /// Asks for every role's counters and restarts (web only; answered by
+    /// [`ToChild::Stats`]).
+    Stats {
+        /// Echoed in the answer.
+        id: u64,
     },
     /// Answer to [`ToChild::Request`].
     Answer {

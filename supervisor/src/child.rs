@@ -47,6 +47,13 @@ pub enum ControlEvent {
         /// The query.
         query: Query,
     },
+    /// The server's figures, asked for with [`ControlSender::ask_stats`].
+    Stats {
+        /// The id it was asked with.
+        re: u64,
+        /// The figures.
+        stats: hb_ipc::control::ServerStats,
+    },
 }
 
 /// Sends messages to the supervisor; cheap to clone. Sending never blocks the caller.
@@ -77,6 +84,12 @@ impl ControlSender {
     /// Answers a relayed request.
     pub fn answer(&self, re: u64, answer: Answer) {
         let _ = self.tx.send(FromChild::Answer { re, answer });
+    }
+
+    /// Asks the supervisor for every role's counters and restarts (web only); the answer
+    /// arrives as [`ControlEvent::Stats`] with `id`.
+    pub fn ask_stats(&self, id: u64) {
+        let _ = self.tx.send(FromChild::Stats { id });
     }
 
     /// Reports a peer that broke the protocol, so the supervisor restarts it.
@@ -198,6 +211,7 @@ where
                             },
                             ToChild::Start {} => ControlEvent::Start,
                             ToChild::Request { id, query } => ControlEvent::Request { id, query },
+                            ToChild::Stats { re, stats } => ControlEvent::Stats { re, stats },
                             ToChild::Shutdown {} => {
                                 tracing::info!("Shutting down.");
                                 // Closing the event channel tells the role to finish.

@@ -178,6 +178,8 @@ pub struct File {
     pub dns_timeout: Option<f64>,
     /// Public URL used in links.
     pub base_url: Option<String>,
+    /// Bearer token a Prometheus scraper presents for `/metrics` (with users configured).
+    pub metrics_token: Option<String>,
     /// Key every host may sign with unless it has its own (`hosts.<h>.key`).
     pub hb_key: Option<String>,
     /// Accept unsigned datagrams; default: exactly from hosts no key applies to.
@@ -459,6 +461,7 @@ impl Config {
                 default_owner: self.default_owner(),
                 base_url: f.base_url.clone(),
                 sample_count: f.sample_count.unwrap_or(100),
+                metrics_token: f.metrics_token.clone(),
             }),
         }
     }
@@ -914,6 +917,15 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         err(
             "base_url",
             format!("{url:?} must start with http:// or https://"),
+        );
+    }
+
+    if let Some(token) = &file.metrics_token
+        && (token.len() < 16 || token.len() > 256 || !token.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        err(
+            "metrics_token",
+            "must be 16 to 256 printable characters without spaces".into(),
         );
     }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hb_ipc::codec::{CONTROL_MAX_LINE, JsonLines, encode_line};
-use hb_ipc::control::{Confinement, FromChild, PassedSocket, ToChild};
+use hb_ipc::control::{Confinement, FromChild, PassedSocket, RoleStats, ServerStats, ToChild};
 use hb_ipc::ctl::{ChildStatus, CtlRequest, CtlResponse, ServerStatus};
 use hb_ipc::edge::{Answer, Query};
 use hb_ipc::request::Pending;
@@ -43,6 +43,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the roles have to report their counters for `/metrics`; one that does not is
+/// shown without them.
+const STATS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `hbctl notify` waits for the notifier (one attempt per channel, each bounded).
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(25);
 /// Within the shutdown grace, how long before its end SIGTERM goes out (at most half of it).
@@ -337,6 +340,11 @@ enum Event {
     },
     Escalate {
         stage: u8,
+    },
+    /// The figures the web asked for are gathered.
+    StatsReady {
+        re: u64,
+        stats: ServerStats,
     },
     Signal(SignalKind),
 }
@@ -671,6 +679,9 @@ impl Supervisor {
             }
             Event::ReloadTimeout { generation } => self.reload_timeout(generation),
             Event::Escalate { stage } => self.escalate(stage),
+            Event::StatsReady { re, stats } => {
+                self.send(Role::Web, &ToChild::Stats { re, stats }, None);
+            }
             Event::Signal(kind) if kind == SignalKind::hangup() => self.reload(None),
             Event::Signal(_) => self.shutdown(0),
             // Stale: from a process that is already gone.
@@ -728,6 +739,11 @@ impl Supervisor {
                 }
                 self.reload_ack(role, generation, Some(reason));
             }
+            FromChild::Stats { .. } if role != Role::Web => {
+                tracing::error!(role = %role, "Asked for the server's figures, which only the web may; killing it.");
+                self.kill(role, Signal::SIGKILL);
+            }
+            FromChild::Stats { id } => self.stats(id),
             FromChild::PeerFailed { peer, reason } => {
                 if !role.peers().contains(&peer) {
                     tracing::error!(role = %role, peer = %peer, "Report about a role that is not a peer; killing the reporter.");
@@ -1097,6 +1113,63 @@ impl Supervisor {
                 NOTIFY_TIMEOUT,
             ),
         }
+    }
+
+    /// Gathers every other role's counters (each asked at once, all within
+    /// [`STATS_TIMEOUT`]) and the restart counts, and sends them to the web.
+    fn stats(&mut self, re: u64) {
+        let mut stats = ServerStats {
+            roles: BTreeMap::new(),
+            uptime_s: self.started.elapsed().as_secs(),
+        };
+        let mut waits = Vec::new();
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::Web) {
+            let slot = &self.slots[&role];
+            stats.roles.insert(
+                role,
+                RoleStats {
+                    running: slot.state == State::Running,
+                    restarts: slot.restarts,
+                    counters: BTreeMap::new(),
+                },
+            );
+            if !slot.configured() {
+                continue;
+            }
+            let (id, rx) = self.queries.register();
+            let query = ToChild::Request {
+                id,
+                query: Query::Counters {},
+            };
+            if self.send(role, &query, None) {
+                self.asked.insert(id, role);
+                waits.push((role, id, rx));
+            } else {
+                self.queries.complete(
+                    id,
+                    Answer::Error {
+                        message: String::new(),
+                    },
+                );
+            }
+        }
+        while self.asked.len() > 1024 {
+            self.asked.pop_first();
+        }
+        let queries = self.queries.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + STATS_TIMEOUT;
+            for (role, id, rx) in waits {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if let Ok(Answer::Counters { counters }) = queries.wait(id, rx, left).await
+                    && let Some(r) = stats.roles.get_mut(&role)
+                {
+                    r.counters = counters;
+                }
+            }
+            let _ = events.send(Event::StatsReady { re, stats });
+        });
     }
 
     /// Relays a query to a child and its answer to `hbctl`, with a timeout.

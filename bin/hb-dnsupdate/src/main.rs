@@ -215,6 +215,8 @@ async fn run(
                     tracing::warn!(?socket, "Unexpected socket; closing it.");
                 }
                 Some(ControlEvent::Start) => tracing::info!("Running."),
+                // Only the web asks for the server's figures.
+                Some(ControlEvent::Stats { .. }) => {}
                 Some(ControlEvent::Request { id, .. }) => control.answer(
                     id,
                     Answer::Error {

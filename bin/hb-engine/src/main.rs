@@ -154,6 +154,8 @@ async fn run(
                     }
                 }
                 Some(ControlEvent::Socket { socket, .. }) => tracing::warn!(?socket, "Unexpected socket; closing it."),
+                // Only the web asks for the server's figures.
+                Some(ControlEvent::Stats { .. }) => {}
                 Some(ControlEvent::Start) => {
                     // Opened now, after the privilege drop, as the engine's own user.
                     let config = state.config().cloned();

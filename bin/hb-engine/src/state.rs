@@ -37,6 +37,8 @@ const ANSWERED_KEPT: usize = 4096;
 const MAX_QUEUED: usize = 16;
 /// Metrics with a threshold checked per plugin report at most.
 const MAX_FINDINGS: usize = 1000;
+/// Counters held at most before per-channel counts are lumped together.
+const MAX_CHANNEL_COUNTERS: usize = 4096;
 /// Events kept in memory for `/api/0/messages` (the original shows 30).
 pub const EVENTS_KEPT: usize = 30;
 /// A rejected datagram is an event at most once per source address and reason in this
@@ -477,6 +479,26 @@ impl State {
         } else {
             "notifications_failed"
         });
+        // Per channel, for /metrics. The names come from the notifier; past a bound they
+        // are counted together, so a confused peer cannot grow the map.
+        let per_channel = |kind: &str, channel: &str, counters: &BTreeMap<String, u64>| {
+            let name = format!("{kind}.{channel}");
+            if counters.contains_key(&name)
+                || (channel.len() <= 64 && counters.len() < MAX_CHANNEL_COUNTERS)
+            {
+                name
+            } else {
+                format!("{kind}.other")
+            }
+        };
+        for channel in &delivered {
+            let name = per_channel("notify_sent", channel, &self.counters);
+            self.count(&name);
+        }
+        for f in &failed {
+            let name = per_channel("notify_failed", &f.channel, &self.counters);
+            self.count(&name);
+        }
         self.write(store::Write::Done {
             id,
             at_ms: now,

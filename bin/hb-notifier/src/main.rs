@@ -295,6 +295,8 @@ async fn run(
                     tracing::warn!(?socket, "Unexpected socket; closing it.");
                 }
                 Some(ControlEvent::Start) => tracing::info!("Running."),
+                // Only the web asks for the server's figures.
+                Some(ControlEvent::Stats { .. }) => {}
                 Some(ControlEvent::Request { id, query: Query::TestNotify { channel } }) => {
                     notifier.test(id, channel, control.clone());
                 }

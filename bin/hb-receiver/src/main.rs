@@ -78,6 +78,8 @@ async fn run(
             ControlEvent::Socket { socket, .. } => {
                 tracing::warn!(?socket, "Unexpected socket; closing it.")
             }
+            // Only the web asks for the server's figures.
+            ControlEvent::Stats { .. } => {}
             ControlEvent::Start => {
                 let (Some(fd), Some(table)) = (udp.take(), table_rx.take()) else {
                     anyhow::bail!("started twice, or without a UDP socket");

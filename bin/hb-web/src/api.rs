@@ -212,7 +212,7 @@ impl FromRequestParts<Arc<Web>> for Authed {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -241,6 +241,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/api/0/users/me", get(me))
         .route("/api/0/status", get(server_status))
         .route("/ws", get(crate::ws::upgrade))
+        .route("/metrics", get(crate::metrics::metrics))
 }
 
 // --- Authentication ------------------------------------------------------------------------

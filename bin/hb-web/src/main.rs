@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use hb_ipc::Role;
 use hb_ipc::config::{RoleConfig, WebConfig};
 use hb_ipc::control::PassedSocket;
+use hb_ipc::control::ServerStats;
 use hb_ipc::edge::{Answer, EngineToWeb, Query, WebToEngine};
 use hb_ipc::request::Pending;
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
@@ -25,6 +26,7 @@ use hb_web::auth::{LoginLimiter, Sessions};
 use tokio::sync::mpsc;
 
 mod api;
+mod metrics;
 mod pages;
 mod ws;
 
@@ -56,6 +58,9 @@ pub struct Account {
 pub struct Web {
     engine: Link<WebToEngine>,
     pending: Pending<Answer>,
+    /// To ask the supervisor for the server's figures (`/metrics`).
+    control: ControlSender,
+    stats_pending: Pending<ServerStats>,
     config: RwLock<Arc<WebConfig>>,
     accounts: RwLock<Arc<BTreeMap<String, Account>>>,
     sessions: Mutex<Sessions>,
@@ -72,10 +77,12 @@ pub struct Web {
 }
 
 impl Web {
-    fn new() -> Web {
+    fn new(control: ControlSender) -> Web {
         Web {
             engine: Link::new(Role::Engine),
             pending: Pending::new(),
+            control,
+            stats_pending: Pending::new(),
             config: RwLock::default(),
             accounts: RwLock::default(),
             sessions: Mutex::default(),
@@ -111,6 +118,13 @@ impl Web {
                     format!("the engine did not answer: {e}"),
                 )
             })
+    }
+
+    /// Every role's counters and restarts, from the supervisor.
+    async fn stats(&self, wait: Duration) -> Option<ServerStats> {
+        let (id, rx) = self.stats_pending.register();
+        self.control.ask_stats(id);
+        self.stats_pending.wait(id, rx, wait).await.ok()
     }
 
     fn config(&self) -> Arc<WebConfig> {
@@ -211,7 +225,7 @@ async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
-    let web = Arc::new(Web::new());
+    let web = Arc::new(Web::new(control.clone()));
     let (answers_tx, mut answers) = mpsc::channel::<EngineToWeb>(256);
     let feed = web.clone();
     tokio::spawn(async move {
@@ -300,6 +314,11 @@ async fn run(
                         tracing::error!(error = %e, "HTTP server failed.");
                     }
                 });
+            }
+            ControlEvent::Stats { re, stats } => {
+                if !web.stats_pending.complete(re, stats) {
+                    tracing::debug!(re, "Late figures from the supervisor dropped.");
+                }
             }
             ControlEvent::Request {
                 id,

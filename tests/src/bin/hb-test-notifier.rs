@@ -31,7 +31,7 @@ async fn run(
                 Some(ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd }) => {
                     link::connect(child::unix_stream(fd)?, &engine, inbound_tx.clone(), control.clone());
                 }
-                Some(ControlEvent::Socket { .. }) | Some(ControlEvent::Start) => {}
+                Some(ControlEvent::Socket { .. } | ControlEvent::Start | ControlEvent::Stats { .. }) => {}
                 Some(ControlEvent::Request { id, .. }) => control.answer(
                     id,
                     Answer::Error { message: "no queries".into() },

@@ -578,3 +578,84 @@ fn without_users_everything_is_open() {
     );
     assert!(server.log_text().contains("unauthenticated mode"));
 }
+
+// Acceptance 4: /metrics passes `promtool check metrics` and carries the figures.
+#[test]
+fn metrics_pass_promtool() {
+    assert!(
+        std::path::Path::new("/usr/bin/promtool").is_file(),
+        "/usr/bin/promtool is missing: install the Debian package prometheus (the README's test command does)"
+    );
+    let token = "scrape-me-please-0123456789";
+    let server = Server::start(
+        "web-metrics",
+        &format!("{}metrics_token: {token}\n", users_config()),
+    );
+    let port = server.http_port;
+    beat(&server, "web1");
+    send_from(
+        "127.0.0.7",
+        server.hb_port,
+        br#"{"ID":"HTB","name":"bad name","interval":1}"#,
+    );
+    server.kill_9("notifier");
+
+    assert_eq!(http(port, "GET", "/metrics", &[], b"").status, 401);
+    let (carol, _, _) = login(&server, "carol", "carol-pw");
+    let auth = format!("Bearer {carol}");
+    assert_eq!(
+        http(port, "GET", "/metrics", &[("Authorization", &auth)], b"").status,
+        403
+    );
+    let bearer = format!("Bearer {token}");
+    let scrape = || http(port, "GET", "/metrics", &[("Authorization", &bearer)], b"");
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            let body = scrape().body;
+            body.contains("hb_hosts{state=\"up\"} 1\n")
+                && body.contains("hb_datagrams_rejected_total{reason=\"bad_name\"} 1\n")
+                && body.contains("hb_process_restarts_total{role=\"notifier\"} 1\n")
+                && body.contains("hb_process_up{role=\"notifier\"} 1\n")
+        }),
+        "{}",
+        scrape().body
+    );
+    let r = scrape();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    for want in [
+        "hb_host_up{host=\"web1\"} 1\n",
+        "hb_alerts{level=\"critical\"}",
+        "hb_messages_total{kind=\"HTB\"}",
+        "hb_process_events_total{role=\"web\",name=\"metrics_scrapes\"}",
+        "hb_process_events_total{role=\"receiver\",name=\"datagrams\"}",
+    ] {
+        assert!(r.body.contains(want), "missing {want:?} in:\n{}", r.body);
+    }
+    use std::io::Write;
+    let mut promtool = std::process::Command::new("/usr/bin/promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(r.body.as_bytes())
+        .expect("feed promtool");
+    let out = promtool.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        r.body
+    );
+}

@@ -1,0 +1,315 @@
+//! `/metrics` in the Prometheus text format: hosts by state, each host's state and RTT,
+//! alerts by level, datagrams received and rejected by reason, notifications sent and failed
+//! by channel, each process's restarts, and every role's raw counters.
+//!
+//! Readable without users; with users, by an admin's session or by a scraper presenting
+//! `metrics_token` as a Bearer token (host names are in the labels).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hb_ipc::Role;
+use hb_ipc::control::{RoleStats, ServerStats};
+use hb_ipc::edge::{Answer, Query};
+
+use crate::Web;
+use crate::api::{ApiError, Authed};
+
+/// How long the supervisor has to gather the roles' counters.
+const STATS_WAIT: Duration = Duration::from_secs(4);
+
+/// Escapes a label value.
+fn label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One metric family being written.
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+/// The counters of `role` whose names start with `prefix`, by the rest of the name.
+fn with_prefix<'a>(
+    stats: &'a ServerStats,
+    role: Role,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, u64)> + 'a {
+    stats
+        .roles
+        .get(&role)
+        .into_iter()
+        .flat_map(|r| r.counters.iter())
+        .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|rest| (rest, *v)))
+}
+
+/// Renders the page from the engine's hosts and alerts and the supervisor's figures.
+pub fn render(
+    hosts: &[hb_ipc::edge::HostSummary],
+    alerts: &[hb_ipc::edge::AlertSummary],
+    stats: &ServerStats,
+) -> String {
+    let mut out = Out(String::with_capacity(4096 + hosts.len() * 160));
+    out.family("hb_hosts", "gauge", "Hosts by state.");
+    let mut by_state: BTreeMap<&str, u64> = ["up", "overdue", "down", "unreachable", "shutdown"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    for h in hosts {
+        *by_state.entry(h.state.as_str()).or_default() += 1;
+    }
+    for (state, n) in &by_state {
+        out.sample("hb_hosts", &[("state", state)], *n as f64);
+    }
+    out.family(
+        "hb_host_up",
+        "gauge",
+        "1 while the host is up, 0 while overdue, down, unreachable or shut down.",
+    );
+    for h in hosts {
+        out.sample(
+            "hb_host_up",
+            &[("host", &h.name)],
+            if h.state == "up" { 1.0 } else { 0.0 },
+        );
+    }
+    out.family(
+        "hb_host_rtt_seconds",
+        "gauge",
+        "Round-trip time each host last reported.",
+    );
+    for h in hosts {
+        if let Some(rtt) = h.rtt_ms {
+            out.sample("hb_host_rtt_seconds", &[("host", &h.name)], rtt / 1000.0);
+        }
+    }
+    out.family(
+        "hb_host_last_seen_timestamp_seconds",
+        "gauge",
+        "Unix time of each host's last heartbeat.",
+    );
+    for h in hosts {
+        out.sample(
+            "hb_host_last_seen_timestamp_seconds",
+            &[("host", &h.name)],
+            h.last_seen_ms as f64 / 1000.0,
+        );
+    }
+    out.family("hb_alerts", "gauge", "Active alerts by level.");
+    let mut by_level: BTreeMap<String, u64> = ["critical", "warning", "unknown"]
+        .into_iter()
+        .map(|l| (l.to_string(), 0))
+        .collect();
+    for a in alerts {
+        *by_level.entry(a.level.to_ascii_lowercase()).or_default() += 1;
+    }
+    for (level, n) in &by_level {
+        out.sample("hb_alerts", &[("level", level)], *n as f64);
+    }
+    out.family(
+        "hb_datagrams_received_total",
+        "counter",
+        "Datagrams the receiver took in.",
+    );
+    for (name, v) in with_prefix(stats, Role::Receiver, "datagrams") {
+        if name.is_empty() {
+            out.sample("hb_datagrams_received_total", &[], v as f64);
+        }
+    }
+    out.family(
+        "hb_datagrams_rejected_total",
+        "counter",
+        "Datagrams the receiver rejected, by reason.",
+    );
+    for (reason, v) in with_prefix(stats, Role::Receiver, "rejected_") {
+        out.sample(
+            "hb_datagrams_rejected_total",
+            &[("reason", reason)],
+            v as f64,
+        );
+    }
+    out.family(
+        "hb_messages_total",
+        "counter",
+        "Messages the engine applied, by kind (HTB, PLG, ...).",
+    );
+    for (kind, v) in with_prefix(stats, Role::Engine, "received_") {
+        out.sample("hb_messages_total", &[("kind", kind)], v as f64);
+    }
+    out.family(
+        "hb_notifications_total",
+        "counter",
+        "Notifications by channel and outcome.",
+    );
+    for (prefix, outcome) in [("notify_sent.", "sent"), ("notify_failed.", "failed")] {
+        for (channel, v) in with_prefix(stats, Role::Engine, prefix) {
+            out.sample(
+                "hb_notifications_total",
+                &[("channel", channel), ("outcome", outcome)],
+                v as f64,
+            );
+        }
+    }
+    out.family(
+        "hb_process_restarts_total",
+        "counter",
+        "Restarts of each process since the supervisor started.",
+    );
+    for (role, r) in &stats.roles {
+        out.sample(
+            "hb_process_restarts_total",
+            &[("role", &role.to_string())],
+            f64::from(r.restarts),
+        );
+    }
+    out.family("hb_process_up", "gauge", "1 while the process runs.");
+    for (role, r) in &stats.roles {
+        out.sample(
+            "hb_process_up",
+            &[("role", &role.to_string())],
+            if r.running { 1.0 } else { 0.0 },
+        );
+    }
+    out.family(
+        "hb_uptime_seconds",
+        "gauge",
+        "Seconds since the supervisor started.",
+    );
+    out.sample("hb_uptime_seconds", &[], stats.uptime_s as f64);
+    out.family(
+        "hb_process_events_total",
+        "counter",
+        "Every counter of every process, as hbctl counters shows them.",
+    );
+    for (role, r) in &stats.roles {
+        for (name, v) in &r.counters {
+            out.sample(
+                "hb_process_events_total",
+                &[("role", &role.to_string()), ("name", name)],
+                *v as f64,
+            );
+        }
+    }
+    out.0
+}
+
+/// Who may read `/metrics`.
+pub struct MetricsReader;
+
+impl FromRequestParts<Arc<Web>> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Arc<Web>) -> Result<Self, ApiError> {
+        if let Some(token) = &web.config().metrics_token {
+            let sent = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if crate::api::constant_time_eq(sent.trim().as_bytes(), token.as_bytes()) {
+                return Ok(MetricsReader);
+            }
+        }
+        let authed = Authed::from_request_parts(parts, web).await?;
+        if authed.viewer.is_admin() {
+            Ok(MetricsReader)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "/metrics is for admins and the metrics_token",
+            ))
+        }
+    }
+}
+
+pub async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Response {
+    let hosts = match web.ask(Query::ListHosts {}).await {
+        Ok(Answer::Hosts { hosts }) => hosts,
+        Ok(_) => Vec::new(),
+        Err(e) => return e.into_response(),
+    };
+    let alerts = match web.ask(Query::Alerts {}).await {
+        Ok(Answer::Alerts { alerts }) => alerts,
+        _ => Vec::new(),
+    };
+    let mut stats = web.stats(STATS_WAIT).await.unwrap_or_default();
+    stats.roles.insert(
+        Role::Web,
+        RoleStats {
+            running: true,
+            restarts: 0,
+            counters: web.counters(),
+        },
+    );
+    web.count("metrics_scrapes");
+    let mut r = render(&hosts, &alerts, &stats).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_families_declared() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let mut stats = ServerStats::default();
+        stats.roles.insert(
+            Role::Receiver,
+            RoleStats {
+                running: true,
+                restarts: 2,
+                counters: [
+                    ("datagrams".to_string(), 7),
+                    ("rejected_bad_name".into(), 3),
+                ]
+                .into_iter()
+                .collect(),
+            },
+        );
+        let text = render(&[], &[], &stats);
+        assert!(text.contains("hb_datagrams_received_total 7\n"), "{text}");
+        assert!(text.contains("hb_datagrams_rejected_total{reason=\"bad_name\"} 3\n"));
+        assert!(text.contains("hb_process_restarts_total{role=\"receiver\"} 2\n"));
+        assert!(text.contains("hb_hosts{state=\"down\"} 0\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE"
+            );
+        }
+    }
+}
