@@ -91,10 +91,11 @@ pub enum EngineToWeb {
         /// The answer.
         answer: Answer,
     },
-    /// Something changed.
-    Change {
+    /// What changed since the last such message, in order (one message per turn of the
+    /// engine's loop, so a burst of changes is one message on the link).
+    Changes {
         /// What.
-        change: Change,
+        changes: Vec<Change>,
     },
 }
 

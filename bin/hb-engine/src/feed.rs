@@ -28,19 +28,16 @@ impl ChangeFeed {
         if changes.is_empty() && !self.resync {
             return;
         }
-        if web.room() < WEB_ROOM_FOR_ANSWERS + changes.len() + 1 {
+        if web.room() < WEB_ROOM_FOR_ANSWERS + 1 {
             self.resync = true;
             self.left_out += changes.len() as u64;
             return;
         }
+        let mut changes = changes;
         if std::mem::take(&mut self.resync) {
-            web.send(EngineToWeb::Change {
-                change: Change::Resync {},
-            });
+            changes.insert(0, Change::Resync {});
         }
-        for change in changes {
-            web.send(EngineToWeb::Change { change });
-        }
+        web.send(EngineToWeb::Changes { changes });
     }
 }
 

@@ -131,7 +131,7 @@ async fn run(
                         Role::Web => {
                             link::connect(stream, web, web_tx.clone(), control.clone());
                             // A fresh web knows nothing either.
-                            web.send(EngineToWeb::Change { change: Change::Resync {} });
+                            web.send(EngineToWeb::Changes { changes: vec![Change::Resync {}] });
                         }
                         Role::Notifier => {
                             link::connect(stream, notifier, notifier_tx.clone(), control.clone());

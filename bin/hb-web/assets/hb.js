@@ -93,8 +93,12 @@ const hb = (() => {
       const ws = new WebSocket(`${proto}//${location.host}/ws`);
       ws.onopen = () => { pause = 500; };
       ws.onmessage = (ev) => {
-        let m;
-        try { m = JSON.parse(ev.data); } catch (_) { return; }
+        let data;
+        try { data = JSON.parse(ev.data); } catch (_) { return; }
+        // Changes that happened together arrive as one array.
+        for (const m of Array.isArray(data) ? data : [data]) handle(m);
+      };
+      const handle = (m) => {
         if (m.type === "snapshot") {
           alerts.clear();
           for (const a of m.alerts) trackAlert(a);

@@ -218,6 +218,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub fn router() -> Router<Arc<Web>> {
     Router::new()
+        .route("/api/0/openapi.json", get(openapi))
         .route("/api/0/auth/login", post(login))
         .route("/api/0/auth/logout", post(logout))
         .route("/api/0/hosts", get(hosts))
@@ -242,6 +243,15 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/api/0/status", get(server_status))
         .route("/ws", get(crate::ws::upgrade))
         .route("/metrics", get(crate::metrics::metrics))
+}
+
+/// The OpenAPI document of this API (no secret in it, so open to all).
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
 }
 
 // --- Authentication ------------------------------------------------------------------------
@@ -825,7 +835,15 @@ async fn alerts(
             )));
         }
     };
-    let host = host.map(|h| h.to_ascii_lowercase());
+    let host = match host {
+        Some(h) => {
+            let name = host_name(Ok(Path(h)))?;
+            web.host_for(&authed.viewer, &name, HostRole::Monitor)
+                .await?;
+            Some(name)
+        }
+        None => None,
+    };
     let visible = web.visible_names(&authed.viewer).await?;
     match web.ask(EngineQuery::Alerts {}).await? {
         Answer::Alerts { alerts } => ok(alerts
@@ -868,10 +886,14 @@ async fn acknowledge(
 
 // --- Silences ------------------------------------------------------------------------------
 
-async fn silences(State(web): State<Arc<Web>>, _authed: Authed) -> ApiResult {
+/// Silences: a non-admin sees those that match at least one host they see.
+async fn silences(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    let visible = web.visible_names(&authed.viewer).await?;
     match web.ask(EngineQuery::Silences {}).await? {
         Answer::Silences { silences, windows } => ok(json!({
-            "silences": silences.iter().map(|s| json!({
+            "silences": silences.iter().filter(|s| {
+                visible.as_ref().is_none_or(|v| v.iter().any(|h| glob(&s.host, h)))
+            }).map(|s| json!({
                 "id": s.id,
                 "host": s.host,
                 "metric": s.metric,
@@ -895,6 +917,19 @@ struct NewSilence {
     minutes: u32,
     #[serde(default)]
     comment: String,
+}
+
+/// Whether `name` matches `pattern` (`*` any run, `?` one character), as silences match.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((b'?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
 }
 
 fn any_metric() -> String {
@@ -1038,4 +1073,19 @@ pub async fn not_found() -> ApiError {
 /// A known path with the wrong method.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_patterns_match_like_the_engine() {
+        assert!(glob("db*", "db1"));
+        assert!(glob("*", "web1"));
+        assert!(glob("web?", "web1"));
+        assert!(!glob("web?", "web12"));
+        assert!(!glob("db*", "web1"));
+        assert!(glob("web1", "web1"));
+    }
 }

@@ -187,7 +187,7 @@ impl LoginLimiter {
             b.filter(|b| b.level(now) == 0)
                 .map(|b| LOGIN_REFILL_MS - now.saturating_sub(b.at_ms) % LOGIN_REFILL_MS)
         };
-        wait(self.addresses.get(&address)).or_else(|| wait(self.names.get(name)))
+        wait(self.addresses.get(&address)).or_else(|| wait(self.names.get(&tracked_name(name))))
     }
 
     /// A failed login from `address` as `name`.
@@ -200,9 +200,8 @@ impl LoginLimiter {
                 self.names.clear();
             }
         }
-        // Names are bounded by the request size; an unknown one is tracked like a known one
-        // so the answers do not tell which exist.
-        let name: String = name.chars().take(64).collect();
+        // An unknown name is tracked like a known one so the answers do not tell which exist.
+        let name = tracked_name(name);
         for bucket in [
             self.addresses.entry(address).or_insert(Bucket {
                 tries: LOGIN_BURST,
@@ -224,6 +223,12 @@ impl LoginLimiter {
             bucket.tries = level.saturating_sub(1);
         }
     }
+}
+
+/// A user name as the limiter keys it: bounded, so a long name cannot cost memory, and the
+/// same in the check and the count.
+fn tracked_name(name: &str) -> String {
+    name.chars().take(64).collect()
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -311,6 +316,13 @@ mod tests {
         l.failed(a, "bob", LOGIN_REFILL_MS);
         assert!(l.check(a, "bob", LOGIN_REFILL_MS + 1).is_some());
         assert_eq!(l.check(a, "carol", 3 * LOGIN_REFILL_MS), None);
+        // Long names are limited too.
+        let long = "x".repeat(100);
+        for _ in 0..LOGIN_BURST {
+            l.failed(b, &long, 0);
+        }
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        assert!(l.check(c, &long, 0).is_some());
     }
 
     #[test]

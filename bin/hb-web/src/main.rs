@@ -230,15 +230,28 @@ async fn run(
     let feed = web.clone();
     tokio::spawn(async move {
         let pending = &feed.pending;
-        while let Some(msg) = answers.recv().await {
-            match msg {
-                EngineToWeb::Answer { re, answer } => {
-                    if !pending.complete(re, answer) {
-                        tracing::debug!(re, "Late answer from the engine dropped.");
-                    }
-                }
-                EngineToWeb::Change { change } => feed.live.publish(change),
+        let answer = |re, answer| {
+            if !pending.complete(re, answer) {
+                tracing::debug!(re, "Late answer from the engine dropped.");
             }
+        };
+        while let Some(msg) = answers.recv().await {
+            let mut batch = match msg {
+                EngineToWeb::Answer { re, answer: a } => {
+                    answer(re, a);
+                    continue;
+                }
+                EngineToWeb::Changes { changes } => changes,
+            };
+            // What is already queued goes out with it, as one batch.
+            while batch.len() < ws::BATCH_MAX {
+                match answers.try_recv() {
+                    Ok(EngineToWeb::Changes { changes }) => batch.extend(changes),
+                    Ok(EngineToWeb::Answer { re, answer: a }) => answer(re, a),
+                    Err(_) => break,
+                }
+            }
+            feed.live.publish(batch);
         }
     });
     let mut tcp: Option<OwnedFd> = None;

@@ -1,8 +1,10 @@
 //! The live feed: `/ws` sends a snapshot of what the viewer may see, then every change the
-//! engine reports, filtered per viewer. Changes are serialized once and fanned out through a
-//! broadcast ring, so sending never waits for a client: a client that falls a ring behind,
-//! or does not take a message within [`SEND_TIMEOUT`], is dropped (it reconnects and gets a
-//! fresh snapshot), and the engine never slows for it.
+//! engine reports, filtered per viewer, as JSON arrays of updates. Changes that arrive
+//! together go out together (what is queued when the first is taken, nothing waits for
+//! more), with only the newest state of each host; each is serialized once and fanned out
+//! through a broadcast ring of batches, so sending never waits for a client. A client that
+//! falls a ring behind, or does not take a frame within [`SEND_TIMEOUT`], is dropped (it
+//! reconnects and gets a fresh snapshot), and the engine never slows for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -20,8 +22,10 @@ use tokio::sync::broadcast;
 use crate::Web;
 use crate::api::{ApiError, Authed, alert_json, event_json, host_json};
 
-/// Changes held for slow clients; one that falls further behind is dropped.
-const RING: usize = 8192;
+/// Batches held for slow clients; one that falls further behind is dropped.
+const RING: usize = 1024;
+/// Changes in one batch at most.
+pub const BATCH_MAX: usize = 4096;
 /// A client must take each message within this.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pings keep proxies from closing quiet connections, and check the session is still alive.
@@ -29,12 +33,34 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// Clients at once.
 const MAX_CLIENTS: usize = 10_000;
 
-/// One change, serialized once, with who may see it.
+/// Changes that arrived together, each serialized once with who may see it, and the whole
+/// batch as one frame for viewers who see everything.
 #[derive(Debug)]
 pub struct Update {
-    /// `None`: everyone (a resync).
-    audience: Option<HostAccess>,
-    json: String,
+    /// (audience, JSON); audience `None`: everyone (a resync).
+    parts: Vec<(Option<HostAccess>, String)>,
+    /// `[part, part, ...]`.
+    all: String,
+}
+
+impl Update {
+    /// The frame for `viewer`, if anything in the batch is theirs.
+    fn frame_for(&self, viewer: &Viewer) -> Option<String> {
+        if viewer.is_admin() {
+            return Some(self.all.clone());
+        }
+        let mine: Vec<&str> = self
+            .parts
+            .iter()
+            .filter(|(audience, _)| {
+                audience
+                    .as_ref()
+                    .is_none_or(|a| viewer.role_in(a).is_some())
+            })
+            .map(|(_, json)| json.as_str())
+            .collect();
+        (!mine.is_empty()).then(|| format!("[{}]", mine.join(",")))
+    }
 }
 
 /// The fan-out and the access of every host (to filter changes that carry only a name).
@@ -77,8 +103,46 @@ impl Live {
         }
     }
 
-    /// Turns an engine change into an update for the clients that may see it.
-    pub fn publish(&self, change: Change) {
+    /// Sends changes that arrived together as one batch, keeping only the newest state of
+    /// each host.
+    pub fn publish(&self, changes: Vec<Change>) {
+        let mut newest: HashMap<&str, usize> = HashMap::new();
+        for (i, c) in changes.iter().enumerate() {
+            if let Change::Host { host } = c {
+                newest.insert(host.name.as_str(), i);
+            }
+        }
+        let keep: Vec<bool> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Change::Host { host } => newest.get(host.name.as_str()) == Some(&i),
+                _ => true,
+            })
+            .collect();
+        let parts: Vec<(Option<HostAccess>, String)> = changes
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, keep)| *keep)
+            .map(|(c, _)| self.part(c))
+            .collect();
+        if parts.is_empty() {
+            return;
+        }
+        let all = format!(
+            "[{}]",
+            parts
+                .iter()
+                .map(|(_, j)| j.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        // No receiver is fine: nobody watches.
+        let _ = self.tx.send(Arc::new(Update { parts, all }));
+    }
+
+    /// One change as an update, with who may see it.
+    fn part(&self, change: Change) -> (Option<HostAccess>, String) {
         let (audience, json) = match change {
             Change::Host { host } => {
                 let access = HostAccess::of(&host);
@@ -118,11 +182,7 @@ impl Live {
             }
             Change::Resync {} => (None, json!({"type": "resync"})),
         };
-        // No receiver is fine: nobody watches.
-        let _ = self.tx.send(Arc::new(Update {
-            audience,
-            json: json.to_string(),
-        }));
+        (audience, json.to_string())
     }
 }
 
@@ -259,14 +319,10 @@ async fn run_client(
         tokio::select! {
             update = rx.recv() => match update {
                 Ok(update) => {
-                    let visible = update
-                        .audience
-                        .as_ref()
-                        .is_none_or(|a| authed.viewer.role_in(a).is_some());
-                    if !visible {
+                    let Some(frame) = update.frame_for(&authed.viewer) else {
                         continue;
-                    }
-                    match send(socket, update.json.clone()).await {
+                    };
+                    match send(socket, frame).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => return None,
                         Err(_) => {

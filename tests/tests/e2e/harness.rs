@@ -611,6 +611,85 @@ fn bound_stream(source: &str, port: u16) -> TcpStream {
     TcpStream::from(fd)
 }
 
+/// Opens a WebSocket to `path` on loopback: the status of the handshake's answer and, on
+/// 101, the stream positioned at the first frame. `recv_buffer` shrinks the client's
+/// receive buffer (a client that reads slowly, or never).
+pub fn ws_connect(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    recv_buffer: Option<usize>,
+) -> (u16, Option<TcpStream>) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    if let Some(size) = recv_buffer {
+        setsockopt(&fd, sockopt::RcvBuf, &size).expect("SO_RCVBUF");
+    }
+    let to = SockaddrIn::from(std::net::SocketAddrV4::new([127, 0, 0, 1].into(), port));
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &to).expect("connect");
+    let mut stream = TcpStream::from(fd);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("handshake");
+    // The head, a byte at a time, so no frame is consumed with it.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let status = String::from_utf8_lossy(&head)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, (status == 101).then_some(stream))
+}
+
+/// The next text frame of a WebSocket (pings skipped); `None` when it closed or failed.
+pub fn ws_read_text(stream: &mut TcpStream) -> Option<String> {
+    loop {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).ok()?;
+        let opcode = head[0] & 0x0f;
+        let mut len = u64::from(head[1] & 0x7f);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            stream.read_exact(&mut b).ok()?;
+            len = u64::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            stream.read_exact(&mut b).ok()?;
+            len = u64::from_be_bytes(b);
+        }
+        let mut payload = vec![0u8; usize::try_from(len).ok()?];
+        stream.read_exact(&mut payload).ok()?;
+        match opcode {
+            0x1 => return String::from_utf8(payload).ok(),
+            0x8 => return None,
+            _ => continue,
+        }
+    }
+}
+
 /// [`http_from`] 127.0.0.1.
 pub fn http(
     port: u16,

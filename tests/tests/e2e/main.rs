@@ -5,6 +5,7 @@ mod browser;
 mod dns;
 mod engine;
 mod harness;
+mod openapi;
 mod protocol;
 mod web;
 

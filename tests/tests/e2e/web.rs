@@ -659,3 +659,95 @@ fn metrics_pass_promtool() {
         r.body
     );
 }
+
+// Acceptance 5: a WebSocket client that never reads is dropped while others keep getting
+// every change and the engine keeps up; a page of another site cannot open the feed.
+#[test]
+fn a_websocket_client_that_never_reads_is_dropped() {
+    let server = Server::start("web-ws", "");
+    let port = server.http_port;
+    beat(&server, "web1");
+
+    let (status, _) = ws_connect(port, "/ws", &[("Origin", "http://evil.example")], None);
+    assert_eq!(status, 403, "a foreign Origin");
+    let origin = format!("http://127.0.0.1:{port}");
+    let (status, stuck) = ws_connect(port, "/ws", &[("Origin", &origin)], Some(4096));
+    assert_eq!(status, 101);
+    let _stuck = stuck.expect("stuck client");
+    let (_, good) = ws_connect(port, "/ws", &[], None);
+    let mut good = good.expect("good client");
+    let first = ws_read_text(&mut good).expect("snapshot");
+    assert!(first.contains("\"type\":\"snapshot\""), "{first}");
+    // The good client reads everything in the background, until the last host appears.
+    let reader = std::thread::spawn(move || {
+        let mut hosts = std::collections::HashSet::new();
+        'read: while let Some(text) = ws_read_text(&mut good) {
+            let batch: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            for v in batch.as_array().into_iter().flatten() {
+                if v["type"] == "host"
+                    && let Some(name) = v["host"]["name"].as_str()
+                {
+                    if name == "last" {
+                        break 'read;
+                    }
+                    if name.starts_with('h') {
+                        hosts.insert(name.to_string());
+                    }
+                }
+            }
+        }
+        hosts.len()
+    });
+
+    // 12,000 new hosts, three rounds a second apart (each a host change, the first also an
+    // event): far more than the stuck client's buffers and the feed's ring hold. 100 source
+    // addresses stay within the rate limit.
+    let sockets: Vec<std::net::UdpSocket> = (0..100u32)
+        .map(|source| {
+            let from = format!("127.0.{}.{}", 10 + source / 200, 1 + source % 200);
+            std::net::UdpSocket::bind((from.as_str(), 0)).expect("bind")
+        })
+        .collect();
+    for round in 0..3 {
+        if round > 0 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        for (source, socket) in sockets.iter().enumerate() {
+            for i in 0..120u32 {
+                let msg = format!(
+                    r#"{{"ID":"HTB","name":"h{source}-{i}","interval":60,"rtt":{round}.5}}"#
+                );
+                let _ = socket.send_to(msg.as_bytes(), ("127.0.0.1", server.hb_port));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    send_from(
+        "127.0.0.9",
+        server.hb_port,
+        br#"{"ID":"HTB","name":"last","interval":60}"#,
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || server
+            .counter("web", "ws_dropped_slow")
+            >= 1),
+        "the stuck client was not dropped: {}",
+        server.counters("web")
+    );
+    let seen = reader.join().expect("reader");
+    // UDP may lose some of the burst before the server: the client must have seen every
+    // host the engine has (but web1 and last).
+    let hosts = http(port, "GET", "/api/0/status", &[], b"").json()["hosts"]
+        .as_u64()
+        .unwrap_or(0);
+    eprintln!("{seen} hosts seen live of {hosts} known; the stuck client was dropped");
+    assert!(hosts > 11_000, "{hosts} hosts");
+    assert_eq!(
+        seen as u64,
+        hosts - 2,
+        "the reading client missed changes; web {}; engine {}",
+        server.counters("web"),
+        server.counters("engine")
+    );
+}
