@@ -275,6 +275,9 @@ pub struct WebConfig {
     /// Plugin samples kept per host and plugin (shown with the plugin data).
     #[serde(default)]
     pub sample_count: u32,
+    /// Names of the notification channels (users may choose among them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
     /// Bearer token that opens `/metrics` to a scraper.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<String>,

@@ -140,11 +140,19 @@ pub enum Change {
 /// Engine to notifier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+// Nearly every message is a Notify; boxing it would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum EngineToNotifier {
     /// Deliver this (it is in the engine's outbox until answered with [`NotifierToEngine::Done`]).
     Notify {
         /// The notification.
         notification: Notification,
+    },
+    /// Users' own choice of channels, made through the API: each replaces what the file
+    /// says for that user (sent whenever it changes and when the notifier connects).
+    UserChannels {
+        /// User -> channels.
+        users: std::collections::BTreeMap<String, Vec<String>>,
     },
 }
 
@@ -365,6 +373,31 @@ pub enum Query {
         /// The host.
         host: String,
     },
+    /// Settings changed through the API, of one kind (`user`), by name.
+    Settings {
+        /// The kind.
+        kind: String,
+    },
+    /// Stores (or, with `None`, removes) one setting changed through the API.
+    PutSetting {
+        /// The kind (`user`).
+        kind: String,
+        /// Whose.
+        name: String,
+        /// The value (a JSON object, at most 16 KiB).
+        value: Option<serde_json::Value>,
+    },
+    /// Changes who holds which role on a host (until the file changes them).
+    SetAccess {
+        /// The host.
+        host: String,
+        /// The new owner.
+        owner: Option<String>,
+        /// The new managers.
+        managers: Vec<String>,
+        /// The new monitors.
+        monitors: Vec<String>,
+    },
     /// Acknowledge an alert: no reminders until its level changes.
     Acknowledge {
         /// The alert's key (`web1/down`).
@@ -438,6 +471,11 @@ pub enum Answer {
         silences: Vec<SilenceSummary>,
         /// Names of the maintenance windows, with whether each is open now.
         windows: Vec<(String, bool)>,
+    },
+    /// Settings of one kind, by name.
+    Settings {
+        /// Name -> value.
+        values: std::collections::BTreeMap<String, serde_json::Value>,
     },
     /// Done.
     Done {

@@ -462,6 +462,7 @@ impl Config {
                 base_url: f.base_url.clone(),
                 sample_count: f.sample_count.unwrap_or(100),
                 metrics_token: f.metrics_token.clone(),
+                channels: f.notification_channels.keys().cloned().collect(),
             }),
         }
     }

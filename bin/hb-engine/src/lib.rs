@@ -7,6 +7,7 @@ pub mod dns;
 pub mod feed;
 pub mod journal;
 pub mod liveness;
+pub mod settings;
 pub mod state;
 pub mod store;
 pub mod storm;

@@ -42,6 +42,12 @@ fn drain(state: &mut State, links: &Links, feed: &mut ChangeFeed, handoff: &mut 
         let wishes = std::mem::take(&mut state.dns.out);
         links.dnsupdate.send(EngineToDnsupdate::Update { wishes });
     }
+    // Ahead of any notification that should use them.
+    if std::mem::take(&mut state.user_channels_changed) {
+        links.notifier.send(EngineToNotifier::UserChannels {
+            users: state.user_channels(),
+        });
+    }
     handoff.extend(state.ready.drain(..));
     let changes = std::mem::take(&mut state.changes);
     feed.send(&links.web, changes);
@@ -141,6 +147,8 @@ async fn run(
                                 handoff.replace(state.pending_notifications(hb_ipc::now_ms()));
                             }
                             notifier_attached = true;
+                            // It knows only the file's channels for each user.
+                            state.user_channels_changed = true;
                         }
                         Role::Dnsupdate => {
                             link::connect(stream, dnsupdate, dnsupdate_tx.clone(), control.clone());

@@ -123,6 +123,10 @@ pub struct State {
     rejection_minute: (u64, u32),
     /// Which DNS records to ask hb-dnsupdate for; its `out` is drained like `to_receiver`.
     pub dns: crate::dns::DnsFollow,
+    /// Settings changed through the API.
+    settings: crate::settings::Settings,
+    /// Users' channel choices changed: the notifier must hear them.
+    pub user_channels_changed: bool,
     /// For the receiver, in order.
     pub to_receiver: Vec<EngineToReceiver>,
     /// For the web's live views, in order.
@@ -169,6 +173,8 @@ impl State {
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
             dns: crate::dns::DnsFollow::default(),
+            settings: crate::settings::Settings::default(),
+            user_channels_changed: false,
             to_receiver: Vec::new(),
             changes: Vec::new(),
             ready: Vec::new(),
@@ -216,7 +222,25 @@ impl State {
         for host in dropped {
             self.drop_host(&host, now, "it is listed in drophosts");
         }
+        for host in self.settings.prune_access(self.config.as_ref()) {
+            self.write(store::Write::Setting {
+                kind: "access".into(),
+                name: host.clone(),
+                value: None,
+            });
+            self.event(
+                now,
+                &host,
+                format!("{host}: the roles set through the API gave way to the configuration file, which changed them since"),
+            );
+            self.host_changed(&host);
+        }
         Ok(())
+    }
+
+    /// Users' channel choices made through the API, for the notifier.
+    pub fn user_channels(&self) -> BTreeMap<String, Vec<String>> {
+        self.settings.user_channels()
     }
 
     /// The configuration in force.
@@ -362,6 +386,8 @@ impl State {
         for silence in loaded.silences {
             self.silences.insert(silence.id, silence);
         }
+        self.settings.load(loaded.settings);
+        self.user_channels_changed = true;
         self.next_notification_id = self.next_notification_id.max(loaded.last_notification_id);
         for n in loaded.outbox {
             // Committed in the last run: ready to hand over.
@@ -908,10 +934,9 @@ impl State {
 
     fn owner(&self, host: &str) -> Option<String> {
         let config = self.config.as_ref()?;
-        config
-            .hosts
-            .get(host)
-            .and_then(|h| h.owner.clone())
+        self.settings
+            .access(Some(config), host)
+            .owner
             .or_else(|| config.default_owner.clone())
     }
 
@@ -929,7 +954,7 @@ impl State {
             .map(|h| h.notification_channels.clone())
             .unwrap_or_default();
         let mut users: Vec<String> = self.owner(host).into_iter().collect();
-        users.extend(config_host.map(|h| h.managers.clone()).unwrap_or_default());
+        users.extend(self.settings.access(self.config.as_ref(), host).managers);
         (users, channels)
     }
 
@@ -1648,6 +1673,55 @@ impl State {
         }
     }
 
+    /// Roles on a host changed through the API (the web checked who may): kept until the
+    /// file changes the host's roles.
+    fn set_access(
+        &mut self,
+        host: String,
+        owner: Option<String>,
+        managers: Vec<String>,
+        monitors: Vec<String>,
+        now: u64,
+    ) -> Answer {
+        if !self.hosts.contains_key(&host)
+            && !self
+                .config
+                .as_ref()
+                .is_some_and(|c| c.hosts.contains_key(&host))
+        {
+            return Answer::Error {
+                message: format!("no host {host:?}"),
+            };
+        }
+        let new = crate::settings::Access {
+            owner,
+            managers,
+            monitors,
+        };
+        let file = crate::settings::Access::in_file(self.config.as_ref(), &host);
+        let value = crate::settings::Settings::access_value(&new, &file);
+        match self.settings.put("access", &host, Some(value)) {
+            Ok(value) => {
+                self.write(store::Write::Setting {
+                    kind: "access".into(),
+                    name: host.clone(),
+                    value,
+                });
+                self.host_changed(&host);
+                self.dirty.insert(host.clone());
+                let text = format!(
+                    "{host}: owner {}, managers [{}], monitors [{}] (set through the API)",
+                    new.owner.as_deref().unwrap_or("(default)"),
+                    new.managers.join(", "),
+                    new.monitors.join(", ")
+                );
+                self.event(now, &host, text.clone());
+                Answer::Done { message: text }
+            }
+            Err(message) => Answer::Error { message },
+        }
+    }
+
     /// What hb-dnsupdate did with a record: an event of its host, and a counter.
     pub fn dns_outcome(&mut self, host: String, outcome: DnsOutcome, text: String, now: u64) {
         let counter = match outcome {
@@ -1681,7 +1755,7 @@ impl State {
 
     fn summary(&self, name: &str) -> Option<HostSummary> {
         let h = self.hosts.get(name)?;
-        let config_host = self.config.as_ref().and_then(|c| c.hosts.get(name));
+        let access = self.settings.access(self.config.as_ref(), name);
         let (mut state, since) = self
             .liveness
             .state_since(name)
@@ -1702,8 +1776,8 @@ impl State {
             state_since_ms: since,
             watched: self.watched(name),
             owner: self.owner(name),
-            managers: config_host.map(|c| c.managers.clone()).unwrap_or_default(),
-            monitors: config_host.map(|c| c.monitors.clone()).unwrap_or_default(),
+            managers: access.managers,
+            monitors: access.monitors,
             dyn_dns: self.dns.is_dynamic(name),
         })
     }
@@ -1829,6 +1903,36 @@ impl State {
                     message: format!("no active alert {key:?}"),
                 },
             },
+            Query::Settings { kind } => Answer::Settings {
+                values: self.settings.of(&kind),
+            },
+            Query::PutSetting { kind, name, value } => {
+                if !crate::settings::CLIENT_KINDS.contains(&kind.as_str()) {
+                    return Reply::Now(Answer::Error {
+                        message: format!("no settings of kind {kind:?}"),
+                    });
+                }
+                match self.settings.put(&kind, &name, value) {
+                    Ok(value) => {
+                        self.write(store::Write::Setting {
+                            kind: kind.clone(),
+                            name: name.clone(),
+                            value,
+                        });
+                        self.user_channels_changed |= kind == "user";
+                        Answer::Done {
+                            message: format!("{kind} setting of {name} stored"),
+                        }
+                    }
+                    Err(message) => Answer::Error { message },
+                }
+            }
+            Query::SetAccess {
+                host,
+                owner,
+                managers,
+                monitors,
+            } => self.set_access(host, owner, managers, monitors, now),
             Query::Counters {} => {
                 let mut counters = self.counters.clone();
                 counters.insert("hosts".into(), self.hosts.len() as u64);

@@ -107,6 +107,14 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE outbox ADD COLUMN delivered TEXT NOT NULL DEFAULT '';
     ",
+    "
+    CREATE TABLE settings (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    ",
 ];
 
 /// Notifications kept in the outbox after they are done (for inspection).
@@ -261,6 +269,15 @@ pub enum Write {
     },
     /// A silence was made.
     Silence(hb_rules::silence::Silence),
+    /// A setting changed through the API (`None`: removed).
+    Setting {
+        /// Its kind (`user`, `access`).
+        kind: String,
+        /// Whose.
+        name: String,
+        /// The JSON value.
+        value: Option<String>,
+    },
     /// A silence was ended, or is over.
     Unsilence {
         /// Its id.
@@ -311,6 +328,8 @@ pub struct Loaded {
     pub latest: Vec<(String, String, u64, serde_json::Value)>,
     /// Ad-hoc silences.
     pub silences: Vec<hb_rules::silence::Silence>,
+    /// Settings changed through the API: (kind, name, JSON).
+    pub settings: Vec<(String, String, serde_json::Value)>,
 }
 
 /// How much history the store keeps.
@@ -458,6 +477,20 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     })?;
     for row in rows {
         loaded.silences.push(row?);
+    }
+    let mut q = db.prepare("SELECT kind, name, value FROM settings ORDER BY kind, name")?;
+    let rows = q.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, name, value) = row?;
+        if let Ok(value) = serde_json::from_str(&value) {
+            loaded.settings.push((kind, name, value));
+        }
     }
     // The newest row of each (host, plugin): the index makes MAX(id) per group cheap.
     let mut q = db.prepare(
@@ -704,6 +737,18 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                         s.comment
                     ])?;
                 }
+                Write::Setting { kind, name, value } => match value {
+                    Some(value) => {
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO settings (kind, name, value) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![kind, name, value])?;
+                    }
+                    None => {
+                        tx.prepare_cached("DELETE FROM settings WHERE kind = ?1 AND name = ?2")?
+                            .execute(params![kind, name])?;
+                    }
+                },
                 Write::Unsilence { id } => {
                     tx.prepare_cached("DELETE FROM silences WHERE id = ?1")?
                         .execute([*id as i64])?;

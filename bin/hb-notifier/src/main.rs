@@ -42,6 +42,10 @@ struct InFlight {
 #[derive(Default)]
 struct Notifier {
     routes: Routes,
+    /// Each user's channels as the file says, and as users chose through the API (which
+    /// wins for the users the file has).
+    file_users: BTreeMap<String, Vec<String>>,
+    chosen: BTreeMap<String, Vec<String>>,
     base_url: Option<String>,
     workers: BTreeMap<String, mpsc::UnboundedSender<deliver::Job>>,
     in_flight: HashMap<u64, InFlight>,
@@ -63,13 +67,32 @@ impl Notifier {
             .values()
             .map(|c| (c.name.clone(), deliver::spawn(c.clone(), results.clone())))
             .collect();
+        self.file_users = config.users;
         self.routes = Routes {
             channels,
-            users: config.users,
+            users: BTreeMap::new(),
             notify: config.notify,
         };
+        self.merge_users();
         self.base_url = config.base_url;
         Ok(())
+    }
+
+    /// Users' channel choices made through the API.
+    fn user_channels(&mut self, chosen: BTreeMap<String, Vec<String>>) {
+        self.chosen = chosen;
+        self.merge_users();
+    }
+
+    fn merge_users(&mut self) {
+        self.routes.users = self
+            .file_users
+            .iter()
+            .map(|(user, channels)| {
+                let channels = self.chosen.get(user).unwrap_or(channels);
+                (user.clone(), channels.clone())
+            })
+            .collect();
     }
 
     /// A notification from the engine; an answer to send at once, if any.
@@ -307,16 +330,51 @@ async fn run(
                     },
                 ),
             },
-            Some(EngineToNotifier::Notify { notification }) = inbound.recv() => {
-                if let Some(done) = notifier.notify(notification) {
-                    engine.send(done);
+            Some(msg) = inbound.recv() => match msg {
+                EngineToNotifier::Notify { notification } => {
+                    if let Some(done) = notifier.notify(notification) {
+                        engine.send(done);
+                    }
                 }
-            }
+                EngineToNotifier::UserChannels { users } => notifier.user_channels(users),
+            },
             Some(outcome) = results.recv() => {
                 for report in notifier.outcome(outcome) {
                     engine.send(report);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_channel_choices_replace_the_files_for_known_users() {
+        let mut n = Notifier {
+            file_users: [
+                ("alice".to_string(), vec!["mail".to_string()]),
+                ("bob".to_string(), vec!["sms".to_string()]),
+            ]
+            .into(),
+            ..Notifier::default()
+        };
+        n.merge_users();
+        assert_eq!(n.routes.users["alice"], ["mail"]);
+        n.user_channels(
+            [
+                ("alice".to_string(), vec!["sms".to_string()]),
+                ("ghost".to_string(), vec!["mail".to_string()]),
+            ]
+            .into(),
+        );
+        assert_eq!(n.routes.users["alice"], ["sms"]);
+        assert_eq!(n.routes.users["bob"], ["sms"]);
+        assert!(
+            !n.routes.users.contains_key("ghost"),
+            "only the file's users"
+        );
     }
 }

@@ -57,6 +57,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What the client is told.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
@@ -228,7 +235,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/api/0/hosts/{host}/rtt", get(rtt))
         .route("/api/0/hosts/{host}/events", get(host_events))
         .route("/api/0/hosts/{host}/alerts", get(host_alerts))
-        .route("/api/0/hosts/{host}/access", get(access))
+        .route("/api/0/hosts/{host}/access", get(access).put(set_access))
         .route("/api/0/hosts/{host}/commands", post(queue_command))
         .route("/api/0/hosts/{host}/upgrade", post(queue_upgrade))
         .route("/api/0/hosts/{host}/dns", post(dns))
@@ -239,7 +246,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/api/0/silences", get(silences).post(silence))
         .route("/api/0/silences/{id}", delete(unsilence))
         .route("/api/0/users", get(users))
-        .route("/api/0/users/me", get(me))
+        .route("/api/0/users/me", get(me).put(change_me))
         .route("/api/0/status", get(server_status))
         .route("/ws", get(crate::ws::upgrade))
         .route("/metrics", get(crate::metrics::metrics))
@@ -653,6 +660,117 @@ async fn access(
     }))
 }
 
+/// A change of roles: each field given replaces the current one (`owner: null` gives the
+/// host to the default owner).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessChange {
+    #[serde(default, deserialize_with = "some")]
+    owner: Option<Option<String>>,
+    managers: Option<Vec<String>>,
+    monitors: Option<Vec<String>>,
+}
+
+/// Tells a field given as `null` from one not given.
+fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Users holding a role on a host at most.
+const MAX_ROLE_HOLDERS: usize = 100;
+
+/// Changing roles: the owner (or an admin) changes the owner and managers; a manager the
+/// monitors. Every name must be a user.
+async fn set_access(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let name = host_name(path)?;
+    let change: AccessChange = body(&headers, &bytes?)?;
+    let needs = if change.owner.is_some() || change.managers.is_some() {
+        HostRole::Owner
+    } else {
+        HostRole::Manager
+    };
+    let (h, _) = web.host_for(&authed.viewer, &name, needs).await?;
+    let users = web.users();
+    if users.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no users are configured: there are no roles to give",
+        ));
+    }
+    let check = |list: &[String]| -> Result<Vec<String>, ApiError> {
+        let mut out: Vec<String> = Vec::new();
+        for u in list {
+            if !users.contains_key(u) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("no user {u:?}"),
+                ));
+            }
+            if !out.contains(u) {
+                out.push(u.clone());
+            }
+        }
+        if out.len() > MAX_ROLE_HOLDERS {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("at most {MAX_ROLE_HOLDERS} users per role"),
+            ));
+        }
+        Ok(out)
+    };
+    let owner = match change.owner {
+        Some(Some(o)) => Some(check(std::slice::from_ref(&o))?.remove(0)),
+        Some(None) => None,
+        // Unchanged: what the file or an earlier change says (not the default owner, which
+        // follows the configuration).
+        None => h
+            .owner
+            .clone()
+            .filter(|o| web.config().default_owner.as_ref() != Some(o)),
+    };
+    let managers = match &change.managers {
+        Some(m) => check(m)?,
+        None => h.managers.clone(),
+    };
+    let monitors = match &change.monitors {
+        Some(m) => check(m)?,
+        None => h.monitors.clone(),
+    };
+    match web
+        .ask(EngineQuery::SetAccess {
+            host: name.clone(),
+            owner,
+            managers,
+            monitors,
+        })
+        .await?
+    {
+        Answer::Done { message } => {
+            tracing::info!(user = authed.viewer.name(), host = name, "{message}");
+            let (h, _) = web
+                .host_for(&authed.viewer, &name, HostRole::Monitor)
+                .await?;
+            ok(json!({
+                "hostname": name,
+                "owner": h.owner,
+                "managers": h.managers,
+                "monitors": h.monitors,
+                "role": authed.viewer.role(&h).map(HostRole::name),
+            }))
+        }
+        Answer::Error { message } => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
+        other => Err(unexpected(other)),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
@@ -1039,6 +1157,153 @@ async fn me(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
             )),
         },
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// What a user may change of themselves; each field given is changed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeChange {
+    #[serde(default, deserialize_with = "some")]
+    full_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some")]
+    avatar: Option<Option<String>>,
+    notification_channels: Option<Vec<String>>,
+    password: Option<PasswordChange>,
+}
+
+/// `PUT /users/me`: name, avatar, channels (unknown ones are dropped, as hbd did), password
+/// (the current one is checked like a login; the new one ends every other session and the
+/// answer carries a new token).
+async fn change_me(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Viewer::User { name, .. } = &authed.viewer else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no users are configured: there is no one to change",
+        ));
+    };
+    let change: MeChange = body(&headers, &bytes?)?;
+    let unprocessable = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m.to_string());
+    if change.full_name.is_none()
+        && change.avatar.is_none()
+        && change.notification_channels.is_none()
+        && change.password.is_none()
+    {
+        return Err(unprocessable("nothing to change"));
+    }
+    let config = web.config();
+    let Some(file_user) = config.users.get(name) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the user no longer exists",
+        ));
+    };
+    let mut stored = web.chosen().get(name).cloned();
+    let mut set = |field: &str, value: Value| {
+        stored = Some(hb_web::users::with_field(
+            stored.as_ref(),
+            file_user,
+            field,
+            value,
+        ));
+    };
+    if let Some(full_name) = change.full_name {
+        if full_name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+            return Err(unprocessable("full_name is at most 200 characters"));
+        }
+        set("full_name", json!(full_name));
+    }
+    if let Some(avatar) = change.avatar {
+        if avatar.as_ref().is_some_and(|a| a.len() > 8192) {
+            return Err(unprocessable(
+                "avatar is at most 8192 bytes (a path, URL or data URI)",
+            ));
+        }
+        set("avatar", json!(avatar));
+    }
+    if let Some(channels) = change.notification_channels {
+        let known: Vec<String> = channels
+            .into_iter()
+            .filter(|c| config.channels.contains(c))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        set("notification_channels", json!(known));
+    }
+    let mut new_session = None;
+    if let Some(p) = change.password {
+        let count = p.new.chars().count();
+        if !(8..=1024).contains(&count) {
+            return Err(unprocessable(
+                "the new password must be 8 to 1024 characters",
+            ));
+        }
+        let address = peer.ip().to_canonical();
+        let now = hb_ipc::now_ms();
+        if let Some(wait_ms) = web.limiter().check(address, name, now) {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many wrong passwords; wait and try again",
+            );
+            e.retry_after_s = Some(wait_ms.div_ceil(1000));
+            return Err(e);
+        }
+        let hash = web.users().get(name).and_then(|a| a.hash.clone());
+        if !web.verify(hash, p.current).await {
+            web.limiter().failed(address, name, now);
+            tracing::warn!(user = %name, from = %address, "Wrong current password in a password change.");
+            return Err(ApiError::forbidden("the current password is wrong"));
+        }
+        let hashed = web
+            .hash(p.new)
+            .await
+            .ok_or_else(|| ApiError::engine("could not hash the password"))?;
+        set("password", json!(hashed.to_string()));
+        new_session = Some(());
+    }
+    web.put_user(name, stored).await?;
+    let stale = web.rebuild();
+    if !stale.is_empty() {
+        let w = web.clone();
+        tokio::spawn(async move { w.clean(stale).await });
+    }
+    let users = web.users();
+    let Some(account) = users.get(name) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the user no longer exists",
+        ));
+    };
+    let mut answer = json!({"ok": true, "user": user_json(name, account)});
+    let mut response_cookie = None;
+    if new_session.is_some() {
+        // Every session of the user ended with the old password; this one goes on anew.
+        let (token, csrf) = web
+            .sessions()
+            .start(name, hb_ipc::now_ms())
+            .map_err(|e| ApiError::engine(format!("no randomness for a session: {e}")))?;
+        answer["token"] = json!(token);
+        answer["csrf_token"] = json!(csrf);
+        response_cookie = HeaderValue::from_str(&auth::set_cookie(&token, web.tls)).ok();
+        tracing::info!(user = %name, "Password changed; other sessions ended.");
+    }
+    let mut response = axum::Json(answer).into_response();
+    if let Some(c) = response_cookie {
+        response.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(response)
 }
 
 async fn server_status(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {

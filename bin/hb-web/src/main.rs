@@ -63,6 +63,8 @@ pub struct Web {
     stats_pending: Pending<ServerStats>,
     config: RwLock<Arc<WebConfig>>,
     accounts: RwLock<Arc<BTreeMap<String, Account>>>,
+    /// Users' own changes, as the engine keeps them.
+    chosen: RwLock<BTreeMap<String, serde_json::Value>>,
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
     verifying: tokio::sync::Semaphore,
@@ -85,6 +87,7 @@ impl Web {
             stats_pending: Pending::new(),
             config: RwLock::default(),
             accounts: RwLock::default(),
+            chosen: RwLock::default(),
             sessions: Mutex::default(),
             limiter: Mutex::default(),
             verifying: tokio::sync::Semaphore::new(VERIFYING),
@@ -178,9 +181,99 @@ impl Web {
 
     /// A new configuration: accounts with parsed hashes; sessions of users who are gone, or
     /// whose password or admin flag changed, end.
-    fn configure(&self, config: WebConfig) {
-        let accounts: BTreeMap<String, Account> = config
-            .users
+    /// Hashes a new password off the async threads, under the same limit as checks.
+    async fn hash(&self, password: String) -> Option<PasswordHash> {
+        let _permit = self.verifying.acquire().await.ok()?;
+        tokio::task::spawn_blocking(move || PasswordHash::new(&password).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A new configuration: the file's users with their own changes on top. Returns the
+    /// changes the file overtook, for [`Web::clean`].
+    fn configure(&self, config: WebConfig) -> hb_web::users::Stale {
+        if let Ok(mut c) = self.config.write() {
+            *c = Arc::new(config);
+        }
+        self.rebuild()
+    }
+
+    /// Replaces (or removes) users' changes the file overtook.
+    async fn clean(&self, stale: hb_web::users::Stale) {
+        for (name, replacement) in stale {
+            tracing::info!(user = %name, "The file changed what this user had changed; the file wins.");
+            if let Err(e) = self.put_user(&name, replacement).await {
+                tracing::warn!(user = %name, "Could not clean up a user's change: {}", e.message());
+            }
+        }
+    }
+
+    /// Users' own changes as the engine keeps them (after a restart of either).
+    async fn refresh_users(&self) {
+        if self.config().users.is_empty() {
+            return;
+        }
+        match self
+            .ask(Query::Settings {
+                kind: "user".into(),
+            })
+            .await
+        {
+            Ok(Answer::Settings { values }) => {
+                if let Ok(mut c) = self.chosen.write() {
+                    *c = values;
+                }
+                let stale = self.rebuild();
+                self.clean(stale).await;
+            }
+            Ok(_) | Err(_) => tracing::warn!(
+                "Could not read the users' own changes from the engine; the file's users apply."
+            ),
+        }
+    }
+
+    /// Stores a user's own change with the engine and applies it.
+    async fn put_user(&self, name: &str, value: Option<serde_json::Value>) -> Result<(), ApiError> {
+        match self
+            .ask(Query::PutSetting {
+                kind: "user".into(),
+                name: name.to_string(),
+                value: value.clone(),
+            })
+            .await?
+        {
+            Answer::Done { .. } => {}
+            Answer::Error { message } => {
+                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unexpected answer",
+                ));
+            }
+        }
+        if let Ok(mut c) = self.chosen.write() {
+            match value {
+                Some(v) => c.insert(name.to_string(), v),
+                None => c.remove(name),
+            };
+        }
+        Ok(())
+    }
+
+    fn chosen(&self) -> BTreeMap<String, serde_json::Value> {
+        self.chosen.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The accounts from the file and the users' own changes; sessions of users who are
+    /// gone, or whose password or admin flag changed, end. Changes the file overtook are
+    /// cleaned up in the engine.
+    fn rebuild(&self) -> hb_web::users::Stale {
+        let config = self.config();
+        let (users, stale) = hb_web::users::merge(&config.users, &self.chosen());
+        let accounts: BTreeMap<String, Account> = users
             .iter()
             .map(|(name, u)| {
                 let hash = u
@@ -189,7 +282,8 @@ impl Web {
                     .and_then(|p| match PasswordHash::parse(p) {
                         Ok(h) => Some(h),
                         Err(e) => {
-                            // The supervisor checked it; a user without a usable hash cannot log in.
+                            // The supervisor checked the file's; a user without a usable hash
+                            // cannot log in.
                             tracing::error!(user = %name, "Bad password hash: {e}");
                             None
                         }
@@ -215,9 +309,7 @@ impl Web {
         if let Ok(mut a) = self.accounts.write() {
             *a = Arc::new(accounts);
         }
-        if let Ok(mut c) = self.config.write() {
-            *c = Arc::new(config);
-        }
+        stale
     }
 }
 
@@ -251,6 +343,14 @@ async fn run(
                     Err(_) => break,
                 }
             }
+            // A (re)connected engine: the users' own changes may be news.
+            if batch
+                .iter()
+                .any(|c| matches!(c, hb_ipc::edge::Change::Resync {}))
+            {
+                let web = feed.clone();
+                tokio::spawn(async move { web.refresh_users().await });
+            }
             feed.live.publish(batch);
         }
     });
@@ -264,7 +364,11 @@ async fn run(
                 config: RoleConfig::Web(c),
             } => {
                 let open = c.users.is_empty();
-                web.configure(c);
+                let stale = web.configure(c);
+                if !stale.is_empty() {
+                    let web = web.clone();
+                    tokio::spawn(async move { web.clean(stale).await });
+                }
                 // Before the start it is said once the listener is known.
                 if open && bound.is_some() {
                     unauthenticated_warning(bound);

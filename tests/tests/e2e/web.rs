@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -749,5 +749,162 @@ fn a_websocket_client_that_never_reads_is_dropped() {
         "the reading client missed changes; web {}; engine {}",
         server.counters("web"),
         server.counters("engine")
+    );
+}
+
+fn put(server: &Server, token: &str, path: &str, body: Value) -> (u16, Value) {
+    call(server, token, "PUT", path, Some(body))
+}
+
+// Acceptance 1: owners and managers change roles; users change their name, channels and
+// password; the changes survive restarts of hb-web and the engine, and a later edit of
+// the file wins.
+#[test]
+fn users_change_themselves_and_owners_change_roles() {
+    let config = format!(
+        "{}notification_channels:\n  mail: {{type: webhook, url: \"http://127.0.0.1:9/\"}}\n  sms: {{type: webhook, url: \"http://127.0.0.1:9/sms\"}}\n",
+        users_config()
+    );
+    let server = Server::start("web-changes", &config);
+    beat(&server, "web1");
+    let (bob, _, _) = login(&server, "bob", "bob-pw");
+    let (carol, _, _) = login(&server, "carol", "carol-pw");
+    assert!(wait_for(Duration::from_secs(10), || {
+        call(&server, &bob, "GET", "/api/0/hosts/web1", None).0 == 200
+    }));
+
+    // The owner makes carol a manager; as manager she may act, and change monitors only.
+    assert_eq!(
+        call(&server, &carol, "POST", "/api/0/hosts/web1/upgrade", None).0,
+        403
+    );
+    let (code, a) = put(
+        &server,
+        &bob,
+        "/api/0/hosts/web1/access",
+        json!({"managers": ["carol"]}),
+    );
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["managers"], json!(["carol"]));
+    assert_eq!(a["owner"], "bob");
+    assert_eq!(
+        call(&server, &carol, "POST", "/api/0/hosts/web1/upgrade", None).0,
+        202
+    );
+    assert_eq!(
+        put(
+            &server,
+            &carol,
+            "/api/0/hosts/web1/access",
+            json!({"owner": "carol"})
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        put(
+            &server,
+            &carol,
+            "/api/0/hosts/web1/access",
+            json!({"monitors": ["nobody"]})
+        )
+        .0,
+        422
+    );
+    let (code, a) = put(
+        &server,
+        &carol,
+        "/api/0/hosts/web1/access",
+        json!({"monitors": ["dave"]}),
+    );
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(
+        put(&server, &bob, "/api/0/hosts/web1/access", json!({"x": 1})).0,
+        422
+    );
+
+    // Carol changes her name and channels (an unknown channel is dropped) and password.
+    let (code, me) = put(
+        &server,
+        &carol,
+        "/api/0/users/me",
+        json!({"full_name": "Carol C.", "notification_channels": ["sms", "nope"]}),
+    );
+    assert_eq!(code, 200, "{me}");
+    assert_eq!(me["user"]["full_name"], "Carol C.");
+    assert_eq!(me["user"]["notification_channels"], json!(["sms"]));
+    assert_eq!(put(&server, &carol, "/api/0/users/me", json!({})).0, 422);
+    let wrong = json!({"password": {"current": "nope", "new": "carol-new-pw"}});
+    assert_eq!(put(&server, &carol, "/api/0/users/me", wrong).0, 403);
+    let short = json!({"password": {"current": "carol-pw", "new": "short"}});
+    assert_eq!(put(&server, &carol, "/api/0/users/me", short).0, 422);
+    let change = json!({"password": {"current": "carol-pw", "new": "carol-new-pw"}});
+    let (code, me) = put(&server, &carol, "/api/0/users/me", change);
+    assert_eq!(code, 200, "{me}");
+    let fresh = me["token"].as_str().expect("a new session").to_string();
+    assert_eq!(
+        call(&server, &carol, "GET", "/api/0/users/me", None).0,
+        401,
+        "old session lives"
+    );
+    assert_eq!(call(&server, &fresh, "GET", "/api/0/users/me", None).0, 200);
+    let try_login = |password: &str| {
+        let body = json!({"username": "carol", "password": password}).to_string();
+        http(
+            server.http_port,
+            "POST",
+            "/api/0/auth/login",
+            &[JSON],
+            body.as_bytes(),
+        )
+        .status
+    };
+    assert_eq!(try_login("carol-pw"), 401);
+    assert_eq!(try_login("carol-new-pw"), 200);
+
+    // Both survive a kill -9 of the web and of the engine (the engine keeps them).
+    for role in ["web", "engine"] {
+        server.kill_9(role);
+        assert!(
+            wait_for(Duration::from_secs(15), || try_login("carol-new-pw") == 200),
+            "carol's password was lost with the {role}"
+        );
+        let (carol, _, _) = login(&server, "carol", "carol-new-pw");
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                call(&server, &carol, "GET", "/api/0/hosts/web1/access", None).1["role"]
+                    == "manager"
+            }),
+            "carol's role was lost with the {role}"
+        );
+        let (_, me) = call(&server, &carol, "GET", "/api/0/users/me", None);
+        assert_eq!(me["full_name"], "Carol C.", "{role}");
+    }
+
+    // The file is edited afterwards: it wins for what it changed.
+    let text = std::fs::read_to_string(&server.config).expect("config");
+    let text = text
+        .replacen(&hash("carol-pw"), &hash("carol-reset-pw"), 1)
+        .replacen(
+            "    monitors: [carol]\n",
+            "    monitors: [carol, alice]\n",
+            1,
+        );
+    std::fs::write(&server.config, text).expect("config");
+    assert!(server.ctl(&["reload"]).is_some(), "{}", server.log_text());
+    assert!(
+        wait_for(Duration::from_secs(10), || try_login("carol-reset-pw")
+            == 200),
+        "the file's new password does not work"
+    );
+    assert_eq!(try_login("carol-new-pw"), 401);
+    let (carol, _, _) = login(&server, "carol", "carol-reset-pw");
+    let (_, a) = call(&server, &carol, "GET", "/api/0/hosts/web1/access", None);
+    assert_eq!(a["monitors"], json!(["carol", "alice"]), "{a}");
+    assert_eq!(a["role"], "monitor", "the file's roles apply again: {a}");
+    let (_, me) = call(&server, &carol, "GET", "/api/0/users/me", None);
+    assert_eq!(
+        me["full_name"], "Carol C.",
+        "a field the file did not change stays"
     );
 }
