@@ -11,6 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 declare -A needs=(
     [nc]=netcat-openbsd
     [curl]=curl
+    [openssl]=openssl
     [systemd-analyze]=systemd
 )
 missing=()

@@ -278,9 +278,30 @@ pub struct WebConfig {
     /// Names of the notification channels (users may choose among them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
+    /// The TLS certificate and key: HTTPS and WSS instead of HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsPem>,
     /// Bearer token that opens `/metrics` to a scraper.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<String>,
+}
+
+/// A certificate chain and its private key, as PEM text. Its `Debug` shows no key.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPem {
+    /// The chain, leaf first.
+    pub cert_pem: String,
+    /// The private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsPem")
+            .field("cert_pem_bytes", &self.cert_pem.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One account as hb-web needs it.

@@ -180,6 +180,16 @@ pub struct File {
     pub base_url: Option<String>,
     /// Bearer token a Prometheus scraper presents for `/metrics` (with users configured).
     pub metrics_token: Option<String>,
+    /// TLS certificate chain (PEM) for HTTPS and WSS on hbd_port.
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The original's directory of `wss_pem` and `wss_key`.
+    pub cert_path: Option<PathBuf>,
+    /// The original's certificate file name under `cert_path`.
+    pub wss_pem: Option<String>,
+    /// The original's key file name under `cert_path`.
+    pub wss_key: Option<String>,
     /// Key every host may sign with unless it has its own (`hosts.<h>.key`).
     pub hb_key: Option<String>,
     /// Accept unsigned datagrams; default: exactly from hosts no key applies to.
@@ -237,19 +247,13 @@ const OBSOLETE_KEYS: &[(&str, &str)] = &[
         "pickfile",
         "hb keeps its state in SQLite under state_dir; remove it",
     ),
-    ("ws_port", "the WebSocket is served on hbd_port; remove it"),
-    ("wss_port", "the WebSocket is served on hbd_port; remove it"),
     (
-        "cert_path",
-        "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it",
+        "ws_port",
+        "the WebSocket is served at /ws on hbd_port (over TLS with tls_cert and tls_key); remove it",
     ),
     (
-        "wss_pem",
-        "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it",
-    ),
-    (
-        "wss_key",
-        "terminate TLS in a reverse proxy (see docs/OPERATIONS.md); remove it",
+        "wss_port",
+        "the WebSocket is served at /ws on hbd_port (over TLS with tls_cert and tls_key); remove it",
     ),
     ("logfmt", "log lines have one fixed format; remove it"),
     ("debug", "use -v on the command line; remove it"),
@@ -283,6 +287,9 @@ pub struct Config {
     pub chroot_dir: PathBuf,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
+    /// The TLS certificate chain and key, read when the file was loaded (so a reload picks
+    /// up renewed ones).
+    pub tls: Option<hb_ipc::config::TlsPem>,
 }
 
 /// Where a file path for the default configuration points.
@@ -463,6 +470,7 @@ impl Config {
                 sample_count: f.sample_count.unwrap_or(100),
                 metrics_token: f.metrics_token.clone(),
                 channels: f.notification_channels.keys().cloned().collect(),
+                tls: self.tls.clone(),
             }),
         }
     }
@@ -930,8 +938,11 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         );
     }
 
+    let tls = tls_files(&file, &mut err);
+
     Config {
         source,
+        tls,
         hb_addr: (hb_ip, hb_port).into(),
         hbd_addr: (hbd_ip, hbd_port).into(),
         state_dir,
@@ -944,6 +955,56 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         file,
         text: text.to_string(),
     }
+}
+
+/// The certificate and key: `tls_cert` and `tls_key`, or the original's `wss_pem` and
+/// `wss_key` under `cert_path`; read now, with a check that they hold what they should.
+fn tls_files(file: &File, err: &mut dyn FnMut(&str, String)) -> Option<hb_ipc::config::TlsPem> {
+    let (cert, key, cert_key, key_key) = match (&file.tls_cert, &file.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), "tls_cert", "tls_key"),
+        (None, None) => match (&file.cert_path, &file.wss_pem, &file.wss_key) {
+            (None, None, None) => return None,
+            (dir, Some(c), Some(k)) => {
+                let dir = dir.clone().unwrap_or_default();
+                (dir.join(c), dir.join(k), "wss_pem", "wss_key")
+            }
+            _ => {
+                err(
+                    "cert_path",
+                    "TLS needs both wss_pem and wss_key (under cert_path), or tls_cert and tls_key"
+                        .into(),
+                );
+                return None;
+            }
+        },
+        _ => {
+            err("tls_cert", "TLS needs both tls_cert and tls_key".into());
+            return None;
+        }
+    };
+    let mut read = |key: &str, path: &Path, marker: &str| -> Option<String> {
+        if !path.is_absolute() {
+            err(key, format!("{} must be an absolute path", path.display()));
+            return None;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) if text.contains(marker) => Some(text),
+            Ok(_) => {
+                err(key, format!("{} holds no PEM {marker}", path.display()));
+                None
+            }
+            Err(e) => {
+                err(key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    };
+    let cert_pem = read(cert_key, &cert, "-----BEGIN CERTIFICATE-----");
+    let key_pem = read(key_key, &key, "PRIVATE KEY-----");
+    Some(hb_ipc::config::TlsPem {
+        cert_pem: cert_pem?,
+        key_pem: key_pem?,
+    })
 }
 
 /// `$XDG_STATE_HOME/hb`, else `~/.local/state/hb`, else a directory under /tmp named by uid.

@@ -4,7 +4,6 @@
 //! reports with each host.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -272,7 +271,7 @@ struct Login {
 
 async fn login(
     State(web): State<Arc<Web>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
@@ -325,7 +324,7 @@ async fn login(
         "user": user_json(&username, &account),
     }))
     .into_response();
-    if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(&token, web.tls)) {
+    if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(&token, web.tls())) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
@@ -336,7 +335,7 @@ async fn logout(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
         web.sessions().end(token);
     }
     let mut response = axum::Json(json!({"ok": true})).into_response();
-    if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie(web.tls)) {
+    if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie(web.tls())) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
@@ -1184,7 +1183,7 @@ struct MeChange {
 async fn change_me(
     State(web): State<Arc<Web>>,
     authed: Authed,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
@@ -1296,7 +1295,7 @@ async fn change_me(
             .map_err(|e| ApiError::engine(format!("no randomness for a session: {e}")))?;
         answer["token"] = json!(token);
         answer["csrf_token"] = json!(csrf);
-        response_cookie = HeaderValue::from_str(&auth::set_cookie(&token, web.tls)).ok();
+        response_cookie = HeaderValue::from_str(&auth::set_cookie(&token, web.tls())).ok();
         tracing::info!(user = %name, "Password changed; other sessions ended.");
     }
     let mut response = axum::Json(answer).into_response();

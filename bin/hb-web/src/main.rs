@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 mod api;
 mod metrics;
 mod pages;
+mod tls;
 mod ws;
 
 use api::ApiError;
@@ -71,8 +72,8 @@ pub struct Web {
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// The live feed.
     live: ws::Live,
-    /// Whether HTTP is served over TLS (cookies get `Secure`).
-    pub tls: bool,
+    /// The TLS configuration, when HTTPS is configured.
+    tls: RwLock<Option<Arc<tokio_rustls::rustls::ServerConfig>>>,
     /// A hash to check unknown users' passwords against, so a wrong name costs as long as a
     /// wrong password and the timing does not tell which names exist.
     dummy: PasswordHash,
@@ -93,7 +94,7 @@ impl Web {
             verifying: tokio::sync::Semaphore::new(VERIFYING),
             counters: Mutex::default(),
             live: ws::Live::default(),
-            tls: false,
+            tls: RwLock::default(),
             // Parsing costs nothing; checking against it costs what a real hash does.
             dummy: PasswordHash::parse(&format!(
                 "pbkdf2:sha256:{}$hb-web-dummy${}",
@@ -192,11 +193,25 @@ impl Web {
 
     /// A new configuration: the file's users with their own changes on top. Returns the
     /// changes the file overtook, for [`Web::clean`].
-    fn configure(&self, config: WebConfig) -> hb_web::users::Stale {
+    fn configure(&self, config: WebConfig) -> Result<hb_web::users::Stale, String> {
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
+        if let Ok(mut t) = self.tls.write() {
+            *t = tls;
+        }
         if let Ok(mut c) = self.config.write() {
             *c = Arc::new(config);
         }
-        self.rebuild()
+        Ok(self.rebuild())
+    }
+
+    /// The TLS configuration, if HTTPS is on.
+    fn tls_config(&self) -> Option<Arc<tokio_rustls::rustls::ServerConfig>> {
+        self.tls.read().ok().and_then(|t| t.clone())
+    }
+
+    /// Whether HTTP is served over TLS (cookies get `Secure`).
+    pub fn tls(&self) -> bool {
+        self.tls_config().is_some()
     }
 
     /// Replaces (or removes) users' changes the file overtook.
@@ -364,7 +379,13 @@ async fn run(
                 config: RoleConfig::Web(c),
             } => {
                 let open = c.users.is_empty();
-                let stale = web.configure(c);
+                let stale = match web.configure(c) {
+                    Ok(stale) => stale,
+                    Err(e) => {
+                        control.config_rejected(generation, format!("TLS: {e}"));
+                        continue;
+                    }
+                };
                 if !stale.is_empty() {
                     let web = web.clone();
                     tokio::spawn(async move { web.clean(stale).await });
@@ -404,7 +425,8 @@ async fn run(
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 bound = listener.local_addr().ok();
-                tracing::info!(addr = ?bound, "Serving HTTP.");
+                tracing::info!(addr = ?bound, tls = web.tls(), "Serving HTTP.");
+                let listener = tls::HbListener::new(listener, web.clone())?;
                 if web.users().is_empty() {
                     unauthenticated_warning(bound);
                 }
@@ -423,7 +445,7 @@ async fn run(
                     };
                     if let Err(e) = axum::serve(
                         listener,
-                        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                        app.into_make_service_with_connect_info::<tls::Peer>(),
                     )
                     .with_graceful_shutdown(shutdown)
                     .await

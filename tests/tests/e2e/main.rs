@@ -7,6 +7,7 @@ mod engine;
 mod harness;
 mod openapi;
 mod protocol;
+mod tls;
 mod web;
 
 use std::process::Command;
