@@ -387,16 +387,24 @@ pub enum Query {
         /// The value (a JSON object, at most 16 KiB).
         value: Option<serde_json::Value>,
     },
-    /// Changes who holds which role on a host (until the file changes them).
+    /// Changes who holds which role on a host (until the file changes them); each field
+    /// not given stays as it is.
     SetAccess {
         /// The host.
         host: String,
-        /// The new owner.
-        owner: Option<String>,
+        /// The new owner (`Some(None)`: the default owner).
+        #[serde(
+            default,
+            deserialize_with = "given",
+            skip_serializing_if = "Option::is_none"
+        )]
+        owner: Option<Option<String>>,
         /// The new managers.
-        managers: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        managers: Option<Vec<String>>,
         /// The new monitors.
-        monitors: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        monitors: Option<Vec<String>>,
     },
     /// Acknowledge an alert: no reminders until its level changes.
     Acknowledge {
@@ -405,6 +413,13 @@ pub enum Query {
         /// Who.
         by: String,
     },
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one not given (`None`).
+fn given<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// The engine's answer to a [`Query`].

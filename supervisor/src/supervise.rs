@@ -1123,7 +1123,7 @@ impl Supervisor {
             uptime_s: self.started.elapsed().as_secs(),
         };
         let mut waits = Vec::new();
-        for role in Role::ALL.into_iter().filter(|r| *r != Role::Web) {
+        for role in Role::ALL {
             let slot = &self.slots[&role];
             stats.roles.insert(
                 role,
@@ -1133,7 +1133,8 @@ impl Supervisor {
                     counters: BTreeMap::new(),
                 },
             );
-            if !slot.configured() {
+            // The web, which asks, adds its own counters.
+            if role == Role::Web || !slot.configured() {
                 continue;
             }
             let (id, rx) = self.queries.register();

@@ -1678,9 +1678,9 @@ impl State {
     fn set_access(
         &mut self,
         host: String,
-        owner: Option<String>,
-        managers: Vec<String>,
-        monitors: Vec<String>,
+        owner: Option<Option<String>>,
+        managers: Option<Vec<String>>,
+        monitors: Option<Vec<String>>,
         now: u64,
     ) -> Answer {
         if !self.hosts.contains_key(&host)
@@ -1693,10 +1693,11 @@ impl State {
                 message: format!("no host {host:?}"),
             };
         }
+        let current = self.settings.access(self.config.as_ref(), &host);
         let new = crate::settings::Access {
-            owner,
-            managers,
-            monitors,
+            owner: owner.unwrap_or(current.owner),
+            managers: managers.unwrap_or(current.managers),
+            monitors: monitors.unwrap_or(current.monitors),
         };
         let file = crate::settings::Access::in_file(self.config.as_ref(), &host);
         let value = crate::settings::Settings::access_value(&new, &file);

@@ -37,6 +37,20 @@ impl HostRole {
     }
 }
 
+/// Whether a `Host` header names this machine's loopback (any port): `localhost`,
+/// `127.x.y.z`, `[::1]`.
+pub fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Who holds which role on one host.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostAccess {
@@ -146,6 +160,29 @@ mod tests {
         Viewer::User {
             name: name.into(),
             admin,
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_from_other_names() {
+        for ok in [
+            "localhost",
+            "localhost:50004",
+            "127.0.0.1:8080",
+            "127.1.2.3",
+            "[::1]:50004",
+            "LOCALHOST",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:50004",
+            "10.0.0.1",
+            "",
+            "localhost.evil.example",
+            "[::2]:1",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
         }
     }
 

@@ -285,7 +285,7 @@ async fn login(
     let Login { username, password } = body(&headers, &bytes?)?;
     let now = hb_ipc::now_ms();
     let address = peer.ip().to_canonical();
-    if let Some(wait_ms) = web.limiter().check(address, &username, now) {
+    if let Err(wait_ms) = web.limiter().take(address, &username, now) {
         web.count("login_limited");
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -297,9 +297,8 @@ async fn login(
     let account = users.get(&username).cloned();
     let matched = web
         .verify(account.as_ref().and_then(|a| a.hash.clone()), password)
-        .await;
+        .await?;
     let Some(account) = account.filter(|_| matched) else {
-        web.limiter().failed(address, &username, now);
         web.count("login_failed");
         tracing::warn!(
             user = ?username.chars().take(64).collect::<String>(),
@@ -311,6 +310,7 @@ async fn login(
             "wrong user name or password",
         ));
     };
+    web.limiter().refund(address, &username, now);
     let (token, csrf) = web
         .sessions()
         .start(&username, now)
@@ -696,7 +696,7 @@ async fn set_access(
     } else {
         HostRole::Manager
     };
-    let (h, _) = web.host_for(&authed.viewer, &name, needs).await?;
+    web.host_for(&authed.viewer, &name, needs).await?;
     let users = web.users();
     if users.is_empty() {
         return Err(ApiError::new(
@@ -725,24 +725,14 @@ async fn set_access(
         }
         Ok(out)
     };
+    // What is not given stays as the engine has it.
     let owner = match change.owner {
-        Some(Some(o)) => Some(check(std::slice::from_ref(&o))?.remove(0)),
-        Some(None) => None,
-        // Unchanged: what the file or an earlier change says (not the default owner, which
-        // follows the configuration).
-        None => h
-            .owner
-            .clone()
-            .filter(|o| web.config().default_owner.as_ref() != Some(o)),
+        Some(Some(o)) => Some(Some(check(std::slice::from_ref(&o))?.remove(0))),
+        Some(None) => Some(None),
+        None => None,
     };
-    let managers = match &change.managers {
-        Some(m) => check(m)?,
-        None => h.managers.clone(),
-    };
-    let monitors = match &change.monitors {
-        Some(m) => check(m)?,
-        None => h.monitors.clone(),
-    };
+    let managers = change.managers.as_deref().map(check).transpose()?;
+    let monitors = change.monitors.as_deref().map(check).transpose()?;
     match web
         .ask(EngineQuery::SetAccess {
             host: name.clone(),
@@ -980,12 +970,13 @@ async fn acknowledge(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(key) = path?;
-    let Some((host, _)) = key.split_once('/') else {
+    let Some((host, metric)) = key.split_once('/') else {
         return Err(ApiError::not_found(format!(
             "no alert {key:?} (keys look like web1/down)"
         )));
     };
     let host = host_name(Ok(Path(host.to_string())))?;
+    let key = format!("{host}/{metric}");
     web.host_for(&authed.viewer, &host, HostRole::Monitor)
         .await?;
     match web
@@ -1062,12 +1053,7 @@ async fn silence(
     bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let s: NewSilence = body(&headers, &bytes?)?;
-    if s.comment.len() > 1000 || s.metric.len() > 300 || s.metric.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "metric must be 1 to 300 characters and comment at most 1000",
-        ));
-    }
+    // Lengths and the duration are the engine's to check (422 with its reason).
     if s.host.contains(['*', '?']) {
         if !authed.viewer.is_admin() {
             return Err(ApiError::forbidden("silencing by pattern is for admins"));
@@ -1103,7 +1089,14 @@ async fn unsilence(
     let Answer::Silences { silences, .. } = web.ask(EngineQuery::Silences {}).await? else {
         return Err(ApiError::engine("no silences from the engine"));
     };
-    let Some(s) = silences.iter().find(|s| s.id == id) else {
+    // Another's silence on hosts one cannot see does not exist for them.
+    let visible = web.visible_names(&authed.viewer).await?;
+    let Some(s) = silences.iter().find(|s| {
+        s.id == id
+            && visible
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|h| glob(&s.host, h)))
+    }) else {
         return Err(ApiError::not_found(format!("no silence {id}")));
     };
     if !authed.viewer.is_admin() && s.author != authed.viewer.name() {
@@ -1251,7 +1244,7 @@ async fn change_me(
         }
         let address = peer.ip().to_canonical();
         let now = hb_ipc::now_ms();
-        if let Some(wait_ms) = web.limiter().check(address, name, now) {
+        if let Err(wait_ms) = web.limiter().take(address, name, now) {
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many wrong passwords; wait and try again",
@@ -1260,8 +1253,7 @@ async fn change_me(
             return Err(e);
         }
         let hash = web.users().get(name).and_then(|a| a.hash.clone());
-        if !web.verify(hash, p.current).await {
-            web.limiter().failed(address, name, now);
+        if !web.verify(hash, p.current).await? {
             tracing::warn!(user = %name, from = %address, "Wrong current password in a password change.");
             return Err(ApiError::forbidden("the current password is wrong"));
         }
@@ -1269,6 +1261,7 @@ async fn change_me(
             .hash(p.new)
             .await
             .ok_or_else(|| ApiError::engine("could not hash the password"))?;
+        web.limiter().refund(address, name, now);
         set("password", json!(hashed.to_string()));
         new_session = Some(());
     }

@@ -190,6 +190,31 @@ impl LoginLimiter {
         wait(self.addresses.get(&address)).or_else(|| wait(self.names.get(&tracked_name(name))))
     }
 
+    /// Takes a try for a login from `address` as `name` before its password is checked,
+    /// so parallel guesses cannot all pass the check; a success gives it back
+    /// ([`LoginLimiter::refund`]). `Err` is how long to wait (ms).
+    pub fn take(&mut self, address: IpAddr, name: &str, now: u64) -> Result<(), u64> {
+        if let Some(wait) = self.check(address, name, now) {
+            return Err(wait);
+        }
+        self.failed(address, name, now);
+        Ok(())
+    }
+
+    /// Gives back the try a successful login took.
+    pub fn refund(&mut self, address: IpAddr, name: &str, now: u64) {
+        let name = tracked_name(name);
+        for bucket in [self.addresses.get_mut(&address), self.names.get_mut(&name)]
+            .into_iter()
+            .flatten()
+        {
+            bucket.tries = bucket.level(now).saturating_add(1).min(LOGIN_BURST);
+            if bucket.tries == LOGIN_BURST {
+                bucket.at_ms = now;
+            }
+        }
+    }
+
     /// A failed login from `address` as `name`.
     pub fn failed(&mut self, address: IpAddr, name: &str, now: u64) {
         if self.addresses.len() + self.names.len() >= LIMITER_ENTRIES {
@@ -323,6 +348,23 @@ mod tests {
         }
         let c: IpAddr = "192.0.2.3".parse().unwrap();
         assert!(l.check(c, &long, 0).is_some());
+    }
+
+    #[test]
+    fn tries_are_taken_before_the_check_and_given_back_on_success() {
+        let mut l = LoginLimiter::default();
+        let a: IpAddr = "192.0.2.9".parse().unwrap();
+        // Ten parallel guesses take all tries before any password is checked.
+        for _ in 0..LOGIN_BURST {
+            assert!(l.take(a, "alice", 0).is_ok());
+        }
+        assert!(l.take(a, "alice", 0).is_err());
+        // Successful logins cost nothing.
+        let b: IpAddr = "192.0.2.10".parse().unwrap();
+        for _ in 0..100 {
+            assert!(l.take(b, "bob", 0).is_ok());
+            l.refund(b, "bob", 0);
+        }
     }
 
     #[test]

@@ -40,6 +40,12 @@ const BODY_LIMIT: usize = 64 * 1024;
 /// Password checks at once: each is 600,000 rounds of PBKDF2, so a flood of logins cannot
 /// take more than this many cores.
 const VERIFYING: usize = 2;
+/// Password checks waiting at most.
+const VERIFY_QUEUE: usize = 64;
+/// How long serving waits at start for the users' own changes from the engine (a changed
+/// password must not lose to the file's old one); past it, the file's users apply until
+/// the engine answers.
+const USERS_WAIT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     child::run(Role::Web, run)
@@ -69,14 +75,17 @@ pub struct Web {
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
     verifying: tokio::sync::Semaphore,
+    verify_waiting: std::sync::atomic::AtomicUsize,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// The live feed.
     live: ws::Live,
+    /// Where HTTP listens, once started.
+    bound: std::sync::OnceLock<std::net::SocketAddr>,
     /// The TLS configuration, when HTTPS is configured.
     tls: RwLock<Option<Arc<tokio_rustls::rustls::ServerConfig>>>,
     /// A hash to check unknown users' passwords against, so a wrong name costs as long as a
     /// wrong password and the timing does not tell which names exist.
-    dummy: PasswordHash,
+    dummy: RwLock<PasswordHash>,
 }
 
 impl Web {
@@ -92,16 +101,13 @@ impl Web {
             sessions: Mutex::default(),
             limiter: Mutex::default(),
             verifying: tokio::sync::Semaphore::new(VERIFYING),
+            verify_waiting: std::sync::atomic::AtomicUsize::new(0),
             counters: Mutex::default(),
             live: ws::Live::default(),
             tls: RwLock::default(),
+            bound: std::sync::OnceLock::new(),
             // Parsing costs nothing; checking against it costs what a real hash does.
-            dummy: PasswordHash::parse(&format!(
-                "pbkdf2:sha256:{}$hb-web-dummy${}",
-                hb_supervisor::passwd::ITERATIONS,
-                "0".repeat(64)
-            ))
-            .expect("a well-formed dummy hash"),
+            dummy: RwLock::new(dummy_hash(hb_supervisor::passwd::ITERATIONS)),
         }
     }
 
@@ -166,18 +172,38 @@ impl Web {
         out
     }
 
-    /// Checks a password off the async threads, at most [`VERIFYING`] at once. `None` (an
-    /// unknown user, or one without a password) is checked against a dummy and fails.
-    async fn verify(&self, hash: Option<PasswordHash>, password: String) -> bool {
-        let Ok(_permit) = self.verifying.acquire().await else {
-            return false;
+    /// Checks a password off the async threads, at most [`VERIFYING`] at once and
+    /// [`VERIFY_QUEUE`] waiting (past it: 503). `None` (an unknown user, or one without a
+    /// password) is checked against a dummy and fails.
+    async fn verify(&self, hash: Option<PasswordHash>, password: String) -> Result<bool, ApiError> {
+        use std::sync::atomic::Ordering;
+        let busy = || {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many logins at once; try again",
+            )
+        };
+        if self.verify_waiting.fetch_add(1, Ordering::Relaxed) >= VERIFY_QUEUE {
+            self.verify_waiting.fetch_sub(1, Ordering::Relaxed);
+            self.count("login_busy");
+            return Err(busy());
+        }
+        let permit = self.verifying.acquire().await;
+        self.verify_waiting.fetch_sub(1, Ordering::Relaxed);
+        let Ok(_permit) = permit else {
+            return Err(busy());
         };
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy.clone());
+        let hash = hash.unwrap_or_else(|| {
+            self.dummy
+                .read()
+                .map(|d| d.clone())
+                .unwrap_or_else(|_| dummy_hash(hb_supervisor::passwd::ITERATIONS))
+        });
         let matched = tokio::task::spawn_blocking(move || hash.verify(&password))
             .await
             .unwrap_or(false);
-        known && matched
+        Ok(known && matched)
     }
 
     /// A new configuration: accounts with parsed hashes; sessions of users who are gone, or
@@ -321,6 +347,22 @@ impl Web {
                 (Some(a), Some(b)) => a.hash == b.hash && a.admin == b.admin,
                 _ => false,
             });
+        // Unknown names cost what the users' hashes cost, so timing tells no names.
+        let rounds = users
+            .values()
+            .filter_map(|u| {
+                u.password
+                    .as_deref()?
+                    .strip_prefix("pbkdf2:sha256:")?
+                    .split('$')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .next();
+        if let (Some(rounds), Ok(mut d)) = (rounds, self.dummy.write()) {
+            *d = dummy_hash(rounds);
+        }
         if let Ok(mut a) = self.accounts.write() {
             *a = Arc::new(accounts);
         }
@@ -418,6 +460,14 @@ async fn run(
                 tracing::warn!(?socket, "Unexpected socket; closing it.")
             }
             ControlEvent::Start => {
+                if tokio::time::timeout(USERS_WAIT, web.refresh_users())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "The engine did not tell the users' own changes in time; the file's users apply until it does."
+                    );
+                }
                 let Some(fd) = tcp.take() else {
                     anyhow::bail!("started without a TCP listener");
                 };
@@ -425,6 +475,9 @@ async fn run(
                 listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 bound = listener.local_addr().ok();
+                if let Some(addr) = bound {
+                    let _ = web.bound.set(addr);
+                }
                 tracing::info!(addr = ?bound, tls = web.tls(), "Serving HTTP.");
                 let listener = tls::HbListener::new(listener, web.clone())?;
                 if web.users().is_empty() {
@@ -436,6 +489,10 @@ async fn run(
                     .fallback(api::not_found)
                     .method_not_allowed_fallback(api::method_not_allowed)
                     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+                    .layer(axum::middleware::from_fn_with_state(
+                        web.clone(),
+                        request_guard,
+                    ))
                     .layer(axum::middleware::from_fn(security_headers))
                     .with_state(web.clone());
                 let mut stop = stop_rx.clone();
@@ -480,6 +537,58 @@ async fn run(
     }
     let _ = stop_tx.send(true);
     Ok(())
+}
+
+/// A hash no password matches, costing `iterations` rounds to check. Parsing costs nothing.
+fn dummy_hash(iterations: u32) -> PasswordHash {
+    PasswordHash::parse(&format!(
+        "pbkdf2:sha256:{iterations}$hb-web-dummy${}",
+        "0".repeat(64)
+    ))
+    .unwrap_or_else(|_| PasswordHash::with_salt("", "hb-web-dummy", 1000))
+}
+
+/// Refuses what a page of another site could make a browser send: a write whose `Origin`
+/// is not this server (cookies or not, and in unauthenticated mode too), and, without users
+/// on a loopback listener, any request whose `Host` is not a loopback name (DNS rebinding:
+/// a site whose name resolves to 127.0.0.1 is "same origin" to the browser).
+async fn request_guard(
+    axum::extract::State(web): axum::extract::State<Arc<Web>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{Method, header};
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let safe = matches!(
+        request.method(),
+        &Method::GET | &Method::HEAD | &Method::OPTIONS
+    );
+    if !safe
+        && let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && origin.split_once("://").map_or(origin, |(_, rest)| rest) != host
+    {
+        web.count("cross_site_refused");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a write from another site's page is refused",
+        )
+        .into_response();
+    }
+    let loopback = web.bound.get().is_some_and(|a| a.ip().is_loopback());
+    if loopback && web.users().is_empty() && !hb_web::access::loopback_host(host) {
+        web.count("host_refused");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "without users this server answers only to loopback names (localhost, 127.0.0.1, [::1])",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Every answer: no script or style but our own files, no framing, no sniffing, and no

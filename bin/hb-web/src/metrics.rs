@@ -204,14 +204,14 @@ pub fn render(
     );
     out.sample("hb_uptime_seconds", &[], stats.uptime_s as f64);
     out.family(
-        "hb_process_events_total",
-        "counter",
-        "Every counter of every process, as hbctl counters shows them.",
+        "hb_process_figure",
+        "untyped",
+        "Every figure of every process as hbctl counters shows them (counters and gauges alike).",
     );
     for (role, r) in &stats.roles {
         for (name, v) in &r.counters {
             out.sample(
-                "hb_process_events_total",
+                "hb_process_figure",
                 &[("role", &role.to_string()), ("name", name)],
                 *v as f64,
             );
@@ -261,14 +261,12 @@ pub async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Res
         _ => Vec::new(),
     };
     let mut stats = web.stats(STATS_WAIT).await.unwrap_or_default();
-    stats.roles.insert(
-        Role::Web,
-        RoleStats {
-            running: true,
-            restarts: 0,
-            counters: web.counters(),
-        },
-    );
+    let mine = stats
+        .roles
+        .entry(Role::Web)
+        .or_insert_with(RoleStats::default);
+    mine.running = true;
+    mine.counters = web.counters();
     web.count("metrics_scrapes");
     let mut r = render(&hosts, &alerts, &stats).into_response();
     r.headers_mut().insert(

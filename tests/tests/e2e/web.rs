@@ -284,6 +284,7 @@ fn roles_decide_what_each_user_sees_and_does() {
         call(&server, &alice, "POST", "/api/0/silences", Some(pattern)).0,
         201
     );
+    // Carol does not see db1, so its silence does not exist for her.
     assert_eq!(
         call(
             &server,
@@ -293,7 +294,7 @@ fn roles_decide_what_each_user_sees_and_does() {
             None
         )
         .0,
-        403
+        404
     );
     assert_eq!(
         call(
@@ -577,6 +578,33 @@ fn without_users_everything_is_open() {
         true
     );
     assert!(server.log_text().contains("unauthenticated mode"));
+
+    // Open, but not to other sites: a write from another site's page is refused, and so is
+    // a name that only resolves here (DNS rebinding); scripts without Origin still work.
+    let r = http(
+        port,
+        "POST",
+        "/api/0/hosts/web1/upgrade",
+        &[("Origin", "http://evil.example")],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = http(
+        port,
+        "POST",
+        "/api/0/hosts/web1/upgrade",
+        &[("Origin", &format!("http://127.0.0.1:{port}"))],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let evil_host = format!("evil.example:{port}");
+    let r = http(port, "GET", "/api/0/hosts", &[("Host", &evil_host)], b"");
+    assert_eq!(r.status, 403, "{}", r.body);
+    let local_host = format!("localhost:{port}");
+    assert_eq!(
+        http(port, "GET", "/api/0/hosts", &[("Host", &local_host)], b"").status,
+        200
+    );
 }
 
 // Acceptance 4: /metrics passes `promtool check metrics` and carries the figures.
@@ -631,8 +659,8 @@ fn metrics_pass_promtool() {
         "hb_host_up{host=\"web1\"} 1\n",
         "hb_alerts{level=\"critical\"}",
         "hb_messages_total{kind=\"HTB\"}",
-        "hb_process_events_total{role=\"web\",name=\"metrics_scrapes\"}",
-        "hb_process_events_total{role=\"receiver\",name=\"datagrams\"}",
+        "hb_process_figure{role=\"web\",name=\"metrics_scrapes\"}",
+        "hb_process_figure{role=\"receiver\",name=\"datagrams\"}",
     ] {
         assert!(r.body.contains(want), "missing {want:?} in:\n{}", r.body);
     }
