@@ -9,6 +9,7 @@ mod openapi;
 mod protocol;
 mod tls;
 mod web;
+mod webdriver;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
