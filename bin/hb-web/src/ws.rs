@@ -6,7 +6,7 @@
 //! falls a ring behind, or does not take a frame within [`SEND_TIMEOUT`], is dropped (it
 //! reconnects and gets a fresh snapshot), and the engine never slows for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -37,28 +37,58 @@ const MAX_CLIENTS: usize = 10_000;
 /// batch as one frame for viewers who see everything.
 #[derive(Debug)]
 pub struct Update {
-    /// (audience, JSON); audience `None`: everyone (a resync).
-    parts: Vec<(Option<HostAccess>, String)>,
+    parts: Vec<Part>,
     /// `[part, part, ...]`.
     all: String,
 }
 
+/// One change in a batch.
+#[derive(Debug)]
+struct Part {
+    /// Who may see it; `None`: everyone (a resync).
+    audience: Option<HostAccess>,
+    /// The host, for a host's new state or its removal.
+    host: Option<(String, HostChange)>,
+    json: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum HostChange {
+    State,
+    Dropped,
+}
+
 impl Update {
-    /// The frame for `viewer`, if anything in the batch is theirs.
-    fn frame_for(&self, viewer: &Viewer) -> Option<String> {
+    /// The frame for `viewer`, if anything in the batch is theirs. `seen` (a non-admin's
+    /// hosts on their page) is kept current: a host whose roles no longer include them is
+    /// `dropped` for them.
+    fn frame_for(&self, viewer: &Viewer, seen: &mut HashSet<String>) -> Option<String> {
         if viewer.is_admin() {
             return Some(self.all.clone());
         }
-        let mine: Vec<&str> = self
-            .parts
-            .iter()
-            .filter(|(audience, _)| {
-                audience
-                    .as_ref()
-                    .is_none_or(|a| viewer.role_in(a).is_some())
-            })
-            .map(|(_, json)| json.as_str())
-            .collect();
+        let mut mine: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+        for part in &self.parts {
+            let visible = part
+                .audience
+                .as_ref()
+                .is_none_or(|a| viewer.role_in(a).is_some());
+            match (&part.host, visible) {
+                (Some((name, HostChange::State)), true) => {
+                    seen.insert(name.clone());
+                }
+                (Some((name, HostChange::Dropped)), true) => {
+                    seen.remove(name);
+                }
+                (Some((name, HostChange::State)), false) if seen.remove(name) => {
+                    mine.push(json!({"type": "dropped", "host": name}).to_string().into());
+                    continue;
+                }
+                _ => {}
+            }
+            if visible {
+                mine.push(part.json.as_str().into());
+            }
+        }
         (!mine.is_empty()).then(|| format!("[{}]", mine.join(",")))
     }
 }
@@ -120,7 +150,7 @@ impl Live {
                 _ => true,
             })
             .collect();
-        let parts: Vec<(Option<HostAccess>, String)> = changes
+        let parts: Vec<Part> = changes
             .into_iter()
             .zip(keep)
             .filter(|(_, keep)| *keep)
@@ -133,7 +163,7 @@ impl Live {
             "[{}]",
             parts
                 .iter()
-                .map(|(_, j)| j.as_str())
+                .map(|p| p.json.as_str())
                 .collect::<Vec<_>>()
                 .join(",")
         );
@@ -142,7 +172,12 @@ impl Live {
     }
 
     /// One change as an update, with who may see it.
-    fn part(&self, change: Change) -> (Option<HostAccess>, String) {
+    fn part(&self, change: Change) -> Part {
+        let host = match &change {
+            Change::Host { host } => Some((host.name.clone(), HostChange::State)),
+            Change::Dropped { host } => Some((host.clone(), HostChange::Dropped)),
+            _ => None,
+        };
         let (audience, json) = match change {
             Change::Host { host } => {
                 let access = HostAccess::of(&host);
@@ -182,7 +217,11 @@ impl Live {
             }
             Change::Resync {} => (None, json!({"type": "resync"})),
         };
-        (audience, json.to_string())
+        Part {
+            audience,
+            host,
+            json: json.to_string(),
+        }
     }
 }
 
@@ -230,7 +269,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve(web, authed, socket, snapshot, rx))
 }
 
-async fn snapshot(web: &Web, viewer: &Viewer) -> Result<String, ApiError> {
+/// The first frame, and (for a non-admin) the hosts it shows.
+async fn snapshot(web: &Web, viewer: &Viewer) -> Result<(String, HashSet<String>), ApiError> {
     let Answer::Hosts { hosts } = web.ask(Query::ListHosts {}).await? else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -239,7 +279,12 @@ async fn snapshot(web: &Web, viewer: &Viewer) -> Result<String, ApiError> {
     };
     web.live.learn(&hosts);
     let visible: Vec<&HostSummary> = hosts.iter().filter(|h| viewer.sees(h)).collect();
-    let names: std::collections::HashSet<&str> = visible.iter().map(|h| h.name.as_str()).collect();
+    let names: HashSet<&str> = visible.iter().map(|h| h.name.as_str()).collect();
+    let seen: HashSet<String> = if viewer.is_admin() {
+        HashSet::new()
+    } else {
+        names.iter().map(|n| n.to_string()).collect()
+    };
     let alerts: Vec<Value> = match web.ask(Query::Alerts {}).await? {
         Answer::Alerts { alerts } => alerts
             .iter()
@@ -257,7 +302,7 @@ async fn snapshot(web: &Web, viewer: &Viewer) -> Result<String, ApiError> {
             .collect(),
         _ => Vec::new(),
     };
-    Ok(json!({
+    let snapshot = json!({
         "type": "snapshot",
         "time": hb_ipc::now_ms() as f64 / 1000.0,
         "user": viewer.name(),
@@ -266,20 +311,21 @@ async fn snapshot(web: &Web, viewer: &Viewer) -> Result<String, ApiError> {
         "alerts": alerts,
         "messages": messages,
     })
-    .to_string())
+    .to_string();
+    Ok((snapshot, seen))
 }
 
 async fn serve(
     web: Arc<Web>,
     authed: Authed,
     mut socket: WebSocket,
-    snapshot: String,
+    (snapshot, mut seen): (String, HashSet<String>),
     mut rx: broadcast::Receiver<Arc<Update>>,
 ) {
     use std::sync::atomic::Ordering;
     web.live.clients.fetch_add(1, Ordering::Relaxed);
     web.count("ws_connected");
-    let why = run_client(&web, &authed, &mut socket, snapshot, &mut rx).await;
+    let why = run_client(&web, &authed, &mut socket, snapshot, &mut seen, &mut rx).await;
     if let Some((code, reason)) = why {
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
@@ -293,7 +339,6 @@ async fn serve(
     web.live.clients.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Feeds one client until it goes or must go; the close code and reason, if we close.
 /// Sends one text, within [`SEND_TIMEOUT`].
 async fn send(
     socket: &mut WebSocket,
@@ -302,11 +347,13 @@ async fn send(
     tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await
 }
 
+/// Feeds one client until it goes or must go; the close code and reason, if we close.
 async fn run_client(
     web: &Web,
     authed: &Authed,
     socket: &mut WebSocket,
     snapshot: String,
+    seen: &mut HashSet<String>,
     rx: &mut broadcast::Receiver<Arc<Update>>,
 ) -> Option<(u16, &'static str)> {
     if !matches!(send(socket, snapshot).await, Ok(Ok(()))) {
@@ -319,7 +366,7 @@ async fn run_client(
         tokio::select! {
             update = rx.recv() => match update {
                 Ok(update) => {
-                    let Some(frame) = update.frame_for(&authed.viewer) else {
+                    let Some(frame) = update.frame_for(&authed.viewer, seen) else {
                         continue;
                     };
                     match send(socket, frame).await {
