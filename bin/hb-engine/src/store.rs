@@ -1017,7 +1017,10 @@ mod tests {
         drop(db);
         let e = open(&path).unwrap_err().to_string();
         assert!(
-            e.contains("schema version 99, newer than this hb-engine's 6"),
+            e.contains(&format!(
+                "schema version 99, newer than this hb-engine's {}",
+                MIGRATIONS.len()
+            )),
             "{e}"
         );
         let db = Connection::open(&path).unwrap();
@@ -1025,6 +1028,37 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, 99);
+    }
+
+    #[test]
+    fn settings_are_stored_replaced_and_removed() {
+        let path = scratch("settings");
+        let mut db = open(&path).unwrap();
+        let set = |name: &str, value: Option<&str>| Write::Setting {
+            kind: "user".into(),
+            name: name.into(),
+            value: value.map(String::from),
+        };
+        commit(
+            &mut db,
+            &[
+                set("alice", Some(r#"{"full_name":"A"}"#)),
+                set("bob", Some(r#"{"full_name":"B"}"#)),
+                set("alice", Some(r#"{"full_name":"A2"}"#)),
+                set("bob", None),
+            ],
+            KEEP,
+        )
+        .unwrap();
+        let loaded = load(&open(&path).unwrap(), 30).unwrap();
+        assert_eq!(
+            loaded.settings,
+            [(
+                "user".to_string(),
+                "alice".to_string(),
+                serde_json::json!({"full_name": "A2"})
+            )]
+        );
     }
 
     #[test]
