@@ -84,6 +84,8 @@ pub enum PassedSocket {
     UdpListener,
     /// The bound, listening HTTP socket (web).
     TcpListener,
+    /// A second listening socket on `ws_port`, served like the first (web).
+    WsListener,
 }
 
 /// Messages from a child to the supervisor.

@@ -180,6 +180,9 @@ pub struct File {
     pub base_url: Option<String>,
     /// Bearer token a Prometheus scraper presents for `/metrics` (with users configured).
     pub metrics_token: Option<String>,
+    /// A second HTTP port (on hbd_host) serving the same, for clients of the original's
+    /// WebSocket port.
+    pub ws_port: Option<u16>,
     /// TLS certificate chain (PEM) for HTTPS and WSS on hbd_port.
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM).
@@ -248,12 +251,8 @@ const OBSOLETE_KEYS: &[(&str, &str)] = &[
         "hb keeps its state in SQLite under state_dir; remove it",
     ),
     (
-        "ws_port",
-        "the WebSocket is served at /ws on hbd_port (over TLS with tls_cert and tls_key); remove it",
-    ),
-    (
         "wss_port",
-        "the WebSocket is served at /ws on hbd_port (over TLS with tls_cert and tls_key); remove it",
+        "use ws_port: it serves /ws (and everything else) over TLS when tls_cert and tls_key are set",
     ),
     ("logfmt", "log lines have one fixed format; remove it"),
     ("debug", "use -v on the command line; remove it"),
@@ -273,6 +272,8 @@ pub struct Config {
     pub hb_addr: std::net::SocketAddr,
     /// HTTP bind address.
     pub hbd_addr: std::net::SocketAddr,
+    /// The second HTTP address (`ws_port`), if any.
+    pub ws_addr: Option<std::net::SocketAddr>,
     /// Durable state directory.
     pub state_dir: PathBuf,
     /// Journal directory.
@@ -939,12 +940,24 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
     }
 
     let tls = tls_files(&file, &mut err);
+    if let Some(port) = file.ws_port
+        && (port == 0 || port == hbd_port)
+    {
+        err(
+            "ws_port",
+            format!("must be a port number other than hbd_port ({hbd_port})"),
+        );
+    }
+    let ws_addr = file
+        .ws_port
+        .map(|port| std::net::SocketAddr::from((hbd_ip, port)));
 
     Config {
         source,
         tls,
         hb_addr: (hb_ip, hb_port).into(),
         hbd_addr: (hbd_ip, hbd_port).into(),
+        ws_addr,
         state_dir,
         journal_dir,
         control_socket,

@@ -228,6 +228,8 @@ pub struct Listeners {
     pub udp: std::net::UdpSocket,
     /// HTTP, for web.
     pub tcp: std::net::TcpListener,
+    /// The second HTTP port (`ws_port`), for web.
+    pub ws: Option<std::net::TcpListener>,
     /// hbctl's socket.
     pub control: std::os::unix::net::UnixListener,
 }
@@ -241,8 +243,20 @@ impl Listeners {
         size_receive_buffer(&udp);
         let tcp = std::net::TcpListener::bind(config.hbd_addr)
             .with_context(|| format!("cannot bind TCP {} (hbd_host, hbd_port)", config.hbd_addr))?;
+        let ws = config
+            .ws_addr
+            .map(|addr| {
+                std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("cannot bind TCP {addr} (hbd_host, ws_port)"))
+            })
+            .transpose()?;
         let control = crate::ctl::bind(&config.control_socket)?;
-        Ok(Listeners { udp, tcp, control })
+        Ok(Listeners {
+            udp,
+            tcp,
+            ws,
+            control,
+        })
     }
 }
 
@@ -426,6 +440,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners) -> ExitCode {
         prepared,
         udp: listeners.udp,
         tcp: listeners.tcp,
+        ws: listeners.ws,
         generation: 1,
         phase: Phase::Starting,
         reload: None,
@@ -455,6 +470,7 @@ struct Supervisor {
     prepared: Prepared,
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
+    ws: Option<std::net::TcpListener>,
     generation: u64,
     phase: Phase,
     reload: Option<Reload>,
@@ -785,7 +801,13 @@ impl Supervisor {
             )),
             _ => None,
         };
-        if let Some((socket, fd)) = listener {
+        let second = match (&self.ws, role) {
+            (Some(ws), Role::Web) => {
+                Some((PassedSocket::WsListener, ws.try_clone().map(OwnedFd::from)))
+            }
+            _ => None,
+        };
+        for (socket, fd) in listener.into_iter().chain(second) {
             match fd {
                 Ok(fd) => {
                     self.send(role, &ToChild::Socket { socket }, Some(fd));
@@ -1259,6 +1281,7 @@ fn carry_restart_only(old: &Config, new: &mut Config) {
     }
     keep!(hb_addr, "hb_host/hb_port");
     keep!(hbd_addr, "hbd_host/hbd_port");
+    keep!(ws_addr, "ws_port");
     keep!(state_dir, "state_dir");
     keep!(journal_dir, "journal_dir");
     keep!(control_socket, "control_socket");

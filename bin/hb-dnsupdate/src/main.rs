@@ -224,7 +224,11 @@ async fn run(
                     },
                 ),
             },
-            Some(EngineToDnsupdate::Update { wishes }) = inbound.recv() => updater.want(wishes),
+            // Matched inside, not in the pattern: a refused pattern would leave the branch
+            // off until another branch fires.
+            Some(msg) = inbound.recv() => match msg {
+                EngineToDnsupdate::Update { wishes } => updater.want(wishes),
+            },
             Some(done) = runs.join_next() => match done {
                 Ok(finished) => updater.finished(finished),
                 Err(e) => tracing::error!("An update task failed: {e}"),

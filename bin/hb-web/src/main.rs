@@ -412,6 +412,7 @@ async fn run(
         }
     });
     let mut tcp: Option<OwnedFd> = None;
+    let mut ws_port: Option<OwnedFd> = None;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut bound: Option<std::net::SocketAddr> = None;
     while let Some(event) = events.recv().await {
@@ -445,6 +446,10 @@ async fn run(
                 socket: PassedSocket::TcpListener,
                 fd,
             } => tcp = Some(fd),
+            ControlEvent::Socket {
+                socket: PassedSocket::WsListener,
+                fd,
+            } => ws_port = Some(fd),
             ControlEvent::Socket {
                 socket: PassedSocket::Peer { role: Role::Engine },
                 fd,
@@ -495,21 +500,19 @@ async fn run(
                     ))
                     .layer(axum::middleware::from_fn(security_headers))
                     .with_state(web.clone());
-                let mut stop = stop_rx.clone();
-                tokio::spawn(async move {
-                    let shutdown = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    if let Err(e) = axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<tls::Peer>(),
-                    )
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    {
-                        tracing::error!(error = %e, "HTTP server failed.");
-                    }
-                });
+                serve(listener, app.clone(), stop_rx.clone());
+                // ws_port: the same, for clients of the original's WebSocket port.
+                if let Some(fd) = ws_port.take() {
+                    let second = std::net::TcpListener::from(fd);
+                    second.set_nonblocking(true)?;
+                    let second = tokio::net::TcpListener::from_std(second)?;
+                    tracing::info!(addr = ?second.local_addr().ok(), "Serving HTTP on ws_port too.");
+                    serve(
+                        tls::HbListener::new(second, web.clone())?,
+                        app,
+                        stop_rx.clone(),
+                    );
+                }
             }
             ControlEvent::Stats { re, stats } => {
                 if !web.stats_pending.complete(re, stats) {
@@ -619,6 +622,24 @@ async fn security_headers(
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// Serves `app` on `listener` until `stop` turns true.
+fn serve(listener: tls::HbListener, app: Router, mut stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<tls::Peer>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        {
+            tracing::error!(error = %e, "HTTP server failed.");
+        }
+    });
 }
 
 /// Without users everything is open: said at start-up, and loudly when the listener is not

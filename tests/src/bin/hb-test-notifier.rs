@@ -37,7 +37,12 @@ async fn run(
                     Answer::Error { message: "no queries".into() },
                 ),
             },
-            Some(EngineToNotifier::Notify { notification: n }) = inbound.recv() => {
+            // Every message must be taken: a refused pattern would leave the branch off
+            // until a control event comes.
+            Some(msg) = inbound.recv() => {
+                let EngineToNotifier::Notify { notification: n } = msg else {
+                    continue;
+                };
                 tracing::info!("test-notifier received id={} kind={} title={}", n.id, n.kind, n.title);
                 if n.host.starts_with("ack") {
                     engine.send(NotifierToEngine::Done {

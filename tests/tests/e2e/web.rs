@@ -971,3 +971,28 @@ fn losing_a_role_drops_the_host_from_the_live_feed() {
     }
     assert!(dropped, "web1 was not dropped from bob's feed");
 }
+
+// ws_port, the original's WebSocket port: a second port serving the same.
+#[test]
+fn ws_port_serves_the_feed_and_the_api_too() {
+    let ws_port = crate::webdriver::free_tcp_port();
+    let server = Server::start("web-ws-port", &format!("ws_port: {ws_port}\n"));
+    beat(&server, "web1");
+    let (status, stream) = ws_connect(ws_port, "/ws", &[], None);
+    assert_eq!(status, 101);
+    let snapshot = ws_read_text(&mut stream.expect("feed")).expect("snapshot");
+    assert!(snapshot.contains("\"type\":\"snapshot\""), "{snapshot}");
+    assert_eq!(http(ws_port, "GET", "/api/0/status", &[], b"").status, 200);
+    // It must differ from hbd_port.
+    let dir = scratch("ws-port-check");
+    let path = dir.join("hb.yaml");
+    std::fs::write(&path, "user: nobody\nhbd_port: 50104\nws_port: 50104\n").expect("write");
+    let out = std::process::Command::new(bin("hbsupervisor"))
+        .arg("-n")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ws_port"));
+}
