@@ -149,11 +149,22 @@ pub enum EngineToNotifier {
         notification: Notification,
     },
     /// Users' own choice of channels, made through the API: each replaces what the file
-    /// says for that user (sent whenever it changes and when the notifier connects).
+    /// says for that user while the file still says what it said then (sent whenever it
+    /// changes and when the notifier connects).
     UserChannels {
-        /// User -> channels.
-        users: std::collections::BTreeMap<String, Vec<String>>,
+        /// User -> choice.
+        users: std::collections::BTreeMap<String, ChosenChannels>,
     },
+}
+
+/// A user's choice of channels, and the file's channels for them when it was made.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChosenChannels {
+    /// The choice.
+    pub channels: Vec<String>,
+    /// What the file said then.
+    pub base: Vec<String>,
 }
 
 /// Notifier to engine.

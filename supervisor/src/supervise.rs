@@ -357,7 +357,6 @@ enum Event {
     },
     /// The figures the web asked for are gathered.
     StatsReady {
-        re: u64,
         stats: ServerStats,
     },
     Signal(SignalKind),
@@ -447,6 +446,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners) -> ExitCode {
         queries: Pending::new(),
         reportable: BTreeSet::new(),
         asked: BTreeMap::new(),
+        asked_forgotten: 0,
+        stats_waiting: Vec::new(),
         events_tx,
         started: Instant::now(),
     };
@@ -477,6 +478,10 @@ struct Supervisor {
     queries: Pending<Answer>,
     /// Which role each relayed query went to; only that role may answer it.
     asked: BTreeMap<u64, Role>,
+    /// The highest id forgotten from `asked`.
+    asked_forgotten: u64,
+    /// Web requests for the figures waiting on the one gathering in progress.
+    stats_waiting: Vec<u64>,
     /// (reporter, peer) pairs whose current channel may still be reported as broken.
     reportable: BTreeSet<(Role, Role)>,
     events_tx: mpsc::UnboundedSender<Event>,
@@ -695,8 +700,17 @@ impl Supervisor {
             }
             Event::ReloadTimeout { generation } => self.reload_timeout(generation),
             Event::Escalate { stage } => self.escalate(stage),
-            Event::StatsReady { re, stats } => {
-                self.send(Role::Web, &ToChild::Stats { re, stats }, None);
+            Event::StatsReady { stats } => {
+                for re in std::mem::take(&mut self.stats_waiting) {
+                    self.send(
+                        Role::Web,
+                        &ToChild::Stats {
+                            re,
+                            stats: stats.clone(),
+                        },
+                        None,
+                    );
+                }
             }
             Event::Signal(kind) if kind == SignalKind::hangup() => self.reload(None),
             Event::Signal(_) => self.shutdown(0),
@@ -772,6 +786,11 @@ impl Supervisor {
                     // keep killing its peer, nor a late report kill the peer's successor.
                     tracing::warn!(role = %role, peer = %peer, reason = %reason, "Repeated report about a channel already replaced; ignoring it.");
                 }
+            }
+            FromChild::Answer { re, .. }
+                if re <= self.asked_forgotten && !self.asked.contains_key(&re) =>
+            {
+                tracing::debug!(role = %role, re, "Late answer to a forgotten question dropped.");
             }
             FromChild::Answer { re, .. } if self.asked.get(&re) != Some(&role) => {
                 tracing::error!(role = %role, re, "Answer to a question this role was not asked; killing it.");
@@ -1137,9 +1156,27 @@ impl Supervisor {
         }
     }
 
+    /// Forgets the oldest questions past 1024 (ids only grow); an answer to one of them is
+    /// late, not a lie.
+    fn prune_asked(&mut self) {
+        while self.asked.len() > 1024 {
+            if let Some((id, _)) = self.asked.pop_first() {
+                self.asked_forgotten = self.asked_forgotten.max(id);
+            }
+        }
+    }
+
     /// Gathers every other role's counters (each asked at once, all within
     /// [`STATS_TIMEOUT`]) and the restart counts, and sends them to the web.
     fn stats(&mut self, re: u64) {
+        // One gathering at a time; whoever asks meanwhile gets its result.
+        self.stats_waiting.push(re);
+        if self.stats_waiting.len() > 1 {
+            if self.stats_waiting.len() > 1024 {
+                self.stats_waiting.remove(1);
+            }
+            return;
+        }
         let mut stats = ServerStats {
             roles: BTreeMap::new(),
             uptime_s: self.started.elapsed().as_secs(),
@@ -1176,9 +1213,7 @@ impl Supervisor {
                 );
             }
         }
-        while self.asked.len() > 1024 {
-            self.asked.pop_first();
-        }
+        self.prune_asked();
         let queries = self.queries.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
@@ -1191,7 +1226,7 @@ impl Supervisor {
                     r.counters = counters;
                 }
             }
-            let _ = events.send(Event::StatsReady { re, stats });
+            let _ = events.send(Event::StatsReady { stats });
         });
     }
 
@@ -1212,10 +1247,7 @@ impl Supervisor {
             && self.send(role, &ToChild::Request { id, query }, None);
         if sent {
             self.asked.insert(id, role);
-            // Unanswered (timed-out) entries are dropped oldest first; ids only grow.
-            while self.asked.len() > 1024 {
-                self.asked.pop_first();
-            }
+            self.prune_asked();
         } else {
             let message = format!("the {role} is not running");
             self.queries.complete(id, Answer::Error { message });

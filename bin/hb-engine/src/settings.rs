@@ -147,20 +147,27 @@ impl Settings {
         stale
     }
 
-    /// Each user's channels chosen through the API.
-    pub fn user_channels(&self) -> BTreeMap<String, Vec<String>> {
+    /// Each user's channels chosen through the API, with the file's at the time.
+    pub fn user_channels(&self) -> BTreeMap<String, hb_ipc::edge::ChosenChannels> {
+        let names = |v: &Value| -> Option<Vec<String>> {
+            Some(
+                v.as_array()?
+                    .iter()
+                    .filter_map(|c| c.as_str().map(String::from))
+                    .collect(),
+            )
+        };
         self.kinds
             .get("user")
             .into_iter()
             .flatten()
             .filter_map(|(name, v)| {
-                let channels = v["notification_channels"].as_array()?;
                 Some((
                     name.clone(),
-                    channels
-                        .iter()
-                        .filter_map(|c| c.as_str().map(String::from))
-                        .collect(),
+                    hb_ipc::edge::ChosenChannels {
+                        channels: names(&v["notification_channels"])?,
+                        base: names(&v["base"]["notification_channels"]).unwrap_or_default(),
+                    },
                 ))
             })
             .collect()
@@ -220,7 +227,7 @@ mod tests {
             Some(json!({"notification_channels": ["mail", 3]})),
         )
         .unwrap();
-        assert_eq!(s.user_channels()["a"], ["mail"]);
+        assert_eq!(s.user_channels()["a"].channels, ["mail"]);
         s.put("user", "a", None).unwrap();
         assert!(s.user_channels().is_empty());
     }

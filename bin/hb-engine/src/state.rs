@@ -239,7 +239,7 @@ impl State {
     }
 
     /// Users' channel choices made through the API, for the notifier.
-    pub fn user_channels(&self) -> BTreeMap<String, Vec<String>> {
+    pub fn user_channels(&self) -> BTreeMap<String, hb_ipc::edge::ChosenChannels> {
         self.settings.user_channels()
     }
 

@@ -45,7 +45,7 @@ struct Notifier {
     /// Each user's channels as the file says, and as users chose through the API (which
     /// wins for the users the file has).
     file_users: BTreeMap<String, Vec<String>>,
-    chosen: BTreeMap<String, Vec<String>>,
+    chosen: BTreeMap<String, hb_ipc::edge::ChosenChannels>,
     base_url: Option<String>,
     workers: BTreeMap<String, mpsc::UnboundedSender<deliver::Job>>,
     in_flight: HashMap<u64, InFlight>,
@@ -79,7 +79,7 @@ impl Notifier {
     }
 
     /// Users' channel choices made through the API.
-    fn user_channels(&mut self, chosen: BTreeMap<String, Vec<String>>) {
+    fn user_channels(&mut self, chosen: BTreeMap<String, hb_ipc::edge::ChosenChannels>) {
         self.chosen = chosen;
         self.merge_users();
     }
@@ -89,7 +89,11 @@ impl Notifier {
             .file_users
             .iter()
             .map(|(user, channels)| {
-                let channels = self.chosen.get(user).unwrap_or(channels);
+                // A choice the file has overtaken since (its channels changed) gives way.
+                let channels = match self.chosen.get(user) {
+                    Some(c) if c.base == *channels => &c.channels,
+                    _ => channels,
+                };
                 (user.clone(), channels.clone())
             })
             .collect();
@@ -363,15 +367,24 @@ mod tests {
         };
         n.merge_users();
         assert_eq!(n.routes.users["alice"], ["mail"]);
+        let choice = |channels: &str, base: &str| hb_ipc::edge::ChosenChannels {
+            channels: vec![channels.to_string()],
+            base: vec![base.to_string()],
+        };
         n.user_channels(
             [
-                ("alice".to_string(), vec!["sms".to_string()]),
-                ("ghost".to_string(), vec!["mail".to_string()]),
+                ("alice".to_string(), choice("sms", "mail")),
+                ("bob".to_string(), choice("mail", "pager")),
+                ("ghost".to_string(), choice("mail", "mail")),
             ]
             .into(),
         );
         assert_eq!(n.routes.users["alice"], ["sms"]);
-        assert_eq!(n.routes.users["bob"], ["sms"]);
+        assert_eq!(
+            n.routes.users["bob"],
+            ["sms"],
+            "the file changed bob's since: it wins"
+        );
         assert!(
             !n.routes.users.contains_key("ghost"),
             "only the file's users"

@@ -8,9 +8,13 @@ document.getElementById("login").addEventListener("submit", async (ev) => {
     password: document.getElementById("password").value,
   });
   if (r.ok) {
-    const next = new URLSearchParams(location.search).get("next") || "/live";
-    // Only a path of this site: never a redirect elsewhere.
-    location.href = next.startsWith("/") && !next.startsWith("//") ? next : "/live";
+    // Only a page of this site: never a redirect elsewhere (`/\evil`, `//evil` resolve away).
+    let target = "/live";
+    try {
+      const u = new URL(new URLSearchParams(location.search).get("next") || "/live", location.origin);
+      if (u.origin === location.origin) target = u.pathname + u.search + u.hash;
+    } catch (_) { /* a malformed next: the default */ }
+    location.href = target;
   } else {
     err.textContent = (r.data && r.data.error) || `login failed (${r.status})`;
   }

@@ -1027,17 +1027,9 @@ struct NewSilence {
     comment: String,
 }
 
-/// Whether `name` matches `pattern` (`*` any run, `?` one character), as silences match.
+/// Whether `name` matches `pattern`, as the engine matches silences (linear, no recursion).
 fn glob(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some((b'?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
+    hb_rules::silence::glob(pattern, name)
 }
 
 fn any_metric() -> String {
@@ -1202,15 +1194,14 @@ async fn change_me(
             "the user no longer exists",
         ));
     };
-    let mut stored = web.chosen().get(name).cloned();
-    let mut set = |field: &str, value: Value| {
-        stored = Some(hb_web::users::with_field(
-            stored.as_ref(),
-            file_user,
-            field,
-            value,
-        ));
-    };
+    if !web.users_loaded() {
+        let mut e = ApiError::engine("users' earlier changes are not read yet; try again shortly");
+        e.retry_after_s = Some(2);
+        return Err(e);
+    }
+    // Applied to what is stored only after the awaits below, so a concurrent change is kept.
+    let mut changes: Vec<(&'static str, Value)> = Vec::new();
+    let mut set = |field: &'static str, value: Value| changes.push((field, value));
     if let Some(full_name) = change.full_name {
         if full_name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             return Err(unprocessable("full_name is at most 200 characters"));
@@ -1264,6 +1255,15 @@ async fn change_me(
         web.limiter().refund(address, name, now);
         set("password", json!(hashed.to_string()));
         new_session = Some(());
+    }
+    let mut stored = web.chosen().get(name).cloned();
+    for (field, value) in changes {
+        stored = Some(hb_web::users::with_field(
+            stored.as_ref(),
+            file_user,
+            field,
+            value,
+        ));
     }
     web.put_user(name, stored).await?;
     let stale = web.rebuild();

@@ -74,11 +74,13 @@ pub struct Web {
     chosen: RwLock<BTreeMap<String, serde_json::Value>>,
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
-    verifying: tokio::sync::Semaphore,
+    verifying: Arc<tokio::sync::Semaphore>,
     verify_waiting: std::sync::atomic::AtomicUsize,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// The live feed.
     live: ws::Live,
+    /// Whether the users' own changes were read from the engine.
+    users_loaded: std::sync::atomic::AtomicBool,
     /// Where HTTP listens, once started.
     bound: std::sync::OnceLock<std::net::SocketAddr>,
     /// The TLS configuration, when HTTPS is configured.
@@ -100,12 +102,13 @@ impl Web {
             chosen: RwLock::default(),
             sessions: Mutex::default(),
             limiter: Mutex::default(),
-            verifying: tokio::sync::Semaphore::new(VERIFYING),
+            verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING)),
             verify_waiting: std::sync::atomic::AtomicUsize::new(0),
             counters: Mutex::default(),
             live: ws::Live::default(),
             tls: RwLock::default(),
             bound: std::sync::OnceLock::new(),
+            users_loaded: std::sync::atomic::AtomicBool::new(false),
             // Parsing costs nothing; checking against it costs what a real hash does.
             dummy: RwLock::new(dummy_hash(hb_supervisor::passwd::ITERATIONS)),
         }
@@ -183,16 +186,23 @@ impl Web {
                 "too many logins at once; try again",
             )
         };
+        // Counted while waiting, uncounted however the wait ends (a client that hangs up
+        // drops this future).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let waiting = Waiting(&self.verify_waiting);
         if self.verify_waiting.fetch_add(1, Ordering::Relaxed) >= VERIFY_QUEUE {
-            self.verify_waiting.fetch_sub(1, Ordering::Relaxed);
             self.count("login_busy");
             return Err(busy());
         }
-        let permit = self.verifying.acquire().await;
-        self.verify_waiting.fetch_sub(1, Ordering::Relaxed);
-        let Ok(_permit) = permit else {
+        let Ok(permit) = self.verifying.clone().acquire_owned().await else {
             return Err(busy());
         };
+        drop(waiting);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| {
             self.dummy
@@ -200,9 +210,14 @@ impl Web {
                 .map(|d| d.clone())
                 .unwrap_or_else(|_| dummy_hash(hb_supervisor::passwd::ITERATIONS))
         });
-        let matched = tokio::task::spawn_blocking(move || hash.verify(&password))
-            .await
-            .unwrap_or(false);
+        // The permit goes with the work: it is held until PBKDF2 ends, even if the client
+        // hangs up meanwhile.
+        let matched = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash.verify(&password)
+        })
+        .await
+        .unwrap_or(false);
         Ok(known && matched)
     }
 
@@ -210,11 +225,14 @@ impl Web {
     /// whose password or admin flag changed, end.
     /// Hashes a new password off the async threads, under the same limit as checks.
     async fn hash(&self, password: String) -> Option<PasswordHash> {
-        let _permit = self.verifying.acquire().await.ok()?;
-        tokio::task::spawn_blocking(move || PasswordHash::new(&password).ok())
-            .await
-            .ok()
-            .flatten()
+        let permit = self.verifying.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            PasswordHash::new(&password).ok()
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// A new configuration: the file's users with their own changes on top. Returns the
@@ -253,25 +271,44 @@ impl Web {
     /// Users' own changes as the engine keeps them (after a restart of either).
     async fn refresh_users(&self) {
         if self.config().users.is_empty() {
+            self.users_loaded
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        match self
-            .ask(Query::Settings {
-                kind: "user".into(),
-            })
-            .await
-        {
-            Ok(Answer::Settings { values }) => {
-                if let Ok(mut c) = self.chosen.write() {
-                    *c = values;
+        // Until the engine answers, the file's users apply; it is asked again and again, so a
+        // slow start does not leave a changed password forgotten.
+        let mut pause = Duration::from_secs(1);
+        loop {
+            match self
+                .ask(Query::Settings {
+                    kind: "user".into(),
+                })
+                .await
+            {
+                Ok(Answer::Settings { values }) => {
+                    if let Ok(mut c) = self.chosen.write() {
+                        *c = values;
+                    }
+                    self.users_loaded
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    let stale = self.rebuild();
+                    self.clean(stale).await;
+                    return;
                 }
-                let stale = self.rebuild();
-                self.clean(stale).await;
+                Ok(_) | Err(_) => {
+                    tracing::warn!(
+                        "Could not read the users' own changes from the engine; the file's users apply meanwhile."
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
             }
-            Ok(_) | Err(_) => tracing::warn!(
-                "Could not read the users' own changes from the engine; the file's users apply."
-            ),
         }
+    }
+
+    /// Whether the users' own changes are known (changing them before would overwrite them).
+    fn users_loaded(&self) -> bool {
+        self.users_loaded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stores a user's own change with the engine and applies it.
@@ -465,10 +502,11 @@ async fn run(
                 tracing::warn!(?socket, "Unexpected socket; closing it.")
             }
             ControlEvent::Start => {
-                if tokio::time::timeout(USERS_WAIT, web.refresh_users())
-                    .await
-                    .is_err()
-                {
+                let first = {
+                    let web = web.clone();
+                    tokio::spawn(async move { web.refresh_users().await })
+                };
+                if tokio::time::timeout(USERS_WAIT, first).await.is_err() {
                     tracing::warn!(
                         "The engine did not tell the users' own changes in time; the file's users apply until it does."
                     );

@@ -256,9 +256,14 @@ pub async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Res
         Ok(_) => Vec::new(),
         Err(e) => return e.into_response(),
     };
+    // No figure beats a wrong one: an engine that cannot list its alerts is 503, not "0".
     let alerts = match web.ask(Query::Alerts {}).await {
         Ok(Answer::Alerts { alerts }) => alerts,
-        _ => Vec::new(),
+        Ok(_) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no alerts from the engine")
+                .into_response();
+        }
+        Err(e) => return e.into_response(),
     };
     let mut stats = web.stats(STATS_WAIT).await.unwrap_or_default();
     let mine = stats

@@ -3,7 +3,10 @@
 //! renewing them switches new connections to the new ones without a restart.
 //!
 //! Handshakes run in their own tasks with a timeout: a client that opens a connection and
-//! says nothing holds no accept slot.
+//! says nothing holds no accept slot. Every connection counts against a cap below the
+//! process's descriptor limit (past it, new ones wait in the kernel's backlog), and one that
+//! reads nothing for [`IDLE_TIMEOUT`] is closed (the live feed's pings keep a quiet
+//! WebSocket busy).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +28,73 @@ use crate::Web;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes at once; past it, new connections wait in the kernel's backlog.
 const HANDSHAKES: usize = 256;
+/// A connection from which nothing arrives for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Connections held at most: below the descriptor limit, with room for the rest.
+fn connection_cap() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft.saturating_sub(64))
+        .unwrap_or(usize::MAX)
+        .clamp(64, 65_536)
+}
+
+/// A connection that counts against the cap and closes when it reads nothing for
+/// [`IDLE_TIMEOUT`].
+pub struct Tracked<Io> {
+    io: Io,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<Io: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tracked<Io> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    let deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    self.idle.as_mut().reset(deadline);
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<Io: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<Io> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// A rustls server configuration from PEM text: the chain, leaf first, and its key.
 pub fn server_config(pem: &TlsPem) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -51,7 +121,18 @@ pub fn server_config(pem: &TlsPem) -> Result<Arc<rustls::ServerConfig>, String> 
 }
 
 /// A connection: plain, or TLS when it is configured.
-pub type Conn = Either<TcpStream, TlsStream<TcpStream>>;
+pub type Conn = Tracked<Either<TcpStream, TlsStream<TcpStream>>>;
+
+fn tracked(
+    io: Either<TcpStream, TlsStream<TcpStream>>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Conn {
+    Tracked {
+        io,
+        idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
+        _slot: slot,
+    }
+}
 
 /// The HTTP listener: accepts, and shakes hands when TLS is configured.
 pub struct HbListener {
@@ -65,8 +146,13 @@ impl HbListener {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
+        let slots = Arc::new(tokio::sync::Semaphore::new(connection_cap()));
         tokio::spawn(async move {
             loop {
+                // At the cap, wait: the kernel's backlog holds who comes meanwhile.
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let (stream, peer) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -79,7 +165,11 @@ impl HbListener {
                 let _ = stream.set_nodelay(true);
                 match web.tls_config() {
                     None => {
-                        if tx.send((Either::Left(stream), peer)).await.is_err() {
+                        if tx
+                            .send((tracked(Either::Left(stream), slot), peer))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -93,7 +183,8 @@ impl HbListener {
                             let accept = TlsAcceptor::from(config).accept(stream);
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                                 Ok(Ok(tls)) => {
-                                    let _ = tx.send((Either::Right(tls), peer)).await;
+                                    let _ =
+                                        tx.send((tracked(Either::Right(tls), slot), peer)).await;
                                 }
                                 Ok(Err(e)) => {
                                     web.count("tls_handshake_failed");

@@ -252,7 +252,9 @@ pub async fn upgrade(
         Ok(u) => u,
         Err(e) => return ApiError::new(e.status(), e.body_text()).into_response(),
     };
-    if web.live.clients() >= MAX_CLIENTS {
+    // Counted from here, so a burst of upgrades cannot pass the cap together.
+    let slot = ClientSlot::take(&web);
+    if web.live.clients() > MAX_CLIENTS {
         web.count("ws_refused_full");
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many live clients")
             .into_response();
@@ -266,7 +268,29 @@ pub async fn upgrade(
     upgrade
         // Clients send nothing but pongs and closes.
         .max_message_size(4096)
-        .on_upgrade(move |socket| serve(web, authed, socket, snapshot, rx))
+        .max_frame_size(4096)
+        .on_upgrade(move |socket| serve(web, slot, authed, socket, snapshot, rx))
+}
+
+/// One live client counted; uncounted when dropped, however its connection ends.
+struct ClientSlot(Arc<Web>);
+
+impl ClientSlot {
+    fn take(web: &Arc<Web>) -> ClientSlot {
+        web.live
+            .clients
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ClientSlot(web.clone())
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0
+            .live
+            .clients
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The first frame, and (for a non-admin) the hosts it shows.
@@ -317,13 +341,12 @@ async fn snapshot(web: &Web, viewer: &Viewer) -> Result<(String, HashSet<String>
 
 async fn serve(
     web: Arc<Web>,
+    _slot: ClientSlot,
     authed: Authed,
     mut socket: WebSocket,
     (snapshot, mut seen): (String, HashSet<String>),
     mut rx: broadcast::Receiver<Arc<Update>>,
 ) {
-    use std::sync::atomic::Ordering;
-    web.live.clients.fetch_add(1, Ordering::Relaxed);
     web.count("ws_connected");
     let why = run_client(&web, &authed, &mut socket, snapshot, &mut seen, &mut rx).await;
     if let Some((code, reason)) = why {
@@ -336,7 +359,6 @@ async fn serve(
         )
         .await;
     }
-    web.live.clients.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Sends one text, within [`SEND_TIMEOUT`].
@@ -389,11 +411,14 @@ async fn run_client(
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
-                // A logged-out or expired session ends its feed.
-                if let Some(token) = &authed.token
-                    && web.sessions().touch(token, hb_ipc::now_ms()).is_none()
-                {
-                    return Some((1008, "session ended"));
+                // A logged-out or expired session ends its feed, and so does an anonymous
+                // one once users are configured.
+                match &authed.token {
+                    Some(token) if web.sessions().touch(token, hb_ipc::now_ms()).is_none() => {
+                        return Some((1008, "session ended"));
+                    }
+                    None if !web.users().is_empty() => return Some((1008, "log in")),
+                    _ => {}
                 }
                 let ping = socket.send(Message::Ping(Default::default()));
                 if !matches!(tokio::time::timeout(SEND_TIMEOUT, ping).await, Ok(Ok(()))) {

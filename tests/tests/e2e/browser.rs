@@ -199,6 +199,23 @@ fn the_dashboard_lives_in_a_real_browser() {
     browser.wait_find("#users tbody tr", Duration::from_secs(10));
     browser.screenshot("settings");
 
+    // After a login, `next` never leads to another site (`/\evil` is `//evil` to a browser).
+    browser.go(&format!("{base}/login?next=%2F%5Cevil.example%2Fx"));
+    browser.type_into("#username", "alice");
+    browser.type_into("#password", "alice-pw");
+    browser.click("#login-button");
+    assert!(
+        wait_for(Duration::from_secs(10), || !browser
+            .url()
+            .contains("/login")),
+        "the login did not finish"
+    );
+    assert!(
+        browser.url().starts_with(&base),
+        "left the site: {}",
+        browser.url()
+    );
+
     // No page broke the CSP or threw: the console has no errors (a 401 before login is
     // the only expected one).
     let errors: Vec<String> = browser
