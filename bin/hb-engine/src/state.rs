@@ -235,6 +235,9 @@ impl State {
             );
             self.host_changed(&host);
         }
+        // Owners, roles, watch flags and intervals may have changed for any host: live views
+        // read everything again.
+        self.changes.push(Change::Resync {});
         Ok(())
     }
 

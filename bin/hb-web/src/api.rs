@@ -425,8 +425,22 @@ impl Web {
 
     /// Every host the viewer sees.
     async fn visible_hosts(&self, viewer: &Viewer) -> Result<Vec<HostSummary>, ApiError> {
+        Ok(self
+            .host_list()
+            .await?
+            .into_iter()
+            .filter(|h| viewer.sees(h))
+            .collect())
+    }
+
+    /// Every host, sorted by name: kept by the live feed, or (until it has a full list)
+    /// from the engine.
+    pub async fn host_list(&self) -> Result<Vec<HostSummary>, ApiError> {
+        if let Some(list) = self.live.list() {
+            return Ok(list);
+        }
         match self.ask(EngineQuery::ListHosts {}).await? {
-            Answer::Hosts { hosts } => Ok(hosts.into_iter().filter(|h| viewer.sees(h)).collect()),
+            Answer::Hosts { hosts } => Ok(hosts),
             other => Err(unexpected(other)),
         }
     }

@@ -306,6 +306,16 @@ impl Web {
         }
     }
 
+    /// Reads the whole host list for the live feed's cache (after a resync).
+    async fn refresh_hosts(&self) {
+        match self.ask(Query::ListHosts {}).await {
+            Ok(Answer::Hosts { hosts }) => self.live.refreshed(hosts),
+            _ => tracing::warn!(
+                "Could not read the host list; host lists ask the engine until the next resync."
+            ),
+        }
+    }
+
     /// Whether the users' own changes are known (changing them before would overwrite them).
     fn users_loaded(&self) -> bool {
         self.users_loaded.load(std::sync::atomic::Ordering::Relaxed)
@@ -437,13 +447,18 @@ async fn run(
                     Err(_) => break,
                 }
             }
-            // A (re)connected engine: the users' own changes may be news.
+            // A (re)connected engine, or changes left out: the users' own changes may be
+            // news, and the host list must be read whole again.
             if batch
                 .iter()
                 .any(|c| matches!(c, hb_ipc::edge::Change::Resync {}))
             {
+                feed.live.begin_refresh();
                 let web = feed.clone();
-                tokio::spawn(async move { web.refresh_users().await });
+                tokio::spawn(async move {
+                    web.refresh_hosts().await;
+                    web.refresh_users().await;
+                });
             }
             feed.live.publish(batch);
         }

@@ -251,9 +251,8 @@ impl FromRequestParts<Arc<Web>> for MetricsReader {
 }
 
 pub async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Response {
-    let hosts = match web.ask(Query::ListHosts {}).await {
-        Ok(Answer::Hosts { hosts }) => hosts,
-        Ok(_) => Vec::new(),
+    let hosts = match web.host_list().await {
+        Ok(hosts) => hosts,
         Err(e) => return e.into_response(),
     };
     // No figure beats a wrong one: an engine that cannot list its alerts is 503, not "0".

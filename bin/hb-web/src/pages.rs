@@ -253,10 +253,7 @@ fn host_row(out: &mut String, h: &HostSummary) {
 }
 
 async fn live(State(web): State<Arc<Web>>, viewer: PageViewer) -> Response {
-    let hosts = match web.ask(Query::ListHosts {}).await {
-        Ok(Answer::Hosts { hosts }) => hosts,
-        _ => Vec::new(),
-    };
+    let hosts = web.host_list().await.unwrap_or_default();
     let visible: Vec<&HostSummary> = hosts.iter().filter(|h| viewer.viewer.sees(h)).collect();
     let mut rows = String::with_capacity(visible.len() * 300);
     for h in &visible {

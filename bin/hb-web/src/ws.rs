@@ -93,18 +93,29 @@ impl Update {
     }
 }
 
-/// The fan-out and the access of every host (to filter changes that carry only a name).
+/// The fan-out, and every host as the engine last reported it. The engine reports every
+/// change of a host (figures at most once a second), so after one full list the web keeps
+/// the list itself and host lists, snapshots and `/metrics` cost no engine round trip.
 pub struct Live {
     tx: broadcast::Sender<Arc<Update>>,
-    access: RwLock<HashMap<String, HostAccess>>,
+    hosts: RwLock<HostCache>,
     clients: std::sync::atomic::AtomicUsize,
+}
+
+/// The hosts, complete once a full list arrived after the last resync.
+#[derive(Default)]
+struct HostCache {
+    by_name: HashMap<String, HostSummary>,
+    complete: bool,
+    /// While a full list is being fetched: hosts changed since, newer than the list.
+    touched: Option<HashSet<String>>,
 }
 
 impl Default for Live {
     fn default() -> Live {
         Live {
             tx: broadcast::channel(RING).0,
-            access: RwLock::default(),
+            hosts: RwLock::default(),
             clients: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -117,20 +128,71 @@ impl Live {
     }
 
     fn access_of(&self, host: &str) -> HostAccess {
-        self.access
+        self.hosts
             .read()
             .ok()
-            .and_then(|a| a.get(host).cloned())
+            .and_then(|c| c.by_name.get(host).map(HostAccess::of))
             .unwrap_or_default()
     }
 
-    /// Remembers the access of the hosts in a list (a snapshot).
-    fn learn(&self, hosts: &[HostSummary]) {
-        if let Ok(mut a) = self.access.write() {
-            for h in hosts {
-                a.insert(h.name.clone(), HostAccess::of(h));
+    /// Every host sorted by name, if the list is complete.
+    pub fn list(&self) -> Option<Vec<HostSummary>> {
+        let cache = self.hosts.read().ok()?;
+        if !cache.complete {
+            return None;
+        }
+        let mut list: Vec<HostSummary> = cache.by_name.values().cloned().collect();
+        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Some(list)
+    }
+
+    /// The engine (re)connected or changes were left out: the list is not to be trusted
+    /// until a full one arrives ([`Live::refreshed`]).
+    pub fn begin_refresh(&self) {
+        if let Ok(mut c) = self.hosts.write() {
+            c.complete = false;
+            c.touched = Some(HashSet::new());
+        }
+    }
+
+    /// A full list from the engine, asked for after [`Live::begin_refresh`]; hosts changed
+    /// since keep their newer state.
+    pub fn refreshed(&self, hosts: Vec<HostSummary>) {
+        let Ok(mut c) = self.hosts.write() else {
+            return;
+        };
+        let touched = c.touched.take().unwrap_or_default();
+        let listed: HashSet<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        c.by_name
+            .retain(|name, _| listed.contains(name) || touched.contains(name));
+        for h in hosts {
+            if !touched.contains(&h.name) {
+                c.by_name.insert(h.name.clone(), h);
             }
         }
+        c.complete = true;
+    }
+
+    fn remember(&self, host: &HostSummary) {
+        if let Ok(mut c) = self.hosts.write() {
+            if let Some(t) = c.touched.as_mut() {
+                t.insert(host.name.clone());
+            }
+            c.by_name.insert(host.name.clone(), host.clone());
+        }
+    }
+
+    fn forget(&self, host: &str) -> HostAccess {
+        let Ok(mut c) = self.hosts.write() else {
+            return HostAccess::default();
+        };
+        if let Some(t) = c.touched.as_mut() {
+            t.insert(host.to_string());
+        }
+        c.by_name
+            .remove(host)
+            .map(|h| HostAccess::of(&h))
+            .unwrap_or_default()
     }
 
     /// Sends changes that arrived together as one batch, keeping only the newest state of
@@ -181,9 +243,7 @@ impl Live {
         let (audience, json) = match change {
             Change::Host { host } => {
                 let access = HostAccess::of(&host);
-                if let Ok(mut a) = self.access.write() {
-                    a.insert(host.name.clone(), access.clone());
-                }
+                self.remember(&host);
                 let mut value = host_json(&host, None);
                 if let Some(o) = value.as_object_mut() {
                     o.remove("role");
@@ -207,12 +267,7 @@ impl Live {
                 json!({"type": "alert", "alert": alert_json(&alert)}),
             ),
             Change::Dropped { host } => {
-                let access = self
-                    .access
-                    .write()
-                    .ok()
-                    .and_then(|mut a| a.remove(&host))
-                    .unwrap_or_default();
+                let access = self.forget(&host);
                 (Some(access), json!({"type": "dropped", "host": host}))
             }
             Change::Resync {} => (None, json!({"type": "resync"})),
@@ -295,13 +350,7 @@ impl Drop for ClientSlot {
 
 /// The first frame, and (for a non-admin) the hosts it shows.
 async fn snapshot(web: &Web, viewer: &Viewer) -> Result<(String, HashSet<String>), ApiError> {
-    let Answer::Hosts { hosts } = web.ask(Query::ListHosts {}).await? else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no host list",
-        ));
-    };
-    web.live.learn(&hosts);
+    let hosts = web.host_list().await?;
     let visible: Vec<&HostSummary> = hosts.iter().filter(|h| viewer.sees(h)).collect();
     let names: HashSet<&str> = visible.iter().map(|h| h.name.as_str()).collect();
     let seen: HashSet<String> = if viewer.is_admin() {
@@ -427,5 +476,54 @@ async fn run_client(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, heartbeats: u64) -> HostSummary {
+        HostSummary {
+            name: name.into(),
+            last_seen_ms: 0,
+            address: "127.0.0.1:1".parse().expect("address"),
+            interval: 10,
+            heartbeats,
+            rtt_ms: None,
+            version: None,
+            signed: false,
+            state: "up".into(),
+            state_since_ms: 0,
+            watched: false,
+            owner: None,
+            managers: Vec::new(),
+            monitors: Vec::new(),
+            dyn_dns: false,
+        }
+    }
+
+    #[test]
+    fn the_host_list_is_kept_and_a_refresh_keeps_newer_changes() {
+        let live = Live::default();
+        assert!(live.list().is_none(), "not complete before a full list");
+        live.begin_refresh();
+        // While the full list is on its way, b changes and c is dropped.
+        live.publish(vec![
+            Change::Host { host: host("b", 5) },
+            Change::Dropped { host: "c".into() },
+        ]);
+        live.refreshed(vec![host("a", 1), host("b", 4), host("c", 1)]);
+        let list = live.list().expect("complete");
+        let got: Vec<(String, u64)> = list
+            .iter()
+            .map(|h| (h.name.clone(), h.heartbeats))
+            .collect();
+        assert_eq!(got, [("a".to_string(), 1), ("b".to_string(), 5)]);
+        // Later changes keep it current; a resync makes it incomplete again.
+        live.publish(vec![Change::Host { host: host("d", 1) }]);
+        assert_eq!(live.list().map(|l| l.len()), Some(3));
+        live.begin_refresh();
+        assert!(live.list().is_none());
     }
 }
