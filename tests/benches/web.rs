@@ -249,8 +249,9 @@ fn main() {
         assert_eq!(
             got.len(),
             WS_CLIENTS,
-            "{name} reached {} of {WS_CLIENTS} clients",
-            got.len()
+            "{name} reached {} of {WS_CLIENTS} clients; web {}",
+            got.len(),
+            server.counters("web")
         );
         to_each.extend(got.iter().map(|t| ms(t.duration_since(*at))));
         to_all.push(
