@@ -97,20 +97,30 @@ impl<A> Pending<A> {
         self.len() == 0
     }
 
-    /// Waits for the answer to `id` for at most `timeout`.
+    /// Forgets request `id` (it could not be sent).
+    pub fn cancel(&self, id: u64) {
+        self.lock().waiting.remove(&id);
+    }
+
+    /// Waits for the answer to `id` for at most `timeout`. The request is forgotten however
+    /// the wait ends, also when the waiter is dropped (an HTTP client that hung up).
     pub async fn wait(
         &self,
         id: u64,
         rx: oneshot::Receiver<A>,
         timeout: Duration,
     ) -> Result<A, RequestError> {
+        struct Forget<'a, A>(&'a Pending<A>, u64);
+        impl<A> Drop for Forget<'_, A> {
+            fn drop(&mut self) {
+                self.0.cancel(self.1);
+            }
+        }
+        let _forget = Forget(self, id);
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(RequestError::Closed),
-            Err(_) => {
-                self.lock().waiting.remove(&id);
-                Err(RequestError::Timeout(timeout))
-            }
+            Err(_) => Err(RequestError::Timeout(timeout)),
         }
     }
 }
@@ -152,6 +162,19 @@ mod tests {
         assert_eq!(pending.wait(id, rx, t).await, Err(RequestError::Timeout(t)));
         assert!(pending.is_empty());
         assert!(!pending.complete(id, 1), "late answer must be dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_goes_away_forgets_its_request() {
+        let pending = Pending::<u32>::new();
+        let (id, rx) = pending.register();
+        let wait = pending.wait(id, rx, Duration::from_secs(5));
+        // Polled once, then dropped, as when an HTTP client hangs up mid-request.
+        let _ = tokio::time::timeout(Duration::from_millis(1), wait).await;
+        assert!(pending.is_empty());
+        let (id, _rx) = pending.register();
+        pending.cancel(id);
+        assert!(pending.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -117,6 +117,7 @@ impl Web {
     async fn ask(&self, query: Query) -> Result<Answer, ApiError> {
         let (id, rx) = self.pending.register();
         if !self.engine.send(WebToEngine::Request { id, query }) {
+            self.pending.cancel(id);
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the engine's queue is full; try again",
