@@ -47,12 +47,16 @@
     }
     setText(tr.querySelector(".state"), h.state);
     const seen = tr.querySelector(".seen");
-    seen.setAttribute("data-t", String(Math.round(h.last_seen * 1000)));
-    seen.textContent = hb.ago(h.last_seen * 1000);
+    const t = String(Math.round(h.last_seen * 1000));
+    if (seen.getAttribute("data-t") !== t) {
+      seen.setAttribute("data-t", t);
+      seen.textContent = hb.ago(h.last_seen * 1000);
+    }
     const rtt = tr.querySelector(".rtt");
     if (typeof h.rtt === "number") {
       setText(rtt, h.rtt.toFixed(1));
-      if (row.rtts[row.rtts.length - 1] !== h.rtt || row.rtts.length < 2) {
+      // Drawn only when the RTT changed: a snapshot of 10,000 unchanged rows draws nothing.
+      if (row.rtts[row.rtts.length - 1] !== h.rtt) {
         row.rtts.push(h.rtt);
         if (row.rtts.length > SPARK) row.rtts.shift();
         const spark = tr.querySelector(".spark");

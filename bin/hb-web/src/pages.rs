@@ -240,9 +240,11 @@ fn state_class(state: &str) -> &'static str {
 
 fn host_row(out: &mut String, h: &HostSummary) {
     let rtt = h.rtt_ms.map_or(String::new(), |r| format!("{r:.1}"));
+    // Exact, so the live feed's first state of the row is seen as unchanged.
+    let rtt_exact = h.rtt_ms.map_or(String::new(), |r| r.to_string());
     let _ = write!(
         out,
-        r#"<tr data-host="{name}" class="st-{class}"><td class="dot"></td><td class="name"><a href="/plugins/{name}">{name}</a></td><td class="state">{state}</td><td class="seen" data-t="{seen}"></td><td class="rtt" data-rtt="{rtt}">{rtt}</td><td class="spark"></td><td class="addr">{addr}</td><td class="ver">{ver}</td></tr>"#,
+        r#"<tr data-host="{name}" class="st-{class}"><td class="dot"></td><td class="name"><a href="/plugins/{name}">{name}</a></td><td class="state">{state}</td><td class="seen" data-t="{seen}"></td><td class="rtt" data-rtt="{rtt_exact}">{rtt}</td><td class="spark"></td><td class="addr">{addr}</td><td class="ver">{ver}</td></tr>"#,
         name = esc(&h.name),
         class = state_class(&h.state),
         state = esc(&h.state),
