@@ -384,6 +384,8 @@ pub enum Query {
         /// The host.
         host: String,
     },
+    /// The alerting rules in force: thresholds, profiles, the default profile.
+    Thresholds {},
     /// Settings changed through the API, of one kind (`user`), by name.
     Settings {
         /// The kind.
@@ -497,6 +499,15 @@ pub enum Answer {
         silences: Vec<SilenceSummary>,
         /// Names of the maintenance windows, with whether each is open now.
         windows: Vec<(String, bool)>,
+    },
+    /// The alerting rules in force, as configured.
+    Thresholds {
+        /// `thresholds`.
+        thresholds: serde_json::Value,
+        /// `threshold_configs` (the profiles).
+        profiles: serde_json::Value,
+        /// `default_threshold_config`.
+        default_profile: String,
     },
     /// Settings of one kind, by name.
     Settings {

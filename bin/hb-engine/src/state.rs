@@ -1907,6 +1907,16 @@ impl State {
                     message: format!("no active alert {key:?}"),
                 },
             },
+            Query::Thresholds {} => match &self.config {
+                Some(c) => Answer::Thresholds {
+                    thresholds: c.thresholds.clone(),
+                    profiles: c.threshold_configs.clone(),
+                    default_profile: c.default_threshold_config.clone(),
+                },
+                None => Answer::Error {
+                    message: "no configuration yet".into(),
+                },
+            },
             Query::Settings { kind } => Answer::Settings {
                 values: self.settings.of(&kind),
             },

@@ -16,6 +16,16 @@
       if (r.ok) for (const u of r.data) users.append(hb.el("tr", {}, hb.el("td", { text: u.name }), hb.el("td", { text: u.full_name || "" }), hb.el("td", { text: u.admin ? "yes" : "" }), hb.el("td", { text: (u.notification_channels || []).join(", ") })));
     }
     await silences();
+    const th = await hb.api("GET", "/api/0/thresholds");
+    if (th.ok) {
+      document.getElementById("default-profile").textContent = `Default profile: ${th.data.default_threshold_config}`;
+      const box = document.getElementById("profiles");
+      box.textContent = "";
+      box.append(hb.el("h3", { text: "Server-wide thresholds" }), hb.el("pre", { text: JSON.stringify(th.data.thresholds, null, 2) }));
+      for (const [name, profile] of Object.entries(th.data.threshold_configs || {})) {
+        box.append(hb.el("h3", { text: name }), hb.el("pre", { class: "profile", "data-profile": name, text: JSON.stringify(profile, null, 2) }));
+      }
+    }
     const st = await hb.api("GET", "/api/0/status");
     if (st.ok) facts(document.getElementById("status"), [["Version", st.data.version], ["Hosts", st.data.hosts], ["By state", JSON.stringify(st.data.hosts_by_state)], ["Alerts", JSON.stringify(st.data.alerts_by_level)], ["Authentication", st.data.unauthenticated ? "none (no users configured)" : "users"]]);
   }

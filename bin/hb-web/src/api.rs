@@ -247,6 +247,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/api/0/users", get(users))
         .route("/api/0/users/me", get(me).put(change_me))
         .route("/api/0/status", get(server_status))
+        .route("/api/0/thresholds", get(thresholds))
         .route("/ws", get(crate::ws::upgrade))
         .route("/metrics", get(crate::metrics::metrics))
 }
@@ -1358,6 +1359,22 @@ async fn change_me(
         response.headers_mut().insert(header::SET_COOKIE, c);
     }
     Ok(response)
+}
+
+/// The alerting rules in force (no secret in them: any user may read them).
+async fn thresholds(State(web): State<Arc<Web>>, _authed: Authed) -> ApiResult {
+    match web.ask(EngineQuery::Thresholds {}).await? {
+        Answer::Thresholds {
+            thresholds,
+            profiles,
+            default_profile,
+        } => ok(json!({
+            "thresholds": thresholds,
+            "threshold_configs": profiles,
+            "default_threshold_config": default_profile,
+        })),
+        other => Err(unexpected(other)),
+    }
 }
 
 async fn server_status(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {

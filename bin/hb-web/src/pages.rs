@@ -354,7 +354,8 @@ async fn settings(viewer: PageViewer) -> Response {
 <section><h2>Silences</h2><table id="silences"><thead><tr><th>Host</th><th>Metric</th><th>Until</th><th>By</th><th>Why</th><th></th></tr></thead><tbody></tbody></table>
 <form id="silence-form" class="inline"><input id="silence-host" placeholder="host" aria-label="host" required><input id="silence-metric" placeholder="metric (* for all)" aria-label="metric"><input id="silence-minutes" type="number" min="1" value="60" aria-label="minutes"><input id="silence-comment" placeholder="why" aria-label="why"><button type="submit">Silence</button></form>
 <p class="error" id="silence-error"></p></section>
-<section><h2>Server</h2><dl class="facts" id="status"></dl></section>"#,
+<section><h2>Server</h2><dl class="facts" id="status"></dl></section>
+<section><h2>Threshold profiles</h2><p class="muted" id="default-profile"></p><div id="profiles"></div></section>"#,
         users_hidden = if admin { "" } else { " hidden" },
     );
     page("Settings", Some(&viewer), &main, "settings.js")

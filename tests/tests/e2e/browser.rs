@@ -197,6 +197,7 @@ fn the_dashboard_lives_in_a_real_browser() {
 
     browser.go(&format!("{base}/settings"));
     browser.wait_find("#users tbody tr", Duration::from_secs(10));
+    browser.wait_find("#profiles pre", Duration::from_secs(10));
     browser.screenshot("settings");
 
     // After a login, `next` never leads to another site (`/\evil` is `//evil` to a browser).
