@@ -678,20 +678,51 @@ async fn security_headers(
     response
 }
 
-/// Serves `app` on `listener` until `stop` turns true.
-fn serve(listener: tls::HbListener, app: Router, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// How long a client has to send a request's headers once it starts one.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `stop` turns true: HTTP/1.1 with upgrades (WebSocket),
+/// each connection in its own task, headers due within [`HEADER_TIMEOUT`] (a client that
+/// trickles them is cut off), the client's address given to handlers as `ConnectInfo<Peer>`.
+fn serve(mut listener: tls::HbListener, app: Router, mut stop: tokio::sync::watch::Receiver<bool>) {
+    use axum::serve::Listener;
     tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<tls::Peer>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        {
-            tracing::error!(error = %e, "HTTP server failed.");
+        loop {
+            let (io, peer) = tokio::select! {
+                c = listener.accept() => c,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let app = app.clone();
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(tls::Peer(peer)));
+                    let mut app = app.clone();
+                    tower_service::Service::call(&mut app, request)
+                },
+            );
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                    .with_upgrades();
+                tokio::pin!(connection);
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "Connection ended.");
+                        }
+                    }
+                    _ = async { stop.wait_for(|s| *s).await.is_ok() } => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.as_mut().await;
+                    }
+                }
+            });
         }
     });
 }

@@ -996,3 +996,45 @@ fn ws_port_serves_the_feed_and_the_api_too() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ws_port"));
 }
+
+// Hostile input: a client that starts a request and trickles its headers is cut off.
+#[test]
+fn a_client_that_trickles_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let server = Server::start("web-slow-headers", "");
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
+    stream
+        .write_all(b"GET /api/0/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    // A header line every 2 s never finishes the request.
+    let writer = {
+        let mut w = stream.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            for i in 0..15 {
+                std::thread::sleep(Duration::from_secs(2));
+                if w.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    let mut buf = [0u8; 1024];
+    // Returns when the server closes (or, were it never to, after the 30 s read timeout).
+    let _ = stream.read(&mut buf);
+    let took = started.elapsed();
+    let _ = writer.join();
+    eprintln!("a trickling client was cut off after {took:?}");
+    assert!(took < Duration::from_secs(20), "still open after {took:?}");
+    // Others are served meanwhile and after.
+    assert_eq!(
+        http(server.http_port, "GET", "/api/0/status", &[], b"").status,
+        200
+    );
+}
