@@ -428,8 +428,9 @@ pub enum Query {
     },
 }
 
-/// Tells a field given as `null` (`Some(None)`) from one not given (`None`).
-fn given<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+/// Tells a field given as `null` (`Some(None)`) from one not given (`None`); use with
+/// `#[serde(default, deserialize_with = "given")]`.
+pub fn given<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)

@@ -85,20 +85,7 @@ fn main() {
         &format!("users:\n  alice: {{password: \"{hash}\", admin: true}}\ninterval: 60\n"),
     );
     let port = server.http_port;
-    let login = || {
-        http(
-            port,
-            "POST",
-            "/api/0/auth/login",
-            &[("Content-Type", "application/json")],
-            br#"{"username":"alice","password":"bench-pw"}"#,
-        )
-        .json()["token"]
-            .as_str()
-            .expect("token")
-            .to_string()
-    };
-    let auth = format!("Bearer {}", login());
+    let auth = format!("Bearer {}", api_login(port, "alice", "bench-pw"));
 
     // 10,000 hosts from 100 source addresses (within the per-source rate limit), paced.
     let populated = Instant::now();

@@ -141,6 +141,8 @@ pub struct Authed {
     pub viewer: Viewer,
     /// The token, to end it at logout.
     pub token: Option<String>,
+    /// The session's CSRF token, for pages to carry.
+    pub csrf: Option<String>,
 }
 
 impl FromRequestParts<Arc<Web>> for Authed {
@@ -152,6 +154,7 @@ impl FromRequestParts<Arc<Web>> for Authed {
             return Ok(Authed {
                 viewer: Viewer::Open,
                 token: None,
+                csrf: None,
             });
         }
         let header_text = |name: &str| {
@@ -214,6 +217,7 @@ impl FromRequestParts<Arc<Web>> for Authed {
                 admin: user.admin,
             },
             token: Some(token),
+            csrf: Some(session.csrf),
         })
     }
 }
@@ -593,6 +597,11 @@ fn limit(
     cap: u32,
 ) -> Result<u32, ApiError> {
     let Query(Limit { limit }) = query?;
+    checked_limit(limit, default, cap)
+}
+
+/// A `limit` given or not: the default, or 1 to `cap`, else 400.
+fn checked_limit(limit: Option<u32>, default: u32, cap: u32) -> Result<u32, ApiError> {
     match limit {
         None => Ok(default),
         Some(n) if (1..=cap).contains(&n) => Ok(n),
@@ -727,17 +736,10 @@ async fn access(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AccessChange {
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "hb_ipc::edge::given")]
     owner: Option<Option<String>>,
     managers: Option<Vec<String>>,
     monitors: Option<Vec<String>>,
-}
-
-/// Tells a field given as `null` from one not given.
-fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// Users holding a role on a host at most.
@@ -950,15 +952,7 @@ async fn events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(EventsQuery { host, limit }) = query?;
-    let limit = match limit {
-        None => 100,
-        Some(n) if (1..=1000).contains(&n) => n,
-        Some(n) => {
-            return Err(ApiError::bad_request(format!(
-                "limit must be 1 to 1000, not {n}"
-            )));
-        }
-    };
+    let limit = checked_limit(limit, 100, 1000)?;
     if let Some(h) = &host {
         let name = host_name(Ok(Path(h.clone())))?;
         web.host_for(&authed.viewer, &name, HostRole::Monitor)
@@ -1217,9 +1211,9 @@ struct PasswordChange {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MeChange {
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "hb_ipc::edge::given")]
     full_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "hb_ipc::edge::given")]
     avatar: Option<Option<String>>,
     notification_channels: Option<Vec<String>>,
     password: Option<PasswordChange>,

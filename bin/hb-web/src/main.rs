@@ -605,8 +605,8 @@ fn dummy_hash(iterations: u32) -> PasswordHash {
     .unwrap_or_else(|_| PasswordHash::with_salt("", "hb-web-dummy", 1000))
 }
 
-/// Refuses what a page of another site could make a browser send: a write whose `Origin`
-/// is not this server (cookies or not, and in unauthenticated mode too), and, without users
+/// Refuses what a page of another site could make a browser send: a write or a WebSocket
+/// upgrade whose `Origin` is not this server (cookies or not, and in unauthenticated mode too), and, without users
 /// on a loopback listener, any request whose `Host` is not a loopback name (DNS rebinding:
 /// a site whose name resolves to 127.0.0.1 is "same origin" to the browser).
 async fn request_guard(
@@ -625,7 +625,10 @@ async fn request_guard(
         request.method(),
         &Method::GET | &Method::HEAD | &Method::OPTIONS
     );
-    if !safe
+    // Writes, and the live feed's upgrade (a page of another site must not open it with the
+    // user's cookie).
+    let guarded = !safe || headers.contains_key(header::UPGRADE);
+    if guarded
         && let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && origin.split_once("://").map_or(origin, |(_, rest)| rest) != host
     {

@@ -13,26 +13,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use hb_ipc::edge::{Answer, HostSummary, Query};
+use hb_notify::message::html_escape as esc;
 use hb_web::access::{HostRole, Viewer};
 
 use crate::Web;
 use crate::api::Authed;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A page's viewer; without a session (and with users) the browser goes to `/login`.
 pub struct PageViewer {
@@ -45,18 +30,10 @@ impl FromRequestParts<Arc<Web>> for PageViewer {
 
     async fn from_request_parts(parts: &mut Parts, web: &Arc<Web>) -> Result<PageViewer, Response> {
         match Authed::from_request_parts(parts, web).await {
-            Ok(authed) => {
-                let csrf = authed
-                    .token
-                    .as_deref()
-                    .and_then(|t| web.sessions().touch(t, hb_ipc::now_ms()))
-                    .map(|s| s.csrf)
-                    .unwrap_or_default();
-                Ok(PageViewer {
-                    viewer: authed.viewer,
-                    csrf,
-                })
-            }
+            Ok(authed) => Ok(PageViewer {
+                viewer: authed.viewer,
+                csrf: authed.csrf.unwrap_or_default(),
+            }),
             Err(_) => {
                 let next = parts
                     .uri

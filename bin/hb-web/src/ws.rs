@@ -6,13 +6,13 @@
 //! falls a ring behind, or does not take a frame within [`SEND_TIMEOUT`], is dropped (it
 //! reconnects and gets a fresh snapshot), and the engine never slows for it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hb_ipc::edge::{Answer, Change, HostSummary, Query};
 use hb_web::access::{HostAccess, Viewer};
@@ -38,8 +38,9 @@ const MAX_CLIENTS: usize = 10_000;
 #[derive(Debug)]
 pub struct Update {
     parts: Vec<Part>,
-    /// `[part, part, ...]`.
-    all: String,
+    /// `[part, part, ...]`, shared by every client that sees everything (cloning it is a
+    /// reference count, not a copy).
+    all: Utf8Bytes,
 }
 
 /// One change in a batch.
@@ -62,7 +63,7 @@ impl Update {
     /// The frame for `viewer`, if anything in the batch is theirs. `seen` (a non-admin's
     /// hosts on their page) is kept current: a host whose roles no longer include them is
     /// `dropped` for them.
-    fn frame_for(&self, viewer: &Viewer, seen: &mut HashSet<String>) -> Option<String> {
+    fn frame_for(&self, viewer: &Viewer, seen: &mut HashSet<String>) -> Option<Utf8Bytes> {
         if viewer.is_admin() {
             return Some(self.all.clone());
         }
@@ -89,7 +90,7 @@ impl Update {
                 mine.push(part.json.as_str().into());
             }
         }
-        (!mine.is_empty()).then(|| format!("[{}]", mine.join(",")))
+        (!mine.is_empty()).then(|| format!("[{}]", mine.join(",")).into())
     }
 }
 
@@ -105,7 +106,7 @@ pub struct Live {
 /// The hosts, complete once a full list arrived after the last resync.
 #[derive(Default)]
 struct HostCache {
-    by_name: HashMap<String, HostSummary>,
+    by_name: BTreeMap<String, HostSummary>,
     complete: bool,
     /// While a full list is being fetched: hosts changed since, newer than the list.
     touched: Option<HashSet<String>>,
@@ -141,9 +142,7 @@ impl Live {
         if !cache.complete {
             return None;
         }
-        let mut list: Vec<HostSummary> = cache.by_name.values().cloned().collect();
-        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Some(list)
+        Some(cache.by_name.values().cloned().collect())
     }
 
     /// The engine (re)connected or changes were left out: the list is not to be trusted
@@ -228,7 +227,8 @@ impl Live {
                 .map(|p| p.json.as_str())
                 .collect::<Vec<_>>()
                 .join(",")
-        );
+        )
+        .into();
         // No receiver is fine: nobody watches.
         let _ = self.tx.send(Arc::new(Update { parts, all }));
     }
@@ -284,25 +284,9 @@ impl Live {
 pub async fn upgrade(
     State(web): State<Arc<Web>>,
     authed: Authed,
-    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    // A page of another site must not open our feed with the user's cookie.
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        if origin_host != host {
-            web.count("ws_bad_origin");
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "the WebSocket's Origin is another site",
-            )
-            .into_response();
-        }
-    }
+    // Another site's Origin was refused by the request guard (main.rs).
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(e) => return ApiError::new(e.status(), e.body_text()).into_response(),
@@ -416,9 +400,9 @@ async fn serve(
 /// Sends one text, within [`SEND_TIMEOUT`].
 async fn send(
     socket: &mut WebSocket,
-    text: String,
+    text: Utf8Bytes,
 ) -> Result<Result<(), axum::Error>, tokio::time::error::Elapsed> {
-    tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await
+    tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text))).await
 }
 
 /// Feeds one client until it goes or must go; the close code and reason, if we close.
@@ -430,7 +414,7 @@ async fn run_client(
     seen: &mut HashSet<String>,
     rx: &mut broadcast::Receiver<Arc<Update>>,
 ) -> Option<(u16, &'static str)> {
-    if !matches!(send(socket, snapshot).await, Ok(Ok(()))) {
+    if !matches!(send(socket, snapshot.into()).await, Ok(Ok(()))) {
         web.count("ws_dropped_slow");
         return None;
     }

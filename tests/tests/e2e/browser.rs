@@ -164,26 +164,15 @@ fn the_dashboard_lives_in_a_real_browser() {
             .contains("acknowledged by alice")),
         "acknowledging did not show"
     );
+    let auth = format!(
+        "Bearer {}",
+        api_login(server.http_port, "alice", "alice-pw")
+    );
     let alerts = http(
         server.http_port,
         "GET",
         "/api/0/alerts",
-        &[(
-            "Authorization",
-            &format!(
-                "Bearer {}",
-                http(
-                    server.http_port,
-                    "POST",
-                    "/api/0/auth/login",
-                    &[("Content-Type", "application/json")],
-                    br#"{"username":"alice","password":"alice-pw"}"#
-                )
-                .json()["token"]
-                    .as_str()
-                    .unwrap_or("")
-            ),
-        )],
+        &[("Authorization", &auth)],
         b"",
     )
     .json();

@@ -41,6 +41,32 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// `hbsupervisor -n -c PATH`: what the configuration check says of a file.
+pub fn check_config(path: &Path) -> std::process::Output {
+    Command::new(bin("hbsupervisor"))
+        .arg("-n")
+        .arg("-c")
+        .arg(path)
+        .output()
+        .expect("run hbsupervisor -n")
+}
+
+/// Logs in through the API; the session token.
+pub fn api_login(port: u16, user: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
+    let r = http(
+        port,
+        "POST",
+        "/api/0/auth/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    r.json()["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login as {user}: {} {}", r.status, r.body))
+        .to_string()
+}
+
 pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
@@ -437,25 +463,10 @@ pub fn wait_for(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Minimal HTTP/1.1 GET on loopback: (status, body).
+/// A GET on loopback: (status, body), `None` when nobody answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
-    // Chunked bodies: axum sends JSON with a content-length, so this is the body as is.
-    Some((status, body))
+    let r = http(port, "GET", path, &[], b"");
+    (r.status != 0).then_some((r.status, r.body))
 }
 
 /// An HTTP answer.

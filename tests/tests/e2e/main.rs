@@ -61,12 +61,7 @@ fn config_check_accepts_example_and_names_errors() {
     ] {
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, text).expect("write");
-        let out = Command::new(bin("hbsupervisor"))
-            .arg("-n")
-            .arg("-c")
-            .arg(&path)
-            .output()
-            .expect("run");
+        let out = check_config(&path);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{name}: {err}");
         assert!(
@@ -615,12 +610,7 @@ fn hbctl_passwd_hash_is_accepted_by_the_config() {
         format!("users:\n  alice:\n    admin: true\n    password: \"{hash}\"\nuser: nobody\n"),
     )
     .expect("write");
-    let out = Command::new(bin("hbsupervisor"))
-        .arg("-n")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = check_config(&path);
     assert!(
         out.status.success(),
         "{}",

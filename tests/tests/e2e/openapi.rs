@@ -78,20 +78,6 @@ fn hash(password: &str) -> String {
     hb_supervisor::passwd::PasswordHash::with_salt(password, "openapisalt", 1000).to_string()
 }
 
-fn login(port: u16) -> String {
-    http(
-        port,
-        "POST",
-        "/api/0/auth/login",
-        &[("Content-Type", "application/json")],
-        br#"{"username":"alice","password":"alice-pw"}"#,
-    )
-    .json()["token"]
-        .as_str()
-        .expect("token")
-        .to_string()
-}
-
 #[test]
 fn every_documented_operation_answers_as_documented() {
     let config = format!(
@@ -116,7 +102,7 @@ fn every_documented_operation_answers_as_documented() {
             }
         }
     });
-    let token = login(port);
+    let token = api_login(port, "alice", "alice-pw");
     let auth = format!("Bearer {token}");
     let get = |path: &str| http(port, "GET", path, &[("Authorization", &auth)], b"");
     assert!(

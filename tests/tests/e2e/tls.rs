@@ -207,12 +207,7 @@ fn bad_certificate_settings_are_refused_by_the_check() {
     ] {
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, text).expect("write");
-        let out = Command::new(bin("hbsupervisor"))
-            .arg("-n")
-            .arg("-c")
-            .arg(&path)
-            .output()
-            .expect("run");
+        let out = check_config(&path);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{name}: {err}");
         assert!(err.contains(want), "{name}: {want:?} not in {err}");
@@ -227,12 +222,7 @@ fn bad_certificate_settings_are_refused_by_the_check() {
         ),
     )
     .expect("write");
-    let out = Command::new(bin("hbsupervisor"))
-        .arg("-n")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = check_config(&path);
     assert!(
         out.status.success(),
         "{}",

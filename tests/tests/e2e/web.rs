@@ -987,12 +987,7 @@ fn ws_port_serves_the_feed_and_the_api_too() {
     let dir = scratch("ws-port-check");
     let path = dir.join("hb.yaml");
     std::fs::write(&path, "user: nobody\nhbd_port: 50104\nws_port: 50104\n").expect("write");
-    let out = std::process::Command::new(bin("hbsupervisor"))
-        .arg("-n")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ws_port"));
 }
