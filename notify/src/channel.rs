@@ -474,6 +474,384 @@ impl Channel {
     }
 }
 
+/// What an option holds, for forms and the API's type list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionKind {
+    /// A string.
+    Text,
+    /// An `https://` (or `http://`) URL.
+    Url,
+    /// A string or a list of strings.
+    List,
+    /// A TCP port.
+    Port,
+    /// One of the given words.
+    Choice(&'static [&'static str]),
+    /// An absolute path of a program on the server.
+    Program,
+}
+
+impl OptionKind {
+    /// Its name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptionKind::Text => "text",
+            OptionKind::Url => "url",
+            OptionKind::List => "list",
+            OptionKind::Port => "port",
+            OptionKind::Choice(_) => "choice",
+            OptionKind::Program => "program",
+        }
+    }
+}
+
+/// One option of a channel type.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionSpec {
+    /// Its key.
+    pub name: &'static str,
+    /// What it holds.
+    pub kind: OptionKind,
+    /// Whether a definition must have it.
+    pub required: bool,
+    /// Whether it is a secret: never shown, never logged.
+    pub secret: bool,
+    /// Whether only the configuration file may set it (it makes the notifier run a program).
+    pub file_only: bool,
+    /// The value used when it is absent.
+    pub default: Option<&'static str>,
+    /// What it is.
+    pub help: &'static str,
+}
+
+const fn opt(name: &'static str, kind: OptionKind, help: &'static str) -> OptionSpec {
+    OptionSpec {
+        name,
+        kind,
+        required: false,
+        secret: false,
+        file_only: false,
+        default: None,
+        help,
+    }
+}
+
+const fn req(name: &'static str, kind: OptionKind, help: &'static str) -> OptionSpec {
+    OptionSpec {
+        required: true,
+        ..opt(name, kind, help)
+    }
+}
+
+const fn secret(spec: OptionSpec) -> OptionSpec {
+    OptionSpec {
+        secret: true,
+        ..spec
+    }
+}
+
+const fn default(spec: OptionSpec, value: &'static str) -> OptionSpec {
+    OptionSpec {
+        default: Some(value),
+        ..spec
+    }
+}
+
+/// A channel type: its options, and whether the API may define one.
+#[derive(Clone, Copy, Debug)]
+pub struct TypeSpec {
+    /// Its `type`.
+    pub name: &'static str,
+    /// What it sends.
+    pub help: &'static str,
+    /// Its own options.
+    pub options: &'static [OptionSpec],
+    /// Whether only the configuration file may define one (it runs a program).
+    pub file_only: bool,
+}
+
+use OptionKind::{Choice, List, Port, Program, Text, Url};
+
+/// Options every channel has.
+pub const COMMON_OPTIONS: &[OptionSpec] = &[
+    default(
+        opt(
+            "min_level",
+            Choice(&["OK", "WARNING", "CRITICAL"]),
+            "lowest level sent (recoveries of alerts it got always are)",
+        ),
+        "WARNING",
+    ),
+    opt(
+        "owner",
+        Text,
+        "the user who owns it; absent: made by an admin",
+    ),
+    default(
+        opt(
+            "private",
+            Choice(&["false", "true"]),
+            "only its owner sees and chooses it",
+        ),
+        "false",
+    ),
+    default(
+        opt(
+            "timeout",
+            Text,
+            "seconds one attempt may take (at most 300)",
+        ),
+        "10",
+    ),
+    default(
+        opt(
+            "retry_for",
+            Text,
+            "seconds delivery is retried before it fails (at most 86400)",
+        ),
+        "900",
+    ),
+];
+
+/// Every channel type with its options (what [`Channel::parse`] accepts; a test holds them
+/// together).
+pub const TYPE_SPECS: &[TypeSpec] = &[
+    TypeSpec {
+        name: "discord",
+        help: "Discord webhook",
+        options: &[secret(req(
+            "url",
+            Url,
+            "the webhook's URL (it holds its key)",
+        ))],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "email",
+        help: "mail over SMTP",
+        options: &[
+            req("smtp_server", Text, "SMTP server name"),
+            opt("smtp_port", Port, "port: 587 with starttls, 465 with tls"),
+            default(
+                opt(
+                    "security",
+                    Choice(&["starttls", "tls", "none"]),
+                    "how the connection is secured (none only for a relay on loopback)",
+                ),
+                "starttls",
+            ),
+            opt("smtp_user", Text, "login"),
+            secret(opt("smtp_password", Text, "password")),
+            req("sender", Text, "From address"),
+            req("recipients", List, "To addresses"),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "exec",
+        help: "a program run with the notification (never through a shell)",
+        options: &[req(
+            "command",
+            List,
+            "absolute path of the program, then its arguments",
+        )],
+        file_only: true,
+    },
+    TypeSpec {
+        name: "matrix",
+        help: "Matrix room message",
+        options: &[
+            req("homeserver", Url, "homeserver base URL"),
+            secret(req("access_token", Text, "access token")),
+            req("room_id", Text, "room id (!abc:example.org)"),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "mattermost",
+        help: "Mattermost incoming webhook: url, or host and token",
+        options: &[
+            secret(opt("url", Url, "the hook's URL (it holds its key)")),
+            opt("host", Text, "server name (with token, instead of url)"),
+            secret(opt("token", Text, "the hook's key (with host)")),
+            opt("channel", Text, "channel to post in, if not the hook's"),
+            opt("username", Text, "name shown"),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "ntfy",
+        help: "ntfy topic",
+        options: &[
+            default(opt("base_url", Url, "server"), "https://ntfy.sh"),
+            req("topic", Text, "topic"),
+            secret(opt("token", Text, "access token")),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "pushover",
+        help: "Pushover message",
+        options: &[
+            default(opt("base_url", Url, "API base"), "https://api.pushover.net"),
+            secret(req("token", Text, "application token")),
+            secret(req("user", Text, "user key")),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "signal",
+        help: "Signal through signal-cli's REST API (url, number, recipients), or the signal-cli program (cli_path, user, recipient; configuration file only)",
+        options: &[
+            opt("url", Url, "signal-cli REST API base"),
+            opt("number", Text, "sender number"),
+            opt("recipients", List, "recipient numbers"),
+            OptionSpec {
+                file_only: true,
+                ..opt("cli_path", Program, "absolute path of signal-cli")
+            },
+            opt("user", Text, "sender number (with cli_path)"),
+            opt("recipient", Text, "recipient number (with cli_path)"),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "slack",
+        help: "Slack incoming webhook",
+        options: &[secret(req(
+            "url",
+            Url,
+            "the webhook's URL (it holds its key)",
+        ))],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "sms_voipms",
+        help: "SMS through voip.ms",
+        options: &[
+            default(
+                opt("base_url", Url, "API URL"),
+                "https://voip.ms/api/v1/rest.php",
+            ),
+            req("api_user", Text, "API user"),
+            secret(req("api_password", Text, "API password")),
+            req("did", Text, "sending DID"),
+            req("dst", Text, "destination number"),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "twilio",
+        help: "SMS through Twilio",
+        options: &[
+            default(opt("base_url", Url, "API base"), "https://api.twilio.com"),
+            req("account_sid", Text, "account SID"),
+            secret(req("auth_token", Text, "auth token")),
+            req("from", Text, "sender number"),
+            req("to", List, "recipient numbers"),
+        ],
+        file_only: false,
+    },
+    TypeSpec {
+        name: "webhook",
+        help: "JSON POST to any URL, optionally signed (X-Hb-Signature)",
+        options: &[
+            secret(req("url", Url, "where to POST")),
+            secret(opt(
+                "secret",
+                Text,
+                "HMAC-SHA256 key for the X-Hb-Signature header",
+            )),
+        ],
+        file_only: false,
+    },
+];
+
+/// The type named `name`.
+pub fn type_spec(name: &str) -> Option<&'static TypeSpec> {
+    TYPE_SPECS.iter().find(|t| t.name == name)
+}
+
+/// The secret options of a definition's type.
+pub fn secret_keys(definition: &Value) -> Vec<&'static str> {
+    definition
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(type_spec)
+        .map(|t| {
+            t.options
+                .iter()
+                .filter(|o| o.secret)
+                .map(|o| o.name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A definition as it may be shown: every secret option left out and named under
+/// `secrets_set`. Of an unknown type, only the common options are kept.
+pub fn public_view(definition: &Value) -> Value {
+    let Some(map) = definition.as_object() else {
+        return Value::Object(Map::new());
+    };
+    let known = definition
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(type_spec);
+    let shown = |key: &str| {
+        key == "type"
+            || COMMON_OPTIONS.iter().any(|o| o.name == key)
+            || known.is_some_and(|t| t.options.iter().any(|o| o.name == key && !o.secret))
+    };
+    let mut view: Map<String, Value> = map
+        .iter()
+        .filter(|(k, _)| shown(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let set: Vec<Value> = map
+        .keys()
+        .filter(|k| !shown(k))
+        .map(|k| Value::String(k.clone()))
+        .collect();
+    view.insert("secrets_set".into(), Value::Array(set));
+    Value::Object(view)
+}
+
+impl Channel {
+    /// Parses a definition made through the API: as [`Channel::parse`], but a type or
+    /// option that runs a program on the server is refused (only the file may).
+    pub fn parse_from_api(name: &str, definition: &Value) -> Result<Channel, ChannelError> {
+        let err = |key: &str, message: &str| ChannelError {
+            channel: name.to_string(),
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let spec = definition
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(type_spec);
+        if let Some(spec) = spec {
+            if spec.file_only {
+                return Err(err(
+                    "type",
+                    "runs a program on the server: only the configuration file may define one",
+                ));
+            }
+            if let Some(o) = spec
+                .options
+                .iter()
+                .find(|o| o.file_only && definition.get(o.name).is_some())
+            {
+                return Err(err(
+                    o.name,
+                    "runs a program on the server: only the configuration file may set it",
+                ));
+            }
+        }
+        Channel::parse(name, definition)
+    }
+}
+
 /// Parses every channel of `notification_channels`.
 pub fn parse_all(
     channels: &BTreeMap<String, Value>,
@@ -519,6 +897,98 @@ mod tests {
             panic!()
         };
         assert_eq!(url.expose(), "https://chat.example.net/hooks/k");
+    }
+
+    /// A valid value of an option's kind.
+    fn sample(o: &OptionSpec) -> Value {
+        match o.kind {
+            OptionKind::Url => json!("https://example.net/x"),
+            // The first item is a program for exec's `command`.
+            OptionKind::List => json!(["/usr/bin/true"]),
+            OptionKind::Port => json!(2525),
+            OptionKind::Choice(words) => json!(words[0]),
+            OptionKind::Program => json!("/usr/bin/true"),
+            OptionKind::Text => json!("x"),
+        }
+    }
+
+    #[test]
+    fn the_type_list_is_what_the_parser_accepts() {
+        let listed: Vec<&str> = TYPE_SPECS.iter().map(|t| t.name).collect();
+        assert_eq!(listed, TYPES, "every type is described");
+        for t in TYPE_SPECS {
+            // Mattermost and signal have two forms; each is filled in on its own.
+            let forms: &[&[&str]] = match t.name {
+                "mattermost" => &[&["url"], &["host", "token"]],
+                "signal" => &[
+                    &["url", "number", "recipients"],
+                    &["cli_path", "user", "recipient"],
+                ],
+                _ => &[&[]],
+            };
+            let filled = |form: &[&str]| {
+                let mut def = json!({"type": t.name});
+                for o in t.options {
+                    if o.required || form.contains(&o.name) {
+                        def[o.name] = sample(o);
+                    }
+                }
+                def
+            };
+            // Its required options alone make a channel.
+            for form in forms {
+                let def = filled(form);
+                Channel::parse("c", &def).unwrap_or_else(|e| panic!("{def}: {e}"));
+            }
+            // Every option listed is one it knows.
+            for o in t.options.iter().chain(COMMON_OPTIONS) {
+                let form = forms
+                    .iter()
+                    .find(|f| f.contains(&o.name))
+                    .unwrap_or(&forms[0]);
+                let mut with = filled(form);
+                with[o.name] = match o.name {
+                    "timeout" | "retry_for" => json!(5),
+                    "private" => json!(true),
+                    _ => sample(o),
+                };
+                if let Err(e) = Channel::parse("c", &with) {
+                    panic!("{}.{}: {e}", t.name, o.name);
+                }
+            }
+            let def = filled(forms[0]);
+            // And it knows no other.
+            let mut extra = def.clone();
+            extra["colour"] = json!("x");
+            assert!(Channel::parse("c", &extra).is_err());
+        }
+    }
+
+    #[test]
+    fn the_public_view_hides_every_secret() {
+        let def = json!({"type": "webhook", "url": "https://h/SECRET-1", "secret": "SECRET-2", "min_level": "CRITICAL", "owner": "bob"});
+        let view = public_view(&def);
+        assert!(!view.to_string().contains("SECRET"), "{view}");
+        assert_eq!(view["secrets_set"], json!(["secret", "url"]));
+        assert_eq!(view["min_level"], "CRITICAL");
+        assert_eq!(secret_keys(&def), ["url", "secret"]);
+        let odd = json!({"type": "pager", "password": "SECRET-3"});
+        assert!(!public_view(&odd).to_string().contains("SECRET"));
+    }
+
+    #[test]
+    fn the_api_may_not_define_programs() {
+        let exec = json!({"type": "exec", "command": ["/bin/sh", "-c", "id"]});
+        assert!(Channel::parse("c", &exec).is_ok());
+        let e = Channel::parse_from_api("c", &exec).unwrap_err();
+        assert_eq!(e.key, "type");
+        let cli = json!({"type": "signal", "cli_path": "/usr/bin/signal-cli", "user": "+1", "recipient": "+2"});
+        assert_eq!(
+            Channel::parse_from_api("c", &cli).unwrap_err().key,
+            "cli_path"
+        );
+        let rest = json!({"type": "signal", "url": "http://127.0.0.1:8080", "number": "+1", "recipients": "+2"});
+        assert!(Channel::parse_from_api("c", &rest).is_ok());
     }
 
     #[test]

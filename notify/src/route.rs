@@ -39,7 +39,13 @@ impl Routes {
             names.extend(self.notify.iter());
         } else {
             for user in &n.users {
-                names.extend(self.users.get(user).into_iter().flatten());
+                // Someone else's private channel is not a user's to choose.
+                let theirs = |name: &&String| {
+                    self.channels.get(*name).is_none_or(|ch| {
+                        !ch.private || ch.owner.as_ref().is_none_or(|owner| owner == user)
+                    })
+                };
+                names.extend(self.users.get(user).into_iter().flatten().filter(theirs));
             }
         }
         // A storm summary, a flapping notice: their own level. A recovery whose alert's
@@ -141,6 +147,30 @@ mod tests {
         assert_eq!(
             r.route(&n("recovery", "OK", &[])),
             ["alice_mail", "bob_sms", "host_chan"]
+        );
+    }
+
+    #[test]
+    fn a_private_channel_reaches_only_its_owner() {
+        let mut r = routes(true);
+        let private = Channel::parse(
+            "alice_mail",
+            &json!({"type": "slack", "url": "https://x", "owner": "alice", "private": true}),
+        )
+        .unwrap();
+        r.channels.insert("alice_mail".into(), private);
+        r.users.insert("bob".into(), vec!["alice_mail".into()]);
+        let mut to_bob = n("alert", "CRITICAL", &[]);
+        to_bob.users = vec!["bob".into()];
+        assert_eq!(
+            r.route(&to_bob),
+            ["host_chan"],
+            "bob chose alice's private one"
+        );
+        assert_eq!(
+            r.route(&n("alert", "CRITICAL", &[])),
+            ["alice_mail", "host_chan"],
+            "alice's own choice"
         );
     }
 
