@@ -275,9 +275,12 @@ pub struct WebConfig {
     /// Plugin samples kept per host and plugin (shown with the plugin data).
     #[serde(default)]
     pub sample_count: u32,
-    /// Names of the notification channels (users may choose among them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub channels: Vec<String>,
+    /// The file's notification channels, as they may be shown (no secrets).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, serde_json::Value>,
+    /// The server's configuration as it may be shown (no secrets), for admins.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub server: serde_json::Value,
     /// The TLS certificate and key: HTTPS and WSS instead of HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsPem>,

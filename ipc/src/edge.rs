@@ -148,12 +148,15 @@ pub enum EngineToNotifier {
         /// The notification.
         notification: Notification,
     },
-    /// Users' own choice of channels, made through the API: each replaces what the file
-    /// says for that user while the file still says what it said then (sent whenever it
-    /// changes and when the notifier connects).
-    UserChannels {
+    /// What routing takes from changes made through the API (sent whenever it changes and
+    /// when the notifier connects): users' own choice of channels, each replacing what the
+    /// file says for that user while the file still says what it said then; and the
+    /// channels defined through the API (a file channel of the same name wins).
+    FromApi {
         /// User -> choice.
         users: std::collections::BTreeMap<String, ChosenChannels>,
+        /// Name -> definition, as in `notification_channels` (secrets included).
+        channels: std::collections::BTreeMap<String, serde_json::Value>,
     },
 }
 
@@ -399,6 +402,17 @@ pub enum Query {
         name: String,
         /// The value (a JSON object, at most 16 KiB).
         value: Option<serde_json::Value>,
+    },
+    /// Channels defined through the API, by name, as they may be shown (no secrets).
+    Channels {},
+    /// Defines, replaces or (with `None`) removes a channel made through the API. A secret
+    /// option the new definition leaves out keeps its value when the type stays the same;
+    /// one given as `null` is removed.
+    PutChannel {
+        /// Its name.
+        name: String,
+        /// Its definition: `type` and options.
+        definition: Option<serde_json::Value>,
     },
     /// Changes who holds which role on a host (until the file changes them); each field
     /// not given stays as it is.

@@ -470,10 +470,44 @@ impl Config {
                 base_url: f.base_url.clone(),
                 sample_count: f.sample_count.unwrap_or(100),
                 metrics_token: f.metrics_token.clone(),
-                channels: f.notification_channels.keys().cloned().collect(),
+                channels: f
+                    .notification_channels
+                    .iter()
+                    .map(|(name, ch)| {
+                        let value = serde_json::to_value(ch).unwrap_or(serde_json::Value::Null);
+                        (name.clone(), hb_notify::channel::public_view(&value))
+                    })
+                    .collect(),
+                server: self.shown(),
                 tls: self.tls.clone(),
             }),
         }
+    }
+
+    /// The configuration as admins may see it on the dashboard: the file as written with
+    /// every secret left out, and where the server listens and keeps its state.
+    pub fn shown(&self) -> serde_json::Value {
+        let mut file = yaml_serde::from_str::<yaml_serde::Value>(&self.text)
+            .ok()
+            .and_then(|v| serde_json::to_value(v).ok())
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        hide_secrets(&mut file);
+        let path = |p: &Path| p.display().to_string();
+        serde_json::json!({
+            "source": match &self.source {
+                Source::File(p) => path(p),
+                Source::Builtin => "built-in default".to_string(),
+            },
+            "udp": self.hb_addr.to_string(),
+            "http": self.hbd_addr.to_string(),
+            "ws": self.ws_addr.map(|a| a.to_string()),
+            "https": self.tls.is_some(),
+            "state_dir": path(&self.state_dir),
+            "journal_dir": path(&self.journal_dir),
+            "control_socket": path(&self.control_socket),
+            "file": file,
+        })
     }
 
     /// `default_owner`, or else the first admin user.
@@ -1031,6 +1065,49 @@ pub fn user_state_dir() -> PathBuf {
     PathBuf::from(format!("/tmp/hb-{}", nix::unistd::getuid()))
 }
 
+/// Keys whose values are secrets wherever they appear (and any key naming a password,
+/// token, secret or key, even a key file's path, which only its one role needs); channel
+/// options by their type's description.
+const SECRET_KEYS: &[&str] = &["hb_key", "key", "password", "metrics_token", "cert_path"];
+
+/// Replaces every secret in a configuration document by `"(hidden)"`.
+fn hide_secrets(doc: &mut serde_json::Value) {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    let lower = key.to_ascii_lowercase();
+                    let secret = SECRET_KEYS.contains(&lower.as_str())
+                        || ["password", "token", "secret", "key"]
+                            .iter()
+                            .any(|s| lower.contains(s));
+                    if secret && !value.is_null() {
+                        *value = serde_json::Value::String("(hidden)".into());
+                    } else {
+                        walk(value);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let channels = doc
+        .as_object_mut()
+        .and_then(|d| d.remove("notification_channels"));
+    walk(doc);
+    if let (Some(serde_json::Value::Object(channels)), Some(d)) = (channels, doc.as_object_mut()) {
+        let shown = channels
+            .iter()
+            .map(|(name, def)| (name.clone(), hb_notify::channel::public_view(def)))
+            .collect();
+        d.insert(
+            "notification_channels".into(),
+            serde_json::Value::Object(shown),
+        );
+    }
+}
+
 fn obsolete_keys(text: &str) -> Vec<ConfigError> {
     let Ok(yaml_serde::Value::Mapping(map)) = yaml_serde::from_str::<yaml_serde::Value>(text)
     else {
@@ -1307,6 +1384,57 @@ mod tests {
         let end = start + doc[start..].find("```").expect("its end");
         let c = parse(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.file.notification_channels.len(), 12, "one of each type");
+    }
+
+    #[test]
+    fn the_web_is_shown_the_configuration_without_any_secret() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/NOTIFY.md"))
+                .expect("docs/NOTIFY.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + 8;
+        let end = start + doc[start..].find("```").expect("its end");
+        let mut text = doc[start..end]
+            .replace("services/...", "services/SECRET-slack")
+            .replace("webhooks/...", "webhooks/SECRET-discord")
+            .replace(
+                "https://example.net/hb",
+                "https://example.net/hb/SECRET-hook",
+            );
+        let mut n = 0;
+        while let Some(at) = text.find("\"...\"") {
+            n += 1;
+            text.replace_range(at..at + 5, &format!("SECRET-{n}"));
+        }
+        text.push_str(
+            "users:\n  a:\n    admin: true\n    password: \"pbkdf2:sha256:1000$SECRETsalt$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nhb_key: SECRET-shared-key\n\
+             metrics_token: SECRET-metrics-token\nrndc_key: /etc/hb/SECRET.key\n\
+             hosts:\n  h1:\n    key: SECRET-host-key-long-enough\n",
+        );
+        let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        let RoleConfig::Web(web) = c.slice(Role::Web) else {
+            panic!("not a web slice")
+        };
+        // The slice holds the hashes and the metrics token hb-web needs, but what it shows
+        // holds no secret.
+        let json = serde_json::to_string(&(&web.server, &web.channels)).unwrap();
+        assert!(!json.contains("SECRET"), "{json}");
+        let file = &web.server["file"];
+        assert_eq!(file["users"]["a"]["password"], "(hidden)");
+        assert_eq!(file["hosts"]["h1"]["key"], "(hidden)");
+        assert_eq!(
+            file["notification_channels"]["phone"]["secrets_set"],
+            serde_json::json!(["token", "user"])
+        );
+        assert_eq!(
+            file["notification_channels"]["phone"]["min_level"],
+            "CRITICAL"
+        );
+        assert_eq!(
+            web.channels["hook"]["secrets_set"],
+            serde_json::json!(["secret", "url"])
+        );
+        assert_eq!(web.channels["ops_mail"]["smtp_server"], "mail.example.net");
+        assert_eq!(web.server["source"], "/t/hb.yaml");
     }
 
     #[test]

@@ -43,9 +43,10 @@ fn drain(state: &mut State, links: &Links, feed: &mut ChangeFeed, handoff: &mut 
         links.dnsupdate.send(EngineToDnsupdate::Update { wishes });
     }
     // Ahead of any notification that should use them.
-    if std::mem::take(&mut state.user_channels_changed) {
-        links.notifier.send(EngineToNotifier::UserChannels {
+    if std::mem::take(&mut state.routing_changed) {
+        links.notifier.send(EngineToNotifier::FromApi {
             users: state.user_channels(),
+            channels: state.api_channels(),
         });
     }
     handoff.extend(state.ready.drain(..));
@@ -147,8 +148,8 @@ async fn run(
                                 handoff.replace(state.pending_notifications(hb_ipc::now_ms()));
                             }
                             notifier_attached = true;
-                            // It knows only the file's channels for each user.
-                            state.user_channels_changed = true;
+                            // It knows only the file's channels and users' choices.
+                            state.routing_changed = true;
                         }
                         Role::Dnsupdate => {
                             link::connect(stream, dnsupdate, dnsupdate_tx.clone(), control.clone());
@@ -202,7 +203,10 @@ async fn run(
                 }
                 Some(ControlEvent::Request { id, query }) => {
                     match state.query(query, hb_ipc::now_ms()) {
-                        Reply::Now(answer) => control.answer(id, answer),
+                        Reply::Now(answer) => {
+                            let control = control.clone();
+                            state.answer_when_stored(answer, move |a| control.answer(id, a));
+                        }
                         Reply::Store(read) => {
                             let control = control.clone();
                             ask_store(reader.as_ref(), read, move |a| control.answer(id, a));
@@ -233,7 +237,10 @@ async fn run(
             Some(WebToEngine::Request { id, query }) = web_requests.recv(), if started => {
                 match state.query(query, hb_ipc::now_ms()) {
                     Reply::Now(answer) => {
-                        web.send(EngineToWeb::Answer { re: id, answer });
+                        let web = web.clone();
+                        state.answer_when_stored(answer, move |answer| {
+                            web.send(EngineToWeb::Answer { re: id, answer });
+                        });
                     }
                     Reply::Store(read) => {
                         let web = web.clone();

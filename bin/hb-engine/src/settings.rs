@@ -7,6 +7,9 @@
 //! - `user`: a user's own changes (name, avatar, password hash, channels), interpreted by
 //!   hb-web, which applies the same rule field by field; the engine only keeps them and
 //!   hands the users' channel choices to the notifier.
+//! - `channel`: a notification channel defined through the API, as in
+//!   `notification_channels` (secrets included: the notifier needs them after a restart);
+//!   handed to the notifier, shown to the web only without its secrets.
 
 use std::collections::BTreeMap;
 
@@ -81,6 +84,11 @@ impl Settings {
     /// All settings of `kind`.
     pub fn of(&self, kind: &str) -> BTreeMap<String, Value> {
         self.kinds.get(kind).cloned().unwrap_or_default()
+    }
+
+    /// One setting.
+    pub fn of_one(&self, kind: &str, name: &str) -> Option<Value> {
+        self.kinds.get(kind)?.get(name).cloned()
     }
 
     /// Stores or removes one; the JSON text to write, or why not.

@@ -114,6 +114,8 @@ pub struct State {
     next_notification_id: u64,
     /// The store's writer thread.
     store: Option<store::Writer>,
+    /// Whether anything was written since the last answer (see `answer_when_stored`).
+    wrote: std::sync::atomic::AtomicBool,
     /// Hosts whose figures changed since the last [`State::flush_changes`].
     dirty: BTreeSet<String>,
     /// Per (source address, reason): when its rejection was last an event, and how many
@@ -126,7 +128,7 @@ pub struct State {
     /// Settings changed through the API.
     settings: crate::settings::Settings,
     /// Users' channel choices changed: the notifier must hear them.
-    pub user_channels_changed: bool,
+    pub routing_changed: bool,
     /// For the receiver, in order.
     pub to_receiver: Vec<EngineToReceiver>,
     /// For the web's live views, in order.
@@ -169,12 +171,13 @@ impl State {
             // before a restart.
             next_notification_id: now_ms.saturating_mul(1000),
             store: None,
+            wrote: std::sync::atomic::AtomicBool::new(false),
             dirty: BTreeSet::new(),
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
             dns: crate::dns::DnsFollow::default(),
             settings: crate::settings::Settings::default(),
-            user_channels_changed: false,
+            routing_changed: false,
             to_receiver: Vec::new(),
             changes: Vec::new(),
             ready: Vec::new(),
@@ -246,6 +249,11 @@ impl State {
         self.settings.user_channels()
     }
 
+    /// Channels defined through the API, for the notifier.
+    pub fn api_channels(&self) -> BTreeMap<String, serde_json::Value> {
+        self.settings.of("channel")
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> Option<&EngineConfig> {
         self.config.as_ref()
@@ -298,7 +306,29 @@ impl State {
 
     fn write(&self, write: store::Write) {
         if let Some(store) = &self.store {
+            self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
             store.send(write);
+        }
+    }
+
+    /// Gives the answer to a query once what it wrote is committed (at once if it wrote
+    /// nothing): a change answered is a change that survives a crash.
+    pub fn answer_when_stored(&self, answer: Answer, reply: impl FnOnce(Answer) + Send + 'static) {
+        let wrote = self.wrote.swap(false, std::sync::atomic::Ordering::Relaxed);
+        match &self.store {
+            Some(store) if wrote => store.send_always(store::Write::Committed(
+                store::WhenCommitted(Box::new(move |stored| {
+                    reply(if stored {
+                        answer
+                    } else {
+                        Answer::Error {
+                            message: "the store failed to keep the change (see the engine's log)"
+                                .into(),
+                        }
+                    })
+                })),
+            )),
+            _ => reply(answer),
         }
     }
 
@@ -390,7 +420,7 @@ impl State {
             self.silences.insert(silence.id, silence);
         }
         self.settings.load(loaded.settings);
-        self.user_channels_changed = true;
+        self.routing_changed = true;
         self.next_notification_id = self.next_notification_id.max(loaded.last_notification_id);
         for n in loaded.outbox {
             // Committed in the last run: ready to hand over.
@@ -1726,6 +1756,61 @@ impl State {
         }
     }
 
+    /// A channel defined, replaced or removed through the API (the web checked who may and
+    /// that the file has none of that name).
+    fn put_channel(&mut self, name: String, definition: Option<serde_json::Value>) -> Answer {
+        let old = self.settings.of_one("channel", &name);
+        let value = match definition {
+            None if old.is_none() => {
+                return Answer::Error {
+                    message: format!("no channel {name:?}"),
+                };
+            }
+            None => None,
+            Some(mut def) => {
+                let Some(map) = def.as_object_mut() else {
+                    return Answer::Error {
+                        message: "a channel is a JSON object".into(),
+                    };
+                };
+                // Secrets are never shown, so an edit leaves out those it keeps.
+                if let Some(old) = old.as_ref().filter(|o| o.get("type") == map.get("type")) {
+                    for key in hb_notify::channel::secret_keys(old) {
+                        if let (false, Some(v)) = (map.contains_key(key), old.get(key)) {
+                            map.insert(key.to_string(), v.clone());
+                        }
+                    }
+                }
+                map.retain(|_, v| !v.is_null());
+                if let Err(e) = hb_notify::Channel::parse_from_api(&name, &def) {
+                    return Answer::Error {
+                        message: format!("{}: {}", e.key, e.message),
+                    };
+                }
+                Some(def)
+            }
+        };
+        let removed = value.is_none();
+        match self.settings.put("channel", &name, value) {
+            Ok(value) => {
+                self.write(store::Write::Setting {
+                    kind: "channel".into(),
+                    name: name.clone(),
+                    value,
+                });
+                self.routing_changed = true;
+                let text = match (removed, old.is_some()) {
+                    (true, _) => format!("channel {name} removed through the API"),
+                    (false, true) => format!("channel {name} changed through the API"),
+                    (false, false) => format!("channel {name} defined through the API"),
+                };
+                self.event(hb_ipc::now_ms(), "*", text.clone());
+                Answer::Done { message: text }
+            }
+            Err(message) => Answer::Error { message },
+        }
+    }
+
     /// What hb-dnsupdate did with a record: an event of its host, and a counter.
     pub fn dns_outcome(&mut self, host: String, outcome: DnsOutcome, text: String, now: u64) {
         let counter = match outcome {
@@ -1788,6 +1873,9 @@ impl State {
 
     /// Answers a query from the supervisor or the web.
     pub fn query(&mut self, query: Query, now: u64) -> Reply {
+        // What heartbeats wrote before is not this answer's to wait for.
+        self.wrote
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         Reply::Now(match query {
             Query::QueueCommand { host, command } => self.queue_command(host, command),
             Query::ListHosts {} => Answer::Hosts {
@@ -1933,7 +2021,7 @@ impl State {
                             name: name.clone(),
                             value,
                         });
-                        self.user_channels_changed |= kind == "user";
+                        self.routing_changed |= kind == "user";
                         Answer::Done {
                             message: format!("{kind} setting of {name} stored"),
                         }
@@ -1941,6 +2029,15 @@ impl State {
                     Err(message) => Answer::Error { message },
                 }
             }
+            Query::Channels {} => Answer::Settings {
+                values: self
+                    .settings
+                    .of("channel")
+                    .iter()
+                    .map(|(name, def)| (name.clone(), hb_notify::channel::public_view(def)))
+                    .collect(),
+            },
+            Query::PutChannel { name, definition } => self.put_channel(name, definition),
             Query::SetAccess {
                 host,
                 owner,

@@ -6,7 +6,8 @@
 //! transaction at start. A store newer than this binary is refused, never rewritten.
 //!
 //! What a `kill -9` of the engine can lose: the batch being gathered (at most [`BATCH_WINDOW`]
-//! of last-seen times, samples and RTTs). It cannot lose a state transition or a notification:
+//! of last-seen times, samples and RTTs). It cannot lose a change it answered (through the
+//! API or hbctl): the answer waits for the commit ([`Write::Committed`]). It cannot lose a state transition or a notification:
 //! a notification goes to the notifier only after the batch holding it, and the host's new
 //! state with it, is committed ([`spawn_writer`]). The notifier's "done" is committed at once;
 //! one that arrives in the few ms before a crash is lost, and the notification is handed over
@@ -208,9 +209,21 @@ pub struct StoredAlert {
     pub alerted: String,
 }
 
+/// Called once everything queued before it is committed (`true`) or given up (`false`).
+pub struct WhenCommitted(pub Box<dyn FnOnce(bool) + Send>);
+
+impl std::fmt::Debug for WhenCommitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WhenCommitted")
+    }
+}
+
 /// A write for the writer thread.
 #[derive(Debug)]
 pub enum Write {
+    /// Not a write: the answer to a change made through the API or hbctl, given once the
+    /// change is committed (so an answer means it survives a crash).
+    Committed(WhenCommitted),
     /// Insert or update a host.
     Host(StoredHost),
     /// Append an event.
@@ -297,7 +310,7 @@ impl Write {
     fn is_urgent(&self) -> bool {
         matches!(
             self,
-            Write::Notify(_) | Write::Done { .. } | Write::Delivered { .. }
+            Write::Notify(_) | Write::Done { .. } | Write::Delivered { .. } | Write::Committed(_)
         )
     }
 
@@ -591,18 +604,20 @@ pub fn spawn_writer(
                 std::thread::sleep(*pause);
                 attempt = commit(&mut db, &batch, retention);
             }
+            let stored = attempt.is_ok();
             if let Err(e) = attempt {
                 // Notifications still go out (below): a page without durability beats none.
                 failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, writes = batch.len(), "Store write failed for good; this batch is lost.");
             }
-            let notifications: Vec<Notification> = batch
-                .into_iter()
-                .filter_map(|w| match w {
-                    Write::Notify(n) => Some(n),
-                    _ => None,
-                })
-                .collect();
+            let mut notifications: Vec<Notification> = Vec::new();
+            for w in batch {
+                match w {
+                    Write::Notify(n) => notifications.push(n),
+                    Write::Committed(then) => (then.0)(stored),
+                    _ => {}
+                }
+            }
             if !notifications.is_empty() {
                 committed(notifications);
             }
@@ -737,6 +752,7 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                         s.comment
                     ])?;
                 }
+                Write::Committed(_) => {}
                 Write::Setting { kind, name, value } => match value {
                     Some(value) => {
                         tx.prepare_cached(
@@ -1075,6 +1091,28 @@ mod tests {
             loaded.hosts.iter().all(|h| h.last_seen_ms >= 900),
             "an older row won"
         );
+    }
+
+    #[test]
+    fn a_change_is_answered_once_it_is_committed() {
+        let path = scratch("barrier");
+        let writer = spawn_writer(open(&path).unwrap(), KEEP, |_| {});
+        let (tx, rx) = std::sync::mpsc::channel();
+        writer.send(Write::Setting {
+            kind: "channel".into(),
+            name: "ops".into(),
+            value: Some("{}".into()),
+        });
+        let reader_path = path.clone();
+        writer.send_always(Write::Committed(WhenCommitted(Box::new(move |stored| {
+            // Read from another connection while the writer is still open: it is there.
+            let loaded = load(&open(&reader_path).unwrap(), 1).unwrap();
+            let _ = tx.send((stored, loaded.settings.len()));
+        }))));
+        // Answered without waiting for the batch window to close.
+        let answered = rx.recv_timeout(BATCH_WINDOW / 2);
+        writer.close();
+        assert_eq!(answered, Ok((true, 1)));
     }
 
     #[test]

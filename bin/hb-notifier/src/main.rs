@@ -46,8 +46,12 @@ struct Notifier {
     /// wins for the users the file has).
     file_users: BTreeMap<String, Vec<String>>,
     chosen: BTreeMap<String, hb_ipc::edge::ChosenChannels>,
+    /// The file's channels, and those defined through the API (the file's win a name).
+    file_channels: BTreeMap<String, hb_notify::Channel>,
+    api_channels: BTreeMap<String, hb_notify::Channel>,
     base_url: Option<String>,
-    workers: BTreeMap<String, mpsc::UnboundedSender<deliver::Job>>,
+    /// One worker per channel, with the definition it was started for.
+    workers: BTreeMap<String, (hb_notify::Channel, mpsc::UnboundedSender<deliver::Job>)>,
     in_flight: HashMap<u64, InFlight>,
     /// Finished ones, oldest first, with what was reported.
     finished: HashMap<u64, NotifierToEngine>,
@@ -60,28 +64,67 @@ impl Notifier {
         config: hb_ipc::config::NotifierConfig,
         results: &mpsc::UnboundedSender<deliver::Outcome>,
     ) -> Result<(), String> {
-        let channels =
+        self.file_channels =
             hb_notify::channel::parse_all(&config.channels).map_err(|e| e.to_string())?;
-        // New workers for the new definitions; the old ones finish what they hold.
-        self.workers = channels
-            .values()
-            .map(|c| (c.name.clone(), deliver::spawn(c.clone(), results.clone())))
-            .collect();
         self.file_users = config.users;
-        self.routes = Routes {
-            channels,
-            users: BTreeMap::new(),
-            notify: config.notify,
-        };
-        self.merge_users();
+        self.routes.notify = config.notify;
         self.base_url = config.base_url;
+        self.merge_channels(results);
+        self.merge_users();
         Ok(())
     }
 
-    /// Users' channel choices made through the API.
-    fn user_channels(&mut self, chosen: BTreeMap<String, hb_ipc::edge::ChosenChannels>) {
+    /// What users changed through the API: their channel choices, and channels.
+    fn api_changed(
+        &mut self,
+        chosen: BTreeMap<String, hb_ipc::edge::ChosenChannels>,
+        channels: BTreeMap<String, serde_json::Value>,
+        results: &mpsc::UnboundedSender<deliver::Outcome>,
+    ) {
         self.chosen = chosen;
+        // The engine checked each when it was made; one no longer valid (after an upgrade)
+        // is left out, and said so.
+        self.api_channels = channels
+            .iter()
+            .filter_map(
+                |(name, def)| match hb_notify::Channel::parse_from_api(name, def) {
+                    Ok(c) => Some((name.clone(), c)),
+                    Err(e) => {
+                        tracing::warn!("Channel defined through the API left out: {e}");
+                        None
+                    }
+                },
+            )
+            .collect();
+        self.merge_channels(results);
         self.merge_users();
+    }
+
+    /// The channels in force, each with a worker: one whose definition is unchanged keeps
+    /// its worker (and its queue); a changed or removed one's old worker finishes what it
+    /// holds.
+    fn merge_channels(&mut self, results: &mpsc::UnboundedSender<deliver::Outcome>) {
+        let mut channels = self.api_channels.clone();
+        for (name, c) in &self.file_channels {
+            if channels.insert(name.clone(), c.clone()).is_some() {
+                tracing::warn!(
+                    channel = name,
+                    "A channel defined through the API has the name of one in the file; the file's is used."
+                );
+            }
+        }
+        let mut old = std::mem::take(&mut self.workers);
+        self.workers = channels
+            .values()
+            .map(|c| {
+                let worker = match old.remove(&c.name) {
+                    Some((was, worker)) if was == *c => worker,
+                    _ => deliver::spawn(c.clone(), results.clone()),
+                };
+                (c.name.clone(), (c.clone(), worker))
+            })
+            .collect();
+        self.routes.channels = channels;
     }
 
     fn merge_users(&mut self) {
@@ -144,7 +187,10 @@ impl Notifier {
                 n: n.clone(),
                 message: message.clone(),
             };
-            let queued = self.workers.get(&name).is_some_and(|w| w.send(job).is_ok());
+            let queued = self
+                .workers
+                .get(&name)
+                .is_some_and(|(_, w)| w.send(job).is_ok());
             if queued {
                 flight.waiting.insert(name);
             } else {
@@ -340,7 +386,9 @@ async fn run(
                         engine.send(done);
                     }
                 }
-                EngineToNotifier::UserChannels { users } => notifier.user_channels(users),
+                EngineToNotifier::FromApi { users, channels } => {
+                    notifier.api_changed(users, channels, &results_tx);
+                }
             },
             Some(outcome) = results.recv() => {
                 for report in notifier.outcome(outcome) {
@@ -371,13 +419,16 @@ mod tests {
             channels: vec![channels.to_string()],
             base: vec![base.to_string()],
         };
-        n.user_channels(
+        let (results, _) = mpsc::unbounded_channel();
+        n.api_changed(
             [
                 ("alice".to_string(), choice("sms", "mail")),
                 ("bob".to_string(), choice("mail", "pager")),
                 ("ghost".to_string(), choice("mail", "mail")),
             ]
             .into(),
+            BTreeMap::new(),
+            &results,
         );
         assert_eq!(n.routes.users["alice"], ["sms"]);
         assert_eq!(
@@ -389,5 +440,59 @@ mod tests {
             !n.routes.users.contains_key("ghost"),
             "only the file's users"
         );
+    }
+
+    #[tokio::test]
+    async fn channels_from_the_api_join_the_files_which_win_a_name() {
+        let hook = |url: &str| serde_json::json!({"type": "webhook", "url": url});
+        let (results, _) = mpsc::unbounded_channel();
+        let mut n = Notifier::default();
+        n.configure(
+            hb_ipc::config::NotifierConfig {
+                channels: [("shared".to_string(), hook("https://file.example/"))].into(),
+                ..Default::default()
+            },
+            &results,
+        )
+        .unwrap();
+        let api = |pairs: &[(&str, serde_json::Value)]| -> BTreeMap<String, serde_json::Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        n.api_changed(
+            BTreeMap::new(),
+            api(&[
+                ("mine", hook("https://api.example/")),
+                ("shared", hook("https://api.example/shadowed")),
+                (
+                    "runs",
+                    serde_json::json!({"type": "exec", "command": ["/bin/true"]}),
+                ),
+            ]),
+            &results,
+        );
+        let names: Vec<&String> = n.routes.channels.keys().collect();
+        assert_eq!(names, ["mine", "shared"], "exec is the file's alone");
+        let hb_notify::Kind::Webhook { url, .. } = &n.routes.channels["shared"].kind else {
+            panic!("not a webhook");
+        };
+        assert_eq!(url.expose(), "https://file.example", "the file's wins");
+        // An unchanged channel keeps its worker (and what it holds); a changed one gets a
+        // new one.
+        let before = n.workers["mine"].1.clone();
+        n.api_changed(
+            BTreeMap::new(),
+            api(&[("mine", hook("https://api.example/"))]),
+            &results,
+        );
+        assert!(n.workers["mine"].1.same_channel(&before));
+        n.api_changed(
+            BTreeMap::new(),
+            api(&[("mine", hook("https://api.example/v2"))]),
+            &results,
+        );
+        assert!(!n.workers["mine"].1.same_channel(&before));
     }
 }

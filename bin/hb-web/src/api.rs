@@ -94,19 +94,22 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
-fn ok(value: Value) -> ApiResult {
+pub(crate) fn ok(value: Value) -> ApiResult {
     Ok(axum::Json(value).into_response())
 }
 
-fn status(code: StatusCode, value: Value) -> ApiResult {
+pub(crate) fn status(code: StatusCode, value: Value) -> ApiResult {
     Ok((code, axum::Json(value)).into_response())
 }
 
 /// A JSON body of type `T`: 415 unless it says JSON, 400 unless it parses, 422 when it
 /// parses but does not fit `T` (a missing or unknown field, a wrong type).
-fn body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -250,6 +253,19 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/api/0/silences/{id}", delete(unsilence))
         .route("/api/0/users", get(users))
         .route("/api/0/users/me", get(me).put(change_me))
+        .route(
+            "/api/0/notification_channel_types",
+            get(crate::channels::types),
+        )
+        .route(
+            "/api/0/notification_channels",
+            get(crate::channels::list).post(crate::channels::create),
+        )
+        .route(
+            "/api/0/notification_channels/{name}",
+            axum::routing::put(crate::channels::change).delete(crate::channels::remove),
+        )
+        .route("/api/0/config", get(server_config))
         .route("/api/0/status", get(server_status))
         .route("/api/0/thresholds", get(thresholds))
         .route("/ws", get(crate::ws::upgrade))
@@ -520,7 +536,7 @@ impl Web {
     }
 }
 
-fn unexpected(answer: Answer) -> ApiError {
+pub(crate) fn unexpected(answer: Answer) -> ApiError {
     match answer {
         Answer::Error { message } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         _ => ApiError::new(
@@ -1274,12 +1290,7 @@ async fn change_me(
         set("avatar", json!(avatar));
     }
     if let Some(channels) = change.notification_channels {
-        let known: Vec<String> = channels
-            .into_iter()
-            .filter(|c| config.channels.contains(c))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let known = crate::channels::choosable(&web, &authed.viewer, channels).await?;
         set("notification_channels", json!(known));
     }
     let mut new_session = None;
@@ -1369,6 +1380,14 @@ async fn thresholds(State(web): State<Arc<Web>>, _authed: Authed) -> ApiResult {
         })),
         other => Err(unexpected(other)),
     }
+}
+
+/// `GET /config`: the server's configuration without its secrets, for admins.
+async fn server_config(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+    if !authed.viewer.is_admin() {
+        return Err(ApiError::forbidden("the configuration is for admins"));
+    }
+    ok(web.config().server.clone())
 }
 
 async fn server_status(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {

@@ -26,6 +26,7 @@ use hb_web::auth::{LoginLimiter, Sessions};
 use tokio::sync::mpsc;
 
 mod api;
+mod channels;
 mod metrics;
 mod pages;
 mod tls;

@@ -1,10 +1,12 @@
 //! Runs the real binaries: a server per test in its own directory and ports.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -842,4 +844,129 @@ pub fn netcat(port: u16, datagram: &[u8]) {
         stdin.write_all(datagram).expect("write to nc");
     }
     let _ = nc.wait();
+}
+
+/// A recording HTTP server: answers each path from a script (status codes, in turn; the
+/// last repeats; 0 never answers; 1200 is a 200 after 300 ms; `*` for other paths, else
+/// 404) and records every request.
+pub struct Recorder {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Recorded>>>,
+}
+
+/// One request the recorder got.
+#[derive(Clone)]
+pub struct Recorded {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Recorder {
+    pub fn start(script: &[(&str, &[u16])]) -> Recorder {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let script: std::collections::HashMap<String, Vec<u16>> = script
+            .iter()
+            .map(|(p, s)| (p.to_string(), s.to_vec()))
+            .collect();
+        let counts = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (log, script, counts) = (log.clone(), script.clone(), counts.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_string();
+                    let path = parts.next().unwrap_or("").to_string();
+                    let mut headers = Vec::new();
+                    let mut length = 0;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.trim().split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    log.lock().expect("log").push(Recorded {
+                        at: Instant::now(),
+                        method,
+                        path: path.clone(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
+                    let statuses = script
+                        .get(&path)
+                        .or_else(|| script.get("*"))
+                        .cloned()
+                        .unwrap_or_else(|| vec![404]);
+                    let n = {
+                        let mut c = counts.lock().expect("counts");
+                        let n = c.entry(path).or_insert(0);
+                        *n += 1;
+                        *n - 1
+                    };
+                    let status = statuses[n.min(statuses.len() - 1)];
+                    if status == 0 {
+                        std::thread::sleep(Duration::from_secs(60));
+                        return;
+                    }
+                    // 1200: a slow 200, 300 ms late.
+                    let status = if status == 1200 {
+                        std::thread::sleep(Duration::from_millis(300));
+                        200
+                    } else {
+                        status
+                    };
+                    let extra = if status == 429 {
+                        "Retry-After: 2\r\n"
+                    } else {
+                        ""
+                    };
+                    let mut out = stream;
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
+                });
+            }
+        });
+        Recorder { port, seen }
+    }
+
+    /// How often each notification id (the webhook body's `id`) came to `path`.
+    pub fn ids(&self, path: &str) -> BTreeMap<u64, usize> {
+        let mut ids = BTreeMap::new();
+        for r in self.requests(path) {
+            let body: Value = serde_json::from_str(&r.body).expect("json");
+            *ids.entry(body["id"].as_u64().expect("id")).or_insert(0) += 1;
+        }
+        ids
+    }
+
+    pub fn requests(&self, path: &str) -> Vec<Recorded> {
+        self.seen
+            .lock()
+            .expect("seen")
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
 }

@@ -145,6 +145,10 @@ fn every_documented_operation_answers_as_documented() {
             }
             "set_host_access" => Some(r#"{"monitors":["alice"]}"#),
             "change_me" => Some(r#"{"full_name":"Alice Walker"}"#),
+            "create_channel" => Some(
+                r#"{"name":"walk-hook","type":"webhook","options":{"url":"http://127.0.0.1:9/hook","secret":"walk-secret"}}"#,
+            ),
+            "change_channel" => Some(r#"{"min_level":"CRITICAL"}"#),
             _ => None,
         }
     };
@@ -158,7 +162,7 @@ fn every_documented_operation_answers_as_documented() {
     }
     // What ends things goes last.
     operations.sort_by_key(|(_, _, op)| match op["operationId"].as_str() {
-        Some("drop_host" | "delete_silence") => 1,
+        Some("drop_host" | "delete_silence" | "delete_channel") => 1,
         Some("logout") => 2,
         _ => 0,
     });
@@ -170,7 +174,8 @@ fn every_documented_operation_answers_as_documented() {
             .replace("{host}", if id == "drop_host" { "gone1" } else { "web1" })
             .replace("{plugin}", "cpu_monitor")
             .replace("{key}", "db1%2Fdown")
-            .replace("{id}", &silence.to_string());
+            .replace("{id}", &silence.to_string())
+            .replace("{name}", "walk-hook");
         let documented: Vec<u16> = op["responses"]
             .as_object()
             .map(|r| r.keys().filter_map(|k| k.parse().ok()).collect())

@@ -1033,3 +1033,288 @@ fn a_client_that_trickles_headers_is_cut_off() {
         200
     );
 }
+
+// Acceptance 1, notification channels: types with their options; users define channels of
+// their own (never one that runs a program), see only what they may, change and remove only
+// their own (admins all), never the file's; secrets never come back; the notifier delivers
+// through an API channel a user chose, with the secret kept across an edit and restarts of
+// the engine and the notifier.
+#[test]
+fn notification_channels_through_the_api() {
+    let rec = Recorder::start(&[("*", &[200])]);
+    let config = format!(
+        "{}watchhosts: [web1]\nnotification_channels:\n  ops: {{type: webhook, url: \"http://127.0.0.1:{}/ops\", secret: file-SECRET-0}}\n",
+        users_config(),
+        rec.port
+    );
+    let server = Server::start("web-channels", &config);
+    let (alice, _, _) = login(&server, "alice", "alice-pw");
+    let (bob, _, _) = login(&server, "bob", "bob-pw");
+    let (carol, _, _) = login(&server, "carol", "carol-pw");
+    let leaks = |v: &Value| v.to_string().contains("SECRET");
+
+    // The types, with their options, secrets and what only the file may use.
+    let (code, types) = call(
+        &server,
+        &bob,
+        "GET",
+        "/api/0/notification_channel_types",
+        None,
+    );
+    assert_eq!(code, 200, "{types}");
+    let webhook = &types["types"]["webhook"]["options"];
+    assert_eq!(webhook[0]["name"], "url");
+    assert_eq!(webhook[0]["secret"], true);
+    assert_eq!(webhook[0]["required"], true);
+    assert_eq!(types["types"]["exec"]["file_only"], true);
+    assert_eq!(types["types"].as_object().map(|t| t.len()), Some(12));
+    assert!(
+        types["common"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|o| o["name"] == "min_level"))
+    );
+
+    // Bob defines a private webhook with a secret; the answer shows neither secret.
+    let hook = format!("http://127.0.0.1:{}/bob", rec.port);
+    let new = json!({"name": "bob-hook", "type": "webhook", "private": true,
+        "options": {"url": hook, "secret": "bob-SECRET-1", "timeout": 5}});
+    let (code, made) = call(
+        &server,
+        &bob,
+        "POST",
+        "/api/0/notification_channels",
+        Some(new.clone()),
+    );
+    assert_eq!(code, 201, "{made}");
+    assert!(!leaks(&made), "{made}");
+    assert_eq!(made["owner"], "bob");
+    assert_eq!(made["source"], "api");
+    assert_eq!(made["editable"], true);
+    assert_eq!(made["secrets_set"], json!(["secret", "url"]));
+    assert_eq!(made["options"]["timeout"], 5);
+
+    // Refused: a taken name (bob's, even for carol who cannot see it; the file's), what runs
+    // a program, a bad option, another owner, a bad name, a bad body.
+    for (token, body, want) in [
+        (&carol, new.clone(), 409),
+        (
+            &bob,
+            json!({"name": "ops", "type": "slack", "options": {"url": "https://x"}}),
+            409,
+        ),
+        (
+            &bob,
+            json!({"name": "page", "type": "exec", "options": {"command": ["/bin/sh", "-c", "id"]}}),
+            422,
+        ),
+        (
+            &bob,
+            json!({"name": "sig", "type": "signal", "options": {"cli_path": "/usr/bin/signal-cli", "user": "+1", "recipient": "+2"}}),
+            422,
+        ),
+        (
+            &bob,
+            json!({"name": "x", "type": "slack", "options": {"url": "ftp://x"}}),
+            422,
+        ),
+        (
+            &bob,
+            json!({"name": "x", "type": "slack", "options": {"url": "https://x", "colour": 1}}),
+            422,
+        ),
+        (&bob, json!({"name": "x", "type": "pager"}), 422),
+        (
+            &bob,
+            json!({"name": "x", "type": "slack", "owner": "carol", "options": {"url": "https://x"}}),
+            403,
+        ),
+        (
+            &bob,
+            json!({"name": "../x", "type": "slack", "options": {"url": "https://x"}}),
+            422,
+        ),
+        (
+            &bob,
+            json!({"name": "x", "type": "slack", "options": {"owner": "carol", "url": "https://x"}}),
+            422,
+        ),
+        (&bob, json!({"type": "slack"}), 422),
+    ] {
+        let (code, e) = call(
+            &server,
+            token,
+            "POST",
+            "/api/0/notification_channels",
+            Some(body.clone()),
+        );
+        assert_eq!(code, want, "{body}: {e}");
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let (code, e) = call(
+        &server,
+        &bob,
+        "POST",
+        "/api/0/notification_channels",
+        Some(json!({"name": "x", "type": "slack", "options": {"url": "ftp://x"}})),
+    );
+    assert!(
+        e["error"].as_str().unwrap_or("").contains("url"),
+        "{code} {e}"
+    );
+
+    // Who sees what: carol not bob's private channel, and the file's without its options;
+    // the admin everything, without secrets.
+    let listed = |token: &str| call(&server, token, "GET", "/api/0/notification_channels", None).1;
+    assert_eq!(names(&listed(&carol)), ["ops"]);
+    assert!(listed(&carol)[0].get("options").is_none());
+    assert_eq!(names(&listed(&bob)), ["bob-hook", "ops"]);
+    let all = listed(&alice);
+    assert_eq!(names(&all), ["bob-hook", "ops"]);
+    assert!(!leaks(&all), "{all}");
+    assert_eq!(all[1]["source"], "file");
+    assert_eq!(all[1]["editable"], false);
+    assert_eq!(all[1]["secrets_set"], json!(["secret", "url"]));
+
+    // Changes: only its owner or an admin, never the file's; the secret stays.
+    let path = "/api/0/notification_channels/bob-hook";
+    assert_eq!(
+        put(&server, &carol, path, json!({"min_level": "OK"})).0,
+        404
+    );
+    assert_eq!(call(&server, &carol, "DELETE", path, None).0, 404);
+    assert_eq!(
+        put(
+            &server,
+            &bob,
+            "/api/0/notification_channels/ops",
+            json!({"min_level": "OK"})
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        call(
+            &server,
+            &carol,
+            "DELETE",
+            "/api/0/notification_channels/ops",
+            None
+        )
+        .0,
+        409
+    );
+    assert_eq!(put(&server, &bob, path, json!({"owner": "carol"})).0, 403);
+    assert_eq!(
+        put(&server, &bob, path, json!({"options": {"url": "ftp://x"}})).0,
+        422,
+        "checked like a new one"
+    );
+    assert_eq!(
+        put(
+            &server,
+            &bob,
+            "/api/0/notification_channels/..%2Fetc",
+            json!({})
+        )
+        .0,
+        404
+    );
+    let (code, changed) = put(&server, &bob, path, json!({"min_level": "CRITICAL"}));
+    assert_eq!(code, 200, "{changed}");
+    assert_eq!(changed["min_level"], "CRITICAL");
+    assert_eq!(changed["secrets_set"], json!(["secret", "url"]), "kept");
+    assert_eq!(changed["private"], true);
+    let (code, changed) = put(&server, &alice, path, json!({"private": false}));
+    assert_eq!(code, 200, "an admin changes anyone's: {changed}");
+    assert_eq!(names(&listed(&carol)), ["bob-hook", "ops"]);
+    assert!(listed(&carol)[0].get("options").is_none(), "not hers");
+    assert_eq!(
+        put(&server, &carol, path, json!({"min_level": "OK"})).0,
+        403
+    );
+    assert_eq!(put(&server, &alice, path, json!({"private": true})).0, 200);
+
+    // Users choose among the channels they may: carol's choice of bob's private one is
+    // dropped, bob's stands.
+    let (code, me) = put(
+        &server,
+        &bob,
+        "/api/0/users/me",
+        json!({"notification_channels": ["bob-hook", "nonexistent"]}),
+    );
+    assert_eq!(code, 200, "{me}");
+    assert_eq!(me["user"]["notification_channels"], json!(["bob-hook"]));
+    let (_, me) = put(
+        &server,
+        &carol,
+        "/api/0/users/me",
+        json!({"notification_channels": ["bob-hook", "ops"]}),
+    );
+    assert_eq!(me["user"]["notification_channels"], json!(["ops"]));
+
+    // The engine and the notifier restart; bob's host goes down; the notifier delivers
+    // through bob's channel, signed with the secret set before the edit.
+    server.kill_9("engine");
+    server.kill_9("notifier");
+    server.wait_running(Duration::from_secs(20));
+    assert_eq!(
+        names(&listed(&bob)),
+        ["bob-hook", "ops"],
+        "kept by the engine"
+    );
+    beat(&server, "web1");
+    assert!(
+        wait_for(Duration::from_secs(20), || !rec.requests("/bob").is_empty()),
+        "nothing came through bob's channel:\n{}",
+        server.log_text()
+    );
+    let got = &rec.requests("/bob")[0];
+    let body: Value = serde_json::from_str(&got.body).expect("json");
+    assert_eq!(body["alert"], "web1/down");
+    let signed = got
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-hb-signature")
+        .map(|(_, v)| v.clone());
+    assert_eq!(
+        signed.as_deref(),
+        Some(hb_notify::request::signature("bob-SECRET-1", got.body.as_bytes()).as_str())
+    );
+    assert!(
+        !server.log_text().contains("bob-SECRET"),
+        "a secret in the log"
+    );
+    // Nothing any page shows holds a secret.
+    let (_, cookie_page) = (
+        0,
+        http(
+            server.http_port,
+            "GET",
+            "/settings",
+            &[("Authorization", &format!("Bearer {alice}"))],
+            b"",
+        ),
+    );
+    assert!(!cookie_page.body.contains("SECRET"));
+    let (code, shown) = call(&server, &alice, "GET", "/api/0/config", None);
+    assert_eq!(code, 200, "{shown}");
+    assert!(!leaks(&shown), "{shown}");
+    assert_eq!(
+        shown["file"]["notification_channels"]["ops"]["secrets_set"],
+        json!(["secret", "url"])
+    );
+    assert_eq!(shown["file"]["users"]["bob"]["password"], "(hidden)");
+    assert_eq!(call(&server, &bob, "GET", "/api/0/config", None).0, 403);
+
+    // Removal: its owner; then it is gone for everyone.
+    let (code, gone) = call(&server, &bob, "DELETE", path, None);
+    assert_eq!(code, 200, "{gone}");
+    assert_eq!(names(&listed(&alice)), ["ops"]);
+    assert_eq!(call(&server, &bob, "DELETE", path, None).0, 404);
+    assert!(
+        server
+            .events(None, 50)
+            .iter()
+            .any(|(_, e)| e == "channel bob-hook removed through the API")
+    );
+}
