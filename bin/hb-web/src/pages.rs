@@ -331,9 +331,14 @@ async fn settings(viewer: PageViewer) -> Response {
 <section><h2>Silences</h2><table id="silences"><thead><tr><th>Host</th><th>Metric</th><th>Until</th><th>By</th><th>Why</th><th></th></tr></thead><tbody></tbody></table>
 <form id="silence-form" class="inline"><input id="silence-host" placeholder="host" aria-label="host" required><input id="silence-metric" placeholder="metric (* for all)" aria-label="metric"><input id="silence-minutes" type="number" min="1" value="60" aria-label="minutes"><input id="silence-comment" placeholder="why" aria-label="why"><button type="submit">Silence</button></form>
 <p class="error" id="silence-error"></p></section>
+<section><h2>Notification channels</h2><table id="channels"><thead><tr><th>Name</th><th>Type</th><th>Owner</th><th>Min level</th><th>Private</th><th>Options</th><th>Secrets set</th><th></th></tr></thead><tbody></tbody></table>
+<form id="channel-form" class="channel-form"><h3 id="channel-form-title">New channel</h3><label>Name <input id="channel-name" required pattern="[A-Za-z0-9][A-Za-z0-9_.\-]{{0,63}}"></label><label>Type <select id="channel-type"></select></label><label>Min level <select id="channel-level"><option>WARNING</option><option>CRITICAL</option><option>OK</option></select></label><label><input type="checkbox" id="channel-private"> private</label><p class="muted" id="channel-help"></p><div id="channel-options"></div><button type="submit" id="channel-submit">Create</button> <button type="button" id="channel-cancel" hidden>Cancel</button></form>
+<p class="error" id="channel-error"></p></section>
 <section><h2>Server</h2><dl class="facts" id="status"></dl></section>
+<section{config_hidden}><h2>Configuration</h2><p class="muted">As loaded, every secret hidden.</p><dl class="facts" id="config-facts"></dl><pre id="config-file"></pre></section>
 <section><h2>Threshold profiles</h2><p class="muted" id="default-profile"></p><div id="profiles"></div></section>"#,
         users_hidden = if admin { "" } else { " hidden" },
+        config_hidden = if admin { "" } else { " hidden" },
     );
     page("Settings", Some(&viewer), &main, "settings.js")
 }

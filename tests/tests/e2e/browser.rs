@@ -187,6 +187,33 @@ fn the_dashboard_lives_in_a_real_browser() {
     browser.go(&format!("{base}/settings"));
     browser.wait_find("#users tbody tr", Duration::from_secs(10));
     browser.wait_find("#profiles pre", Duration::from_secs(10));
+    browser.wait_find("#config-file", Duration::from_secs(10));
+    // A channel made with the form, its fields drawn from the type's options; its secrets
+    // never come back to the page.
+    browser.wait_find(
+        "#channel-type option[value=webhook]",
+        Duration::from_secs(10),
+    );
+    browser.js(
+        "const s = document.getElementById('channel-type'); s.value = 'webhook'; s.dispatchEvent(new Event('change'));",
+    );
+    browser.type_into("#channel-name", "alice-hook");
+    browser.type_into("input[data-option=url]", "http://127.0.0.1:9/SECRET-path");
+    browser.type_into("input[data-option=secret]", "SECRET-key");
+    browser.click("#channel-submit");
+    browser.wait_find("tr[data-channel=alice-hook]", Duration::from_secs(10));
+    let row = browser.text("tr[data-channel=alice-hook]");
+    assert!(row.contains("secret, url"), "{row}");
+    browser.go(&format!("{base}/settings"));
+    browser.wait_find("tr[data-channel=alice-hook]", Duration::from_secs(10));
+    assert!(
+        wait_for(Duration::from_secs(10), || browser
+            .text("#config-file")
+            .contains("(hidden)")),
+        "the configuration is not shown"
+    );
+    let page = browser.text("body");
+    assert!(!page.contains("SECRET"), "a secret on the page: {page}");
     browser.screenshot("settings");
 
     // After a login, `next` never leads to another site (`/\evil` is `//evil` to a browser).
