@@ -2276,6 +2276,67 @@ pub(crate) mod tests {
         });
     }
 
+    #[test]
+    fn a_channel_edit_keeps_the_secrets_it_leaves_out() {
+        use serde_json::json;
+        let mut s = state();
+        let put = |s: &mut State, def: Option<serde_json::Value>| match s.query(
+            Query::PutChannel {
+                name: "hook".into(),
+                definition: def,
+            },
+            S,
+        ) {
+            Reply::Now(a) => a,
+            Reply::Store(_) => panic!("not a read"),
+        };
+        let stored = |s: &State| s.api_channels().get("hook").cloned();
+        let made = put(
+            &mut s,
+            Some(json!({"type": "webhook", "url": "https://h/1", "secret": "k1"})),
+        );
+        assert!(matches!(made, Answer::Done { .. }), "{made:?}");
+        assert!(s.routing_changed, "the notifier is told");
+        // Left out: kept; shown to the web without them.
+        put(
+            &mut s,
+            Some(json!({"type": "webhook", "min_level": "CRITICAL"})),
+        );
+        assert_eq!(
+            stored(&s),
+            Some(
+                json!({"type": "webhook", "url": "https://h/1", "secret": "k1", "min_level": "CRITICAL"})
+            )
+        );
+        let Reply::Now(Answer::Settings { values }) = s.query(Query::Channels {}, S) else {
+            panic!()
+        };
+        assert!(!values["hook"].to_string().contains("k1"));
+        // Given as null: removed.
+        put(&mut s, Some(json!({"type": "webhook", "secret": null})));
+        assert_eq!(
+            stored(&s),
+            Some(json!({"type": "webhook", "url": "https://h/1"}))
+        );
+        // Another type keeps nothing: slack needs its own url.
+        let refused = put(&mut s, Some(json!({"type": "slack"})));
+        assert!(
+            matches!(&refused, Answer::Error { message } if message.starts_with("url:")),
+            "{refused:?}"
+        );
+        let refused = put(
+            &mut s,
+            Some(json!({"type": "exec", "command": ["/bin/true"]})),
+        );
+        assert!(
+            matches!(refused, Answer::Error { .. }),
+            "the API runs no programs"
+        );
+        assert!(matches!(put(&mut s, None), Answer::Done { .. }));
+        assert!(matches!(put(&mut s, None), Answer::Error { .. }), "gone");
+        assert!(stored(&s).is_none());
+    }
+
     fn state() -> State {
         let mut s = State::new(0);
         s.configure(config(), 0).unwrap();
