@@ -450,6 +450,9 @@ pub fn given<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     T::deserialize(d).map(Some)
 }
 
+/// The engine's answer to a change its store could not keep.
+pub const STORE_FAILED: &str = "the store failed to keep the change (see the engine's log)";
+
 /// The engine's answer to a [`Query`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case", deny_unknown_fields)]

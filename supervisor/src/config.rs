@@ -1081,7 +1081,9 @@ fn hide_secrets(doc: &mut serde_json::Value) {
                         || ["password", "token", "secret", "key"]
                             .iter()
                             .any(|s| lower.contains(s));
-                    if secret && !value.is_null() {
+                    // Secrets are values, never maps: a host or user named "monkey" is shown.
+                    let scalar = !value.is_null() && !value.is_object();
+                    if secret && scalar {
                         *value = serde_json::Value::String("(hidden)".into());
                     } else {
                         walk(value);
@@ -1406,7 +1408,7 @@ mod tests {
             text.replace_range(at..at + 5, &format!("SECRET-{n}"));
         }
         text.push_str(
-            "users:\n  a:\n    admin: true\n    password: \"pbkdf2:sha256:1000$SECRETsalt$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nhb_key: SECRET-shared-key\n\
+            "users:\n  monkey: {}\n  a:\n    admin: true\n    password: \"pbkdf2:sha256:1000$SECRETsalt$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nhb_key: SECRET-shared-key\n\
              metrics_token: SECRET-metrics-token\nrndc_key: /etc/hb/SECRET.key\n\
              hosts:\n  h1:\n    key: SECRET-host-key-long-enough\n",
         );
@@ -1420,6 +1422,11 @@ mod tests {
         assert!(!json.contains("SECRET"), "{json}");
         let file = &web.server["file"];
         assert_eq!(file["users"]["a"]["password"], "(hidden)");
+        assert_eq!(
+            file["users"]["monkey"],
+            serde_json::json!({}),
+            "a name is no secret"
+        );
         assert_eq!(file["hosts"]["h1"]["key"], "(hidden)");
         assert_eq!(
             file["notification_channels"]["phone"]["secrets_set"],

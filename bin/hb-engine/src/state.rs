@@ -322,8 +322,7 @@ impl State {
                         answer
                     } else {
                         Answer::Error {
-                            message: "the store failed to keep the change (see the engine's log)"
-                                .into(),
+                            message: hb_ipc::edge::STORE_FAILED.into(),
                         }
                     })
                 })),
@@ -2005,6 +2004,10 @@ impl State {
                     message: "no configuration yet".into(),
                 },
             },
+            // Channels hold secrets: they are shown only without them (`Channels`).
+            Query::Settings { kind } if kind == "channel" => Answer::Error {
+                message: "channels are read with the channels query, without their secrets".into(),
+            },
             Query::Settings { kind } => Answer::Settings {
                 values: self.settings.of(&kind),
             },
@@ -2312,6 +2315,14 @@ pub(crate) mod tests {
             panic!()
         };
         assert!(!values["hook"].to_string().contains("k1"));
+        let Reply::Now(Answer::Error { .. }) = s.query(
+            Query::Settings {
+                kind: "channel".into(),
+            },
+            S,
+        ) else {
+            panic!("secrets handed out")
+        };
         // Given as null: removed.
         put(&mut s, Some(json!({"type": "webhook", "secret": null})));
         assert_eq!(

@@ -304,6 +304,10 @@ async fn put(web: &Web, name: &str, def: Option<Value>) -> Result<String, ApiErr
         .await?
     {
         Answer::Done { message } => Ok(message),
+        // The engine could not keep it: not the client's mistake.
+        Answer::Error { message } if message == hb_ipc::edge::STORE_FAILED => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
+        }
         Answer::Error { message } => Err(unprocessable(message)),
         other => Err(unexpected(other)),
     }
@@ -410,6 +414,18 @@ pub async fn change(
     let text = |key: &str| view.get(key).and_then(Value::as_str).map(str::to_string);
     let kind = change.kind.or_else(|| text("type")).unwrap_or_default();
     let owner = owner_for(&web, viewer, change.owner, current.owner())?;
+    if let Some(o) = owner.as_deref().filter(|o| Some(*o) != current.owner()) {
+        let owned = all(&web)
+            .await?
+            .values()
+            .filter(|c| c.source == Source::Api && c.owner() == Some(o))
+            .count();
+        if owned >= MAX_PER_OWNER {
+            return Err(unprocessable(format!(
+                "{o} owns {MAX_PER_OWNER} channels, the most one may"
+            )));
+        }
+    }
     let options = match change.options {
         Some(options) => options,
         // The options as they are (the engine keeps the secrets left out).
