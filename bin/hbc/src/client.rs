@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hb_proto::datagram::{Limits, decode_server, encode};
 use hb_proto::message::{
-    ClientMessage, Header, Heartbeat, Notice, Queued, ServerMessage, TextMessage,
+    ClientMessage, Header, Heartbeat, Notice, PluginData, Queued, ServerMessage, TextMessage,
 };
 use hb_proto::sign::{self, ReplayGuard};
 use tokio::net::UdpSocket;
@@ -54,7 +54,11 @@ struct Client {
     /// Only a long-running client takes commands; -1 and -m exit right away.
     accept_commands: bool,
     results: mpsc::UnboundedSender<(SocketAddr, u64, ClientMessage)>,
-    asked_for_data: bool,
+    /// Each plugin's latest data, sent again when a server says it has none.
+    latest: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Bumped to run the info plugins again; when that was last done.
+    refresh: tokio::sync::watch::Sender<u64>,
+    refreshed_at: Option<Instant>,
 }
 
 pub async fn run(settings: Settings, mode: Mode) -> anyhow::Result<ExitCode> {
@@ -78,7 +82,9 @@ pub async fn run(settings: Settings, mode: Mode) -> anyhow::Result<ExitCode> {
         running: 0,
         accept_commands: matches!(mode, Mode::Run),
         results,
-        asked_for_data: false,
+        latest: std::collections::BTreeMap::new(),
+        refresh: tokio::sync::watch::channel(0).0,
+        refreshed_at: None,
         settings,
     };
     client.resolve().await;
@@ -121,6 +127,10 @@ pub async fn run(settings: Settings, mode: Mode) -> anyhow::Result<ExitCode> {
             })
         }
         Mode::Run => {
+            let (plugin_tx, mut plugin_rx) = mpsc::unbounded_channel();
+            let specs = std::mem::take(&mut client.settings.plugins);
+            tracing::info!(plugins = ?specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), "Starting plugins.");
+            crate::plugins::start(specs, plugin_tx, client.refresh.subscribe());
             let mut term = signal(SignalKind::terminate())?;
             let mut int = signal(SignalKind::interrupt())?;
             let mut tick =
@@ -138,6 +148,7 @@ pub async fn run(settings: Settings, mode: Mode) -> anyhow::Result<ExitCode> {
                         if let Some((n, from)) = r { client.handle(&buf6[..n], from).await; }
                     }
                     Some((to, id, msg)) = results_rx.recv() => client.finished(to, id, msg).await,
+                    Some((plugin, data)) = plugin_rx.recv() => client.plugin_data(plugin, data).await,
                     _ = term.recv() => break,
                     _ = int.recv() => break,
                 }
@@ -416,9 +427,8 @@ impl Client {
                 .retain(|_, t| t.elapsed() < Duration::from_secs(1));
             tracing::trace!(%from, rtt_ms = rtt, "ACK.");
         }
-        if ack.request_update && !self.asked_for_data {
-            self.asked_for_data = true;
-            tracing::debug!(%from, "Server has no plugin data for this host; no plugins are configured.");
+        if ack.request_update {
+            self.server_wants_data(from).await;
         }
         if answered.is_none() {
             if !ack.queue.is_empty() {
@@ -430,6 +440,73 @@ impl Client {
             for queued in ack.queue {
                 self.command(from, queued).await;
             }
+        }
+    }
+
+    /// A plugin reported: keep it, and send it to every server.
+    async fn plugin_data(&mut self, plugin: String, data: serde_json::Value) {
+        let serde_json::Value::Object(data) = data else {
+            return;
+        };
+        let data = crate::plugins::fit(data, |d| self.plugin_fits(&plugin, d));
+        self.latest.insert(plugin.clone(), data.clone());
+        let targets: Vec<SocketAddr> = self
+            .targets
+            .iter()
+            .filter(|t| !t.dropped)
+            .map(|t| t.addr)
+            .collect();
+        for to in targets {
+            let header = self.header();
+            let msg = ClientMessage::Plugin(PluginData {
+                header,
+                plugin: plugin.clone(),
+                data: data.clone(),
+            });
+            self.send(to, msg).await;
+        }
+    }
+
+    /// Whether a report would be accepted by the server as one datagram.
+    fn plugin_fits(&self, plugin: &str, data: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let msg = ClientMessage::Plugin(PluginData {
+            header: Header {
+                name: self.settings.name.clone(),
+                ts: Some(u64::MAX / 2),
+                seq: Some(u64::MAX / 2),
+                v: None,
+            },
+            plugin: plugin.to_string(),
+            data: data.clone(),
+        });
+        let json = msg.to_json();
+        let text = json.to_string().len();
+        let limits = Limits::default();
+        let sign = self.settings.key.as_deref().map(|k| (k, 0, 0));
+        text < limits.max_inflated
+            && encode(&json, COMPRESS_OVER, sign).len() <= limits.max_datagram
+    }
+
+    /// A server has no plugin data for this host (it restarted, or forgot the host): send it
+    /// what we have, and run the info plugins again; at most once a minute.
+    async fn server_wants_data(&mut self, from: SocketAddr) {
+        if self
+            .refreshed_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.refreshed_at = Some(Instant::now());
+        tracing::info!(%from, plugins = self.latest.len(), "Server asked for plugin data; sending it.");
+        self.refresh.send_modify(|n| *n += 1);
+        for (plugin, data) in self.latest.clone() {
+            let header = self.header();
+            let msg = ClientMessage::Plugin(PluginData {
+                header,
+                plugin,
+                data,
+            });
+            self.send(from, msg).await;
         }
     }
 

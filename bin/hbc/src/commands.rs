@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Output kept and reported, bytes per stream.
-const MAX_OUTPUT: usize = 8 * 1024;
+pub const MAX_OUTPUT: usize = 8 * 1024;
 
 /// How a command ended.
 #[derive(Debug, PartialEq)]
@@ -19,9 +19,9 @@ pub struct Outcome {
     pub text: String,
 }
 
-/// Reads a pipe to its end, keeping the first [`MAX_OUTPUT`] bytes and discarding the rest,
-/// so a chatty command never blocks on a full pipe.
-async fn drain(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+/// Reads a pipe to its end, keeping the first `max` bytes and discarding the rest, so a
+/// chatty command never blocks on a full pipe.
+async fn drain(pipe: Option<impl AsyncRead + Unpin>, max: usize) -> Vec<u8> {
     let mut kept = Vec::new();
     let Some(mut pipe) = pipe else { return kept };
     let mut chunk = [0u8; 4096];
@@ -29,19 +29,45 @@ async fn drain(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
         match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => return kept,
             Ok(n) => {
-                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                let room = max.saturating_sub(kept.len());
                 kept.extend_from_slice(&chunk[..n.min(room)]);
             }
         }
     }
 }
 
-/// Runs `argv` with `timeout`.
-pub async fn run(argv: &[String], timeout: Duration) -> Outcome {
+/// How a program ended, in full (for plugins that read stdout and stderr apart).
+#[derive(Debug, Default, PartialEq)]
+pub struct Execution {
+    /// Exit status, if it exited.
+    pub exit: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// Its output, each cut at [`MAX_OUTPUT`] bytes.
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Killed at the timeout.
+    pub timed_out: bool,
+    /// Why it did not start.
+    pub error: Option<String>,
+}
+
+/// Runs `argv` with `timeout` and `env` (on top of a cleared environment with a plain PATH).
+pub async fn execute(argv: &[String], timeout: Duration, env: &[(&str, &str)]) -> Execution {
+    execute_bounded(argv, timeout, env, MAX_OUTPUT).await
+}
+
+/// As [`execute`], keeping up to `max_output` bytes of each stream.
+pub async fn execute_bounded(
+    argv: &[String],
+    timeout: Duration,
+    env: &[(&str, &str)],
+    max_output: usize,
+) -> Execution {
     let Some((program, args)) = argv.split_first() else {
-        return Outcome {
-            exit: None,
-            text: "empty command".into(),
+        return Execution {
+            error: Some("empty command".into()),
+            ..Execution::default()
         };
     };
     let child = tokio::process::Command::new(program)
@@ -51,6 +77,7 @@ pub async fn run(argv: &[String], timeout: Duration) -> Outcome {
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -60,38 +87,69 @@ pub async fn run(argv: &[String], timeout: Duration) -> Outcome {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            return Outcome {
-                exit: None,
-                text: format!("cannot run {program}: {e}"),
+            return Execution {
+                error: Some(format!("cannot run {program}: {e}")),
+                ..Execution::default()
             };
         }
     };
     let group = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let all = async { tokio::join!(drain(stdout), drain(stderr), child.wait()) };
+    let all = async {
+        tokio::join!(
+            drain(stdout, max_output),
+            drain(stderr, max_output),
+            child.wait()
+        )
+    };
     let outcome = tokio::time::timeout(timeout, all).await;
     // Whatever the command started in its group goes with it.
     if let Some(group) = group {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     }
     match outcome {
-        Ok((out, err, status)) => {
-            let mut text = String::from_utf8_lossy(&out).into_owned();
-            if out.len() >= MAX_OUTPUT {
-                text.push_str("\n[output truncated]\n");
+        Ok((stdout, stderr, status)) => {
+            use std::os::unix::process::ExitStatusExt;
+            let status = status.ok();
+            Execution {
+                exit: status.and_then(|s| s.code()),
+                signal: status.and_then(|s| s.signal()),
+                stdout,
+                stderr,
+                ..Execution::default()
             }
-            text.push_str(&String::from_utf8_lossy(&err));
-            if err.len() >= MAX_OUTPUT {
-                text.push_str("\n[output truncated]\n");
-            }
-            let exit = status.ok().and_then(|s| s.code());
-            Outcome { exit, text }
         }
-        Err(_) => Outcome {
-            exit: None,
-            text: format!("timed out after {timeout:?}; killed"),
+        Err(_) => Execution {
+            timed_out: true,
+            ..Execution::default()
         },
     }
+}
+
+/// Runs `argv` with `timeout`.
+pub async fn run(argv: &[String], timeout: Duration) -> Outcome {
+    let e = execute(argv, timeout, &[]).await;
+    if let Some(error) = e.error {
+        return Outcome {
+            exit: None,
+            text: error,
+        };
+    }
+    if e.timed_out {
+        return Outcome {
+            exit: None,
+            text: format!("timed out after {timeout:?}; killed"),
+        };
+    }
+    let mut text = String::from_utf8_lossy(&e.stdout).into_owned();
+    if e.stdout.len() >= MAX_OUTPUT {
+        text.push_str("\n[output truncated]\n");
+    }
+    text.push_str(&String::from_utf8_lossy(&e.stderr));
+    if e.stderr.len() >= MAX_OUTPUT {
+        text.push_str("\n[output truncated]\n");
+    }
+    Outcome { exit: e.exit, text }
 }
 
 #[cfg(test)]

@@ -83,9 +83,10 @@ struct File {
     commands: BTreeMap<String, Vec<String>>,
     command_timeout: Option<u64>,
     update_command: Option<Vec<String>>,
-    /// Plugin settings: read by the plugins of a later release; accepted now so a file
-    /// written for it loads.
+    /// Plugins and their options (docs/PLUGINS.md); absent: the default set.
     plugins: Option<serde_json::Value>,
+    /// Every executable in it is a plugin too.
+    plugins_dir: Option<PathBuf>,
 }
 
 /// Everything the client runs with.
@@ -100,6 +101,7 @@ pub struct Settings {
     pub command_timeout: Duration,
     pub update_command: Option<Vec<String>>,
     pub boot: bool,
+    pub plugins: Vec<crate::plugins::Spec>,
 }
 
 impl Settings {
@@ -163,11 +165,8 @@ impl Settings {
         if let Some(argv) = &file.update_command {
             check_argv(&where_, "update_command", argv)?;
         }
-        if file.plugins.is_some() {
-            eprintln!(
-                "hbc: warning: {where_}: `plugins` are not implemented in this build; ignored"
-            );
-        }
+        let plugins = crate::plugins::configure(file.plugins.as_ref(), file.plugins_dir.as_deref())
+            .map_err(|e| anyhow::anyhow!("{where_}: {e}"))?;
         Ok(Settings {
             servers,
             port: o.port.or(file.hb_port).unwrap_or(50003),
@@ -178,6 +177,7 @@ impl Settings {
             command_timeout: Duration::from_secs(file.command_timeout.unwrap_or(30).clamp(1, 3600)),
             update_command: file.update_command,
             boot: o.boot,
+            plugins,
         })
     }
 }

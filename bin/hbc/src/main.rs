@@ -8,6 +8,7 @@
 mod client;
 mod commands;
 mod config;
+mod plugins;
 
 use std::process::ExitCode;
 

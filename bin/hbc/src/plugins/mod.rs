@@ -1,0 +1,837 @@
+//! hbc's plugins (docs/PLUGINS.md): info plugins run at start and when the server asks
+//! (`request_update`); monitor plugins every `interval`. Each runs in its own task within its
+//! `timeout`: one that fails, hangs or panics reports `{"error": ...}` and never holds up the
+//! heartbeat or the other plugins. Results go to the client loop, which sends them as `PLG`,
+//! fitted to what the server accepts ([`fit`]).
+
+pub mod checks;
+pub mod custom;
+pub mod nagios;
+pub mod ping;
+pub mod system;
+pub mod zfs;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, watch};
+
+/// A monitor plugin's default period.
+pub const DEFAULT_INTERVAL: u64 = 300;
+/// How long one run may take unless configured.
+pub const DEFAULT_TIMEOUT: u64 = 30;
+
+/// What a plugin does, with its configuration (its state is made fresh by [`Job::start`]).
+#[derive(Clone, Debug)]
+pub enum Kind {
+    OsInfo,
+    Filesystems,
+    Cpu {
+        per_core: bool,
+    },
+    Memory,
+    Disk,
+    Network,
+    Ping {
+        ping: String,
+        targets: Vec<String>,
+        count: u32,
+        wait: Duration,
+    },
+    Nagios {
+        checks: Vec<nagios::Check>,
+    },
+    Zfs {
+        zpool: String,
+    },
+    ServiceChecks {
+        checks: Vec<checks::Check>,
+        actions: BTreeMap<String, checks::Action>,
+        ca_file: Option<String>,
+    },
+    Custom {
+        path: PathBuf,
+    },
+}
+
+/// One configured plugin.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub kind: Kind,
+    /// Runs once, and again when the server asks, rather than every interval.
+    pub info: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// A plugin with its state between runs.
+enum Job {
+    Cpu(system::Cpu),
+    Disk(system::Disk),
+    Network(system::Network),
+    Checks(Box<checks::ServiceChecks>),
+    Stateless,
+}
+
+impl Spec {
+    fn start(&self) -> Job {
+        match &self.kind {
+            Kind::Cpu { per_core } => Job::Cpu(system::Cpu {
+                per_core: *per_core,
+                ..Default::default()
+            }),
+            Kind::Disk => Job::Disk(system::Disk::default()),
+            Kind::Network => Job::Network(system::Network::default()),
+            Kind::ServiceChecks {
+                checks,
+                actions,
+                ca_file,
+            } => {
+                // Checked when the configuration was loaded.
+                let ca = ca_file
+                    .as_deref()
+                    .and_then(|f| checks::tls_config(Some(f)).ok());
+                Job::Checks(Box::new(checks::ServiceChecks::new(
+                    checks.clone(),
+                    actions.clone(),
+                    ca,
+                )))
+            }
+            _ => Job::Stateless,
+        }
+    }
+
+    async fn collect(&self, job: &mut Job) -> Result<Value, String> {
+        match (&self.kind, job) {
+            (Kind::OsInfo, _) => system::os_info(),
+            (Kind::Filesystems, _) => system::filesystems(),
+            (Kind::Cpu { .. }, Job::Cpu(c)) => c.collect().await,
+            (Kind::Memory, _) => {
+                let meminfo = std::fs::read_to_string("/proc/meminfo")
+                    .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
+                let arc = std::fs::read_to_string("/proc/spl/kstat/zfs/arcstats").ok();
+                system::memory(&meminfo, arc.as_deref())
+            }
+            (Kind::Disk, Job::Disk(d)) => d.collect(),
+            (Kind::Network, Job::Network(n)) => n.collect(),
+            (
+                Kind::Ping {
+                    ping,
+                    targets,
+                    count,
+                    wait,
+                },
+                _,
+            ) => Ok(ping::collect(ping, targets, *count, *wait).await),
+            (Kind::Nagios { checks }, _) => Ok(nagios::run(checks, self.timeout).await),
+            (Kind::Zfs { zpool }, _) => zfs::collect(zpool, self.timeout).await,
+            (Kind::ServiceChecks { .. }, Job::Checks(c)) => c.collect(self.timeout).await,
+            (Kind::Custom { path }, _) => custom::run(&self.name, path, self.timeout).await,
+            _ => Err("internal: plugin state does not fit its kind".into()),
+        }
+    }
+}
+
+/// Starts every plugin; results arrive on `out` as (plugin, data). A new value on `refresh`
+/// runs the info plugins again.
+pub fn start(
+    specs: Vec<Spec>,
+    out: mpsc::UnboundedSender<(String, Value)>,
+    refresh: watch::Receiver<u64>,
+) {
+    for spec in specs {
+        let out = out.clone();
+        let mut refresh = refresh.clone();
+        tokio::spawn(async move {
+            let mut job = Some(spec.start());
+            loop {
+                let data = run_once(&spec, &mut job).await;
+                if out.send((spec.name.clone(), data)).is_err() {
+                    return;
+                }
+                if spec.info {
+                    if refresh.changed().await.is_err() {
+                        return;
+                    }
+                } else {
+                    tokio::time::sleep(spec.interval).await;
+                }
+            }
+        });
+    }
+}
+
+/// One run in its own task, within the timeout: an error, a hang or a panic becomes
+/// `{"error": ...}`, and the plugin starts afresh next time.
+async fn run_once(spec: &Spec, job: &mut Option<Job>) -> Value {
+    let mut state = job.take().unwrap_or_else(|| spec.start());
+    let task_spec = spec.clone();
+    let mut task = tokio::spawn(async move {
+        let r = task_spec.collect(&mut state).await;
+        (state, r)
+    });
+    let outcome = tokio::time::timeout(spec.timeout, &mut task).await;
+    let result = match outcome {
+        Ok(Ok((state, r))) => {
+            *job = Some(state);
+            r
+        }
+        Ok(Err(e)) => Err(format!("the plugin failed: {e}")),
+        Err(_) => {
+            task.abort();
+            Err(format!(
+                "took longer than {} s; stopped",
+                spec.timeout.as_secs_f64()
+            ))
+        }
+    };
+    match result {
+        Ok(Value::Object(m)) => Value::Object(m),
+        Ok(other) => json!({"value": other}),
+        Err(e) => {
+            tracing::warn!(plugin = spec.name, error = %e, "Plugin failed.");
+            json!({"error": e})
+        }
+    }
+}
+
+// --- configuration --------------------------------------------------------------------------
+
+/// Plugins run when the configuration names none.
+const DEFAULTS: &[&str] = &[
+    "os_info",
+    "filesystem_info",
+    "cpu_monitor",
+    "memory_monitor",
+    "disk_monitor",
+    "network_monitor",
+];
+
+/// Built-in plugin names.
+pub const BUILTIN: &[&str] = &[
+    "os_info",
+    "filesystem_info",
+    "cpu_monitor",
+    "memory_monitor",
+    "disk_monitor",
+    "network_monitor",
+    "ping_monitor",
+    "nagios_runner",
+    "zfs_monitor",
+    "service_checks",
+];
+
+/// The first of `candidates` that exists.
+fn find_program(candidates: &[&str]) -> Option<String> {
+    candidates
+        .iter()
+        .find(|p| Path::new(p).is_file())
+        .map(|p| p.to_string())
+}
+
+struct Options<'a> {
+    plugin: &'a str,
+    map: Map<String, Value>,
+}
+
+impl Options<'_> {
+    fn err(&self, key: &str, message: impl std::fmt::Display) -> String {
+        format!("plugins.{}.{key}: {message}", self.plugin)
+    }
+
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key).filter(|v| !v.is_null())
+    }
+
+    fn seconds(&mut self, key: &str, default: u64) -> Result<Duration, String> {
+        match self.take(key) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| self.err(key, "must be seconds above 0, at most 86400")),
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
+            Some(_) => Err(self.err(key, "must be a non-empty string")),
+        }
+    }
+
+    fn program(&mut self, key: &str, default: &[&str]) -> Result<String, String> {
+        match self.string(key)? {
+            Some(p) if p.starts_with('/') => Ok(p),
+            Some(p) => Err(self.err(key, format!("{p:?} must be an absolute path"))),
+            None => find_program(default).ok_or_else(|| {
+                self.err(
+                    key,
+                    format!("not found at {}; give its path", default.join(" or ")),
+                )
+            }),
+        }
+    }
+
+    fn argv(&self, key: &str, v: &Value) -> Result<Vec<String>, String> {
+        let argv: Vec<String> = match v {
+            Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| self.err(key, "must be a list of strings"))?,
+            _ => {
+                return Err(self.err(
+                    key,
+                    "must be a command: a list (or a string split at spaces)",
+                ));
+            }
+        };
+        match argv.first() {
+            Some(p) if p.starts_with('/') => Ok(argv),
+            _ => Err(self.err(
+                key,
+                "must start with an absolute program path (no shell runs it)",
+            )),
+        }
+    }
+
+    fn done(self) -> Result<(), String> {
+        match self.map.keys().next() {
+            Some(k) => Err(self.err(k, "unknown option for this plugin")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The plugins to run: those `plugins` names (each with its options; `false` leaves one
+/// out), or the default set when it names none; plus every executable in `plugins_dir`.
+pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<Vec<Spec>, String> {
+    let mut named: BTreeMap<String, Value> = BTreeMap::new();
+    match config {
+        None | Some(Value::Null) => {
+            for name in DEFAULTS {
+                named.insert(name.to_string(), json!({}));
+            }
+            if find_program(&["/sbin/zpool", "/usr/sbin/zpool"]).is_some() {
+                named.insert("zfs_monitor".into(), json!({}));
+            }
+        }
+        Some(Value::Object(m)) => {
+            for (name, v) in m {
+                match v {
+                    Value::Bool(false) => {}
+                    Value::Null | Value::Bool(true) => {
+                        named.insert(name.clone(), json!({}));
+                    }
+                    Value::Object(_) => {
+                        named.insert(name.clone(), v.clone());
+                    }
+                    _ => {
+                        return Err(format!(
+                            "plugins.{name}: must be a map of options, true or false"
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => return Err("plugins: must be a map of plugin names to their options".into()),
+    }
+    let custom = match plugins_dir {
+        Some(dir) => custom::discover(dir)?,
+        None => BTreeMap::new(),
+    };
+    let mut specs = Vec::new();
+    for (name, options) in &named {
+        let mut o = Options {
+            plugin: name,
+            map: options.as_object().cloned().unwrap_or_default(),
+        };
+        if o.take("enabled").is_some_and(|v| v == false) {
+            continue;
+        }
+        let info = matches!(name.as_str(), "os_info" | "filesystem_info");
+        let interval = o.seconds("interval", DEFAULT_INTERVAL)?;
+        let timeout = o.seconds("timeout", DEFAULT_TIMEOUT)?;
+        let kind = match name.as_str() {
+            "os_info" => Kind::OsInfo,
+            "filesystem_info" => Kind::Filesystems,
+            "cpu_monitor" => Kind::Cpu {
+                per_core: o.take("per_core").is_some_and(|v| v == true),
+            },
+            "memory_monitor" => Kind::Memory,
+            "disk_monitor" => Kind::Disk,
+            "network_monitor" => Kind::Network,
+            "ping_monitor" => {
+                let targets = match o.take("hosts") {
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|h| {
+                            h.as_str()
+                                .filter(|s| !s.is_empty() && !s.starts_with('-'))
+                                .map(str::to_string)
+                        })
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| {
+                            o.err("hosts", "must be a list of host names or addresses")
+                        })?,
+                    _ => return Err(o.err("hosts", "is required: the hosts to ping")),
+                };
+                let count = match o.take("count") {
+                    None => 3,
+                    Some(v) => v
+                        .as_u64()
+                        .filter(|n| (1..=20).contains(n))
+                        .ok_or_else(|| o.err("count", "must be 1 to 20"))?
+                        as u32,
+                };
+                let wait = o.seconds("wait", 2)?;
+                Kind::Ping {
+                    ping: o.program("ping", &["/usr/bin/ping", "/bin/ping"])?,
+                    targets,
+                    count,
+                    wait,
+                }
+            }
+            "nagios_runner" => {
+                let list = match o.take("commands") {
+                    Some(Value::Array(a)) => a,
+                    _ => return Err(o.err("commands", "is required: a list of {name, command}")),
+                };
+                let mut checks = Vec::new();
+                for c in &list {
+                    let name = c["name"].as_str().unwrap_or("").to_string();
+                    let argv = o.argv("commands", &c["command"])?;
+                    if c.as_object()
+                        .is_some_and(|m| m.keys().any(|k| k != "name" && k != "command"))
+                    {
+                        return Err(o.err("commands", "each is {name, command}"));
+                    }
+                    checks.push(nagios::Check { name, argv });
+                }
+                nagios::validate(&checks)?;
+                Kind::Nagios { checks }
+            }
+            "zfs_monitor" => Kind::Zfs {
+                zpool: o.program("zpool", &["/sbin/zpool", "/usr/sbin/zpool"])?,
+            },
+            "service_checks" => service_checks(&mut o)?,
+            other => match custom.get(other) {
+                Some(path) => Kind::Custom { path: path.clone() },
+                None => {
+                    return Err(format!(
+                        "plugins.{other}: no such plugin (built in: {}; or an executable named so in plugins_dir)",
+                        BUILTIN.join(", ")
+                    ));
+                }
+            },
+        };
+        o.done()?;
+        specs.push(Spec {
+            name: name.clone(),
+            kind,
+            info,
+            interval,
+            timeout,
+        });
+    }
+    for (name, path) in custom {
+        if !named.contains_key(&name)
+            && config.is_none_or(|c| c.get(&name) != Some(&Value::Bool(false)))
+        {
+            specs.push(Spec {
+                name: name.clone(),
+                kind: Kind::Custom { path },
+                info: false,
+                interval: Duration::from_secs(DEFAULT_INTERVAL),
+                timeout: Duration::from_secs(DEFAULT_TIMEOUT),
+            });
+        }
+    }
+    Ok(specs)
+}
+
+fn service_checks(o: &mut Options) -> Result<Kind, String> {
+    let list = match o.take("checks") {
+        Some(Value::Array(a)) => a,
+        _ => return Err(o.err("checks", "is required: a list of checks")),
+    };
+    let mut out = Vec::new();
+    for c in &list {
+        let name = c["name"].as_str().unwrap_or("");
+        if name.is_empty() || name.len() > 64 {
+            return Err(o.err("checks", "each needs a name (at most 64 characters)"));
+        }
+        let timeout = match c.get("timeout") {
+            None => Duration::from_secs(5),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| *s > 0.0 && *s <= 300.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    o.err(
+                        "checks",
+                        format!("{name}: timeout must be seconds, at most 300"),
+                    )
+                })?,
+        };
+        let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+        let probe = match c["type"].as_str().unwrap_or("") {
+            t @ ("http" | "https") => {
+                let url = match (text("url"), text("host")) {
+                    (Some(u), _) => u,
+                    (None, Some(h)) => format!(
+                        "{t}://{h}:{}{}",
+                        c.get("port")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(if t == "https" { 443 } else { 80 }),
+                        text("path").unwrap_or_else(|| "/".into())
+                    ),
+                    (None, None) => {
+                        return Err(o.err("checks", format!("{name}: url (or host) is required")));
+                    }
+                };
+                let (tls, host, port, path) =
+                    checks::parse_url(&url).map_err(|e| o.err("checks", format!("{name}: {e}")))?;
+                if tls != (t == "https") {
+                    return Err(o.err("checks", format!("{name}: the url's scheme is not {t}")));
+                }
+                let expect_status = match c.get("expect_status") {
+                    None => None,
+                    Some(v) => Some(v.as_u64().filter(|s| (100..=599).contains(s)).ok_or_else(
+                        || {
+                            o.err(
+                                "checks",
+                                format!("{name}: expect_status must be 100 to 599"),
+                            )
+                        },
+                    )? as u16),
+                };
+                Probe::Http {
+                    tls,
+                    host,
+                    port,
+                    path,
+                    expect_status,
+                    expect_body: text("expect_body"),
+                }
+            }
+            "tcp" => {
+                let host = text("host")
+                    .ok_or_else(|| o.err("checks", format!("{name}: host is required")))?;
+                let port = c
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .filter(|p| (1..=65535).contains(p))
+                    .ok_or_else(|| {
+                        o.err("checks", format!("{name}: port (1 to 65535) is required"))
+                    })?;
+                Probe::Tcp {
+                    host,
+                    port: port as u16,
+                }
+            }
+            other => {
+                return Err(o.err(
+                    "checks",
+                    format!("{name}: type {other:?}: use http, https or tcp"),
+                ));
+            }
+        };
+        let known = [
+            "name",
+            "type",
+            "url",
+            "host",
+            "port",
+            "path",
+            "expect_status",
+            "expect_body",
+            "timeout",
+            "action",
+        ];
+        if let Some(k) = c
+            .as_object()
+            .and_then(|m| m.keys().find(|k| !known.contains(&k.as_str())))
+        {
+            return Err(o.err("checks", format!("{name}: unknown option {k:?}")));
+        }
+        out.push(checks::Check {
+            name: name.to_string(),
+            probe,
+            timeout,
+            action: text("action"),
+        });
+    }
+    let mut actions = BTreeMap::new();
+    if let Some(v) = o.take("actions") {
+        let Value::Object(m) = v else {
+            return Err(o.err("actions", "must map action keys to {promote, demote}"));
+        };
+        for (key, a) in m {
+            let mut action = checks::Action::default();
+            for (what, slot) in [
+                ("promote", &mut action.promote),
+                ("demote", &mut action.demote),
+            ] {
+                if let Some(cmd) = a.get(what) {
+                    *slot = Some(o.argv("actions", cmd)?);
+                }
+            }
+            if a.as_object()
+                .is_none_or(|m| m.keys().any(|k| k != "promote" && k != "demote"))
+            {
+                return Err(o.err("actions", format!("{key}: only promote and demote")));
+            }
+            actions.insert(key, action);
+        }
+    }
+    for c in &out {
+        if let Some(key) = &c.action
+            && !actions.contains_key(key)
+        {
+            return Err(o.err(
+                "checks",
+                format!("{}: action {key:?} is not under actions", c.name),
+            ));
+        }
+    }
+    let ca_file = o.string("ca_file")?;
+    if let Some(f) = &ca_file {
+        checks::tls_config(Some(f)).map_err(|e| o.err("ca_file", e))?;
+    }
+    Ok(Kind::ServiceChecks {
+        checks: out,
+        actions,
+        ca_file,
+    })
+}
+
+use checks::Probe;
+
+// --- fitting a report into a datagram -------------------------------------------------------
+
+/// Longest string sent; longer ones are cut (the server takes 16 KiB).
+const MAX_STRING: usize = 8 * 1024;
+/// Most values sent in one report (the server takes 20,000 in a message).
+const MAX_VALUES: usize = 15_000;
+/// Deepest nesting sent (the server takes 32, the message itself adds two).
+const MAX_DEPTH: usize = 24;
+
+/// Counts the values and cuts long strings and deep nesting; what was cut, by path.
+fn shape(v: &mut Value, path: &str, depth: usize, notes: &mut Vec<String>) -> usize {
+    match v {
+        Value::String(s) if s.len() > MAX_STRING => {
+            let mut cut = MAX_STRING;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            notes.push(format!("{path}: string cut from {} bytes", s.len()));
+            s.truncate(cut);
+            s.push_str(" [trimmed]");
+            1
+        }
+        Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => {
+            notes.push(format!("{path}: nested too deep"));
+            *v = Value::String("[too deep]".into());
+            1
+        }
+        Value::Object(m) => {
+            1 + m
+                .iter_mut()
+                .map(|(k, x)| shape(x, &format!("{path}.{k}"), depth + 1, notes))
+                .sum::<usize>()
+        }
+        Value::Array(a) => {
+            1 + a
+                .iter_mut()
+                .enumerate()
+                .map(|(i, x)| shape(x, &format!("{path}[{i}]"), depth + 1, notes))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// Where to cut: the largest map or list of the report, or within it the one holding most
+/// of it; as a path of keys.
+fn largest(v: &Value) -> Option<(Vec<String>, usize)> {
+    let size = |x: &Value| serde_json::to_string(x).map_or(0, |s| s.len());
+    let container = |x: &&Value| matches!(x, Value::Object(_) | Value::Array(_));
+    let biggest = |m: &Map<String, Value>| {
+        m.iter()
+            .filter(|(_, x)| container(x))
+            .max_by_key(|(_, x)| size(x))
+            .map(|(k, x)| (k.clone(), x.clone()))
+    };
+    let (k, mut at) = biggest(v.as_object()?)?;
+    let mut path = vec![k];
+    while let Some((k, inner)) = at.as_object().and_then(biggest) {
+        if size(&inner) * 2 <= size(&at) {
+            break;
+        }
+        path.push(k);
+        at = inner;
+    }
+    Some((path, size(&at)))
+}
+
+/// Makes `data` fit in one datagram the server accepts (`fits` says whether the whole
+/// message would): long strings are cut, then the largest map or list loses half its
+/// entries until it fits. Never silent: what was cut is listed under `_trimmed`.
+pub fn fit(
+    mut data: Map<String, Value>,
+    fits: impl Fn(&Map<String, Value>) -> bool,
+) -> Map<String, Value> {
+    let mut notes = Vec::new();
+    let mut value = Value::Object(std::mem::take(&mut data));
+    let mut values = shape(&mut value, "", 0, &mut notes);
+    let Value::Object(mut data) = value else {
+        unreachable!("an object stays one")
+    };
+    for _ in 0..64 {
+        if values <= MAX_VALUES && fits(&data) {
+            break;
+        }
+        let Some((path, _)) = largest(&Value::Object(data.clone())) else {
+            break;
+        };
+        let pointer: String = path
+            .iter()
+            .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        let dotted = path.join(".");
+        let mut whole = Value::Object(std::mem::take(&mut data));
+        if let Some(at) = whole.pointer_mut(&pointer) {
+            match at {
+                Value::Object(m) if m.len() > 1 => {
+                    let before = m.len();
+                    let keep: std::collections::BTreeSet<String> =
+                        m.keys().take(before / 2).cloned().collect();
+                    m.retain(|k, _| keep.contains(k));
+                    notes.push(format!("{dotted}: {} of {before} entries kept", m.len()));
+                }
+                Value::Array(a) if a.len() > 1 => {
+                    let before = a.len();
+                    a.truncate(before / 2);
+                    notes.push(format!("{dotted}: {} of {before} entries kept", a.len()));
+                }
+                other => {
+                    notes.push(format!("{dotted}: left out"));
+                    *other = Value::String("[trimmed]".into());
+                }
+            }
+        }
+        let Value::Object(d) = whole else {
+            unreachable!("an object stays one")
+        };
+        data = d;
+        let mut v = Value::Object(std::mem::take(&mut data));
+        values = shape(&mut v, "", 0, &mut Vec::new());
+        let Value::Object(d) = v else {
+            unreachable!("an object stays one")
+        };
+        data = d;
+    }
+    if !notes.is_empty() {
+        tracing::warn!(cut = ?notes, "Plugin data trimmed to fit a datagram.");
+        data.insert("_trimmed".into(), json!(notes));
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_set_and_bad_configurations() {
+        let specs = configure(None, None).unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        for d in DEFAULTS {
+            assert!(names.contains(d), "{d}");
+        }
+        assert!(specs.iter().find(|s| s.name == "os_info").unwrap().info);
+        for (config, want) in [
+            (
+                json!({"cpu_monitor": {"interval": 0}}),
+                "plugins.cpu_monitor.interval",
+            ),
+            (
+                json!({"cpu_monitor": {"colour": 1}}),
+                "plugins.cpu_monitor.colour: unknown option",
+            ),
+            (
+                json!({"ping_monitor": {}}),
+                "plugins.ping_monitor.hosts: is required",
+            ),
+            (
+                json!({"nagios_runner": {"commands": [{"name": "x", "command": "check_load"}]}}),
+                "absolute program path",
+            ),
+            (
+                json!({"nagios_runner": {"commands": [{"name": "x", "command": "/nonexistent/check"}]}}),
+                "/nonexistent/check",
+            ),
+            (
+                json!({"nagios_runner": {"commands": [{"name": "Bad Name", "command": "/bin/true"}]}}),
+                "check name",
+            ),
+            (
+                json!({"service_checks": {"checks": [{"name": "w", "type": "ftp"}]}}),
+                "use http, https or tcp",
+            ),
+            (
+                json!({"service_checks": {"checks": [{"name": "w", "type": "tcp", "host": "x", "port": 1, "action": "k"}]}}),
+                "action \"k\" is not under actions",
+            ),
+            (json!({"frobnicator": {}}), "no such plugin"),
+            (json!([1]), "must be a map"),
+        ] {
+            let e = configure(Some(&config), None).unwrap_err();
+            assert!(e.contains(want), "{config}: {e}");
+        }
+        let specs = configure(
+            Some(&json!({"cpu_monitor": {"interval": 5}, "memory_monitor": false})),
+            None,
+        )
+        .unwrap();
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn oversized_reports_are_trimmed_and_say_so() {
+        let mut data = Map::new();
+        let interfaces: Map<String, Value> = (0..5000)
+            .map(|i| {
+                (
+                    format!("veth{i:05}"),
+                    json!({"bytes_sent": i, "bytes_recv": i * 2, "errors_in": 0}),
+                )
+            })
+            .collect();
+        data.insert("interfaces".into(), Value::Object(interfaces));
+        data.insert("note".into(), json!("x".repeat(20_000)));
+        data.insert("errors_total".into(), json!(3));
+        let size = |d: &Map<String, Value>| serde_json::to_string(d).map_or(0, |s| s.len());
+        let fitted = fit(data, |d| size(d) <= 60_000);
+        assert!(size(&fitted) <= 60_000 + 2_000, "{}", size(&fitted));
+        assert_eq!(fitted["errors_total"], 3, "small fields stay");
+        let notes = fitted["_trimmed"].to_string();
+        assert!(
+            notes.contains("interfaces:") && notes.contains("note: string cut"),
+            "{notes}"
+        );
+        assert!(fitted["note"].as_str().unwrap().ends_with("[trimmed]"));
+        // A report that fits is untouched.
+        let small: Map<String, Value> = [("a".to_string(), json!(1))].into_iter().collect();
+        assert_eq!(fit(small.clone(), |d| size(d) <= 60_000), small);
+    }
+}
