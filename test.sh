@@ -27,6 +27,8 @@ done
 # The dashboard test drives a headless Chromium over WebDriver.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# hbc's ping_monitor runs ping(8).
+[ -x /usr/bin/ping ] || [ -x /bin/ping ] || missing+=(iputils-ping)
 # /metrics is checked with promtool.
 [ -x /usr/bin/promtool ] || missing+=(prometheus)
 if ((${#missing[@]})); then

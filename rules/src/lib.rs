@@ -219,6 +219,11 @@ fn builtin() -> Layer {
     zfs.insert(vec!["*".into(), "health_ok".into()], pool_down.clone());
     zfs.insert(
         vec!["pools".into(), "*".into(), "health_ok".into()],
+        pool_down.clone(),
+    );
+    // hbc's form: `zpool.<pool>.health_ok`.
+    zfs.insert(
+        vec!["zpool".into(), "*".into(), "health_ok".into()],
         pool_down,
     );
     layer

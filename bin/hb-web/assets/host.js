@@ -45,7 +45,7 @@
       const t = hb.el("table", { class: "pools" }, hb.el("tr", {}, ...["Pool", "Health", "Capacity %", "Fragmentation %"].map((h) => hb.el("th", { text: h }))));
       for (const [pool, p] of Object.entries(data.zpool)) {
         t.append(hb.el("tr", {}, hb.el("td", { text: pool }),
-          hb.el("td", { class: p.health_ok === false ? "health-bad" : "", text: p.health ?? "" }),
+          hb.el("td", { class: p.health_ok === false || p.health_ok === 0 ? "health-bad" : "", text: p.health ?? "" }),
           hb.el("td", { text: p.capacity ?? "" }), hb.el("td", { text: p.fragmentation ?? "" })));
       }
       return t;

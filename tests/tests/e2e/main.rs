@@ -6,6 +6,7 @@ mod dns;
 mod engine;
 mod harness;
 mod openapi;
+mod plugins;
 mod protocol;
 mod tls;
 mod web;

@@ -1,5 +1,6 @@
 //! Custom plugins without recompiling: every executable file in `plugins_dir` is a plugin
-//! named after the file (without its extension, lower case). It runs without a shell and
+//! named after the file (without its extension, lower case, `-` as `_`); one with a built-in
+//! plugin's name replaces it. It runs without a shell and
 //! without arguments; a JSON object on stdout is its data, any other output is read the
 //! Nagios way (exit code, first line, performance data) into `<name>_status_code`,
 //! `<name>_status`, `<name>_output` and the perfdata fields.
@@ -47,12 +48,6 @@ pub fn discover(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
                 path.display()
             )
         })?;
-        if super::BUILTIN.contains(&name.as_str()) {
-            return Err(format!(
-                "plugins_dir: {} has the name of a built-in plugin",
-                path.display()
-            ));
-        }
         if let Some(other) = found.insert(name.clone(), path.clone()) {
             return Err(format!(
                 "plugins_dir: {} and {} are both plugin {name}",
@@ -70,6 +65,12 @@ pub async fn run(name: &str, path: &Path, timeout: Duration) -> Result<Value, St
     let e = commands::execute_bounded(&argv, timeout, &[("HBC_PLUGIN", name)], MAX_JSON).await;
     if let Some(error) = e.error {
         return Err(error);
+    }
+    if e.timed_out {
+        return Err(format!(
+            "took longer than {} s; stopped",
+            timeout.as_secs_f64()
+        ));
     }
     if e.stdout.len() >= MAX_JSON {
         return Err(format!("the output is over {MAX_JSON} bytes"));

@@ -64,7 +64,11 @@ pub struct Spec {
     /// Runs once, and again when the server asks, rather than every interval.
     pub info: bool,
     pub interval: Duration,
+    /// How long one run may take.
     pub timeout: Duration,
+    /// How long each program a run starts may take (`timeout` as configured; the run's
+    /// own bound leaves room for several).
+    pub command_timeout: Duration,
 }
 
 /// A plugin with its state between runs.
@@ -126,10 +130,10 @@ impl Spec {
                 },
                 _,
             ) => Ok(ping::collect(ping, targets, *count, *wait).await),
-            (Kind::Nagios { checks }, _) => Ok(nagios::run(checks, self.timeout).await),
-            (Kind::Zfs { zpool }, _) => zfs::collect(zpool, self.timeout).await,
-            (Kind::ServiceChecks { .. }, Job::Checks(c)) => c.collect(self.timeout).await,
-            (Kind::Custom { path }, _) => custom::run(&self.name, path, self.timeout).await,
+            (Kind::Nagios { checks }, _) => Ok(nagios::run(checks, self.command_timeout).await),
+            (Kind::Zfs { zpool }, _) => zfs::collect(zpool, self.command_timeout).await,
+            (Kind::ServiceChecks { .. }, Job::Checks(c)) => c.collect(self.command_timeout).await,
+            (Kind::Custom { path }, _) => custom::run(&self.name, path, self.command_timeout).await,
             _ => Err("internal: plugin state does not fit its kind".into()),
         }
     }
@@ -356,10 +360,15 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
         if o.take("enabled").is_some_and(|v| v == false) {
             continue;
         }
-        let info = matches!(name.as_str(), "os_info" | "filesystem_info");
+        let info =
+            matches!(name.as_str(), "os_info" | "filesystem_info") && !custom.contains_key(name);
         let interval = o.seconds("interval", DEFAULT_INTERVAL)?;
         let timeout = o.seconds("timeout", DEFAULT_TIMEOUT)?;
         let kind = match name.as_str() {
+            // A site's own script replaces the built-in of its name.
+            _ if custom.contains_key(name) => Kind::Custom {
+                path: custom[name].clone(),
+            },
             "os_info" => Kind::OsInfo,
             "filesystem_info" => Kind::Filesystems,
             "cpu_monitor" => Kind::Cpu {
@@ -433,12 +442,25 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
             },
         };
         o.done()?;
+        // A run that starts programs outlives their own timeouts (zpool runs two in a row,
+        // service checks run their action after the checks, ping waits per answer).
+        let run_timeout = match &kind {
+            Kind::Nagios { .. } | Kind::Zfs { .. } | Kind::ServiceChecks { .. } => {
+                timeout * 2 + Duration::from_secs(5)
+            }
+            Kind::Ping { count, wait, .. } => {
+                timeout.max(*wait * (count + 1) + Duration::from_secs(5))
+            }
+            Kind::Custom { .. } => timeout + Duration::from_secs(1),
+            _ => timeout,
+        };
         specs.push(Spec {
             name: name.clone(),
             kind,
             info,
             interval,
-            timeout,
+            timeout: run_timeout,
+            command_timeout: timeout,
         });
     }
     for (name, path) in custom {
@@ -450,7 +472,8 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
                 kind: Kind::Custom { path },
                 info: false,
                 interval: Duration::from_secs(DEFAULT_INTERVAL),
-                timeout: Duration::from_secs(DEFAULT_TIMEOUT),
+                timeout: Duration::from_secs(DEFAULT_TIMEOUT + 1),
+                command_timeout: Duration::from_secs(DEFAULT_TIMEOUT),
             });
         }
     }
