@@ -1445,6 +1445,16 @@ mod tests {
     }
 
     #[test]
+    fn the_thresholds_of_docs_alerting_load() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ALERTING.md"))
+                .expect("docs/ALERTING.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + 8;
+        let end = start + doc[start..].find("```").expect("its end");
+        parse(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
     fn the_example_of_docs_dns_loads() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/DNS.md"))
             .expect("docs/DNS.md");

@@ -1425,7 +1425,12 @@ impl State {
             self.act(actions, now);
             seen.insert(key);
         }
-        // Stale: alerts of this plugin whose metric was not in this report.
+        // Stale: alerts of this plugin whose metric was not in this report. A report of a
+        // failed run (`error`) or one cut to fit a datagram (`_trimmed`) says nothing of what
+        // it lacks: a hung zpool does not recover a degraded pool.
+        if data.contains_key("error") || data.contains_key("_trimmed") {
+            return;
+        }
         let prefix = format!("{host}/{plugin}.");
         let stale: Vec<String> = self
             .alerts
@@ -2754,6 +2759,18 @@ pub(crate) mod tests {
             .filter(|e| e.text.contains("display template"))
             .count();
         assert_eq!(reported, 1, "reported once");
+        // A failed run, or a report cut to fit, says nothing of what it lacks.
+        report(
+            &mut s,
+            S + 100,
+            serde_json::json!({"error": "took longer than 30 s"}),
+        );
+        report(
+            &mut s,
+            S + 200,
+            serde_json::json!({"check_disk_status_code": 2, "_trimmed": ["x"]}),
+        );
+        assert_eq!(s.alerts.len(), 2, "no alert ended");
         // check_load is no longer reported: its alert ends and its recovery goes out.
         report(
             &mut s,

@@ -308,7 +308,7 @@ fn builtin_plugins_report_what_this_machine_says() {
     assert_eq!(zfs["tank"]["health"], "ONLINE");
     assert_eq!(zfs["tank"]["health_ok"], 1);
     assert_eq!(zfs["tank"]["capacity"], 60.0);
-    assert_eq!(zfs["tank"]["write_bytes"], 8192);
+    assert_eq!(zfs["tank"]["write_bytes_per_s"], 8192);
     assert_eq!(zfs["backup"]["health_ok"], 0);
     assert_eq!(zfs["backup"]["dedup"], 1.5);
     assert!(

@@ -244,6 +244,17 @@ impl Check {
                 let mut tcp = TcpStream::connect((host.as_str(), *port))
                     .await
                     .map_err(|e| format!("connect: {e}"))?;
+                // The Host header names the port unless it is the scheme's.
+                let bracketed = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let authority = if *port == if *secure { 443 } else { 80 } {
+                    bracketed
+                } else {
+                    format!("{bracketed}:{port}")
+                };
                 let answer = if *secure {
                     let name =
                         ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
@@ -251,9 +262,9 @@ impl Check {
                         .connect(name, tcp)
                         .await
                         .map_err(|e| format!("TLS: {e}"))?;
-                    exchange(&mut stream, host, path).await?
+                    exchange(&mut stream, &authority, path).await?
                 } else {
-                    exchange(&mut tcp, host, path).await?
+                    exchange(&mut tcp, &authority, path).await?
                 };
                 let (status, body) = parse_answer(&answer)?;
                 let status_ok = match expect_status {

@@ -73,7 +73,9 @@ pub async fn run(name: &str, path: &Path, timeout: Duration) -> Result<Value, St
         ));
     }
     if e.stdout.len() >= MAX_JSON {
-        return Err(format!("the output is over {MAX_JSON} bytes"));
+        return Err(format!(
+            "the output reached {MAX_JSON} bytes, the most taken"
+        ));
     }
     let stdout = String::from_utf8_lossy(&e.stdout);
     if e.exit == Some(0) && stdout.trim_start().starts_with('{') {

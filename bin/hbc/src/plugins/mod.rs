@@ -169,7 +169,7 @@ pub fn start(
 }
 
 /// One run in its own task, within the timeout: an error, a hang or a panic becomes
-/// `{"error": ...}`, and the plugin starts afresh next time.
+/// `{"error": ...}`; after a hang or a panic the plugin starts afresh (its state is lost).
 async fn run_once(spec: &Spec, job: &mut Option<Job>) -> Value {
     let mut state = job.take().unwrap_or_else(|| spec.start());
     let task_spec = spec.clone();
@@ -314,23 +314,25 @@ impl Options<'_> {
     }
 }
 
-/// The plugins to run: those `plugins` names (each with its options; `false` leaves one
-/// out), or the default set when it names none; plus every executable in `plugins_dir`.
+/// The plugins to run: the default set and those `plugins` names, each with its options
+/// (`false` leaves one out); plus every executable in `plugins_dir`.
 pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<Vec<Spec>, String> {
+    // The default set, changed by what `plugins` says of each.
     let mut named: BTreeMap<String, Value> = BTreeMap::new();
+    for name in DEFAULTS {
+        named.insert(name.to_string(), json!({}));
+    }
+    if find_program(&["/sbin/zpool", "/usr/sbin/zpool"]).is_some() {
+        named.insert("zfs_monitor".into(), json!({}));
+    }
     match config {
-        None | Some(Value::Null) => {
-            for name in DEFAULTS {
-                named.insert(name.to_string(), json!({}));
-            }
-            if find_program(&["/sbin/zpool", "/usr/sbin/zpool"]).is_some() {
-                named.insert("zfs_monitor".into(), json!({}));
-            }
-        }
+        None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
             for (name, v) in m {
                 match v {
-                    Value::Bool(false) => {}
+                    Value::Bool(false) => {
+                        named.remove(name);
+                    }
                     Value::Null | Value::Bool(true) => {
                         named.insert(name.clone(), json!({}));
                     }
@@ -445,8 +447,12 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
         // A run that starts programs outlives their own timeouts (zpool runs two in a row,
         // service checks run their action after the checks, ping waits per answer).
         let run_timeout = match &kind {
-            Kind::Nagios { .. } | Kind::Zfs { .. } | Kind::ServiceChecks { .. } => {
-                timeout * 2 + Duration::from_secs(5)
+            Kind::Nagios { .. } | Kind::Zfs { .. } => timeout * 2 + Duration::from_secs(5),
+            // The slowest check, then an action.
+            Kind::ServiceChecks { checks, .. } => {
+                checks.iter().map(|c| c.timeout).max().unwrap_or_default()
+                    + timeout
+                    + Duration::from_secs(5)
             }
             Kind::Ping { count, wait, .. } => {
                 timeout.max(*wait * (count + 1) + Duration::from_secs(5))
@@ -585,6 +591,9 @@ fn service_checks(o: &mut Options) -> Result<Kind, String> {
         {
             return Err(o.err("checks", format!("{name}: unknown option {k:?}")));
         }
+        if out.iter().any(|c: &checks::Check| c.name == name) {
+            return Err(o.err("checks", format!("{name}: a second check of that name")));
+        }
         out.push(checks::Check {
             name: name.to_string(),
             probe,
@@ -644,10 +653,21 @@ use checks::Probe;
 const MAX_STRING: usize = 8 * 1024;
 /// Most values sent in one report (the server takes 20,000 in a message).
 const MAX_VALUES: usize = 15_000;
+/// Longest key sent (the server takes 128 bytes).
+const MAX_KEY: usize = 128;
 /// Deepest nesting sent (the server takes 32, the message itself adds two).
 const MAX_DEPTH: usize = 24;
 
 /// Counts the values and cuts long strings and deep nesting; what was cut, by path.
+/// `path.key`, or `key` at the top.
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
 fn shape(v: &mut Value, path: &str, depth: usize, notes: &mut Vec<String>) -> usize {
     match v {
         Value::String(s) if s.len() > MAX_STRING => {
@@ -666,9 +686,23 @@ fn shape(v: &mut Value, path: &str, depth: usize, notes: &mut Vec<String>) -> us
             1
         }
         Value::Object(m) => {
+            // Keys the server refuses (the whole message with them): left out.
+            let bad: Vec<String> = m
+                .keys()
+                .filter(|k| k.len() > MAX_KEY || k.chars().any(char::is_control))
+                .cloned()
+                .collect();
+            for k in bad {
+                m.remove(&k);
+                let shown: String = k.chars().filter(|c| !c.is_control()).take(40).collect();
+                notes.push(format!(
+                    "{}: key {shown:?}... left out (too long, or a control character)",
+                    if path.is_empty() { "(top)" } else { path }
+                ));
+            }
             1 + m
                 .iter_mut()
-                .map(|(k, x)| shape(x, &format!("{path}.{k}"), depth + 1, notes))
+                .map(|(k, x)| shape(x, &join(path, k), depth + 1, notes))
                 .sum::<usize>()
         }
         Value::Array(a) => {
@@ -825,8 +859,16 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(specs.len(), 1);
-        assert_eq!(specs[0].interval, Duration::from_secs(5));
+        assert!(
+            !specs.iter().any(|s| s.name == "memory_monitor"),
+            "left out"
+        );
+        let cpu = specs.iter().find(|s| s.name == "cpu_monitor").unwrap();
+        assert_eq!(cpu.interval, Duration::from_secs(5));
+        assert!(
+            specs.iter().any(|s| s.name == "disk_monitor"),
+            "the rest of the defaults stay"
+        );
     }
 
     #[test]
@@ -853,6 +895,20 @@ mod tests {
             "{notes}"
         );
         assert!(fitted["note"].as_str().unwrap().ends_with("[trimmed]"));
+        assert!(
+            notes.contains("\"note: string cut"),
+            "paths without a leading dot: {notes}"
+        );
+        let mut odd = Map::new();
+        odd.insert("k".repeat(200), json!(1));
+        odd.insert("ok".into(), json!(2));
+        let fitted = fit(odd, |d| size(d) <= 60_000);
+        assert_eq!(fitted.get("ok"), Some(&json!(2)));
+        assert_eq!(
+            fitted.len(),
+            2,
+            "the long key left out, the note added: {fitted:?}"
+        );
         // A report that fits is untouched.
         let small: Map<String, Value> = [("a".to_string(), json!(1))].into_iter().collect();
         assert_eq!(fit(small.clone(), |d| size(d) <= 60_000), small);

@@ -165,7 +165,11 @@ pub fn fields(name: &str, e: &commands::Execution, timeout: Duration) -> Map<Str
     m.insert(format!("{name}_exit_code"), json!(e.exit));
     let mut perfdata = Map::new();
     for p in parse_perfdata(&perf) {
-        let label = field_name(&p.label);
+        let mut label = field_name(&p.label);
+        // A label never overwrites the check's own fields.
+        if ["status", "status_code", "output", "exit_code", "perfdata"].contains(&label.as_str()) {
+            label = format!("perf_{label}");
+        }
         m.insert(format!("{name}_{label}"), json!(p.value));
         perfdata.insert(
             label,

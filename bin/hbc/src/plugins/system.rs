@@ -1,4 +1,4 @@
-//! The system plugins, read from /proc and /sys (Linux): what the host is (`os_info`,
+//! The system plugins, read from /proc and statvfs (Linux): what the host is (`os_info`,
 //! `filesystem_info`) and how it is doing (`cpu_monitor`, `memory_monitor`, `disk_monitor`,
 //! `network_monitor`). Field names follow the original hbd (docs/PLUGINS.md). Each reader is
 //! a pure parser of the file's text, so tests feed it fixtures and this machine's /proc alike.

@@ -1,6 +1,6 @@
 //! `zfs_monitor`: every pool's health, space and I/O from zpool(8), run without a shell:
 //! `zpool list -Hp -o name,size,allocated,free,fragmentation,capacity,dedupratio,health`
-//! and `zpool iostat -Hp` (operations and bytes since boot, per pool).
+//! and `zpool iostat -Hp` (operations and bytes per second, averaged since import).
 
 use std::time::Duration;
 
@@ -35,8 +35,8 @@ pub fn parse_list(text: &str) -> Map<String, Value> {
     pools
 }
 
-/// Adds `zpool iostat -Hp` figures (pool, alloc, free, read ops, write ops, read bytes,
-/// write bytes) to the pools listed.
+/// Adds `zpool iostat -Hp` figures to the pools listed: without an interval, zpool prints
+/// per-second averages since the pool was imported (operations and bytes, read and write).
 pub fn add_iostat(pools: &mut Map<String, Value>, text: &str) {
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
@@ -47,10 +47,10 @@ pub fn add_iostat(pools: &mut Map<String, Value>, text: &str) {
             continue;
         };
         let num = |s: &str| s.parse::<u64>().ok();
-        p.insert("read_ops".into(), json!(num(f[3])));
-        p.insert("write_ops".into(), json!(num(f[4])));
-        p.insert("read_bytes".into(), json!(num(f[5])));
-        p.insert("write_bytes".into(), json!(num(f[6])));
+        p.insert("read_ops_per_s".into(), json!(num(f[3])));
+        p.insert("write_ops_per_s".into(), json!(num(f[4])));
+        p.insert("read_bytes_per_s".into(), json!(num(f[5])));
+        p.insert("write_bytes_per_s".into(), json!(num(f[6])));
     }
 }
 
@@ -110,6 +110,6 @@ mod tests {
         assert_eq!(pools["backup"]["dedup"], 1.5);
         assert_eq!(pools["tank"]["capacity"], 60.0);
         add_iostat(&mut pools, "tank\t600\t400\t5\t7\t4096\t8192\n");
-        assert_eq!(pools["tank"]["write_bytes"], 8192);
+        assert_eq!(pools["tank"]["write_bytes_per_s"], 8192);
     }
 }
