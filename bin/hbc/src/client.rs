@@ -27,6 +27,8 @@ const ONE_SHOT_WAIT: Duration = Duration::from_secs(1);
 /// Command ids remembered (with their results) so a command repeated in later ACKs runs once
 /// and its result can be sent again if it was lost.
 const DONE_COMMANDS_KEPT: usize = 1024;
+/// Plugin data is sent again to a server that asks at most this often.
+const RESEND_GAP: Duration = Duration::from_secs(5);
 /// Commands running at once; more wait for a later ACK.
 const MAX_RUNNING: usize = 4;
 
@@ -488,11 +490,14 @@ impl Client {
     }
 
     /// A server has no plugin data for this host (it restarted, or forgot the host): send it
-    /// what we have, and run the info plugins again; at most once a minute.
+    /// what we have, and run the info plugins again; at most once per [`RESEND_GAP`] (a
+    /// server that keeps asking, because it refuses the data, costs a few datagrams).
     async fn server_wants_data(&mut self, from: SocketAddr) {
-        if self
-            .refreshed_at
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        // Before the first reports are in, there is nothing to send: they go out as they come.
+        if self.latest.is_empty()
+            || self
+                .refreshed_at
+                .is_some_and(|t| t.elapsed() < RESEND_GAP)
         {
             return;
         }

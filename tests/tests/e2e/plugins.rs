@@ -652,3 +652,50 @@ fn custom_plugins_reach_the_api_and_fire_thresholds() {
         "the stuck plugin never held up the heartbeat"
     );
 }
+
+// A server that lost the host's plugin data (a fresh state) asks for it in its ACKs
+// (`request_update`): hbc sends what it has at once, long before its monitors run again.
+#[test]
+fn a_server_without_the_data_gets_it_again_at_once() {
+    let mut server = Server::start("resend", "");
+    let config = server.dir.join("hbc.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: resend1\ninterval: 1\nhb_port: {}\nservers: [127.0.0.1]\nplugins:\n  cpu_monitor: {{interval: 3600}}\n",
+            server.hb_port
+        ),
+    )
+    .expect("config");
+    let hbc = Hbc::start(&server.dir, &["-c", config.to_str().expect("utf8")]);
+    wait_plugins(
+        &server,
+        "resend1",
+        &["cpu_monitor", "os_info", "memory_monitor"],
+        &hbc,
+    );
+    // The server starts over with nothing.
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    std::fs::remove_dir_all(server.dir.join("state")).expect("wipe the state");
+    server.spawn(&["-f"]);
+    server.wait_running(Duration::from_secs(20));
+    let back = Instant::now();
+    let got = wait_plugins(
+        &server,
+        "resend1",
+        &["cpu_monitor", "os_info", "memory_monitor"],
+        &hbc,
+    );
+    eprintln!(
+        "plugin data back {:?} after the server restarted",
+        back.elapsed()
+    );
+    assert!(back.elapsed() < Duration::from_secs(15));
+    assert!(got["cpu_monitor"]["cpu_percent"].is_number());
+    assert!(
+        hbc.log_text().contains("Server asked for plugin data"),
+        "{}",
+        hbc.log_text()
+    );
+}
