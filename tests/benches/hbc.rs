@@ -54,15 +54,18 @@ fn sink() -> (u16, Arc<AtomicU64>, Arc<AtomicBool>) {
     (port, count, stop)
 }
 
-/// utime + stime of `pid`, in seconds.
+/// CPU time of `pid` in seconds: the sum of its threads' run time from schedstat
+/// (nanoseconds; utime and stime count 10 ms ticks, too coarse for a process this idle).
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15, so 11 and 12 after the state.
-    (ticks(11) + ticks(12)) / 100.0
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
 }
 
 fn kib(pid: u32, field: &str) -> f64 {
@@ -126,11 +129,11 @@ fn main() {
     let per_hour_s = base_s * 3600.0 / SECONDS as f64 + 12.0 * per_round_s;
     println!("hbc footprint, default plugin set, {SECONDS} s per run (release build):");
     println!(
-        "  defaults (monitors every 300 s): RSS median {:.0} KiB, peak {:.0} KiB; CPU {:.3} s; {} datagrams",
+        "  defaults (monitors every 300 s): RSS median {:.0} KiB, peak {:.0} KiB; CPU {:.4} s; {} datagrams",
         defaults.rss_kib_median, defaults.rss_kib_peak, defaults.cpu_s, defaults.datagrams
     );
     println!(
-        "  monitors every 10 s:             RSS median {:.0} KiB, peak {:.0} KiB; CPU {:.3} s; {} datagrams",
+        "  monitors every 10 s:             RSS median {:.0} KiB, peak {:.0} KiB; CPU {:.4} s; {} datagrams",
         fast.rss_kib_median, fast.rss_kib_peak, fast.cpu_s, fast.datagrams
     );
     println!(

@@ -494,11 +494,7 @@ impl Client {
     /// server that keeps asking, because it refuses the data, costs a few datagrams).
     async fn server_wants_data(&mut self, from: SocketAddr) {
         // Before the first reports are in, there is nothing to send: they go out as they come.
-        if self.latest.is_empty()
-            || self
-                .refreshed_at
-                .is_some_and(|t| t.elapsed() < RESEND_GAP)
-        {
+        if self.latest.is_empty() || self.refreshed_at.is_some_and(|t| t.elapsed() < RESEND_GAP) {
             return;
         }
         self.refreshed_at = Some(Instant::now());

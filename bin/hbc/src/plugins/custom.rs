@@ -87,3 +87,63 @@ pub async fn run(name: &str, path: &Path, timeout: Duration) -> Result<Value, St
     }
     Ok(Value::Object(super::nagios::fields(name, &e, timeout)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn plugin(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn output_is_json_or_nagios_and_bad_output_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("hbc-custom-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = Duration::from_secs(5);
+        let json = plugin(&dir, "app", "echo '{\"depth\": 3}'");
+        assert_eq!(
+            run("app", &json, t).await,
+            Ok(serde_json::json!({"depth": 3}))
+        );
+        let broken = plugin(&dir, "broken", "echo '{\"depth\": '");
+        assert!(
+            run("broken", &broken, t)
+                .await
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        let nagios = plugin(&dir, "n", "echo 'OK - fine | x=1'; exit 0");
+        let v = run("n", &nagios, t).await.unwrap();
+        assert_eq!(
+            (v["n_status"].as_str(), v["n_x"].as_f64()),
+            (Some("OK"), Some(1.0))
+        );
+        let binary = plugin(&dir, "bin", "printf '\\377\\376 not text'; exit 2");
+        assert_eq!(
+            run("bin", &binary, t).await.unwrap()["bin_status"],
+            "CRITICAL"
+        );
+        let slow = plugin(&dir, "slow", "sleep 10");
+        let e = run("slow", &slow, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(e.contains("took longer"), "{e}");
+        // Names: from the file, and what is not a name is refused at start.
+        plugin(&dir, "My-Check.sh", "true");
+        let found = discover(&dir).unwrap();
+        assert!(found.contains_key("my_check"), "{found:?}");
+        plugin(&dir, "bad name", "true");
+        assert!(
+            discover(&dir)
+                .unwrap_err()
+                .contains("does not name a plugin")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
