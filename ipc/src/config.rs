@@ -133,6 +133,34 @@ pub struct EngineConfig {
     pub threshold_configs: serde_json::Value,
     /// Name of the base profile.
     pub default_threshold_config: String,
+    /// HTTP push monitors (`checks:`), by name; each is also in `hosts` with its timing and
+    /// roles, so it is watched like a host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, CheckConfig>,
+    /// Pings kept per check in the store.
+    #[serde(default = "default_ping_retention")]
+    pub ping_retention: u32,
+}
+
+fn default_ping_retention() -> u32 {
+    100
+}
+
+/// An HTTP push monitor: pinged at `/ping/<uuid>` by a cron job or an application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Its ping address (lower-case UUID).
+    pub uuid: String,
+    /// Whether pings are taken (an inactive check answers 400 and is not timed).
+    pub active: bool,
+    /// Expected seconds between pings.
+    pub interval: u32,
+    /// Seconds of slack after a missed ping.
+    pub grace: f64,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The JSON Lines journal of received messages.
@@ -182,6 +210,12 @@ pub struct HostConfig {
     /// Expected heartbeat interval in seconds, overriding what the host announces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<u32>,
+    /// Seconds of slack after a missed heartbeat, overriding `grace` (checks have their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<f64>,
+    /// Missed heartbeats before down, overriding `max_missed` (1 for checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_missed: Option<u32>,
     /// Key the host signs its datagrams with (only the receiver's slice carries it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,

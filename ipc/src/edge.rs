@@ -433,6 +433,38 @@ pub enum Query {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         monitors: Option<Vec<String>>,
     },
+    /// A ping of a check (`/ping/<uuid>...`, `/heartbeat/<uuid>`), answered once stored.
+    Ping {
+        /// The check's UUID, as pinged.
+        uuid: String,
+        /// `success`, `start`, `fail` or `log` (an exit status: 0 success, else fail).
+        kind: String,
+        /// Exit status of the job, when the URL ends in one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<i32>,
+        /// The run id (`rid`) tying a start to its end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<String>,
+        /// Who pinged.
+        source: SocketAddr,
+        /// The request body, cut to the stored size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        /// `GET`, `POST` or `HEAD`.
+        method: String,
+        /// The client's User-Agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_agent: Option<String>,
+    },
+    /// The checks, with their state.
+    Checks {},
+    /// A check's ping history, newest first.
+    Pings {
+        /// The check.
+        check: String,
+        /// At most this many.
+        limit: u32,
+    },
     /// Acknowledge an alert: no reminders until its level changes.
     Acknowledge {
         /// The alert's key (`web1/down`).
@@ -527,6 +559,23 @@ pub enum Answer {
         /// `default_threshold_config`.
         default_profile: String,
     },
+    /// A ping was taken.
+    Pinged {
+        /// The check's name.
+        check: String,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
+    /// The checks.
+    Checks {
+        /// Sorted by name.
+        checks: Vec<CheckSummary>,
+    },
+    /// A check's pings, newest first.
+    Pings {
+        /// The pings.
+        pings: Vec<PingRecord>,
+    },
     /// Settings of one kind, by name.
     Settings {
         /// Name -> value.
@@ -542,6 +591,71 @@ pub enum Answer {
         /// Why.
         message: String,
     },
+}
+
+/// A check as listed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSummary {
+    /// Its name (also its host name).
+    pub name: String,
+    /// Its ping UUID.
+    pub uuid: String,
+    /// Whether it takes pings.
+    pub active: bool,
+    /// Expected seconds between pings.
+    pub interval: u32,
+    /// Seconds of slack after a missed ping.
+    pub grace: f64,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `new` (never pinged), `up`, `overdue`, `down` (or `paused` when inactive).
+    pub state: String,
+    /// The last ping that counted (success), Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ping_ms: Option<u64>,
+    /// The last ping of any kind, and its kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<(u64, String)>,
+    /// Its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Its managers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<String>,
+    /// Its monitors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<String>,
+}
+
+/// One ping of a check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingRecord {
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// `success`, `start`, `fail` or `log`.
+    pub kind: String,
+    /// The job's exit status, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+    /// The run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    /// Who pinged.
+    pub source: String,
+    /// How: `GET`, `POST` or `HEAD`.
+    pub method: String,
+    /// The client's User-Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The body, as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// For an end after a start: the run's duration, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// A host as listed by `/api/0/hosts` and `hbctl hosts`.

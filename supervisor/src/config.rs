@@ -155,6 +155,11 @@ pub struct File {
     pub thresholds: Option<serde_json::Value>,
     /// Named threshold profiles.
     pub threshold_configs: Option<serde_json::Value>,
+    /// HTTP push monitors, by name (docs/CHECKS.md).
+    #[serde(default)]
+    pub checks: BTreeMap<String, CheckFile>,
+    /// Pings kept per check.
+    pub ping_retention: Option<u32>,
     /// Base profile name.
     pub default_threshold_config: Option<String>,
     /// Legacy host -> profile map.
@@ -231,6 +236,50 @@ pub struct File {
     pub libexec_dir: Option<PathBuf>,
     /// Seconds children get to exit on shutdown before they are signalled.
     pub shutdown_grace: Option<f64>,
+}
+
+/// An HTTP push monitor as written in the file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFile {
+    /// Its ping address: a UUID (`hbctl uuid` makes one).
+    pub uuid: String,
+    /// Expected seconds between pings (default one day).
+    pub interval: Option<u32>,
+    /// Seconds of slack after a missed ping (default one hour).
+    pub grace: Option<f64>,
+    /// Whether it takes pings (default true).
+    pub active: Option<bool>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Its owner, as for a host.
+    pub owner: Option<String>,
+    /// Its managers.
+    #[serde(default)]
+    pub managers: Vec<String>,
+    /// Its monitors.
+    #[serde(default)]
+    pub monitors: Vec<String>,
+    /// Channels that get its notifications besides its users'.
+    #[serde(default)]
+    pub notification_channels: Vec<String>,
+    /// Whether its outages notify anyone (default true: a check exists to be watched).
+    pub watch: Option<bool>,
+}
+
+/// Longest check interval or grace: 30 days.
+pub const MAX_CHECK_SECONDS: u32 = 30 * 86_400;
+
+/// A UUID in its usual text form, lower case; anything else is refused.
+pub fn normalize_uuid(text: &str) -> Option<String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let groups: Vec<&str> = lower.split('-').collect();
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok.then_some(lower)
 }
 
 /// A notification channel definition; its options are checked by hb-notifier's channel code.
@@ -403,7 +452,7 @@ impl Config {
                     max_size: f.journal_max_size.unwrap_or(100 << 20),
                     max_backups: f.journal_max_backups.unwrap_or(10),
                 },
-                // Keys are the receiver's alone.
+                // Keys are the receiver's alone. Checks are timed and owned like hosts.
                 hosts: f
                     .hosts
                     .iter()
@@ -416,7 +465,36 @@ impl Config {
                             },
                         )
                     })
+                    .chain(f.checks.iter().map(|(name, c)| {
+                        let host = HostConfig {
+                            owner: c.owner.clone(),
+                            managers: c.managers.clone(),
+                            monitors: c.monitors.clone(),
+                            watch: Some(c.watch.unwrap_or(true)),
+                            notification_channels: c.notification_channels.clone(),
+                            interval: Some(c.interval.unwrap_or(86_400)),
+                            grace: Some(c.grace.unwrap_or(3600.0)),
+                            max_missed: Some(1),
+                            ..HostConfig::default()
+                        };
+                        (name.clone(), host)
+                    }))
                     .collect(),
+                checks: f
+                    .checks
+                    .iter()
+                    .map(|(name, c)| {
+                        let check = hb_ipc::config::CheckConfig {
+                            uuid: normalize_uuid(&c.uuid).unwrap_or_default(),
+                            active: c.active.unwrap_or(true),
+                            interval: c.interval.unwrap_or(86_400),
+                            grace: c.grace.unwrap_or(3600.0),
+                            description: c.description.clone(),
+                        };
+                        (name.clone(), check)
+                    })
+                    .collect(),
+                ping_retention: f.ping_retention.unwrap_or(100).clamp(1, 10_000),
                 watchhosts: f.watchhosts.clone(),
                 dyndnshosts: f.dyndnshosts.clone(),
                 dyndomains: f.dyndomains.clone(),
@@ -592,6 +670,18 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             .for_each(|p| p.make_ascii_lowercase());
     }
     file.hosts = hosts;
+    let mut checks = BTreeMap::new();
+    for (name, check) in std::mem::take(&mut file.checks) {
+        let lower = name.to_ascii_lowercase();
+        if checks.insert(lower.clone(), check).is_some() {
+            errors.push(ConfigError {
+                line: locate(text, &["checks", &name]),
+                key: format!("checks.{name}"),
+                message: format!("{lower:?} appears twice (check names ignore case)"),
+            });
+        }
+    }
+    file.checks = checks;
     for list in [
         &mut file.watchhosts,
         &mut file.dyndnshosts,
@@ -839,6 +929,72 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         err(&key.join("."), e.to_string());
     }
 
+    let mut uuids = BTreeMap::new();
+    for (name, check) in &file.checks {
+        let key = format!("checks.{name}");
+        if let Err(why) = hb_proto::names::check_host_name(name) {
+            err(&key, format!("{why} (a check is named like a host)"));
+        }
+        if file.hosts.contains_key(name) {
+            err(&key, format!("{name:?} is a host under hosts too"));
+        }
+        match normalize_uuid(&check.uuid) {
+            Some(uuid) => {
+                if let Some(other) = uuids.insert(uuid, name.clone()) {
+                    err(
+                        &format!("{key}.uuid"),
+                        format!("the UUID of check {other:?} too"),
+                    );
+                }
+            }
+            None => err(
+                &format!("{key}.uuid"),
+                format!("{:?} is not a UUID (hbctl uuid makes one)", check.uuid),
+            ),
+        }
+        if check
+            .interval
+            .is_some_and(|i| !(1..=MAX_CHECK_SECONDS).contains(&i))
+        {
+            err(
+                &format!("{key}.interval"),
+                format!("must be 1 to {MAX_CHECK_SECONDS} seconds"),
+            );
+        }
+        if check
+            .grace
+            .is_some_and(|g| !(g.is_finite() && (0.0..=f64::from(MAX_CHECK_SECONDS)).contains(&g)))
+        {
+            err(
+                &format!("{key}.grace"),
+                format!("must be 0 to {MAX_CHECK_SECONDS} seconds"),
+            );
+        }
+        if check.description.as_ref().is_some_and(|d| d.len() > 500) {
+            err(&format!("{key}.description"), "is at most 500 bytes".into());
+        }
+        if !file.users.is_empty() {
+            for user in check
+                .owner
+                .iter()
+                .chain(&check.managers)
+                .chain(&check.monitors)
+            {
+                if !file.users.contains_key(user) {
+                    err(&key, format!("user {user:?} is not defined under users"));
+                }
+            }
+        }
+        for ch in &check.notification_channels {
+            if !file.notification_channels.contains_key(ch) {
+                err(
+                    &format!("{key}.notification_channels"),
+                    format!("channel {ch:?} is not defined under notification_channels"),
+                );
+            }
+        }
+    }
+
     // Names and references.
     for (name, host) in &file.hosts {
         let key = format!("hosts.{name}");
@@ -873,6 +1029,12 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
                 &format!("{key}.key"),
                 format!("must be at least {} bytes", hb_proto::sign::MIN_KEY_LEN),
             );
+        }
+        if host.grace.is_some_and(|g| !(g.is_finite() && g >= 0.0)) {
+            err(&format!("{key}.grace"), "must be seconds, 0 or more".into());
+        }
+        if host.max_missed == Some(0) {
+            err(&format!("{key}.max_missed"), "must be at least 1".into());
         }
         if let Some(interval) = host.interval
             && interval == 0

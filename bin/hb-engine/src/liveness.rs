@@ -169,6 +169,22 @@ impl Liveness {
         change
     }
 
+    /// `host` reported a failure: down at once (true), unless it already is.
+    pub fn fail(&mut self, host: &str, now: u64) -> bool {
+        let generation = self.next_generation();
+        let Some(t) = self.hosts.get_mut(host) else {
+            return false;
+        };
+        if t.state == State::Down {
+            return false;
+        }
+        t.state = State::Down;
+        t.since = now;
+        // Its pending deadlines no longer apply.
+        t.generation = generation;
+        true
+    }
+
     /// Generations come from one counter, so a deadline left by a host that was removed can
     /// never match the same name added again.
     fn next_generation(&mut self) -> u64 {

@@ -183,6 +183,7 @@ async fn run(
                         let retention = store::Retention {
                             samples: c.sample_count,
                             events: c.event_retention,
+                            pings: c.ping_retention,
                         };
                         let committed_tx = committed_tx.clone();
                         state.attach_store(store::spawn_writer(db, retention, move |n| {

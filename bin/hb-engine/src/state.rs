@@ -13,6 +13,9 @@ use hb_ipc::edge::{
 };
 use hb_proto::message::ClientMessage;
 
+#[path = "checks.rs"]
+mod checks;
+
 use crate::alerts::{Action, Alert, Alerts, Kind};
 use crate::liveness::{self, Liveness};
 use crate::store;
@@ -129,6 +132,8 @@ pub struct State {
     settings: crate::settings::Settings,
     /// Users' channel choices changed: the notifier must hear them.
     pub routing_changed: bool,
+    /// Checks' open runs and last pings.
+    check_runs: checks::CheckRuns,
     /// For the receiver, in order.
     pub to_receiver: Vec<EngineToReceiver>,
     /// For the web's live views, in order.
@@ -172,6 +177,7 @@ impl State {
             next_notification_id: now_ms.saturating_mul(1000),
             store: None,
             wrote: std::sync::atomic::AtomicBool::new(false),
+            check_runs: checks::CheckRuns::default(),
             dirty: BTreeSet::new(),
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
@@ -643,6 +649,11 @@ impl State {
                 if self.is_dropped(&host) {
                     // The receiver drops these; this catches a reload racing a datagram.
                     self.count("dropped_host");
+                    return;
+                }
+                // A check is fed by pings to its UUID, never by a datagram naming it.
+                if self.is_check(&host) {
+                    self.count("datagrams_for_checks");
                     return;
                 }
                 // The receiver's clock is ours, but a time far ahead would stall deadlines.
@@ -1249,13 +1260,20 @@ impl State {
             Some(a) => format!("{host} sent nothing for {silent} s (last from {a})"),
             None => format!("{host} sent nothing for {silent} s"),
         };
+        self.failed(host, now, text, true);
+    }
+
+    /// `host` is down now, for the reason `text` says. A silence counts towards a storm
+    /// (many hosts falling silent together); a failure the host reports itself does not,
+    /// and notifies at once.
+    fn failed(&mut self, host: &str, now: u64, text: String, silent: bool) {
         let text_event = match self.blocking_parent(host, now) {
             Some(parent) => format!("{host} unreachable ({parent} is down)"),
             None if self.watched(host) => format!("{host} down"),
             None => format!("{host} down (not watched)"),
         };
         self.event(now, host, text_event);
-        if self.may_notify_metric(host, "down", now) {
+        if silent && self.may_notify_metric(host, "down", now) {
             self.storms.down(host, now);
         }
         let may_notify = self.may_notify_metric(host, "down", now);
@@ -2046,6 +2064,35 @@ impl State {
                     .collect(),
             },
             Query::PutChannel { name, definition } => self.put_channel(name, definition),
+            Query::Ping {
+                uuid,
+                kind,
+                exit,
+                rid,
+                source,
+                body,
+                method,
+                user_agent,
+            } => self.ping(
+                checks::Ping {
+                    uuid,
+                    kind,
+                    exit,
+                    rid,
+                    source,
+                    body,
+                    method,
+                    user_agent,
+                },
+                now,
+            ),
+            Query::Checks {} => self.check_list(),
+            Query::Pings { check, limit } if self.store.is_some() => {
+                return Reply::Store(store::Read::Pings { check, limit });
+            }
+            Query::Pings { .. } => Answer::Error {
+                message: "history needs the store, which is not open".into(),
+            },
             Query::SetAccess {
                 host,
                 owner,
@@ -2168,10 +2215,17 @@ impl State {
     fn timing(&self, host: &str) -> liveness::Timing {
         let interval = self.hosts.get(host).map_or(10, |h| self.interval(host, h));
         let config = self.config.as_ref();
+        let own = config.and_then(|c| c.hosts.get(host));
         liveness::Timing {
             interval_ms: u64::from(interval) * 1000,
-            grace_ms: config.map_or(2000, |c| (c.grace * 1000.0) as u64),
-            max_missed: config.map_or(2, |c| c.max_missed),
+            grace_ms: own
+                .and_then(|h| h.grace)
+                .or(config.map(|c| c.grace))
+                .map_or(2000, |g| (g * 1000.0) as u64),
+            max_missed: own
+                .and_then(|h| h.max_missed)
+                .or(config.map(|c| c.max_missed))
+                .unwrap_or(2),
         }
     }
 
@@ -2271,6 +2325,8 @@ pub(crate) mod tests {
             thresholds: serde_json::Value::Null,
             threshold_configs: serde_json::Value::Null,
             default_threshold_config: "default".into(),
+            checks: BTreeMap::new(),
+            ping_retention: 100,
         }
     }
 
@@ -2669,6 +2725,129 @@ pub(crate) mod tests {
         s.ready.iter().map(|n| n.title.clone()).collect()
     }
 
+    /// Issue 10: a check is timed from its pings like a host; a failure takes it down at
+    /// once; a start and its end give the run's duration; unknown, inactive and datagram
+    /// feeds are refused.
+    #[test]
+    fn checks_are_hosts_fed_by_pings() {
+        let mut c = alerting_config();
+        c.hosts.insert(
+            "backup".into(),
+            HostConfig {
+                watch: Some(true),
+                interval: Some(60),
+                grace: Some(10.0),
+                max_missed: Some(1),
+                ..HostConfig::default()
+            },
+        );
+        let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        c.checks.insert(
+            "backup".into(),
+            hb_ipc::config::CheckConfig {
+                uuid: uuid.into(),
+                active: true,
+                interval: 60,
+                grace: 10.0,
+                description: None,
+            },
+        );
+        c.checks.insert(
+            "paused".into(),
+            hb_ipc::config::CheckConfig {
+                uuid: "00000000-0000-4000-8000-000000000000".into(),
+                active: false,
+                interval: 60,
+                grace: 10.0,
+                description: None,
+            },
+        );
+        let mut s = State::new(0);
+        s.configure(c, 0).unwrap();
+        let ping = |s: &mut State, at: u64, uuid: &str, kind: &str, exit: Option<i32>| {
+            s.ping(
+                checks::Ping {
+                    uuid: uuid.into(),
+                    kind: kind.into(),
+                    exit,
+                    rid: None,
+                    source: "127.0.0.1:1".parse().unwrap(),
+                    body: None,
+                    method: "GET".into(),
+                    user_agent: None,
+                },
+                at,
+            )
+        };
+        assert!(matches!(
+            ping(&mut s, S, uuid, "start", None),
+            Answer::Pinged { .. }
+        ));
+        assert!(matches!(
+            ping(&mut s, 3 * S, uuid, "success", None),
+            Answer::Pinged { .. }
+        ));
+        assert_eq!(s.liveness.state("backup"), Some(liveness::State::Up));
+        assert!(
+            s.events
+                .iter()
+                .any(|e| e.text == "backup succeeded after 2.0 s"),
+            "the run's duration"
+        );
+        // Silent past interval + grace: down, notified.
+        run(&mut s, 3 * S, 3 * S + 71 * S);
+        assert_eq!(s.liveness.state("backup"), Some(liveness::State::Down));
+        assert_eq!(titles(&s), ["[CRITICAL] backup down"]);
+        // Back, then a failure: down at once, with the exit status.
+        ping(&mut s, 80 * S, uuid, "success", None);
+        ping(&mut s, 81 * S, uuid, "success", Some(3));
+        assert_eq!(s.liveness.state("backup"), Some(liveness::State::Down));
+        assert!(
+            s.ready
+                .iter()
+                .any(|n| n.text.contains("backup failed with exit status 3")),
+            "{:?}",
+            s.ready.iter().map(|n| &n.text).collect::<Vec<_>>()
+        );
+        // Refused: an unknown UUID, an inactive check, a datagram naming a check.
+        assert!(matches!(
+            ping(
+                &mut s,
+                82 * S,
+                "11111111-1111-4111-8111-111111111111",
+                "success",
+                None
+            ),
+            Answer::Error { .. }
+        ));
+        assert!(matches!(
+            ping(
+                &mut s,
+                82 * S,
+                "00000000-0000-4000-8000-000000000000",
+                "success",
+                None
+            ),
+            Answer::Error { .. }
+        ));
+        heartbeat(&mut s, "backup", 83 * S);
+        assert_eq!(
+            s.liveness.state("backup"),
+            Some(liveness::State::Down),
+            "a datagram feeds no check"
+        );
+        assert_eq!(s.counters.get("datagrams_for_checks"), Some(&1));
+        let Answer::Checks { checks } = s.check_list() else {
+            panic!()
+        };
+        assert_eq!(checks.len(), 2);
+        assert_eq!(
+            (checks[0].name.as_str(), checks[0].state.as_str()),
+            ("backup", "down")
+        );
+        assert_eq!(checks[1].state, "paused");
+    }
+
     /// Issue 5, acceptance 2: grace, reminders, escalation and silent de-escalation.
     #[test]
     fn threshold_alerts_follow_grace_escalation_and_reminders() {
@@ -2793,6 +2972,7 @@ pub(crate) mod tests {
         let retention = store::Retention {
             samples: 10,
             events: 100,
+            pings: 10,
         };
         let mut s = State::new(0);
         s.configure(alerting_config(), 0).unwrap();

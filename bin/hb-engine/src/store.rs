@@ -116,6 +116,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, name)
     );
     ",
+    "
+    CREATE TABLE pings (
+        id INTEGER PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        exit INTEGER,
+        rid TEXT,
+        source TEXT NOT NULL,
+        method TEXT NOT NULL,
+        user_agent TEXT,
+        body TEXT,
+        duration_ms INTEGER
+    );
+    CREATE INDEX pings_check ON pings (check_name, id);
+    ",
 ];
 
 /// Notifications kept in the outbox after they are done (for inspection).
@@ -246,6 +262,13 @@ pub enum Write {
         /// Its data, JSON.
         data: String,
     },
+    /// Append a ping of a check.
+    Ping {
+        /// The check.
+        check: String,
+        /// The ping.
+        ping: hb_ipc::edge::PingRecord,
+    },
     /// Append a round-trip time.
     Rtt {
         /// Host.
@@ -352,6 +375,8 @@ pub struct Retention {
     pub samples: u32,
     /// Events.
     pub events: u32,
+    /// Pings per check.
+    pub pings: u32,
 }
 
 /// Opens (creating or migrating) the store.
@@ -668,6 +693,7 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
             }
         }
         let mut sampled: HashSet<(&str, &str)> = HashSet::new();
+        let mut pinged: HashSet<&str> = HashSet::new();
         let mut timed: HashSet<&str> = HashSet::new();
         for (i, write) in batch.iter().enumerate() {
             match write {
@@ -753,6 +779,25 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                     ])?;
                 }
                 Write::Committed(_) => {}
+                Write::Ping { check, ping } => {
+                    tx.prepare_cached(
+                        "INSERT INTO pings (check_name, at_ms, kind, exit, rid, source, method, user_agent, body, duration_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )?
+                    .execute(params![
+                        check,
+                        ping.at_ms as i64,
+                        ping.kind,
+                        ping.exit,
+                        ping.rid,
+                        ping.source,
+                        ping.method,
+                        ping.user_agent,
+                        ping.body,
+                        ping.duration_ms.map(|d| d as i64)
+                    ])?;
+                    pinged.insert(check.as_str());
+                }
                 Write::Setting { kind, name, value } => match value {
                     Some(value) => {
                         tx.prepare_cached(
@@ -775,6 +820,7 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
                         "DELETE FROM samples WHERE host = ?1",
                         "DELETE FROM rtt WHERE host = ?1",
                         "DELETE FROM alerts WHERE host = ?1",
+                        "DELETE FROM pings WHERE check_name = ?1",
                     ] {
                         tx.prepare_cached(table)?.execute([host])?;
                     }
@@ -797,6 +843,13 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
         )?;
         for h in timed {
             trim_rtt.execute(params![h, keep])?;
+        }
+        let mut trim_pings = tx.prepare_cached(
+            "DELETE FROM pings WHERE check_name = ?1 AND id <=
+                 (SELECT id FROM pings WHERE check_name = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?;
+        for c in pinged {
+            trim_pings.execute(params![c, i64::from(retention.pings.max(1))])?;
         }
     }
     tx.execute(
@@ -834,6 +887,13 @@ pub enum Read {
     Events {
         /// Only this host's.
         host: Option<String>,
+        /// At most.
+        limit: u32,
+    },
+    /// Newest pings of a check.
+    Pings {
+        /// The check.
+        check: String,
         /// At most.
         limit: u32,
     },
@@ -936,6 +996,28 @@ fn answer(db: &Connection, read: Read) -> rusqlite::Result<Answer> {
                 messages: rows.collect::<rusqlite::Result<_>>()?,
             }
         }
+        Read::Pings { check, limit } => {
+            let mut q = db.prepare_cached(
+                "SELECT at_ms, kind, exit, rid, source, method, user_agent, body, duration_ms
+                 FROM pings WHERE check_name = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = q.query_map(params![check, limit.min(MAX_READ)], |r| {
+                Ok(hb_ipc::edge::PingRecord {
+                    at_ms: r.get::<_, i64>(0)? as u64,
+                    kind: r.get(1)?,
+                    exit: r.get(2)?,
+                    rid: r.get(3)?,
+                    source: r.get(4)?,
+                    method: r.get(5)?,
+                    user_agent: r.get(6)?,
+                    body: r.get(7)?,
+                    duration_ms: r.get::<_, Option<i64>>(8)?.map(|d| d as u64),
+                })
+            })?;
+            Answer::Pings {
+                pings: rows.collect::<rusqlite::Result<_>>()?,
+            }
+        }
     })
 }
 
@@ -967,6 +1049,7 @@ mod tests {
     const KEEP: Retention = Retention {
         samples: 3,
         events: 100,
+        pings: 3,
     };
 
     fn notification(id: u64) -> Notification {

@@ -1,0 +1,210 @@
+//! HTTP push monitors ("checks", docs/CHECKS.md): a check is a host to the rest of the
+//! engine (timing, alerts, silences, roles, notifications), fed by pings that hb-web turns
+//! into [`Query::Ping`]s. A success is a heartbeat; a failure (`/fail`, a non-zero exit
+//! status) takes the check down at once; a start opens a run whose end gives its duration;
+//! a log is only kept. Every ping goes into the store's history.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use hb_ipc::edge::{Answer, CheckSummary, PingRecord};
+use hb_proto::message::{ClientMessage, Header, Heartbeat};
+
+use super::State;
+use crate::store;
+
+/// Runs started and not yet ended, at most (oldest dropped first).
+pub const MAX_OPEN_RUNS: usize = 10_000;
+/// A start older than this ends no run (the job died without a word).
+pub const RUN_FORGOTTEN_MS: u64 = 7 * 24 * 3_600_000;
+
+/// What the engine keeps of checks between pings.
+#[derive(Debug, Default)]
+pub struct CheckRuns {
+    /// (check, run id or "") -> when it started.
+    open: HashMap<(String, String), u64>,
+    /// Each check's last ping of any kind.
+    pub last: HashMap<String, (u64, String)>,
+}
+
+impl CheckRuns {
+    fn start(&mut self, check: &str, rid: &str, at: u64) {
+        if self.open.len() >= MAX_OPEN_RUNS
+            && let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
+        {
+            self.open.remove(&oldest);
+        }
+        self.open.insert((check.to_string(), rid.to_string()), at);
+    }
+
+    fn end(&mut self, check: &str, rid: &str, at: u64) -> Option<u64> {
+        let started = self.open.remove(&(check.to_string(), rid.to_string()))?;
+        (at.saturating_sub(started) <= RUN_FORGOTTEN_MS).then(|| at.saturating_sub(started))
+    }
+}
+
+/// A ping's parts, as hb-web passes them.
+pub struct Ping {
+    pub uuid: String,
+    pub kind: String,
+    pub exit: Option<i32>,
+    pub rid: Option<String>,
+    pub source: SocketAddr,
+    pub body: Option<String>,
+    pub method: String,
+    pub user_agent: Option<String>,
+}
+
+impl State {
+    /// The check pinged at `uuid`, by name.
+    fn check_by_uuid(&self, uuid: &str) -> Option<(String, bool)> {
+        let uuid = uuid.to_ascii_lowercase();
+        self.config
+            .as_ref()?
+            .checks
+            .iter()
+            .find_map(|(name, c)| (c.uuid == uuid).then(|| (name.clone(), c.active)))
+    }
+
+    /// Whether `host` is a check (its name cannot be fed by datagrams).
+    pub fn is_check(&self, host: &str) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.checks.contains_key(host))
+    }
+
+    /// Takes a ping: `Pinged`, or why not (`no check` for an unknown UUID, `inactive`).
+    pub fn ping(&mut self, p: Ping, now: u64) -> Answer {
+        let Some((check, active)) = self.check_by_uuid(&p.uuid) else {
+            self.count("pings_unknown");
+            return Answer::Error {
+                message: "no check has this UUID".into(),
+            };
+        };
+        if !active {
+            self.count("pings_inactive");
+            return Answer::Error {
+                message: format!("check {check} is inactive"),
+            };
+        }
+        // An exit status decides: 0 is a success, anything else a failure.
+        let kind = match (p.kind.as_str(), p.exit) {
+            (_, Some(0)) => "success",
+            (_, Some(_)) => "fail",
+            ("success" | "start" | "fail" | "log", None) => p.kind.as_str(),
+            _ => {
+                return Answer::Error {
+                    message: format!("no ping kind {:?}", p.kind),
+                };
+            }
+        }
+        .to_string();
+        self.count(&format!("pings_{kind}"));
+        let rid = p.rid.clone().unwrap_or_default();
+        let duration_ms = match kind.as_str() {
+            "start" => {
+                self.check_runs.start(&check, &rid, now);
+                None
+            }
+            "success" | "fail" => self.check_runs.end(&check, &rid, now),
+            _ => None,
+        };
+        // A success is a heartbeat; so is the first word from a check never heard from, so
+        // it has a state to leave.
+        let known = self.liveness.state(&check).is_some();
+        if kind == "success" || (!known && kind == "fail") {
+            let interval = self
+                .config
+                .as_ref()
+                .and_then(|c| c.checks.get(&check))
+                .map(|c| c.interval);
+            let beat = ClientMessage::Heartbeat(Heartbeat {
+                header: Header {
+                    name: check.clone(),
+                    ..Header::default()
+                },
+                interval,
+                rtt: None,
+                ver: None,
+            });
+            if self.apply(&check, p.source, now, false, beat) {
+                self.store_host(&check, true);
+                self.dirty.insert(check.clone());
+            }
+        }
+        let what = match (kind.as_str(), p.exit, duration_ms) {
+            ("fail", Some(code), _) => format!("{check} failed with exit status {code}"),
+            ("fail", None, _) => format!("{check} reported a failure"),
+            ("success", _, Some(d)) => {
+                format!("{check} succeeded after {:.1} s", d as f64 / 1000.0)
+            }
+            ("success", _, None) => format!("{check} pinged"),
+            ("start", _, _) => format!("{check} started"),
+            _ => format!("{check} logged"),
+        };
+        if kind == "fail" && self.liveness.fail(&check, now) {
+            self.host_changed(&check);
+            self.failed(&check, now, what.clone(), false);
+        }
+        // Starts and logs are history, not events: a job every minute would bury the rest.
+        if matches!(kind.as_str(), "success" | "fail") {
+            self.event(now, &check, what);
+        }
+        self.check_runs
+            .last
+            .insert(check.clone(), (now, kind.clone()));
+        self.write(store::Write::Ping {
+            check: check.clone(),
+            ping: PingRecord {
+                at_ms: now,
+                kind,
+                exit: p.exit,
+                rid: p.rid,
+                source: p.source.ip().to_canonical().to_string(),
+                method: p.method,
+                user_agent: p.user_agent,
+                body: p.body,
+                duration_ms,
+            },
+        });
+        Answer::Pinged { check, at_ms: now }
+    }
+
+    /// Every check with its state.
+    pub fn check_list(&self) -> Answer {
+        let Some(config) = self.config.as_ref() else {
+            return Answer::Checks { checks: Vec::new() };
+        };
+        let checks = config
+            .checks
+            .iter()
+            .map(|(name, c)| {
+                let state = match (c.active, self.liveness.state(name)) {
+                    (false, _) => "paused".to_string(),
+                    (true, None) => "new".to_string(),
+                    (true, Some(s)) => s.name().to_string(),
+                };
+                let access = self.settings.access(Some(config), name);
+                CheckSummary {
+                    name: name.clone(),
+                    uuid: c.uuid.clone(),
+                    active: c.active,
+                    interval: c.interval,
+                    grace: c.grace,
+                    description: c.description.clone(),
+                    state,
+                    last_ping_ms: self.hosts.get(name).map(|h| h.last_seen_ms),
+                    last_event: self.check_runs.last.get(name).cloned(),
+                    owner: access.owner.or_else(|| config.default_owner.clone()),
+                    managers: access.managers,
+                    monitors: access.monitors,
+                }
+            })
+            .collect();
+        Answer::Checks { checks }
+    }
+}
