@@ -27,7 +27,7 @@ use crate::Web;
 pub struct ApiError {
     status: StatusCode,
     message: String,
-    retry_after_s: Option<u64>,
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -519,7 +519,7 @@ impl Web {
     }
 
     /// Names of the hosts the viewer sees (`None`: all, for admins).
-    async fn visible_names(
+    pub(crate) async fn visible_names(
         &self,
         viewer: &Viewer,
     ) -> Result<Option<std::collections::BTreeSet<String>>, ApiError> {

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 mod api;
 mod channels;
+mod checks;
 mod metrics;
 mod pages;
 mod tls;
@@ -76,6 +77,8 @@ pub struct Web {
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
     verifying: Arc<tokio::sync::Semaphore>,
+    /// Pings per source address and per check.
+    ping_limiter: checks::Limiter,
     verify_waiting: std::sync::atomic::AtomicUsize,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// The live feed.
@@ -104,6 +107,7 @@ impl Web {
             sessions: Mutex::default(),
             limiter: Mutex::default(),
             verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING)),
+            ping_limiter: checks::Limiter::default(),
             verify_waiting: std::sync::atomic::AtomicUsize::new(0),
             counters: Mutex::default(),
             live: ws::Live::default(),
@@ -152,6 +156,10 @@ impl Web {
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ping_limiter(&self) -> &checks::Limiter {
+        &self.ping_limiter
     }
 
     fn limiter(&self) -> std::sync::MutexGuard<'_, LoginLimiter> {
@@ -545,6 +553,7 @@ async fn run(
                 }
                 let app = Router::new()
                     .merge(api::router())
+                    .merge(checks::router())
                     .merge(pages::router())
                     .fallback(api::not_found)
                     .method_not_allowed_fallback(api::method_not_allowed)
@@ -627,8 +636,10 @@ async fn request_guard(
         &Method::GET | &Method::HEAD | &Method::OPTIONS
     );
     // Writes, and the live feed's upgrade (a page of another site must not open it with the
-    // user's cookie).
-    let guarded = !safe || headers.contains_key(header::UPGRADE);
+    // user's cookie). Pings carry no cookie: their UUID is their credential.
+    let path = request.uri().path();
+    let ping = path.starts_with("/ping/") || path.starts_with("/heartbeat/");
+    let guarded = (!safe || headers.contains_key(header::UPGRADE)) && !ping;
     if guarded
         && let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && origin.split_once("://").map_or(origin, |(_, rest)| rest) != host

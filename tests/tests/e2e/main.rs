@@ -2,6 +2,7 @@
 //! sockets, real signals. Root-only checks fail (never skip) when not run as root.
 
 mod browser;
+mod checks;
 mod dns;
 mod engine;
 mod harness;
