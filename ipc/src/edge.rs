@@ -458,6 +458,15 @@ pub enum Query {
     },
     /// The checks, with their state.
     Checks {},
+    /// Defines, replaces or (with `None`) removes a check made through the API; removing one
+    /// forgets its state and history.
+    PutCheck {
+        /// Its name (a host name).
+        name: String,
+        /// `uuid`, `interval`, `grace`, `active`, `description`, `owner`, `managers`,
+        /// `monitors`, `notification_channels`.
+        definition: Option<serde_json::Value>,
+    },
     /// A check's ping history, newest first.
     Pings {
         /// The check.
@@ -627,6 +636,9 @@ pub struct CheckSummary {
     /// Its monitors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monitors: Vec<String>,
+    /// Made through the API (else in the configuration file).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api: bool,
 }
 
 /// One ping of a check.

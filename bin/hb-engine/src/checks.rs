@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use hb_ipc::config::{CheckConfig, HostConfig};
 use hb_ipc::edge::{Answer, CheckSummary, PingRecord};
 use hb_proto::message::{ClientMessage, Header, Heartbeat};
+use serde::Deserialize;
 
 use super::State;
 use crate::store;
@@ -18,6 +20,62 @@ pub const MAX_OPEN_RUNS: usize = 10_000;
 /// A start older than this ends no run (the job died without a word).
 pub const RUN_FORGOTTEN_MS: u64 = 7 * 24 * 3_600_000;
 
+/// Checks made through the API, at most.
+pub const MAX_API_CHECKS: usize = 10_000;
+/// Longest interval or grace, seconds (as in the file).
+const MAX_SECONDS: u32 = 30 * 86_400;
+
+/// A check made through the API, as the engine keeps it (settings kind `check`).
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiCheck {
+    pub uuid: String,
+    pub interval: u32,
+    pub grace: f64,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub managers: Vec<String>,
+    #[serde(default)]
+    pub monitors: Vec<String>,
+    #[serde(default)]
+    pub notification_channels: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ApiCheck {
+    fn host(&self) -> HostConfig {
+        HostConfig {
+            owner: self.owner.clone(),
+            managers: self.managers.clone(),
+            monitors: self.monitors.clone(),
+            watch: Some(true),
+            notification_channels: self.notification_channels.clone(),
+            interval: Some(self.interval),
+            grace: Some(self.grace),
+            max_missed: Some(1),
+            ..HostConfig::default()
+        }
+    }
+
+    fn check(&self) -> CheckConfig {
+        CheckConfig {
+            uuid: self.uuid.clone(),
+            active: self.active,
+            interval: self.interval,
+            grace: self.grace,
+            description: self.description.clone(),
+        }
+    }
+}
+
 /// What the engine keeps of checks between pings.
 #[derive(Debug, Default)]
 pub struct CheckRuns {
@@ -25,6 +83,8 @@ pub struct CheckRuns {
     open: HashMap<(String, String), u64>,
     /// Each check's last ping of any kind.
     pub last: HashMap<String, (u64, String)>,
+    /// Checks of the API merged into the configuration in force.
+    pub merged: std::collections::BTreeSet<String>,
 }
 
 impl CheckRuns {
@@ -174,6 +234,137 @@ impl State {
         Answer::Pinged { check, at_ms: now }
     }
 
+    /// Merges the checks made through the API into the configuration in force: each gets a
+    /// host entry (timing, roles, channels) and a check entry, unless the file has a host or
+    /// check of its name, or its UUID. `fresh`: the configuration was just loaded (nothing of
+    /// the API is in it yet).
+    pub fn apply_api_checks(&mut self, fresh: bool) {
+        let defs = self.settings.of("check");
+        let Some(config) = self.config.as_mut() else {
+            return;
+        };
+        let merged = std::mem::take(&mut self.check_runs.merged);
+        if !fresh {
+            for name in merged {
+                config.checks.remove(&name);
+                config.hosts.remove(&name);
+            }
+        }
+        for (name, v) in defs {
+            let Ok(c) = serde_json::from_value::<ApiCheck>(v) else {
+                tracing::warn!(
+                    check = name,
+                    "A check stored by the API cannot be read; left out."
+                );
+                continue;
+            };
+            let taken = config.hosts.contains_key(&name)
+                || config.checks.values().any(|f| f.uuid == c.uuid);
+            if taken {
+                tracing::warn!(
+                    check = name,
+                    "The file has a host or check of this name or UUID; the API's is left out."
+                );
+                continue;
+            }
+            config.hosts.insert(name.clone(), c.host());
+            config.checks.insert(name.clone(), c.check());
+            self.check_runs.merged.insert(name);
+        }
+        self.host_rules.clear();
+    }
+
+    /// Defines, replaces or removes a check made through the API (the web checked who may).
+    pub fn put_check(
+        &mut self,
+        name: String,
+        definition: Option<serde_json::Value>,
+        now: u64,
+    ) -> Answer {
+        let error = |message: String| Answer::Error { message };
+        let name = name.to_ascii_lowercase();
+        if let Err(why) = hb_proto::names::check_host_name(&name) {
+            return error(format!("name: {why}"));
+        }
+        let in_file = self.config.as_ref().is_some_and(|c| {
+            (c.hosts.contains_key(&name) || c.checks.contains_key(&name))
+                && !self.check_runs.merged.contains(&name)
+        });
+        if in_file {
+            return error(format!(
+                "{name:?} is a host or check of the configuration file"
+            ));
+        }
+        let existed = self.settings.of_one("check", &name).is_some();
+        let value = match definition {
+            None if !existed => return error(format!("no check {name:?}")),
+            None => None,
+            Some(v) => {
+                // A change names only what changes.
+                let v = match (self.settings.of_one("check", &name), v) {
+                    (Some(serde_json::Value::Object(mut old)), serde_json::Value::Object(new)) => {
+                        old.extend(new);
+                        serde_json::Value::Object(old)
+                    }
+                    (_, v) => v,
+                };
+                let c: ApiCheck = match serde_json::from_value(v) {
+                    Ok(c) => c,
+                    Err(e) => return error(format!("the check does not fit: {e}")),
+                };
+                if !(1..=MAX_SECONDS).contains(&c.interval) {
+                    return error(format!("interval must be 1 to {MAX_SECONDS} seconds"));
+                }
+                if !(c.grace.is_finite() && (0.0..=f64::from(MAX_SECONDS)).contains(&c.grace)) {
+                    return error(format!("grace must be 0 to {MAX_SECONDS} seconds"));
+                }
+                if c.description.as_ref().is_some_and(|d| d.len() > 500) {
+                    return error("description is at most 500 bytes".into());
+                }
+                let uuid_taken = self.config.as_ref().is_some_and(|cfg| {
+                    cfg.checks
+                        .iter()
+                        .any(|(n, f)| f.uuid == c.uuid && *n != name)
+                });
+                if uuid_taken {
+                    return error("another check has this UUID".into());
+                }
+                if !existed && self.check_runs.merged.len() >= MAX_API_CHECKS {
+                    return error(format!(
+                        "at most {MAX_API_CHECKS} checks are made through the API"
+                    ));
+                }
+                match serde_json::to_value(&c) {
+                    Ok(v) => Some(v),
+                    Err(e) => return error(e.to_string()),
+                }
+            }
+        };
+        let removed = value.is_none();
+        match self.settings.put("check", &name, value) {
+            Ok(text) => {
+                self.write(store::Write::Setting {
+                    kind: "check".into(),
+                    name: name.clone(),
+                    value: text,
+                });
+            }
+            Err(message) => return error(message),
+        }
+        self.apply_api_checks(false);
+        let text = if removed {
+            // Its state and history go with it.
+            self.drop_host(&name, now, "its check was removed through the API");
+            format!("check {name} removed through the API")
+        } else if existed {
+            format!("check {name} changed through the API")
+        } else {
+            format!("check {name} made through the API")
+        };
+        self.event(now, "*", text.clone());
+        Answer::Done { message: text }
+    }
+
     /// Every check with its state.
     pub fn check_list(&self) -> Answer {
         let Some(config) = self.config.as_ref() else {
@@ -202,6 +393,7 @@ impl State {
                     owner: access.owner.or_else(|| config.default_owner.clone()),
                     managers: access.managers,
                     monitors: access.monitors,
+                    api: self.check_runs.merged.contains(name),
                 }
             })
             .collect();

@@ -228,6 +228,7 @@ impl State {
             .cloned()
             .collect();
         self.config = Some(config);
+        self.apply_api_checks(true);
         for host in dropped {
             self.drop_host(&host, now, "it is listed in drophosts");
         }
@@ -339,7 +340,10 @@ impl State {
 
     /// Takes in what the store held. Hosts resume their deadlines from their stored last-seen
     /// times; none is reported down before the start-up grace ends.
-    pub fn restore(&mut self, loaded: store::Loaded, now: u64) {
+    pub fn restore(&mut self, mut loaded: store::Loaded, now: u64) {
+        // Checks made through the API first: restored hosts need their timing.
+        self.settings.load(std::mem::take(&mut loaded.settings));
+        self.apply_api_checks(false);
         for h in loaded.hosts {
             if self.is_dropped(&h.name) {
                 // Listed in drophosts since it was stored.
@@ -424,7 +428,7 @@ impl State {
         for silence in loaded.silences {
             self.silences.insert(silence.id, silence);
         }
-        self.settings.load(loaded.settings);
+
         self.routing_changed = true;
         self.next_notification_id = self.next_notification_id.max(loaded.last_notification_id);
         for n in loaded.outbox {
@@ -2087,6 +2091,7 @@ impl State {
                 now,
             ),
             Query::Checks {} => self.check_list(),
+            Query::PutCheck { name, definition } => self.put_check(name, definition, now),
             Query::Pings { check, limit } if self.store.is_some() => {
                 return Reply::Store(store::Read::Pings { check, limit });
             }

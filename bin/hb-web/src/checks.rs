@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -20,7 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Web;
-use crate::api::{ApiError, ApiResult, Authed, ok, unexpected};
+use crate::api::{ApiError, ApiResult, Authed, ok, status, unexpected};
+use hb_web::access::Viewer;
 
 /// Bytes of a ping's body kept in its history (more is cut, and said so).
 pub const BODY_KEPT: usize = 10 * 1024;
@@ -81,8 +83,11 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/heartbeat/{uuid}", post(heartbeat))
         .route("/ping/{uuid}", get(ping_success).post(ping_success))
         .route("/ping/{uuid}/{action}", get(ping_action).post(ping_action))
-        .route("/api/applications", get(applications))
-        .route("/api/applications/{id}", get(application))
+        .route("/api/applications", get(applications).post(create))
+        .route(
+            "/api/applications/{id}",
+            get(application).put(change).delete(remove),
+        )
         .route("/api/applications/{id}/heartbeats", get(heartbeats))
 }
 
@@ -309,6 +314,7 @@ fn application_json(c: &CheckSummary) -> Value {
         "last_heartbeat": c.last_ping_ms.map(iso),
         "last_event": c.last_event.as_ref().map(|(at, kind)| json!({"timestamp": iso(*at), "kind": kind})),
         "owner": c.owner,
+        "source": if c.api { "api" } else { "file" },
     })
 }
 
@@ -351,6 +357,251 @@ async fn application(
 ) -> ApiResult {
     let Path(id) = path?;
     ok(application_json(&one(&web, &authed, &id).await?))
+}
+
+/// A new v4 UUID from the system's CSPRNG.
+fn new_uuid() -> Result<String, ApiError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no randomness: {e}"),
+        )
+    })?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
+/// A check's name from what a user typed ("Nightly Backup" is `nightly-backup`): the host
+/// name a check is known by.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches(|c| c == '-' || c == '.').to_string();
+    out.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// Heartbeat Central answers a bad request with 400, whatever is wrong with it.
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn json_body(
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let bytes = bytes.map_err(|e| bad(format!("the body could not be read: {e}")))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(bad("the body must be a JSON object")),
+        Err(e) => Err(bad(format!("the body is not JSON: {e}"))),
+    }
+}
+
+/// The definition fields a request sets, checked for type; `interval` and `grace` taken
+/// from Heartbeat Central's names or hb's.
+fn fields(
+    m: &serde_json::Map<String, Value>,
+    viewer: &Viewer,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let known = [
+        "name",
+        "expected_interval",
+        "interval",
+        "grace_period",
+        "grace",
+        "description",
+        "is_active",
+        "active",
+        "owner",
+        "notification_channels",
+    ];
+    if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(bad(format!("unknown field {k:?}")));
+    }
+    let mut out = serde_json::Map::new();
+    let seconds = |v: &Value, what: &str| -> Result<Value, ApiError> {
+        v.as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| json!(s))
+            .ok_or_else(|| bad(format!("{what} must be a number of seconds")))
+    };
+    if let Some(v) = m.get("expected_interval").or(m.get("interval")) {
+        let s = seconds(v, "expected_interval")?;
+        let whole = s.as_f64().unwrap_or(0.0).round();
+        out.insert("interval".into(), json!(whole as u64));
+    }
+    if let Some(v) = m.get("grace_period").or(m.get("grace")) {
+        out.insert("grace".into(), seconds(v, "grace_period")?);
+    }
+    if let Some(v) = m.get("description") {
+        if !(v.is_string() || v.is_null()) {
+            return Err(bad("description must be text"));
+        }
+        out.insert("description".into(), v.clone());
+    }
+    if let Some(v) = m.get("is_active").or(m.get("active")) {
+        let b = v
+            .as_bool()
+            .ok_or_else(|| bad("is_active must be true or false"))?;
+        out.insert("active".into(), json!(b));
+    }
+    if let Some(v) = m.get("notification_channels") {
+        let list: Vec<String> = serde_json::from_value(v.clone())
+            .map_err(|_| bad("notification_channels must be a list of names"))?;
+        out.insert("notification_channels".into(), json!(list));
+    }
+    if let Some(v) = m.get("owner") {
+        if !viewer.is_admin() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "only an admin gives a check to someone",
+            ));
+        }
+        out.insert("owner".into(), v.clone());
+    }
+    Ok(out)
+}
+
+/// Stores a check with the engine.
+async fn put(web: &Web, name: &str, definition: Option<Value>) -> Result<String, ApiError> {
+    match web
+        .ask(EngineQuery::PutCheck {
+            name: name.to_string(),
+            definition,
+        })
+        .await?
+    {
+        Answer::Done { message } => Ok(message),
+        Answer::Error { message } if message == hb_ipc::edge::STORE_FAILED => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
+        }
+        Answer::Error { message } if message.contains("configuration file") => {
+            Err(ApiError::new(StatusCode::CONFLICT, message))
+        }
+        Answer::Error { message } => Err(bad(message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /api/applications`: `name` and `expected_interval` are required; the caller owns it;
+/// 201 with its UUID.
+async fn create(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let m = json_body(bytes)?;
+    let Some(raw) = m.get("name").and_then(Value::as_str) else {
+        return Err(bad("name is required"));
+    };
+    if m.get("expected_interval").or(m.get("interval")).is_none() {
+        return Err(bad("expected_interval is required (seconds)"));
+    }
+    let name = slug(raw);
+    if name.is_empty() {
+        return Err(bad("name must hold a letter or a digit"));
+    }
+    let mut def = fields(&m, &authed.viewer)?;
+    let interval = def.get("interval").and_then(Value::as_u64).unwrap_or(0);
+    def.entry("grace").or_insert(json!(interval.clamp(1, 3600)));
+    if !def.contains_key("description") && raw != name {
+        // What was typed is kept, as the check's description.
+        def.insert("description".into(), json!(raw));
+    }
+    if let (Viewer::User { name: user, .. }, false) = (&authed.viewer, def.contains_key("owner")) {
+        def.insert("owner".into(), json!(user));
+    }
+    let taken = visible(&web, &authed).await?.iter().any(|c| c.name == name)
+        || web.host_list().await?.iter().any(|h| h.name == name);
+    if taken {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a host or check {name:?} exists"),
+        ));
+    }
+    def.insert("uuid".into(), json!(new_uuid()?));
+    let message = put(&web, &name, Some(Value::Object(def))).await?;
+    tracing::info!(user = authed.viewer.name(), "{message}");
+    let made = one(&web, &authed, &name).await?;
+    status(StatusCode::CREATED, application_json(&made))
+}
+
+/// The check `id` as `authed` may change it: 404 unseen, 409 the file's, 403 not theirs.
+async fn changeable(web: &Web, authed: &Authed, id: &str) -> Result<CheckSummary, ApiError> {
+    let c = one(web, authed, id).await?;
+    if !c.api {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{} is a check of the configuration file; change it there",
+                c.name
+            ),
+        ));
+    }
+    let mine =
+        matches!(&authed.viewer, Viewer::User { name, .. } if c.owner.as_deref() == Some(name));
+    if !(authed.viewer.is_admin() || mine) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only its owner or an admin changes a check",
+        ));
+    }
+    Ok(c)
+}
+
+/// `PUT /api/applications/<id>`: the fields given change.
+async fn change(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Path(id) = path?;
+    let c = changeable(&web, &authed, &id).await?;
+    let m = json_body(bytes)?;
+    if m.get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| slug(n) != c.name)
+    {
+        return Err(bad("a check cannot be renamed; make a new one"));
+    }
+    let def = fields(&m, &authed.viewer)?;
+    let message = put(&web, &c.name, Some(Value::Object(def))).await?;
+    tracing::info!(user = authed.viewer.name(), "{message}");
+    ok(application_json(&one(&web, &authed, &c.name).await?))
+}
+
+/// `DELETE /api/applications/<id>`: gone, with its state and history.
+async fn remove(
+    State(web): State<Arc<Web>>,
+    authed: Authed,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = path?;
+    let c = changeable(&web, &authed, &id).await?;
+    let message = put(&web, &c.name, None).await?;
+    tracing::info!(user = authed.viewer.name(), "{message}");
+    ok(json!({"message": message}))
 }
 
 #[derive(Deserialize)]
@@ -398,6 +649,17 @@ async fn heartbeats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_from_what_users_type() {
+        assert_eq!(slug("Nightly Backup"), "nightly-backup");
+        assert_eq!(slug("  db.dump (prod)!! "), "db.dump-prod");
+        assert_eq!(slug("???"), "");
+        assert_eq!(slug(&"a".repeat(100)).len(), 63);
+        let u = new_uuid().unwrap();
+        assert!(uuid(&u).is_some(), "{u}");
+        assert_eq!(&u[14..15], "4", "version 4");
+    }
 
     #[test]
     fn uuids_and_buckets() {

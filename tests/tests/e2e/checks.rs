@@ -161,6 +161,7 @@ fn a_cron_wrapper_reports_runs_and_silence_notifies() {
 
     // Back with a plain ping: recovered. Then silence past interval + grace: down again,
     // notified like a host.
+    let last_ping = Instant::now();
     let (code, _) = http_get(server.http_port, &format!("/ping/{UUID}")).expect("ping");
     assert_eq!(code, 200);
     assert!(
@@ -168,7 +169,6 @@ fn a_cron_wrapper_reports_runs_and_silence_notifies() {
         "no recovery: {:?}",
         hooks(&rec)
     );
-    let last_ping = Instant::now();
     let silent = wait_hook(&rec, Duration::from_secs(20), |v| {
         v["kind"] == "alert"
             && v["text"]
@@ -308,4 +308,152 @@ fn the_ping_apis_answer_as_listed() {
         }
     }
     assert!(limited > 0, "no ping was rate limited");
+}
+
+// Acceptance 1, the rest of Heartbeat Central's API: applications made, changed and removed
+// through it (400 for bad input, 409 for the file's), pinged at the UUID they got, kept
+// across a restart of the engine.
+#[test]
+fn applications_are_made_changed_and_removed_through_the_api() {
+    let server = Server::start("checks-crud", &config(9));
+    let port = server.http_port;
+    let send = |method: &str, path: &str, body: &str| {
+        http(
+            port,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    };
+    for (body, want) in [
+        (r#"{"expected_interval": 60}"#, "name is required"),
+        (r#"{"name": "x"}"#, "expected_interval is required"),
+        (
+            r#"{"name": "x", "expected_interval": "often"}"#,
+            "must be a number",
+        ),
+        (
+            r#"{"name": "x", "expected_interval": 0}"#,
+            "interval must be 1",
+        ),
+        (
+            r#"{"name": "x", "expected_interval": 60, "colour": 1}"#,
+            "unknown field",
+        ),
+        (
+            r#"{"name": "???", "expected_interval": 60}"#,
+            "letter or a digit",
+        ),
+        ("not json", "not JSON"),
+        ("[1]", "JSON object"),
+    ] {
+        let r = send("POST", "/api/applications", body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(want), "{body}: {}", r.body);
+    }
+    let r = send(
+        "POST",
+        "/api/applications",
+        r#"{"name": "nightly", "expected_interval": 60}"#,
+    );
+    assert_eq!(r.status, 409, "the file's name: {}", r.body);
+
+    let r = send(
+        "POST",
+        "/api/applications",
+        r#"{"name": "Report Mailer", "expected_interval": 2, "grace_period": 1}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let made = r.json();
+    assert_eq!(made["name"], "report-mailer");
+    assert_eq!(made["description"], "Report Mailer");
+    assert_eq!(made["status"], "new");
+    assert_eq!(made["source"], "api");
+    let uuid = made["uuid"].as_str().expect("a uuid").to_string();
+    assert_eq!(uuid.len(), 36);
+
+    // Pinged at its UUID; kept across a kill -9 of the engine; changed; silent: down.
+    assert_eq!(
+        http_get(port, &format!("/ping/{uuid}")).expect("ping").0,
+        200
+    );
+    server.kill_9("engine");
+    server.wait_running(Duration::from_secs(20));
+    let r = send("GET", &format!("/api/applications/{uuid}"), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["expected_interval"], 2);
+    let r = send(
+        "PUT",
+        &format!("/api/applications/{uuid}"),
+        r#"{"expected_interval": 3, "is_active": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["expected_interval"], 3);
+    assert_eq!(r.json()["grace_period"], 1.0, "fields not given stay");
+    assert_eq!(
+        send(
+            "PUT",
+            &format!("/api/applications/{uuid}"),
+            r#"{"name": "other"}"#
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        send(
+            "PUT",
+            &format!("/api/applications/{UUID}"),
+            r#"{"expected_interval": 9}"#
+        )
+        .status,
+        409
+    );
+    assert_eq!(
+        send("DELETE", &format!("/api/applications/{UUID}"), "").status,
+        409
+    );
+    assert_eq!(
+        http_get(port, &format!("/ping/{uuid}")).expect("ping").0,
+        200
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || send(
+            "GET",
+            &format!("/api/applications/{uuid}"),
+            ""
+        )
+        .json()["status"]
+            == "down"),
+        "not down after interval + grace"
+    );
+
+    // Paused: pings refused with 400; removed: gone, pings 404.
+    let r = send(
+        "PUT",
+        &format!("/api/applications/{uuid}"),
+        r#"{"is_active": false}"#,
+    );
+    assert_eq!(r.json()["status"], "paused");
+    assert_eq!(
+        http_get(port, &format!("/ping/{uuid}")).expect("ping").0,
+        400
+    );
+    let r = send("DELETE", &format!("/api/applications/{uuid}"), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        send("GET", &format!("/api/applications/{uuid}"), "").status,
+        404
+    );
+    assert_eq!(
+        http_get(port, &format!("/ping/{uuid}")).expect("ping").0,
+        404
+    );
+    assert!(
+        !http_get(port, "/api/0/hosts")
+            .expect("hosts")
+            .1
+            .contains("report-mailer"),
+        "its state went with it"
+    );
 }
