@@ -161,6 +161,12 @@ pub struct CheckConfig {
     /// What it is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A cron schedule instead of an interval: a ping is due at each time it fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The time zone the schedule is read in (IANA name; UTC when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
 }
 
 /// The JSON Lines journal of received messages.

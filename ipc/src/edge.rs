@@ -636,6 +636,12 @@ pub struct CheckSummary {
     /// Its monitors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monitors: Vec<String>,
+    /// Its cron schedule and time zone, when it has one instead of an interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The schedule's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
     /// Made through the API (else in the configuration file).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub api: bool,

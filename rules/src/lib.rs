@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cron;
 pub mod silence;
 pub mod template;
 pub mod threshold;

@@ -265,6 +265,10 @@ pub struct CheckFile {
     pub notification_channels: Vec<String>,
     /// Whether its outages notify anyone (default true: a check exists to be watched).
     pub watch: Option<bool>,
+    /// A cron schedule instead of an interval (`0 2 * * *`).
+    pub schedule: Option<String>,
+    /// The schedule's time zone (`Europe/Berlin`; default UTC).
+    pub tz: Option<String>,
 }
 
 /// Longest check interval or grace: 30 days.
@@ -472,7 +476,8 @@ impl Config {
                             monitors: c.monitors.clone(),
                             watch: Some(c.watch.unwrap_or(true)),
                             notification_channels: c.notification_channels.clone(),
-                            interval: Some(c.interval.unwrap_or(86_400)),
+                            // A schedule times it from one firing to the next.
+                            interval: c.schedule.is_none().then(|| c.interval.unwrap_or(86_400)),
                             grace: Some(c.grace.unwrap_or(3600.0)),
                             max_missed: Some(1),
                             ..HostConfig::default()
@@ -490,6 +495,8 @@ impl Config {
                             interval: c.interval.unwrap_or(86_400),
                             grace: c.grace.unwrap_or(3600.0),
                             description: c.description.clone(),
+                            schedule: c.schedule.clone(),
+                            tz: c.tz.clone(),
                         };
                         (name.clone(), check)
                     })
@@ -968,6 +975,19 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             err(
                 &format!("{key}.grace"),
                 format!("must be 0 to {MAX_CHECK_SECONDS} seconds"),
+            );
+        }
+        if let Some(schedule) = &check.schedule {
+            if let Err(why) = hb_rules::cron::Schedule::parse(schedule, check.tz.as_deref()) {
+                err(&format!("{key}.schedule"), why);
+            }
+            if check.interval.is_some() {
+                err(&key, "give interval or schedule, not both".into());
+            }
+        } else if check.tz.is_some() {
+            err(
+                &format!("{key}.tz"),
+                "only a schedule has a time zone".into(),
             );
         }
         if check.description.as_ref().is_some_and(|d| d.len() > 500) {

@@ -44,6 +44,10 @@ pub struct ApiCheck {
     pub monitors: Vec<String>,
     #[serde(default)]
     pub notification_channels: Vec<String>,
+    #[serde(default)]
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub tz: Option<String>,
 }
 
 fn yes() -> bool {
@@ -58,7 +62,7 @@ impl ApiCheck {
             monitors: self.monitors.clone(),
             watch: Some(true),
             notification_channels: self.notification_channels.clone(),
-            interval: Some(self.interval),
+            interval: self.schedule.is_none().then_some(self.interval),
             grace: Some(self.grace),
             max_missed: Some(1),
             ..HostConfig::default()
@@ -72,6 +76,8 @@ impl ApiCheck {
             interval: self.interval,
             grace: self.grace,
             description: self.description.clone(),
+            schedule: self.schedule.clone(),
+            tz: self.tz.clone(),
         }
     }
 }
@@ -130,6 +136,16 @@ impl State {
             .find_map(|(name, c)| (c.uuid == uuid).then(|| (name.clone(), c.active)))
     }
 
+    /// For a check with a schedule: ms from `last_seen` to the next time it fires.
+    pub fn scheduled_interval_ms(&self, host: &str, last_seen: u64) -> Option<u64> {
+        let c = self.config.as_ref()?.checks.get(host)?;
+        let schedule =
+            hb_rules::cron::Schedule::parse(c.schedule.as_deref()?, c.tz.as_deref()).ok()?;
+        let from = jiff::Timestamp::from_millisecond(last_seen as i64).ok()?;
+        let next = schedule.next_after(from)?;
+        Some((next.as_millisecond() as u64).saturating_sub(last_seen))
+    }
+
     /// Whether `host` is a check (its name cannot be fed by datagrams).
     pub fn is_check(&self, host: &str) -> bool {
         self.config
@@ -181,6 +197,7 @@ impl State {
                 .config
                 .as_ref()
                 .and_then(|c| c.checks.get(&check))
+                .filter(|c| c.schedule.is_none())
                 .map(|c| c.interval);
             let beat = ClientMessage::Heartbeat(Heartbeat {
                 header: Header {
@@ -318,6 +335,11 @@ impl State {
                 if !(c.grace.is_finite() && (0.0..=f64::from(MAX_SECONDS)).contains(&c.grace)) {
                     return error(format!("grace must be 0 to {MAX_SECONDS} seconds"));
                 }
+                if let Some(s) = &c.schedule
+                    && let Err(why) = hb_rules::cron::Schedule::parse(s, c.tz.as_deref())
+                {
+                    return error(format!("schedule: {why}"));
+                }
                 if c.description.as_ref().is_some_and(|d| d.len() > 500) {
                     return error("description is at most 500 bytes".into());
                 }
@@ -387,6 +409,8 @@ impl State {
                     interval: c.interval,
                     grace: c.grace,
                     description: c.description.clone(),
+                    schedule: c.schedule.clone(),
+                    tz: c.tz.clone(),
                     state,
                     last_ping_ms: self.hosts.get(name).map(|h| h.last_seen_ms),
                     last_event: self.check_runs.last.get(name).cloned(),

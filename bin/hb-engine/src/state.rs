@@ -2221,8 +2221,13 @@ impl State {
         let interval = self.hosts.get(host).map_or(10, |h| self.interval(host, h));
         let config = self.config.as_ref();
         let own = config.and_then(|c| c.hosts.get(host));
+        // A check on a schedule is due when it next fires.
+        let scheduled = self
+            .hosts
+            .get(host)
+            .and_then(|h| self.scheduled_interval_ms(host, h.last_seen_ms));
         liveness::Timing {
-            interval_ms: u64::from(interval) * 1000,
+            interval_ms: scheduled.unwrap_or(u64::from(interval) * 1000),
             grace_ms: own
                 .and_then(|h| h.grace)
                 .or(config.map(|c| c.grace))
@@ -2755,6 +2760,8 @@ pub(crate) mod tests {
                 interval: 60,
                 grace: 10.0,
                 description: None,
+                schedule: None,
+                tz: None,
             },
         );
         c.checks.insert(
@@ -2765,6 +2772,8 @@ pub(crate) mod tests {
                 interval: 60,
                 grace: 10.0,
                 description: None,
+                schedule: None,
+                tz: None,
             },
         );
         let mut s = State::new(0);
@@ -2851,6 +2860,85 @@ pub(crate) mod tests {
             ("backup", "down")
         );
         assert_eq!(checks[1].state, "paused");
+    }
+
+    /// Issue 10, acceptance 4: a check on a cron schedule in Europe/Berlin expects its pings
+    /// when the schedule fires, across the change to summer time (a 23-hour night).
+    #[test]
+    fn a_scheduled_check_is_due_when_its_schedule_fires_across_dst() {
+        let mut c = alerting_config();
+        c.hosts.insert(
+            "nightly".into(),
+            HostConfig {
+                watch: Some(true),
+                grace: Some(600.0),
+                max_missed: Some(1),
+                ..HostConfig::default()
+            },
+        );
+        let uuid = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+        c.checks.insert(
+            "nightly".into(),
+            hb_ipc::config::CheckConfig {
+                uuid: uuid.into(),
+                active: true,
+                interval: 0,
+                grace: 600.0,
+                description: None,
+                schedule: Some("0 1 * * *".into()),
+                tz: Some("Europe/Berlin".into()),
+            },
+        );
+        let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64;
+        let mut s = State::new(0);
+        s.configure(c, ms("2026-03-27T00:00:00Z")).unwrap();
+        let ping = |s: &mut State, at: u64| {
+            s.ping(
+                checks::Ping {
+                    uuid: uuid.into(),
+                    kind: "success".into(),
+                    exit: None,
+                    rid: None,
+                    source: "127.0.0.1:1".parse().unwrap(),
+                    body: None,
+                    method: "GET".into(),
+                    user_agent: None,
+                },
+                at,
+            )
+        };
+        let tick_to = |s: &mut State, from: u64, to: u64| {
+            let mut now = from;
+            while now <= to {
+                s.tick(now);
+                now += 60 * S;
+            }
+        };
+        // 01:00 CET on the 28th; due 01:00 CET on the 29th (24 h), 10 minutes' grace.
+        let first = ms("2026-03-28T00:00:05Z");
+        ping(&mut s, first);
+        tick_to(&mut s, first, ms("2026-03-29T00:09:00Z"));
+        assert_eq!(s.liveness.state("nightly"), Some(liveness::State::Up));
+        let second = ms("2026-03-29T00:00:05Z");
+        ping(&mut s, second);
+        // Summer time from 02:00: the next 01:00 is 23:00 UTC, 23 hours on; late at 23:10.
+        tick_to(&mut s, second, ms("2026-03-29T23:09:00Z"));
+        assert_eq!(
+            s.liveness.state("nightly"),
+            Some(liveness::State::Up),
+            "not due yet"
+        );
+        tick_to(
+            &mut s,
+            ms("2026-03-29T23:09:00Z"),
+            ms("2026-03-29T23:11:00Z"),
+        );
+        assert_eq!(
+            s.liveness.state("nightly"),
+            Some(liveness::State::Down),
+            "a day of 24 hours would have waited until 00:10 UTC"
+        );
+        assert_eq!(titles(&s), ["[CRITICAL] nightly down"]);
     }
 
     /// Issue 5, acceptance 2: grace, reminders, escalation and silent de-escalation.

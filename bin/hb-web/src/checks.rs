@@ -309,6 +309,8 @@ fn application_json(c: &CheckSummary) -> Value {
         "description": c.description,
         "expected_interval": c.interval,
         "grace_period": c.grace,
+        "schedule": c.schedule,
+        "tz": c.tz,
         "is_active": c.active,
         "status": c.state,
         "last_heartbeat": c.last_ping_ms.map(iso),
@@ -434,6 +436,8 @@ fn fields(
         "active",
         "owner",
         "notification_channels",
+        "schedule",
+        "tz",
     ];
     if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(bad(format!("unknown field {k:?}")));
@@ -464,6 +468,14 @@ fn fields(
             .as_bool()
             .ok_or_else(|| bad("is_active must be true or false"))?;
         out.insert("active".into(), json!(b));
+    }
+    for key in ["schedule", "tz"] {
+        if let Some(v) = m.get(key) {
+            if !(v.is_string() || v.is_null()) {
+                return Err(bad(format!("{key} must be text")));
+            }
+            out.insert(key.into(), v.clone());
+        }
     }
     if let Some(v) = m.get("notification_channels") {
         let list: Vec<String> = serde_json::from_value(v.clone())
@@ -514,8 +526,11 @@ async fn create(
     let Some(raw) = m.get("name").and_then(Value::as_str) else {
         return Err(bad("name is required"));
     };
-    if m.get("expected_interval").or(m.get("interval")).is_none() {
-        return Err(bad("expected_interval is required (seconds)"));
+    let scheduled = m.get("schedule").is_some_and(Value::is_string);
+    if m.get("expected_interval").or(m.get("interval")).is_none() && !scheduled {
+        return Err(bad(
+            "expected_interval is required (seconds), or a schedule",
+        ));
     }
     let name = slug(raw);
     if name.is_empty() {
@@ -523,7 +538,13 @@ async fn create(
     }
     let mut def = fields(&m, &authed.viewer)?;
     let interval = def.get("interval").and_then(Value::as_u64).unwrap_or(0);
-    def.entry("grace").or_insert(json!(interval.clamp(1, 3600)));
+    // A scheduled check's interval is only shown; its schedule times it.
+    def.entry("interval").or_insert(json!(86_400));
+    def.entry("grace").or_insert(json!(if scheduled {
+        3600
+    } else {
+        interval.clamp(1, 3600)
+    }));
     if !def.contains_key("description") && raw != name {
         // What was typed is kept, as the check's description.
         def.insert("description".into(), json!(raw));
