@@ -327,6 +327,21 @@ pub struct WebConfig {
     /// Bearer token that opens `/metrics` to a scraper.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<String>,
+    /// Pings taken per second on average from one address (in bursts of five times as
+    /// many).
+    #[serde(default = "default_ping_rate_per_address")]
+    pub ping_rate_per_address: f64,
+    /// And for one check.
+    #[serde(default = "default_ping_rate_per_check")]
+    pub ping_rate_per_check: f64,
+}
+
+fn default_ping_rate_per_address() -> f64 {
+    20.0
+}
+
+fn default_ping_rate_per_check() -> f64 {
+    5.0
 }
 
 /// A certificate chain and its private key, as PEM text. Its `Debug` shows no key.

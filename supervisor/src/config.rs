@@ -185,6 +185,10 @@ pub struct File {
     pub base_url: Option<String>,
     /// Bearer token a Prometheus scraper presents for `/metrics` (with users configured).
     pub metrics_token: Option<String>,
+    /// Pings per second from one address (default 20).
+    pub ping_rate_per_address: Option<f64>,
+    /// Pings per second for one check (default 5).
+    pub ping_rate_per_check: Option<f64>,
     /// A second HTTP port (on hbd_host) serving the same, for clients of the original's
     /// WebSocket port.
     pub ws_port: Option<u16>,
@@ -555,6 +559,8 @@ impl Config {
                 base_url: f.base_url.clone(),
                 sample_count: f.sample_count.unwrap_or(100),
                 metrics_token: f.metrics_token.clone(),
+                ping_rate_per_address: f.ping_rate_per_address.unwrap_or(20.0),
+                ping_rate_per_check: f.ping_rate_per_check.unwrap_or(5.0),
                 channels: f
                     .notification_channels
                     .iter()
@@ -1146,6 +1152,14 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         );
     }
 
+    for (key, rate) in [
+        ("ping_rate_per_address", file.ping_rate_per_address),
+        ("ping_rate_per_check", file.ping_rate_per_check),
+    ] {
+        if rate.is_some_and(|r| !(r.is_finite() && (0.01..=1_000_000.0).contains(&r))) {
+            err(key, "must be pings per second, 0.01 to 1000000".into());
+        }
+    }
     if let Some(token) = &file.metrics_token
         && (token.len() < 16 || token.len() > 256 || !token.bytes().all(|b| b.is_ascii_graphic()))
     {

@@ -26,11 +26,8 @@ use hb_web::access::Viewer;
 
 /// Bytes of a ping's body kept in its history (more is cut, and said so).
 pub const BODY_KEPT: usize = 10 * 1024;
-/// Pings per second on average, and at once, per source address and per check.
-const ADDRESS_RATE: f64 = 20.0;
-const ADDRESS_BURST: f64 = 100.0;
-const CHECK_RATE: f64 = 5.0;
-const CHECK_BURST: f64 = 30.0;
+/// A bucket holds this many seconds of its rate (the burst taken at once).
+const BURST_SECONDS: f64 = 5.0;
 /// Buckets kept at most (past it, the idle ones go).
 const MAX_BUCKETS: usize = 100_000;
 
@@ -43,6 +40,9 @@ pub struct Limiter {
 impl Limiter {
     /// Takes one token for `key`; the seconds to wait when there is none.
     pub fn take(&self, key: &str, rate: f64, burst: f64, now_ms: u64) -> Result<(), u64> {
+        if rate <= 0.0 || burst < 1.0 {
+            return Ok(()); // Not configured yet.
+        }
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(());
         };
@@ -142,9 +142,18 @@ async fn take_ping(
     let now = hb_ipc::now_ms();
     let address: IpAddr = peer.ip().to_canonical();
     let limiter = web.ping_limiter();
+    let (per_address, per_check) = {
+        let c = web.config();
+        (c.ping_rate_per_address, c.ping_rate_per_check)
+    };
     if let Err(wait) = limiter
-        .take(&address.to_string(), ADDRESS_RATE, ADDRESS_BURST, now)
-        .and_then(|()| limiter.take(&uuid, CHECK_RATE, CHECK_BURST, now))
+        .take(
+            &address.to_string(),
+            per_address,
+            per_address * BURST_SECONDS,
+            now,
+        )
+        .and_then(|()| limiter.take(&uuid, per_check, per_check * BURST_SECONDS, now))
     {
         web.count("pings_rate_limited");
         return Pinged::Limited(wait);

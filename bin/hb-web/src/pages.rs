@@ -64,6 +64,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/live", get(live))
         .route("/plugins/{host}", get(host_page))
         .route("/alerts", get(alerts))
+        .route("/checks", get(checks))
         .route("/settings", get(settings))
         .route("/static/{file}", get(asset))
 }
@@ -109,6 +110,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "settings.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/settings.js"),
+    ),
+    (
+        "checks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/checks.js"),
     ),
 ];
 
@@ -157,7 +163,7 @@ fn page(title: &str, viewer: Option<&PageViewer>, main: &str, script: &str) -> R
     if let Some(v) = viewer {
         let _ = write!(
             html,
-            r#"<nav><span class="brand">hb</span><a href="/live">Live</a><a href="/alerts">Alerts <span id="alert-count" class="badge">0</span></a><a href="/settings">Settings</a><span class="spacer"></span><span class="conn" id="conn" title="live feed">offline</span><span class="user">{}</span>{}</nav>"#,
+            r#"<nav><span class="brand">hb</span><a href="/live">Live</a><a href="/alerts">Alerts <span id="alert-count" class="badge">0</span></a><a href="/checks">Checks</a><a href="/settings">Settings</a><span class="spacer"></span><span class="conn" id="conn" title="live feed">offline</span><span class="user">{}</span>{}</nav>"#,
             esc(v.viewer.name()),
             if matches!(v.viewer, Viewer::Open) {
                 ""
@@ -319,6 +325,21 @@ async fn alerts(viewer: PageViewer) -> Response {
 <table class="alerts" id="alerts"><thead><tr><th>Level</th><th>Host</th><th>Metric</th><th>Since</th><th>What</th><th></th></tr></thead><tbody id="alert-rows"></tbody></table>
 <p class="empty" id="no-alerts" hidden>No active alerts.</p>"#,
         "alerts.js",
+    )
+}
+
+async fn checks(viewer: PageViewer) -> Response {
+    page(
+        "Checks",
+        Some(&viewer),
+        r#"<h1>Checks</h1>
+<p class="muted">Cron jobs and applications ping <code>/ping/&lt;uuid&gt;</code> (or <code>/start</code>, <code>/fail</code>, <code>/&lt;exit status&gt;</code>); a check that misses its interval and grace, or reports a failure, alerts like a host.</p>
+<table id="checks"><thead><tr><th>Check</th><th>State</th><th>Expected</th><th>Last ping</th><th>Last event</th><th>Ping URL</th></tr></thead><tbody></tbody></table>
+<p class="empty" id="no-checks" hidden>No checks yet.</p>
+<section id="history-box" hidden><h2 id="history-title">History</h2><table id="history"><thead><tr><th>When</th><th>Kind</th><th>Exit</th><th>Duration</th><th>From</th><th>Body</th></tr></thead><tbody></tbody></table></section>
+<section><h2>New check</h2><form id="check-form" class="channel-form"><label>Name <input id="check-name" required maxlength="63"></label><label>Every (s) <input id="check-interval" type="number" min="1" value="86400"></label><label>or cron <input id="check-schedule" placeholder="0 2 * * *"></label><label>Time zone <input id="check-tz" placeholder="Europe/Berlin"></label><label>Grace (s) <input id="check-grace" type="number" min="0" value="3600"></label><button type="submit" id="check-submit">Create</button></form>
+<p class="error" id="check-error"></p></section>"#,
+        "checks.js",
     )
 }
 

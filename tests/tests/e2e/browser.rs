@@ -216,6 +216,35 @@ fn the_dashboard_lives_in_a_real_browser() {
     assert!(!page.contains("SECRET"), "a secret on the page: {page}");
     browser.screenshot("settings");
 
+    // The checks page: a check made with its form, listed with its ping URL; pinged, its
+    // history shows the ping.
+    browser.go(&format!("{base}/checks"));
+    browser.type_into("#check-name", "Nightly Dump");
+    browser.click("#check-submit");
+    browser.wait_find("tr[data-check=nightly-dump]", Duration::from_secs(10));
+    let row = browser.text("tr[data-check=nightly-dump]");
+    let ping_url = row
+        .split_whitespace()
+        .find(|w| w.contains("/ping/"))
+        .unwrap_or_else(|| panic!("no ping URL in {row:?}"))
+        .to_string();
+    let path = &ping_url[ping_url.find("/ping/").expect("path")..];
+    assert_eq!(
+        http(
+            server.http_port,
+            "POST",
+            &format!("{path}/0"),
+            &[],
+            b"dump done"
+        )
+        .status,
+        200
+    );
+    browser.click("tr[data-check=nightly-dump] a");
+    browser.wait_find("#history tr.ping-success", Duration::from_secs(10));
+    assert!(browser.text("#history").contains("dump done"));
+    browser.screenshot("checks");
+
     // After a login, `next` never leads to another site (`/\evil` is `//evil` to a browser).
     browser.go(&format!("{base}/login?next=%2F%5Cevil.example%2Fx"));
     browser.type_into("#username", "alice");
