@@ -167,6 +167,9 @@ pub struct CheckConfig {
     /// The time zone the schedule is read in (IANA name; UTC when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tz: Option<String>,
+    /// A key pings must carry besides the UUID (`X-Ping-Key` or `?key=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_key: Option<String>,
 }
 
 /// The JSON Lines journal of received messages.

@@ -455,6 +455,9 @@ pub enum Query {
         /// The client's User-Agent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user_agent: Option<String>,
+        /// The ping key it carried, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// The checks, with their state.
     Checks {},

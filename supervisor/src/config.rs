@@ -273,6 +273,8 @@ pub struct CheckFile {
     pub schedule: Option<String>,
     /// The schedule's time zone (`Europe/Berlin`; default UTC).
     pub tz: Option<String>,
+    /// A key pings must carry besides the UUID.
+    pub ping_key: Option<String>,
 }
 
 /// Longest check interval or grace: 30 days.
@@ -501,6 +503,7 @@ impl Config {
                             description: c.description.clone(),
                             schedule: c.schedule.clone(),
                             tz: c.tz.clone(),
+                            ping_key: c.ping_key.clone(),
                         };
                         (name.clone(), check)
                     })
@@ -994,6 +997,14 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             err(
                 &format!("{key}.tz"),
                 "only a schedule has a time zone".into(),
+            );
+        }
+        if check.ping_key.as_ref().is_some_and(|k| {
+            !(8..=128).contains(&k.len()) || k.chars().any(|c| c.is_control() || c == ' ')
+        }) {
+            err(
+                &format!("{key}.ping_key"),
+                "must be 8 to 128 characters, no spaces".into(),
             );
         }
         if check.description.as_ref().is_some_and(|d| d.len() > 500) {

@@ -48,6 +48,8 @@ pub struct ApiCheck {
     pub schedule: Option<String>,
     #[serde(default)]
     pub tz: Option<String>,
+    #[serde(default)]
+    pub ping_key: Option<String>,
 }
 
 fn yes() -> bool {
@@ -78,6 +80,7 @@ impl ApiCheck {
             description: self.description.clone(),
             schedule: self.schedule.clone(),
             tz: self.tz.clone(),
+            ping_key: self.ping_key.clone(),
         }
     }
 }
@@ -123,17 +126,16 @@ pub struct Ping {
     pub body: Option<String>,
     pub method: String,
     pub user_agent: Option<String>,
+    pub key: Option<String>,
 }
 
 impl State {
     /// The check pinged at `uuid`, by name.
-    fn check_by_uuid(&self, uuid: &str) -> Option<(String, bool)> {
+    fn check_by_uuid(&self, uuid: &str) -> Option<(String, bool, Option<String>)> {
         let uuid = uuid.to_ascii_lowercase();
-        self.config
-            .as_ref()?
-            .checks
-            .iter()
-            .find_map(|(name, c)| (c.uuid == uuid).then(|| (name.clone(), c.active)))
+        self.config.as_ref()?.checks.iter().find_map(|(name, c)| {
+            (c.uuid == uuid).then(|| (name.clone(), c.active, c.ping_key.clone()))
+        })
     }
 
     /// For a check with a schedule: ms from `last_seen` to the next time it fires.
@@ -155,12 +157,27 @@ impl State {
 
     /// Takes a ping: `Pinged`, or why not (`no check` for an unknown UUID, `inactive`).
     pub fn ping(&mut self, p: Ping, now: u64) -> Answer {
-        let Some((check, active)) = self.check_by_uuid(&p.uuid) else {
+        let Some((check, active, key)) = self.check_by_uuid(&p.uuid) else {
             self.count("pings_unknown");
             return Answer::Error {
                 message: "no check has this UUID".into(),
             };
         };
+        if let Some(key) = key {
+            let given = p.key.as_deref().unwrap_or("");
+            let same = given.len() == key.len()
+                && given
+                    .bytes()
+                    .zip(key.bytes())
+                    .fold(0u8, |a, (x, y)| a | (x ^ y))
+                    == 0;
+            if !same {
+                self.count("pings_bad_key");
+                return Answer::Error {
+                    message: "wrong or missing ping key".into(),
+                };
+            }
+        }
         if !active {
             self.count("pings_inactive");
             return Answer::Error {
@@ -339,6 +356,12 @@ impl State {
                     && let Err(why) = hb_rules::cron::Schedule::parse(s, c.tz.as_deref())
                 {
                     return error(format!("schedule: {why}"));
+                }
+                if c.ping_key
+                    .as_ref()
+                    .is_some_and(|k| !(8..=128).contains(&k.len()))
+                {
+                    return error("ping_key must be 8 to 128 characters".into());
                 }
                 if c.description.as_ref().is_some_and(|d| d.len() > 500) {
                     return error("description is at most 500 bytes".into());

@@ -2077,6 +2077,7 @@ impl State {
                 body,
                 method,
                 user_agent,
+                key,
             } => self.ping(
                 checks::Ping {
                     uuid,
@@ -2087,6 +2088,7 @@ impl State {
                     body,
                     method,
                     user_agent,
+                    key,
                 },
                 now,
             ),
@@ -2762,6 +2764,7 @@ pub(crate) mod tests {
                 description: None,
                 schedule: None,
                 tz: None,
+                ping_key: None,
             },
         );
         c.checks.insert(
@@ -2774,6 +2777,7 @@ pub(crate) mod tests {
                 description: None,
                 schedule: None,
                 tz: None,
+                ping_key: None,
             },
         );
         let mut s = State::new(0);
@@ -2789,6 +2793,7 @@ pub(crate) mod tests {
                     body: None,
                     method: "GET".into(),
                     user_agent: None,
+                    key: None,
                 },
                 at,
             )
@@ -2887,6 +2892,7 @@ pub(crate) mod tests {
                 description: None,
                 schedule: Some("0 1 * * *".into()),
                 tz: Some("Europe/Berlin".into()),
+                ping_key: None,
             },
         );
         let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64;
@@ -2903,6 +2909,7 @@ pub(crate) mod tests {
                     body: None,
                     method: "GET".into(),
                     user_agent: None,
+                    key: None,
                 },
                 at,
             )

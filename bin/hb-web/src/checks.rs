@@ -112,12 +112,14 @@ fn iso(ms: u64) -> String {
 #[derive(Deserialize)]
 struct PingQuery {
     rid: Option<String>,
+    key: Option<String>,
 }
 
 /// How a ping ended.
 enum Pinged {
     Done(String, u64),
     Unknown,
+    BadKey,
     Inactive(String),
     Limited(u64),
     Bad(String),
@@ -129,7 +131,7 @@ async fn take_ping(
     raw_uuid: &str,
     kind: &str,
     exit: Option<i32>,
-    rid: Option<String>,
+    (rid, key): (Option<String>, Option<String>),
     peer: std::net::SocketAddr,
     method: &Method,
     headers: &HeaderMap,
@@ -177,6 +179,12 @@ async fn take_ping(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(200).collect());
+    // The ping key, when the check has one: a header, or the query.
+    let key = headers
+        .get("x-ping-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(key);
     let query = EngineQuery::Ping {
         uuid,
         kind: kind.to_string(),
@@ -186,10 +194,12 @@ async fn take_ping(
         body,
         method: method.as_str().to_string(),
         user_agent,
+        key,
     };
     match web.ask(query).await {
         Ok(Answer::Pinged { check, at_ms }) => Pinged::Done(check, at_ms),
         Ok(Answer::Error { message }) if message.contains("inactive") => Pinged::Inactive(message),
+        Ok(Answer::Error { message }) if message.contains("ping key") => Pinged::BadKey,
         Ok(Answer::Error { message }) if message.starts_with("no check") => Pinged::Unknown,
         Ok(Answer::Error { message }) => Pinged::Bad(message),
         Ok(_) => Pinged::Bad("unexpected answer from the engine".into()),
@@ -214,6 +224,7 @@ fn healthchecks_answer(p: Pinged) -> Response {
     match p {
         Pinged::Done(..) => text(StatusCode::OK, "OK"),
         Pinged::Unknown => text(StatusCode::NOT_FOUND, "not found"),
+        Pinged::BadKey => text(StatusCode::FORBIDDEN, "wrong or missing ping key"),
         Pinged::Inactive(m) => text(StatusCode::BAD_REQUEST, &m),
         Pinged::Limited(wait) => {
             let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited");
@@ -241,7 +252,15 @@ async fn ping_success(
     };
     healthchecks_answer(
         take_ping(
-            &web, &id, "success", None, q.rid, peer, &method, &headers, &body,
+            &web,
+            &id,
+            "success",
+            None,
+            (q.rid, q.key),
+            peer,
+            &method,
+            &headers,
+            &body,
         )
         .await,
     )
@@ -268,7 +287,18 @@ async fn ping_action(
         },
     };
     healthchecks_answer(
-        take_ping(&web, &id, kind, exit, q.rid, peer, &method, &headers, &body).await,
+        take_ping(
+            &web,
+            &id,
+            kind,
+            exit,
+            (q.rid, q.key),
+            peer,
+            &method,
+            &headers,
+            &body,
+        )
+        .await,
     )
 }
 
@@ -285,7 +315,15 @@ async fn heartbeat(
         return ApiError::new(StatusCode::NOT_FOUND, "Application not found").into_response();
     };
     match take_ping(
-        &web, &id, "success", None, None, peer, &method, &headers, &body,
+        &web,
+        &id,
+        "success",
+        None,
+        (None, None),
+        peer,
+        &method,
+        &headers,
+        &body,
     )
     .await
     {
@@ -298,6 +336,9 @@ async fn heartbeat(
         .into_response(),
         Pinged::Unknown => {
             ApiError::new(StatusCode::NOT_FOUND, "Application not found").into_response()
+        }
+        Pinged::BadKey => {
+            ApiError::new(StatusCode::FORBIDDEN, "wrong or missing ping key").into_response()
         }
         Pinged::Inactive(m) => ApiError::new(StatusCode::BAD_REQUEST, m).into_response(),
         Pinged::Limited(wait) => {
@@ -447,6 +488,7 @@ fn fields(
         "notification_channels",
         "schedule",
         "tz",
+        "ping_key",
     ];
     if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(bad(format!("unknown field {k:?}")));
@@ -485,6 +527,12 @@ fn fields(
             }
             out.insert(key.into(), v.clone());
         }
+    }
+    if let Some(v) = m.get("ping_key") {
+        if !(v.is_string() || v.is_null()) {
+            return Err(bad("ping_key must be text"));
+        }
+        out.insert("ping_key".into(), v.clone());
     }
     if let Some(v) = m.get("notification_channels") {
         let list: Vec<String> = serde_json::from_value(v.clone())

@@ -10,6 +10,7 @@ use crate::harness::*;
 
 const UUID: &str = "5d3c0a6e-8f2b-4c1d-9e7a-3b4f5a6c7d8e";
 const PAUSED: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+const KEYED: &str = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9";
 
 fn config(hook_port: u16) -> String {
     format!(
@@ -23,6 +24,9 @@ fn config(hook_port: u16) -> String {
          \x20 paused:\n\
          \x20   uuid: {PAUSED}\n\
          \x20   active: false\n\
+         \x20 keyed:\n\
+         \x20   uuid: {KEYED}\n\
+         \x20   ping_key: s3cret-ping-key\n\
          notification_channels:\n\
          \x20 hook: {{type: webhook, url: \"http://127.0.0.1:{hook_port}/hook\"}}\n"
     )
@@ -297,6 +301,30 @@ fn the_ping_apis_answer_as_listed() {
         "{}",
         &body[body.len() - 40..]
     );
+
+    // A check with a ping key: the UUID alone is not enough.
+    for (path, headers, want) in [
+        (format!("/ping/{KEYED}"), vec![], 403),
+        (format!("/ping/{KEYED}?key=wrong-key-1"), vec![], 403),
+        (format!("/ping/{KEYED}?key=s3cret-ping-key"), vec![], 200),
+        (
+            format!("/ping/{KEYED}/fail"),
+            vec![("X-Ping-Key", "s3cret-ping-key")],
+            200,
+        ),
+    ] {
+        let r = http(port, "GET", &path, &headers, b"");
+        assert_eq!(r.status, want, "{path}: {}", r.body);
+    }
+    assert_eq!(call("POST", &format!("/heartbeat/{KEYED}")).status, 403);
+    let r = http(
+        port,
+        "POST",
+        &format!("/heartbeat/{KEYED}"),
+        &[("X-Ping-Key", "s3cret-ping-key")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 
     // Rate limit per check: a burst past it is refused with Retry-After, and counted.
     let mut limited = 0;
