@@ -147,6 +147,14 @@ impl Schedule {
         }
     }
 
+    /// The schedule itself if it ever fires (`0 0 30 2 *` never does).
+    pub fn check_fires(self) -> Result<Schedule, String> {
+        match self.next_after(Timestamp::now()) {
+            Some(_) => Ok(self),
+            None => Err("never fires (no such day)".into()),
+        }
+    }
+
     /// The first time the schedule fires after `after` (within five years: a schedule for
     /// February 30 never fires).
     pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
@@ -217,6 +225,19 @@ mod tests {
                 .unwrap()
                 .next_after(at("2026-01-01T00:00:00Z"))
                 .is_none()
+        );
+        assert!(
+            Schedule::parse("0 0 30 2 *", None)
+                .unwrap()
+                .check_fires()
+                .is_err()
+        );
+        assert!(
+            Schedule::parse("0 0 29 2 *", None)
+                .unwrap()
+                .check_fires()
+                .is_ok(),
+            "leap years"
         );
         for bad in [
             "",

@@ -965,7 +965,7 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             }
             None => err(
                 &format!("{key}.uuid"),
-                format!("{:?} is not a UUID (hbctl uuid makes one)", check.uuid),
+                format!("{:?} is not a UUID (uuidgen makes one)", check.uuid),
             ),
         }
         if check
@@ -987,7 +987,9 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
             );
         }
         if let Some(schedule) = &check.schedule {
-            if let Err(why) = hb_rules::cron::Schedule::parse(schedule, check.tz.as_deref()) {
+            if let Err(why) = hb_rules::cron::Schedule::parse(schedule, check.tz.as_deref())
+                .and_then(|s| s.check_fires())
+            {
                 err(&format!("{key}.schedule"), why);
             }
             if check.interval.is_some() {
@@ -1167,8 +1169,9 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         ("ping_rate_per_address", file.ping_rate_per_address),
         ("ping_rate_per_check", file.ping_rate_per_check),
     ] {
-        if rate.is_some_and(|r| !(r.is_finite() && (0.01..=1_000_000.0).contains(&r))) {
-            err(key, "must be pings per second, 0.01 to 1000000".into());
+        // Below 0.2/s a bucket (five seconds of the rate) would not hold one ping.
+        if rate.is_some_and(|r| !(r.is_finite() && (0.2..=1_000_000.0).contains(&r))) {
+            err(key, "must be pings per second, 0.2 to 1000000".into());
         }
     }
     if let Some(token) = &file.metrics_token

@@ -148,6 +148,14 @@ impl State {
         Some((next.as_millisecond() as u64).saturating_sub(last_seen))
     }
 
+    /// Whether `host` is a check that takes no pings now.
+    pub fn is_paused_check(&self, host: &str) -> bool {
+        self.config
+            .as_ref()
+            .and_then(|c| c.checks.get(host))
+            .is_some_and(|c| !c.active)
+    }
+
     /// Whether `host` is a check (its name cannot be fed by datagrams).
     pub fn is_check(&self, host: &str) -> bool {
         self.config
@@ -354,8 +362,18 @@ impl State {
                 }
                 if let Some(s) = &c.schedule
                     && let Err(why) = hb_rules::cron::Schedule::parse(s, c.tz.as_deref())
+                        .and_then(|s| s.check_fires())
                 {
                     return error(format!("schedule: {why}"));
+                }
+                if c.schedule.is_none() && c.tz.is_some() {
+                    return error("tz: only a schedule has a time zone".into());
+                }
+                if c.ping_key
+                    .as_ref()
+                    .is_some_and(|k| k.chars().any(|ch| ch.is_control() || ch == ' '))
+                {
+                    return error("ping_key: no spaces or control characters".into());
                 }
                 if c.ping_key
                     .as_ref()

@@ -2248,6 +2248,8 @@ impl State {
             self.host_changed(&host);
             match change {
                 liveness::Change::Overdue => tracing::info!(host, "Overdue."),
+                // A paused check is not timed: its silence is expected.
+                liveness::Change::Down if self.is_paused_check(&host) => {}
                 liveness::Change::Down => self.went_down(&host, now),
                 liveness::Change::Recovered { .. } => {}
             }
@@ -2865,6 +2867,59 @@ pub(crate) mod tests {
             ("backup", "down")
         );
         assert_eq!(checks[1].state, "paused");
+    }
+
+    /// A paused check is not timed: its silence alerts nobody.
+    #[test]
+    fn a_paused_check_is_not_timed() {
+        let uuid = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
+        let make = |active: bool| {
+            let mut c = alerting_config();
+            c.hosts.insert(
+                "job".into(),
+                HostConfig {
+                    watch: Some(true),
+                    interval: Some(60),
+                    grace: Some(10.0),
+                    max_missed: Some(1),
+                    ..HostConfig::default()
+                },
+            );
+            c.checks.insert(
+                "job".into(),
+                hb_ipc::config::CheckConfig {
+                    uuid: uuid.into(),
+                    active,
+                    interval: 60,
+                    grace: 10.0,
+                    description: None,
+                    schedule: None,
+                    tz: None,
+                    ping_key: None,
+                },
+            );
+            c
+        };
+        let mut s = State::new(0);
+        s.configure(make(true), 0).unwrap();
+        let pinged = s.ping(
+            checks::Ping {
+                uuid: uuid.into(),
+                kind: "success".into(),
+                exit: None,
+                rid: None,
+                source: "127.0.0.1:1".parse().unwrap(),
+                body: None,
+                method: "GET".into(),
+                user_agent: None,
+                key: None,
+            },
+            S,
+        );
+        assert!(matches!(pinged, Answer::Pinged { .. }));
+        s.configure(make(false), 2 * S).unwrap();
+        run(&mut s, 2 * S, 200 * S);
+        assert!(titles(&s).is_empty(), "{:?}", titles(&s));
     }
 
     /// Issue 10, acceptance 4: a check on a cron schedule in Europe/Berlin expects its pings

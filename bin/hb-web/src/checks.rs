@@ -52,6 +52,10 @@ impl Limiter {
             buckets.retain(|_, (tokens, at)| {
                 *tokens + now_ms.saturating_sub(*at) as f64 / 1000.0 * rate < burst
             });
+            // None idle (a spray of addresses): start over rather than grow.
+            if buckets.len() >= MAX_BUCKETS {
+                buckets.clear();
+            }
         }
         let (tokens, at) = buckets.entry(key.to_string()).or_insert((burst, now_ms));
         *tokens = (*tokens + now_ms.saturating_sub(*at) as f64 / 1000.0 * rate).min(burst);
@@ -120,6 +124,8 @@ enum Pinged {
     Done(String, u64),
     Unknown,
     BadKey,
+    /// The engine did not answer, or could not store it: try again.
+    Unavailable(String),
     Inactive(String),
     Limited(u64),
     Bad(String),
@@ -142,19 +148,21 @@ async fn take_ping(
         return Pinged::Unknown;
     };
     let now = hb_ipc::now_ms();
-    let address: IpAddr = peer.ip().to_canonical();
+    // An IPv6 host has a /64 to itself: its bucket is the /64's, as the receiver counts.
+    let address = match peer.ip().to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        v4 => v4.to_string(),
+    };
     let limiter = web.ping_limiter();
     let (per_address, per_check) = {
         let c = web.config();
         (c.ping_rate_per_address, c.ping_rate_per_check)
     };
     if let Err(wait) = limiter
-        .take(
-            &address.to_string(),
-            per_address,
-            per_address * BURST_SECONDS,
-            now,
-        )
+        .take(&address, per_address, per_address * BURST_SECONDS, now)
         .and_then(|()| limiter.take(&uuid, per_check, per_check * BURST_SECONDS, now))
     {
         web.count("pings_rate_limited");
@@ -200,10 +208,13 @@ async fn take_ping(
         Ok(Answer::Pinged { check, at_ms }) => Pinged::Done(check, at_ms),
         Ok(Answer::Error { message }) if message.contains("inactive") => Pinged::Inactive(message),
         Ok(Answer::Error { message }) if message.contains("ping key") => Pinged::BadKey,
+        Ok(Answer::Error { message }) if message == hb_ipc::edge::STORE_FAILED => {
+            Pinged::Unavailable(message)
+        }
         Ok(Answer::Error { message }) if message.starts_with("no check") => Pinged::Unknown,
         Ok(Answer::Error { message }) => Pinged::Bad(message),
-        Ok(_) => Pinged::Bad("unexpected answer from the engine".into()),
-        Err(e) => Pinged::Bad(e.message().to_string()),
+        Ok(_) => Pinged::Unavailable("unexpected answer from the engine".into()),
+        Err(e) => Pinged::Unavailable(e.message().to_string()),
     }
 }
 
@@ -225,6 +236,7 @@ fn healthchecks_answer(p: Pinged) -> Response {
         Pinged::Done(..) => text(StatusCode::OK, "OK"),
         Pinged::Unknown => text(StatusCode::NOT_FOUND, "not found"),
         Pinged::BadKey => text(StatusCode::FORBIDDEN, "wrong or missing ping key"),
+        Pinged::Unavailable(m) => text(StatusCode::SERVICE_UNAVAILABLE, &m),
         Pinged::Inactive(m) => text(StatusCode::BAD_REQUEST, &m),
         Pinged::Limited(wait) => {
             let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited");
@@ -340,6 +352,7 @@ async fn heartbeat(
         Pinged::BadKey => {
             ApiError::new(StatusCode::FORBIDDEN, "wrong or missing ping key").into_response()
         }
+        Pinged::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m).into_response(),
         Pinged::Inactive(m) => ApiError::new(StatusCode::BAD_REQUEST, m).into_response(),
         Pinged::Limited(wait) => {
             let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limited");
@@ -370,19 +383,32 @@ fn application_json(c: &CheckSummary) -> Value {
     })
 }
 
-/// The checks `authed` may see.
-async fn visible(web: &Web, authed: &Authed) -> Result<Vec<CheckSummary>, ApiError> {
-    let Answer::Checks { checks } = web.ask(EngineQuery::Checks {}).await? else {
-        return Err(ApiError::new(
+/// Every check.
+async fn all_checks(web: &Web) -> Result<Vec<CheckSummary>, ApiError> {
+    match web.ask(EngineQuery::Checks {}).await? {
+        Answer::Checks { checks } => Ok(checks),
+        _ => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no checks from the engine",
-        ));
-    };
-    let names = web.visible_names(&authed.viewer).await?;
-    Ok(checks
-        .into_iter()
-        .filter(|c| names.as_ref().is_none_or(|v| v.contains(&c.name)))
-        .collect())
+        )),
+    }
+}
+
+/// The checks `authed` may see: by the check's own roles (one not pinged yet is no host
+/// yet, but its owner sees it).
+async fn visible(web: &Web, authed: &Authed) -> Result<Vec<CheckSummary>, ApiError> {
+    let checks = all_checks(web).await?;
+    Ok(match &authed.viewer {
+        Viewer::User { name, admin: false } => checks
+            .into_iter()
+            .filter(|c| {
+                c.owner.as_ref() == Some(name)
+                    || c.managers.contains(name)
+                    || c.monitors.contains(name)
+            })
+            .collect(),
+        _ => checks,
+    })
 }
 
 /// `GET /api/applications`.
@@ -546,6 +572,9 @@ fn fields(
                 "only an admin gives a check to someone",
             ));
         }
+        if !(v.is_string() || v.is_null()) {
+            return Err(bad("owner must be a user's name"));
+        }
         out.insert("owner".into(), v.clone());
     }
     Ok(out)
@@ -609,7 +638,8 @@ async fn create(
     if let (Viewer::User { name: user, .. }, false) = (&authed.viewer, def.contains_key("owner")) {
         def.insert("owner".into(), json!(user));
     }
-    let taken = visible(&web, &authed).await?.iter().any(|c| c.name == name)
+    // Any check or host, seen or not: a name is never taken over.
+    let taken = all_checks(&web).await?.iter().any(|c| c.name == name)
         || web.host_list().await?.iter().any(|h| h.name == name);
     if taken {
         return Err(ApiError::new(

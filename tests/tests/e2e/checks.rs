@@ -516,3 +516,102 @@ fn applications_are_made_changed_and_removed_through_the_api() {
         "its state went with it"
     );
 }
+
+// With users: a user sees the check they made before it is ever pinged; nobody takes over
+// another's name; only its owner (or an admin) changes it.
+#[test]
+fn users_own_the_checks_they_make() {
+    let hash =
+        |p: &str| hb_supervisor::passwd::PasswordHash::with_salt(p, "checksalt", 1000).to_string();
+    let config = format!(
+        "users:\n  alice: {{password: \"{}\", admin: true}}\n  bob: {{password: \"{}\"}}\n  carol: {{password: \"{}\"}}\n",
+        hash("alice-pw"),
+        hash("bob-pw"),
+        hash("carol-pw")
+    );
+    let server = Server::start("checks-users", &config);
+    let port = server.http_port;
+    let token = |user: &str, pw: &str| format!("Bearer {}", api_login(port, user, pw));
+    let (bob, carol, alice) = (
+        token("bob", "bob-pw"),
+        token("carol", "carol-pw"),
+        token("alice", "alice-pw"),
+    );
+    let send = |auth: &str, method: &str, path: &str, body: &str| {
+        http(
+            port,
+            method,
+            path,
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    assert_eq!(http(port, "GET", "/api/applications", &[], b"").status, 401);
+    let r = send(
+        &bob,
+        "POST",
+        "/api/applications",
+        r#"{"name": "bobs-job", "expected_interval": 60}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["owner"], "bob");
+    let uuid = r.json()["uuid"].as_str().expect("uuid").to_string();
+    assert_eq!(
+        send(&bob, "GET", "/api/applications", "").json()[0]["name"],
+        "bobs-job",
+        "seen before any ping"
+    );
+    assert_eq!(
+        send(&carol, "GET", "/api/applications", "").json(),
+        serde_json::json!([])
+    );
+    let r = send(
+        &carol,
+        "POST",
+        "/api/applications",
+        r#"{"name": "bobs-job", "expected_interval": 5}"#,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        send(&carol, "GET", &format!("/api/applications/{uuid}"), "").status,
+        404
+    );
+    assert_eq!(
+        send(
+            &carol,
+            "PUT",
+            &format!("/api/applications/{uuid}"),
+            r#"{"expected_interval": 5}"#
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        send(
+            &carol,
+            "POST",
+            "/api/applications",
+            r#"{"name": "x", "expected_interval": 5, "owner": "bob"}"#
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        send(
+            &bob,
+            "PUT",
+            &format!("/api/applications/{uuid}"),
+            r#"{"expected_interval": 120}"#
+        )
+        .json()["expected_interval"],
+        120
+    );
+    assert_eq!(
+        send(&alice, "DELETE", &format!("/api/applications/{uuid}"), "").status,
+        200,
+        "an admin may"
+    );
+}
