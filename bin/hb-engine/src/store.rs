@@ -139,7 +139,9 @@ const OUTBOX_DONE_RETAINED: i64 = 10_000;
 /// Writes waiting for the writer at most. Past it, last-seen rows, samples and RTTs are
 /// dropped and counted; everything else (state changes, alerts, notifications) waits for
 /// room, so a stalled disk slows the engine rather than lose an alert.
-pub const WRITER_QUEUE: usize = 100_000;
+/// The channel allocates and touches all its slots at once (a `Write` is 256 bytes): 20,000
+/// is 5 MB, a few seconds of the heaviest load measured; 100,000 cost an idle engine 25 MB.
+pub const WRITER_QUEUE: usize = 20_000;
 /// How long SQLite waits for a lock someone else holds (an operator's `sqlite3` session).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pauses between attempts to commit a batch; after the last, the batch is given up.

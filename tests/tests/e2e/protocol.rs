@@ -1,5 +1,6 @@
 //! Issue 3: the heartbeat protocol end to end — hbc, hb-receiver and the engine.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hb_proto::datagram::encode;
@@ -751,4 +752,70 @@ fn the_store_survives_restarts_and_refuses_a_newer_schema() {
         "{}",
         server.log_text()
     );
+}
+
+// Issue 11: hbload sends what it says at the rate it says, and counts the ACKs that come
+// back; its sink counts what reaches it.
+#[test]
+fn hbload_counts_what_it_sends_and_what_comes_back() {
+    let server = Server::start("hbload", "source_rate: 100000\nsource_burst: 100000\n");
+    let out = Command::new(bin("hbload"))
+        .args([
+            "-s",
+            &format!("127.0.0.1:{}", server.hb_port),
+            "-n",
+            "100",
+            "-r",
+            "500",
+            "-d",
+            "1",
+            "--plg",
+            "5",
+            "--sources",
+            "4",
+        ])
+        .output()
+        .expect("hbload");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["sent"], 500);
+    assert_eq!(line["acks"], 500, "{line}");
+    assert!(
+        line["rtt_p99_ms"].as_f64().is_some_and(|ms| ms < 1000.0),
+        "{line}"
+    );
+    assert_eq!(server.counter("receiver", "accepted"), 500);
+    assert_eq!(server.host_names().len(), 100);
+
+    // The sink: a bare receiver.
+    let port = free_ports().0;
+    let sink = Command::new(bin("hbload"))
+        .args(["--sink", "-p", &port.to_string(), "-d", "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sink");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(bin("hbload"))
+        .args([
+            "-s",
+            &format!("127.0.0.1:{port}"),
+            "-n",
+            "10",
+            "-r",
+            "2000",
+            "-d",
+            "0.5",
+            "--wait",
+            "0",
+        ])
+        .output()
+        .expect("hbload");
+    assert!(out.status.success());
+    let counted = sink.wait_with_output().expect("sink");
+    let line: Value = serde_json::from_slice(&counted.stdout).expect("sink JSON");
+    assert_eq!(line["received"], 1000, "{line}");
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Reproduces docs/PERFORMANCE.md's pipeline figures on this machine: the bare UDP sink
+# (the baseline), the sustained rate the whole pipeline takes with zero loss inside the
+# server, and the idle footprint of the six processes. Needs a release build:
+#   cargo build --release --workspace --bins && contrib/perf/run.sh
+# Prints what it measures; each hbload run also prints one JSON line.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=target/release
+dir=$(mktemp -d /tmp/hb-perf.XXXXXX)
+# The children run as nobody and must reach the state below it.
+chmod 755 "$dir"
+udp=${HB_PERF_UDP:-41003}
+http=$((udp + 1))
+ctl() { "$bin/hbctl" -s "$dir/hb.sock" "$@"; }
+counter() { ctl counters "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
+start() {
+    rm -rf "$dir/state"
+    cat > "$dir/hb.yaml" <<YAML
+hb_port: $udp
+hbd_port: $http
+state_dir: $dir/state
+control_socket: $dir/hb.sock
+pidfile: $dir/hb.pid
+user: nobody
+source_rate: 1000000
+source_burst: 1000000
+YAML
+    "$bin/hbsupervisor" -f -c "$dir/hb.yaml" > "$dir/log" 2>&1 &
+    server=$!
+    sleep 3
+}
+stop() { [ -n "${server:-}" ] || return 0; kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=; }
+trap 'stop; rm -rf "$dir"' EXIT
+
+echo "== baseline: a bare UDP sink fed by hbload as fast as it sends"
+"$bin/hbload" --sink -p "$udp" -d 8 &
+sink=$!
+sleep 0.5
+"$bin/hbload" -s "127.0.0.1:$udp" -n 10000 -r 3000000 -d 2 --wait 0 > /dev/null 2>&1 || true
+wait "$sink"
+
+echo "== sustained: 10,000 hosts, 6 s at each rate (after 3 s at 10,000/s to learn the hosts)"
+for rate in 20000 30000 40000 50000 60000; do
+    start
+    "$bin/hbload" -s "127.0.0.1:$udp" -n 10000 -r 10000 -d 3 --wait 1 > /dev/null 2>&1
+    "$bin/hbload" -s "127.0.0.1:$udp" -n 10000 -r "$rate" -d 6 --wait 2
+    echo "rate $rate: engine_queue_dropped $(counter receiver engine_queue_dropped), store_writes_dropped $(counter engine store_writes_dropped)"
+    stop
+done
+
+echo "== idle footprint: six processes, 100 hosts heartbeating"
+start
+"$bin/hbload" -s "127.0.0.1:$udp" -n 100 -r 100 -d 5 --wait 1 > /dev/null 2>&1
+sleep 5
+total=0
+for pid in "$server" $(pgrep -P "$server"); do
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+    echo "$(cat "/proc/$pid/comm") ${rss} KiB"
+    total=$((total + rss))
+done
+echo "total ${total} KiB"
