@@ -3,12 +3,12 @@
 //! and `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`, read in a time zone. When both
 //! day fields are restricted, a day matching either counts (as cron does). A time that the
 //! clock skips (spring forward) falls when the clock jumped; a time it repeats (fall back)
-//! falls on its first occurrence.
+//! falls on its first occurrence (as maintenance windows read times).
 
 use std::collections::BTreeSet;
 
-use jiff::civil::{Date, DateTime};
-use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 /// A parsed schedule.
@@ -135,18 +135,6 @@ impl Schedule {
         }
     }
 
-    /// The instant of a wall-clock time in the schedule's zone.
-    fn instant(&self, at: DateTime) -> Option<Timestamp> {
-        let ambiguous = self.tz.to_ambiguous_zoned(at);
-        let gap = matches!(ambiguous.offset(), AmbiguousOffset::Gap { .. });
-        let resolved = ambiguous.compatible().ok()?.timestamp();
-        if gap {
-            self.tz.preceding(resolved).next().map(|t| t.timestamp())
-        } else {
-            Some(resolved)
-        }
-    }
-
     /// The schedule itself if it ever fires (`0 0 30 2 *` never does).
     pub fn check_fires(self) -> Result<Schedule, String> {
         match self.next_after(Timestamp::now()) {
@@ -166,7 +154,7 @@ impl Schedule {
                 for h in &self.hours {
                     for m in &self.minutes {
                         let at = day.at(*h, *m, 0, 0);
-                        if let Some(t) = self.instant(at)
+                        if let Some(t) = crate::silence::wall_clock(&self.tz, at)
                             && t > after
                         {
                             return Some(t);

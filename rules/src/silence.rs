@@ -227,17 +227,22 @@ impl Window {
         Some((self.instant(start)?, self.instant(end)?))
     }
 
-    /// The instant of a wall-clock time: in a skipped hour, the moment the clock jumped
-    /// (the hour's end); in a repeated hour, its first occurrence.
     fn instant(&self, at: jiff::civil::DateTime) -> Option<Timestamp> {
-        let ambiguous = self.tz.to_ambiguous_zoned(at);
-        let gap = matches!(ambiguous.offset(), AmbiguousOffset::Gap { .. });
-        let resolved = ambiguous.compatible().ok()?.timestamp();
-        if gap {
-            self.tz.preceding(resolved).next().map(|t| t.timestamp())
-        } else {
-            Some(resolved)
-        }
+        wall_clock(&self.tz, at)
+    }
+}
+
+/// The instant of a wall-clock time in `tz`: in a skipped hour, the moment the clock jumped
+/// (the hour's end); in a repeated hour, its first occurrence. Maintenance windows and cron
+/// schedules both read times this way.
+pub(crate) fn wall_clock(tz: &TimeZone, at: jiff::civil::DateTime) -> Option<Timestamp> {
+    let ambiguous = tz.to_ambiguous_zoned(at);
+    let gap = matches!(ambiguous.offset(), AmbiguousOffset::Gap { .. });
+    let resolved = ambiguous.compatible().ok()?.timestamp();
+    if gap {
+        tz.preceding(resolved).next().map(|t| t.timestamp())
+    } else {
+        Some(resolved)
     }
 }
 

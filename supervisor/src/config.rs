@@ -242,8 +242,9 @@ pub struct File {
     pub shutdown_grace: Option<f64>,
 }
 
-/// An HTTP push monitor as written in the file.
-#[derive(Clone, Debug, Deserialize)]
+/// An HTTP push monitor, as written in the file or made through the API (the engine keeps
+/// those in this form too).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckFile {
     /// Its ping address: a UUID (`hbctl uuid` makes one).
@@ -290,6 +291,91 @@ pub fn normalize_uuid(text: &str) -> Option<String> {
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
     ok.then_some(lower)
+}
+
+impl CheckFile {
+    /// What is wrong with the definition itself, by key (whether its users, channels, name
+    /// and UUID clash with others is the caller's to check).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if normalize_uuid(&self.uuid).is_none() {
+            let why = format!("{:?} is not a UUID (uuidgen makes one)", self.uuid);
+            out.push(("uuid", why));
+        }
+        if self
+            .interval
+            .is_some_and(|i| !(1..=MAX_CHECK_SECONDS).contains(&i))
+        {
+            out.push((
+                "interval",
+                format!("must be 1 to {MAX_CHECK_SECONDS} seconds"),
+            ));
+        }
+        if self
+            .grace
+            .is_some_and(|g| !(g.is_finite() && (0.0..=f64::from(MAX_CHECK_SECONDS)).contains(&g)))
+        {
+            out.push(("grace", format!("must be 0 to {MAX_CHECK_SECONDS} seconds")));
+        }
+        match &self.schedule {
+            Some(schedule) => {
+                if let Err(why) = hb_rules::cron::Schedule::parse(schedule, self.tz.as_deref())
+                    .and_then(|s| s.check_fires())
+                {
+                    out.push(("schedule", why));
+                }
+                if self.interval.is_some() {
+                    out.push(("interval", "give interval or schedule, not both".into()));
+                }
+            }
+            None if self.tz.is_some() => {
+                out.push(("tz", "only a schedule has a time zone".into()));
+            }
+            None => {}
+        }
+        if self.ping_key.as_ref().is_some_and(|k| {
+            !(8..=128).contains(&k.len()) || k.chars().any(|c| c.is_control() || c == ' ')
+        }) {
+            out.push(("ping_key", "must be 8 to 128 characters, no spaces".into()));
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 500) {
+            out.push(("description", "is at most 500 bytes".into()));
+        }
+        out
+    }
+
+    /// Its entry among the hosts: a check is timed, owned and notified like a host.
+    pub fn host_config(&self) -> HostConfig {
+        HostConfig {
+            owner: self.owner.clone(),
+            managers: self.managers.clone(),
+            monitors: self.monitors.clone(),
+            watch: Some(self.watch.unwrap_or(true)),
+            notification_channels: self.notification_channels.clone(),
+            // A schedule times it from one firing to the next.
+            interval: self
+                .schedule
+                .is_none()
+                .then(|| self.interval.unwrap_or(86_400)),
+            grace: Some(self.grace.unwrap_or(3600.0)),
+            max_missed: Some(1),
+            ..HostConfig::default()
+        }
+    }
+
+    /// Its entry among the checks.
+    pub fn check_config(&self) -> hb_ipc::config::CheckConfig {
+        hb_ipc::config::CheckConfig {
+            uuid: normalize_uuid(&self.uuid).unwrap_or_default(),
+            active: self.active.unwrap_or(true),
+            interval: self.interval.unwrap_or(86_400),
+            grace: self.grace.unwrap_or(3600.0),
+            description: self.description.clone(),
+            schedule: self.schedule.clone(),
+            tz: self.tz.clone(),
+            ping_key: self.ping_key.clone(),
+        }
+    }
 }
 
 /// A notification channel definition; its options are checked by hb-notifier's channel code.
@@ -475,38 +561,16 @@ impl Config {
                             },
                         )
                     })
-                    .chain(f.checks.iter().map(|(name, c)| {
-                        let host = HostConfig {
-                            owner: c.owner.clone(),
-                            managers: c.managers.clone(),
-                            monitors: c.monitors.clone(),
-                            watch: Some(c.watch.unwrap_or(true)),
-                            notification_channels: c.notification_channels.clone(),
-                            // A schedule times it from one firing to the next.
-                            interval: c.schedule.is_none().then(|| c.interval.unwrap_or(86_400)),
-                            grace: Some(c.grace.unwrap_or(3600.0)),
-                            max_missed: Some(1),
-                            ..HostConfig::default()
-                        };
-                        (name.clone(), host)
-                    }))
+                    .chain(
+                        f.checks
+                            .iter()
+                            .map(|(name, c)| (name.clone(), c.host_config())),
+                    )
                     .collect(),
                 checks: f
                     .checks
                     .iter()
-                    .map(|(name, c)| {
-                        let check = hb_ipc::config::CheckConfig {
-                            uuid: normalize_uuid(&c.uuid).unwrap_or_default(),
-                            active: c.active.unwrap_or(true),
-                            interval: c.interval.unwrap_or(86_400),
-                            grace: c.grace.unwrap_or(3600.0),
-                            description: c.description.clone(),
-                            schedule: c.schedule.clone(),
-                            tz: c.tz.clone(),
-                            ping_key: c.ping_key.clone(),
-                        };
-                        (name.clone(), check)
-                    })
+                    .map(|(name, c)| (name.clone(), c.check_config()))
                     .collect(),
                 ping_retention: f.ping_retention.unwrap_or(100).clamp(1, 10_000),
                 watchhosts: f.watchhosts.clone(),
@@ -954,63 +1018,16 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         if file.hosts.contains_key(name) {
             err(&key, format!("{name:?} is a host under hosts too"));
         }
-        match normalize_uuid(&check.uuid) {
-            Some(uuid) => {
-                if let Some(other) = uuids.insert(uuid, name.clone()) {
-                    err(
-                        &format!("{key}.uuid"),
-                        format!("the UUID of check {other:?} too"),
-                    );
-                }
-            }
-            None => err(
+        for (field, why) in check.problems() {
+            err(&format!("{key}.{field}"), why);
+        }
+        if let Some(uuid) = normalize_uuid(&check.uuid)
+            && let Some(other) = uuids.insert(uuid, name.clone())
+        {
+            err(
                 &format!("{key}.uuid"),
-                format!("{:?} is not a UUID (uuidgen makes one)", check.uuid),
-            ),
-        }
-        if check
-            .interval
-            .is_some_and(|i| !(1..=MAX_CHECK_SECONDS).contains(&i))
-        {
-            err(
-                &format!("{key}.interval"),
-                format!("must be 1 to {MAX_CHECK_SECONDS} seconds"),
+                format!("the UUID of check {other:?} too"),
             );
-        }
-        if check
-            .grace
-            .is_some_and(|g| !(g.is_finite() && (0.0..=f64::from(MAX_CHECK_SECONDS)).contains(&g)))
-        {
-            err(
-                &format!("{key}.grace"),
-                format!("must be 0 to {MAX_CHECK_SECONDS} seconds"),
-            );
-        }
-        if let Some(schedule) = &check.schedule {
-            if let Err(why) = hb_rules::cron::Schedule::parse(schedule, check.tz.as_deref())
-                .and_then(|s| s.check_fires())
-            {
-                err(&format!("{key}.schedule"), why);
-            }
-            if check.interval.is_some() {
-                err(&key, "give interval or schedule, not both".into());
-            }
-        } else if check.tz.is_some() {
-            err(
-                &format!("{key}.tz"),
-                "only a schedule has a time zone".into(),
-            );
-        }
-        if check.ping_key.as_ref().is_some_and(|k| {
-            !(8..=128).contains(&k.len()) || k.chars().any(|c| c.is_control() || c == ' ')
-        }) {
-            err(
-                &format!("{key}.ping_key"),
-                "must be 8 to 128 characters, no spaces".into(),
-            );
-        }
-        if check.description.as_ref().is_some_and(|d| d.len() > 500) {
-            err(&format!("{key}.description"), "is at most 500 bytes".into());
         }
         if !file.users.is_empty() {
             for user in check

@@ -10,6 +10,7 @@
 //! - [`privdrop`]: the confinement sequence; [`fdpass`]: descriptors over the control channel.
 //! - [`daemon`]: detaching and the pid file; [`log`]: log line format.
 //! - [`passwd`]: password hashes; [`program`]: running an outside program for a role.
+//! - [`rate`]: token buckets per key in a bounded table (the receiver's, the web's pings).
 //! - `sys`: the only unsafe code.
 
 #![deny(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod log;
 pub mod passwd;
 pub mod privdrop;
 pub mod program;
+pub mod rate;
 pub mod supervise;
 mod sys;
 

@@ -89,13 +89,14 @@ impl PasswordHash {
     /// True when `password` matches, compared in constant time.
     pub fn verify(&self, password: &str) -> bool {
         let other = Self::with_salt(password, &self.salt, self.iterations);
-        let diff = self
-            .digest
-            .iter()
-            .zip(other.digest.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        diff == 0
+        constant_time_eq(&self.digest, &other.digest)
     }
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only (for
+/// comparing secrets: tokens, keys, digests).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn random_salt() -> Result<String, getrandom::Error> {

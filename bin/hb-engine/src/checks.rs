@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use hb_ipc::config::{CheckConfig, HostConfig};
 use hb_ipc::edge::{Answer, CheckSummary, PingRecord};
 use hb_proto::message::{ClientMessage, Header, Heartbeat};
-use serde::Deserialize;
+use hb_supervisor::config::CheckFile;
 
 use super::State;
 use crate::store;
@@ -22,69 +21,6 @@ pub const RUN_FORGOTTEN_MS: u64 = 7 * 24 * 3_600_000;
 
 /// Checks made through the API, at most.
 pub const MAX_API_CHECKS: usize = 10_000;
-/// Longest interval or grace, seconds (as in the file).
-const MAX_SECONDS: u32 = 30 * 86_400;
-
-/// A check made through the API, as the engine keeps it (settings kind `check`).
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiCheck {
-    pub uuid: String,
-    pub interval: u32,
-    pub grace: f64,
-    #[serde(default = "yes")]
-    pub active: bool,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub owner: Option<String>,
-    #[serde(default)]
-    pub managers: Vec<String>,
-    #[serde(default)]
-    pub monitors: Vec<String>,
-    #[serde(default)]
-    pub notification_channels: Vec<String>,
-    #[serde(default)]
-    pub schedule: Option<String>,
-    #[serde(default)]
-    pub tz: Option<String>,
-    #[serde(default)]
-    pub ping_key: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl ApiCheck {
-    fn host(&self) -> HostConfig {
-        HostConfig {
-            owner: self.owner.clone(),
-            managers: self.managers.clone(),
-            monitors: self.monitors.clone(),
-            watch: Some(true),
-            notification_channels: self.notification_channels.clone(),
-            interval: self.schedule.is_none().then_some(self.interval),
-            grace: Some(self.grace),
-            max_missed: Some(1),
-            ..HostConfig::default()
-        }
-    }
-
-    fn check(&self) -> CheckConfig {
-        CheckConfig {
-            uuid: self.uuid.clone(),
-            active: self.active,
-            interval: self.interval,
-            grace: self.grace,
-            description: self.description.clone(),
-            schedule: self.schedule.clone(),
-            tz: self.tz.clone(),
-            ping_key: self.ping_key.clone(),
-        }
-    }
-}
-
 /// What the engine keeps of checks between pings.
 #[derive(Debug, Default)]
 pub struct CheckRuns {
@@ -173,12 +109,7 @@ impl State {
         };
         if let Some(key) = key {
             let given = p.key.as_deref().unwrap_or("");
-            let same = given.len() == key.len()
-                && given
-                    .bytes()
-                    .zip(key.bytes())
-                    .fold(0u8, |a, (x, y)| a | (x ^ y))
-                    == 0;
+            let same = hb_supervisor::passwd::constant_time_eq(given.as_bytes(), key.as_bytes());
             if !same {
                 self.count("pings_bad_key");
                 return Answer::Error {
@@ -293,15 +224,16 @@ impl State {
             }
         }
         for (name, v) in defs {
-            let Ok(c) = serde_json::from_value::<ApiCheck>(v) else {
+            let Ok(c) = serde_json::from_value::<CheckFile>(v) else {
                 tracing::warn!(
                     check = name,
                     "A check stored by the API cannot be read; left out."
                 );
                 continue;
             };
+            let check = c.check_config();
             let taken = config.hosts.contains_key(&name)
-                || config.checks.values().any(|f| f.uuid == c.uuid);
+                || config.checks.values().any(|f| f.uuid == check.uuid);
             if taken {
                 tracing::warn!(
                     check = name,
@@ -309,8 +241,8 @@ impl State {
                 );
                 continue;
             }
-            config.hosts.insert(name.clone(), c.host());
-            config.checks.insert(name.clone(), c.check());
+            config.hosts.insert(name.clone(), c.host_config());
+            config.checks.insert(name.clone(), check);
             self.check_runs.merged.insert(name);
         }
         self.host_rules.clear();
@@ -350,44 +282,17 @@ impl State {
                     }
                     (_, v) => v,
                 };
-                let c: ApiCheck = match serde_json::from_value(v) {
+                // The same definition as in the file, checked the same way.
+                let c: CheckFile = match serde_json::from_value(v) {
                     Ok(c) => c,
                     Err(e) => return error(format!("the check does not fit: {e}")),
                 };
-                if !(1..=MAX_SECONDS).contains(&c.interval) {
-                    return error(format!("interval must be 1 to {MAX_SECONDS} seconds"));
+                if let Some((field, why)) = c.problems().into_iter().next() {
+                    return error(format!("{field}: {why}"));
                 }
-                if !(c.grace.is_finite() && (0.0..=f64::from(MAX_SECONDS)).contains(&c.grace)) {
-                    return error(format!("grace must be 0 to {MAX_SECONDS} seconds"));
-                }
-                if let Some(s) = &c.schedule
-                    && let Err(why) = hb_rules::cron::Schedule::parse(s, c.tz.as_deref())
-                        .and_then(|s| s.check_fires())
-                {
-                    return error(format!("schedule: {why}"));
-                }
-                if c.schedule.is_none() && c.tz.is_some() {
-                    return error("tz: only a schedule has a time zone".into());
-                }
-                if c.ping_key
-                    .as_ref()
-                    .is_some_and(|k| k.chars().any(|ch| ch.is_control() || ch == ' '))
-                {
-                    return error("ping_key: no spaces or control characters".into());
-                }
-                if c.ping_key
-                    .as_ref()
-                    .is_some_and(|k| !(8..=128).contains(&k.len()))
-                {
-                    return error("ping_key must be 8 to 128 characters".into());
-                }
-                if c.description.as_ref().is_some_and(|d| d.len() > 500) {
-                    return error("description is at most 500 bytes".into());
-                }
+                let uuid = c.check_config().uuid;
                 let uuid_taken = self.config.as_ref().is_some_and(|cfg| {
-                    cfg.checks
-                        .iter()
-                        .any(|(n, f)| f.uuid == c.uuid && *n != name)
+                    cfg.checks.iter().any(|(n, f)| f.uuid == uuid && *n != name)
                 });
                 if uuid_taken {
                     return error("another check has this UUID".into());

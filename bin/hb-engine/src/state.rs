@@ -2293,6 +2293,7 @@ fn lookup(
 pub(crate) mod tests {
     use super::*;
     use hb_ipc::config::{HostConfig, JournalConfig};
+    use hb_supervisor::config::CheckFile;
 
     const S: u64 = 1000;
 
@@ -2739,67 +2740,57 @@ pub(crate) mod tests {
         s.ready.iter().map(|n| n.title.clone()).collect()
     }
 
+    /// `check` added to `c` as the supervisor adds a file's checks.
+    fn with_check(c: &mut EngineConfig, name: &str, check: CheckFile) {
+        c.hosts.insert(name.into(), check.host_config());
+        c.checks.insert(name.into(), check.check_config());
+    }
+
+    /// A check pinged every minute, with ten seconds' grace.
+    fn minute_check(uuid: &str) -> CheckFile {
+        CheckFile {
+            uuid: uuid.into(),
+            interval: Some(60),
+            grace: Some(10.0),
+            ..CheckFile::default()
+        }
+    }
+
+    fn ping(s: &mut State, at: u64, uuid: &str, kind: &str, exit: Option<i32>) -> Answer {
+        s.ping(
+            checks::Ping {
+                uuid: uuid.into(),
+                kind: kind.into(),
+                exit,
+                rid: None,
+                source: "127.0.0.1:1".parse().unwrap(),
+                body: None,
+                method: "GET".into(),
+                user_agent: None,
+                key: None,
+            },
+            at,
+        )
+    }
+
     /// Issue 10: a check is timed from its pings like a host; a failure takes it down at
     /// once; a start and its end give the run's duration; unknown, inactive and datagram
     /// feeds are refused.
     #[test]
     fn checks_are_hosts_fed_by_pings() {
         let mut c = alerting_config();
-        c.hosts.insert(
-            "backup".into(),
-            HostConfig {
-                watch: Some(true),
-                interval: Some(60),
-                grace: Some(10.0),
-                max_missed: Some(1),
-                ..HostConfig::default()
-            },
-        );
         let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
-        c.checks.insert(
-            "backup".into(),
-            hb_ipc::config::CheckConfig {
-                uuid: uuid.into(),
-                active: true,
-                interval: 60,
-                grace: 10.0,
-                description: None,
-                schedule: None,
-                tz: None,
-                ping_key: None,
-            },
-        );
-        c.checks.insert(
-            "paused".into(),
-            hb_ipc::config::CheckConfig {
-                uuid: "00000000-0000-4000-8000-000000000000".into(),
-                active: false,
-                interval: 60,
-                grace: 10.0,
-                description: None,
-                schedule: None,
-                tz: None,
-                ping_key: None,
+        with_check(&mut c, "backup", minute_check(uuid));
+        with_check(
+            &mut c,
+            "paused",
+            CheckFile {
+                active: Some(false),
+                ..minute_check("00000000-0000-4000-8000-000000000000")
             },
         );
         let mut s = State::new(0);
         s.configure(c, 0).unwrap();
-        let ping = |s: &mut State, at: u64, uuid: &str, kind: &str, exit: Option<i32>| {
-            s.ping(
-                checks::Ping {
-                    uuid: uuid.into(),
-                    kind: kind.into(),
-                    exit,
-                    rid: None,
-                    source: "127.0.0.1:1".parse().unwrap(),
-                    body: None,
-                    method: "GET".into(),
-                    user_agent: None,
-                    key: None,
-                },
-                at,
-            )
-        };
         assert!(matches!(
             ping(&mut s, S, uuid, "start", None),
             Answer::Pinged { .. }
@@ -2875,47 +2866,16 @@ pub(crate) mod tests {
         let uuid = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
         let make = |active: bool| {
             let mut c = alerting_config();
-            c.hosts.insert(
-                "job".into(),
-                HostConfig {
-                    watch: Some(true),
-                    interval: Some(60),
-                    grace: Some(10.0),
-                    max_missed: Some(1),
-                    ..HostConfig::default()
-                },
-            );
-            c.checks.insert(
-                "job".into(),
-                hb_ipc::config::CheckConfig {
-                    uuid: uuid.into(),
-                    active,
-                    interval: 60,
-                    grace: 10.0,
-                    description: None,
-                    schedule: None,
-                    tz: None,
-                    ping_key: None,
-                },
-            );
+            let check = CheckFile {
+                active: Some(active),
+                ..minute_check(uuid)
+            };
+            with_check(&mut c, "job", check);
             c
         };
         let mut s = State::new(0);
         s.configure(make(true), 0).unwrap();
-        let pinged = s.ping(
-            checks::Ping {
-                uuid: uuid.into(),
-                kind: "success".into(),
-                exit: None,
-                rid: None,
-                source: "127.0.0.1:1".parse().unwrap(),
-                body: None,
-                method: "GET".into(),
-                user_agent: None,
-                key: None,
-            },
-            S,
-        );
+        let pinged = ping(&mut s, S, uuid, "success", None);
         assert!(matches!(pinged, Answer::Pinged { .. }));
         s.configure(make(false), 2 * S).unwrap();
         run(&mut s, 2 * S, 200 * S);
@@ -2927,48 +2887,18 @@ pub(crate) mod tests {
     #[test]
     fn a_scheduled_check_is_due_when_its_schedule_fires_across_dst() {
         let mut c = alerting_config();
-        c.hosts.insert(
-            "nightly".into(),
-            HostConfig {
-                watch: Some(true),
-                grace: Some(600.0),
-                max_missed: Some(1),
-                ..HostConfig::default()
-            },
-        );
         let uuid = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
-        c.checks.insert(
-            "nightly".into(),
-            hb_ipc::config::CheckConfig {
-                uuid: uuid.into(),
-                active: true,
-                interval: 0,
-                grace: 600.0,
-                description: None,
-                schedule: Some("0 1 * * *".into()),
-                tz: Some("Europe/Berlin".into()),
-                ping_key: None,
-            },
-        );
+        let check = CheckFile {
+            uuid: uuid.into(),
+            grace: Some(600.0),
+            schedule: Some("0 1 * * *".into()),
+            tz: Some("Europe/Berlin".into()),
+            ..CheckFile::default()
+        };
+        with_check(&mut c, "nightly", check);
         let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64;
         let mut s = State::new(0);
         s.configure(c, ms("2026-03-27T00:00:00Z")).unwrap();
-        let ping = |s: &mut State, at: u64| {
-            s.ping(
-                checks::Ping {
-                    uuid: uuid.into(),
-                    kind: "success".into(),
-                    exit: None,
-                    rid: None,
-                    source: "127.0.0.1:1".parse().unwrap(),
-                    body: None,
-                    method: "GET".into(),
-                    user_agent: None,
-                    key: None,
-                },
-                at,
-            )
-        };
         let tick_to = |s: &mut State, from: u64, to: u64| {
             let mut now = from;
             while now <= to {
@@ -2978,11 +2908,11 @@ pub(crate) mod tests {
         };
         // 01:00 CET on the 28th; due 01:00 CET on the 29th (24 h), 10 minutes' grace.
         let first = ms("2026-03-28T00:00:05Z");
-        ping(&mut s, first);
+        ping(&mut s, first, uuid, "success", None);
         tick_to(&mut s, first, ms("2026-03-29T00:09:00Z"));
         assert_eq!(s.liveness.state("nightly"), Some(liveness::State::Up));
         let second = ms("2026-03-29T00:00:05Z");
-        ping(&mut s, second);
+        ping(&mut s, second, uuid, "success", None);
         // Summer time from 02:00: the next 01:00 is 23:00 UTC, 23 hours on; late at 23:10.
         tick_to(&mut s, second, ms("2026-03-29T23:09:00Z"));
         assert_eq!(

@@ -11,6 +11,7 @@ use hb_ipc::edge::QueuedCommand;
 use hb_proto::datagram::{Limits, Reject, decode_client, encode};
 use hb_proto::message::{Ack, ClientMessage, Command, Queued, ServerMessage, Update};
 use hb_proto::sign::{self, ReplayGuard};
+use hb_supervisor::rate::RateTable;
 
 /// Source addresses tracked for rate limiting before idle ones are forgotten.
 const MAX_SOURCES: usize = 100_000;
@@ -41,21 +42,13 @@ pub enum Outcome {
     Rejected(Reject),
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
 /// The receiver's per-datagram state.
 #[derive(Debug)]
 pub struct Gate {
     config: ReceiverConfig,
     limits: Limits,
-    buckets: HashMap<IpAddr, Bucket>,
-    /// Shared by sources that do not fit in `buckets`.
-    overflow: Bucket,
-    last_sweep: Option<Instant>,
+    /// Per source (hb_supervisor::rate).
+    sources: RateTable<IpAddr>,
     replay: ReplayGuard,
     with_data: HashSet<String>,
     queues: HashMap<String, Vec<Queued>>,
@@ -70,12 +63,7 @@ impl Gate {
             replay: ReplayGuard::new(config.clock_skew_ms),
             config,
             limits: Limits::default(),
-            buckets: HashMap::new(),
-            overflow: Bucket {
-                tokens: 0.0,
-                last: Instant::now(),
-            },
-            last_sweep: None,
+            sources: RateTable::new(MAX_SOURCES, Instant::now()),
             with_data: HashSet::new(),
             queues: HashMap::new(),
             // Our own signatures' counter starts at the clock in µs, so it keeps increasing
@@ -276,51 +264,18 @@ impl Gate {
     }
 
     /// Token bucket per source: an IPv4 address, or an IPv6 /64 (one host can use a whole
-    /// /64 without spoofing). When the table is full, sources not in it share one bucket,
-    /// so a flood from many addresses is limited too (fail closed), and idle entries are
-    /// swept at most once a second, so the sweep cannot be made to run per datagram.
+    /// /64 without spoofing), in a bounded table that fails closed when full.
     fn take_token(&mut self, ip: IpAddr, now: Instant) -> bool {
         let (rate, burst) = (self.config.source_rate, self.config.source_burst);
-        let key = match ip {
-            IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::from(octets)
-            }
-            v4 => v4,
-        };
-        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&key) {
-            if self
-                .last_sweep
-                .is_none_or(|t| now.duration_since(t).as_secs() >= 1)
-            {
-                self.last_sweep = Some(now);
-                self.buckets.retain(|_, b| {
-                    b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst
-                });
-            }
-            if self.buckets.len() >= MAX_SOURCES {
-                self.count("rate_table_full");
-                return Self::take(&mut self.overflow, rate, burst, now);
-            }
+        let shared = self.sources.overflowed;
+        let taken = self
+            .sources
+            .take(&hb_supervisor::rate::source_key(ip), rate, burst, now)
+            .is_ok();
+        if self.sources.overflowed > shared {
+            self.count("rate_table_full");
         }
-        let bucket = self.buckets.entry(key).or_insert(Bucket {
-            tokens: burst,
-            last: now,
-        });
-        Self::take(bucket, rate, burst, now)
-    }
-
-    fn take(bucket: &mut Bucket, rate: f64, burst: f64, now: Instant) -> bool {
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(burst);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        taken
     }
 }
 

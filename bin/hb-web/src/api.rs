@@ -207,7 +207,7 @@ impl FromRequestParts<Arc<Web>> for Authed {
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if by_cookie && !safe {
             let sent = header_text("x-csrf-token").unwrap_or("");
-            if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+            if !hb_supervisor::passwd::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
                 web.count("csrf_refused");
                 return Err(ApiError::forbidden(
                     "a write with the session cookie needs the session's X-CSRF-Token header",
@@ -223,10 +223,6 @@ impl FromRequestParts<Arc<Web>> for Authed {
             csrf: Some(session.csrf),
         })
     }
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn router() -> Router<Arc<Web>> {
@@ -738,13 +734,18 @@ async fn access(
     let (h, _) = web
         .host_for(&authed.viewer, &name, HostRole::Monitor)
         .await?;
-    ok(json!({
+    ok(access_json(&name, &h, &authed.viewer))
+}
+
+/// A host's roles, and the caller's.
+fn access_json(name: &str, h: &HostSummary, viewer: &Viewer) -> Value {
+    json!({
         "hostname": name,
         "owner": h.owner,
         "managers": h.managers,
         "monitors": h.monitors,
-        "role": authed.viewer.role(&h).map(HostRole::name),
-    }))
+        "role": viewer.role(h).map(HostRole::name),
+    })
 }
 
 /// A change of roles: each field given replaces the current one (`owner: null` gives the
@@ -828,13 +829,7 @@ async fn set_access(
             let (h, _) = web
                 .host_for(&authed.viewer, &name, HostRole::Monitor)
                 .await?;
-            ok(json!({
-                "hostname": name,
-                "owner": h.owner,
-                "managers": h.managers,
-                "monitors": h.monitors,
-                "role": authed.viewer.role(&h).map(HostRole::name),
-            }))
+            ok(access_json(&name, &h, &authed.viewer))
         }
         Answer::Error { message } => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
         other => Err(unexpected(other)),

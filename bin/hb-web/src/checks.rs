@@ -4,9 +4,9 @@
 //! credential; hb-web checks its form, rate-limits per address and per UUID, and hands the
 //! ping to the engine, which knows the checks and answers once the ping is stored.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,63 +22,64 @@ use serde_json::{Value, json};
 
 use crate::Web;
 use crate::api::{ApiError, ApiResult, Authed, ok, status, unexpected};
-use hb_web::access::Viewer;
+use hb_supervisor::config::normalize_uuid;
+use hb_supervisor::rate::{RateTable, source_key};
+use hb_web::access::{HostAccess, HostRole, Viewer};
 
 /// Bytes of a ping's body kept in its history (more is cut, and said so).
 pub const BODY_KEPT: usize = 10 * 1024;
 /// A bucket holds this many seconds of its rate (the burst taken at once).
 const BURST_SECONDS: f64 = 5.0;
-/// Buckets kept at most (past it, the idle ones go).
+/// Sources and checks with a bucket of their own at most (past it, they share one).
 const MAX_BUCKETS: usize = 100_000;
 
-/// Token buckets by key.
-#[derive(Default)]
+/// The ping limits: a bucket per source address (an IPv6 /64, as the receiver counts) and
+/// one per check, in the receiver's bounded tables (hb_supervisor::rate).
 pub struct Limiter {
-    buckets: Mutex<HashMap<String, (f64, u64)>>,
+    sources: Mutex<RateTable<IpAddr>>,
+    checks: Mutex<RateTable<String>>,
 }
 
-impl Limiter {
-    /// Takes one token for `key`; the seconds to wait when there is none.
-    pub fn take(&self, key: &str, rate: f64, burst: f64, now_ms: u64) -> Result<(), u64> {
-        if rate <= 0.0 || burst < 1.0 {
-            return Ok(()); // Not configured yet.
-        }
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            // Full ones have been idle long enough to be full again: forgetting them changes
-            // nothing.
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now_ms.saturating_sub(*at) as f64 / 1000.0 * rate < burst
-            });
-            // None idle (a spray of addresses): start over rather than grow.
-            if buckets.len() >= MAX_BUCKETS {
-                buckets.clear();
-            }
-        }
-        let (tokens, at) = buckets.entry(key.to_string()).or_insert((burst, now_ms));
-        *tokens = (*tokens + now_ms.saturating_sub(*at) as f64 / 1000.0 * rate).min(burst);
-        *at = now_ms;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / rate).ceil() as u64)
+impl Default for Limiter {
+    fn default() -> Limiter {
+        let now = Instant::now();
+        Limiter {
+            sources: Mutex::new(RateTable::new(MAX_BUCKETS, now)),
+            checks: Mutex::new(RateTable::new(MAX_BUCKETS, now)),
         }
     }
 }
 
-/// A UUID in its usual form, lower case.
-fn uuid(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let groups: Vec<&str> = lower.split('-').collect();
-    let ok = groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
-    ok.then_some(lower)
+impl Limiter {
+    /// A token from `source`'s bucket and from the check's (`per_address` and `per_check`
+    /// pings per second); else the seconds to wait.
+    pub fn take(
+        &self,
+        source: IpAddr,
+        uuid: &str,
+        (per_address, per_check): (f64, f64),
+        now: Instant,
+    ) -> Result<(), u64> {
+        if per_address <= 0.0 || per_check <= 0.0 {
+            return Ok(()); // Not configured yet.
+        }
+        let wait = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(
+                &source_key(source),
+                per_address,
+                per_address * BURST_SECONDS,
+                now,
+            )
+            .map_err(wait)?;
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(&uuid.to_string(), per_check, per_check * BURST_SECONDS, now)
+            .map_err(wait)
+    }
 }
 
 pub fn router() -> Router<Arc<Web>> {
@@ -143,27 +144,17 @@ async fn take_ping(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Pinged {
-    let Some(uuid) = uuid(raw_uuid) else {
+    let Some(uuid) = normalize_uuid(raw_uuid) else {
         web.count("pings_bad_uuid");
         return Pinged::Unknown;
     };
-    let now = hb_ipc::now_ms();
-    // An IPv6 host has a /64 to itself: its bucket is the /64's, as the receiver counts.
-    let address = match peer.ip().to_canonical() {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        v4 => v4.to_string(),
-    };
-    let limiter = web.ping_limiter();
-    let (per_address, per_check) = {
+    let rates = {
         let c = web.config();
         (c.ping_rate_per_address, c.ping_rate_per_check)
     };
-    if let Err(wait) = limiter
-        .take(&address, per_address, per_address * BURST_SECONDS, now)
-        .and_then(|()| limiter.take(&uuid, per_check, per_check * BURST_SECONDS, now))
+    if let Err(wait) = web
+        .ping_limiter()
+        .take(peer.ip(), &uuid, rates, Instant::now())
     {
         web.count("pings_rate_limited");
         return Pinged::Limited(wait);
@@ -240,7 +231,7 @@ fn healthchecks_answer(p: Pinged) -> Response {
         Pinged::Inactive(m) => text(StatusCode::BAD_REQUEST, &m),
         Pinged::Limited(wait) => {
             let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited");
-            if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             r
@@ -356,7 +347,7 @@ async fn heartbeat(
         Pinged::Inactive(m) => ApiError::new(StatusCode::BAD_REQUEST, m).into_response(),
         Pinged::Limited(wait) => {
             let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limited");
-            e.retry_after_s = Some(wait.max(1));
+            e.retry_after_s = Some(wait);
             e.into_response()
         }
         Pinged::Bad(m) => ApiError::new(StatusCode::BAD_REQUEST, m).into_response(),
@@ -397,18 +388,18 @@ async fn all_checks(web: &Web) -> Result<Vec<CheckSummary>, ApiError> {
 /// The checks `authed` may see: by the check's own roles (one not pinged yet is no host
 /// yet, but its owner sees it).
 async fn visible(web: &Web, authed: &Authed) -> Result<Vec<CheckSummary>, ApiError> {
-    let checks = all_checks(web).await?;
-    Ok(match &authed.viewer {
-        Viewer::User { name, admin: false } => checks
-            .into_iter()
-            .filter(|c| {
-                c.owner.as_ref() == Some(name)
-                    || c.managers.contains(name)
-                    || c.monitors.contains(name)
-            })
-            .collect(),
-        _ => checks,
-    })
+    let mut checks = all_checks(web).await?;
+    checks.retain(|c| authed.viewer.role_in(&access(c)).is_some());
+    Ok(checks)
+}
+
+/// Who holds which role on a check: as on a host.
+fn access(c: &CheckSummary) -> HostAccess {
+    HostAccess {
+        owner: c.owner.clone(),
+        managers: c.managers.clone(),
+        monitors: c.monitors.clone(),
+    }
 }
 
 /// `GET /api/applications`.
@@ -419,7 +410,7 @@ async fn applications(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult 
 
 /// One check by UUID or name.
 async fn one(web: &Web, authed: &Authed, id: &str) -> Result<CheckSummary, ApiError> {
-    let wanted = uuid(id).unwrap_or_else(|| id.to_ascii_lowercase());
+    let wanted = normalize_uuid(id).unwrap_or_else(|| id.to_ascii_lowercase());
     visible(web, authed)
         .await?
         .into_iter()
@@ -623,14 +614,10 @@ async fn create(
         return Err(bad("name must hold a letter or a digit"));
     }
     let mut def = fields(&m, &authed.viewer)?;
-    let interval = def.get("interval").and_then(Value::as_u64).unwrap_or(0);
-    // A scheduled check's interval is only shown; its schedule times it.
-    def.entry("interval").or_insert(json!(86_400));
-    def.entry("grace").or_insert(json!(if scheduled {
-        3600
-    } else {
-        interval.clamp(1, 3600)
-    }));
+    // Grace: the interval, at most an hour (a scheduled check gets the file's default hour).
+    if let Some(interval) = def.get("interval").and_then(Value::as_u64) {
+        def.entry("grace").or_insert(json!(interval.clamp(1, 3600)));
+    }
     if !def.contains_key("description") && raw != name {
         // What was typed is kept, as the check's description.
         def.insert("description".into(), json!(raw));
@@ -666,9 +653,7 @@ async fn changeable(web: &Web, authed: &Authed, id: &str) -> Result<CheckSummary
             ),
         ));
     }
-    let mine =
-        matches!(&authed.viewer, Viewer::User { name, .. } if c.owner.as_deref() == Some(name));
-    if !(authed.viewer.is_admin() || mine) {
+    if authed.viewer.role_in(&access(&c)) != Some(HostRole::Owner) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "only its owner or an admin changes a check",
@@ -765,14 +750,14 @@ mod tests {
         assert_eq!(slug("???"), "");
         assert_eq!(slug(&"a".repeat(100)).len(), 63);
         let u = new_uuid().unwrap();
-        assert!(uuid(&u).is_some(), "{u}");
+        assert!(normalize_uuid(&u).is_some(), "{u}");
         assert_eq!(&u[14..15], "4", "version 4");
     }
 
     #[test]
     fn uuids_and_buckets() {
         assert_eq!(
-            uuid("0F8FAD5B-D9CB-469F-A165-70867728950E").as_deref(),
+            normalize_uuid("0F8FAD5B-D9CB-469F-A165-70867728950E").as_deref(),
             Some("0f8fad5b-d9cb-469f-a165-70867728950e")
         );
         for bad in [
@@ -782,14 +767,20 @@ mod tests {
             "0f8fad5bd9cb469fa16570867728950e",
             "../../etc/passwd",
         ] {
-            assert!(uuid(bad).is_none(), "{bad}");
+            assert!(normalize_uuid(bad).is_none(), "{bad}");
         }
+        // Both buckets: the source's and the check's (five seconds of each rate).
         let l = Limiter::default();
-        for _ in 0..3 {
-            assert!(l.take("a", 1.0, 3.0, 0).is_ok());
+        let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(l.take(a, "u1", (1.0, 100.0), t0).is_ok());
         }
-        assert_eq!(l.take("a", 1.0, 3.0, 0), Err(1));
-        assert!(l.take("b", 1.0, 3.0, 0).is_ok(), "per key");
-        assert!(l.take("a", 1.0, 3.0, 1000).is_ok(), "refilled");
+        assert_eq!(l.take(a, "u2", (1.0, 100.0), t0), Err(1), "the source's");
+        for _ in 0..5 {
+            assert!(l.take(b, "u4", (100.0, 1.0), t0).is_ok());
+        }
+        assert!(l.take(b, "u4", (100.0, 1.0), t0).is_err(), "the check's");
+        assert!(l.take(b, "u5", (100.0, 1.0), t0).is_ok(), "per check");
     }
 }

@@ -484,9 +484,15 @@ impl Client {
         let json = msg.to_json();
         let text = json.to_string().len();
         let limits = Limits::default();
+        if text >= limits.max_inflated {
+            return false;
+        }
+        // What fits uncompressed fits: compressing only to measure is left to large ones.
+        if text + hb_proto::sign::TRAILER_LEN <= limits.max_datagram {
+            return true;
+        }
         let sign = self.settings.key.as_deref().map(|k| (k, 0, 0));
-        text < limits.max_inflated
-            && encode(&json, COMPRESS_OVER, sign).len() <= limits.max_datagram
+        encode(&json, COMPRESS_OVER, sign).len() <= limits.max_datagram
     }
 
     /// A server has no plugin data for this host (it restarted, or forgot the host): send it

@@ -363,7 +363,7 @@ fn applications_are_made_changed_and_removed_through_the_api() {
         ),
         (
             r#"{"name": "x", "expected_interval": 0}"#,
-            "interval must be 1",
+            "interval: must be 1",
         ),
         (
             r#"{"name": "x", "expected_interval": 60, "colour": 1}"#,

@@ -315,7 +315,7 @@ impl ServiceChecks {
                 async move { (c.name.clone(), c.action.clone(), c.run(&tls).await) }
             })
             .collect();
-        let results = super::nagios::futures_join_all(runs).await;
+        let results = super::join_all(runs).await;
         let mut checks = Map::new();
         let mut passing: BTreeMap<String, bool> = BTreeMap::new();
         for (name, action, (ok, fields)) in results {

@@ -202,6 +202,24 @@ async fn run_once(spec: &Spec, job: &mut Option<Job>) -> Value {
     }
 }
 
+/// Waits for every future (a small `join_all`, so hbc needs no futures crate).
+pub async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for (i, f) in futures.into_iter().enumerate() {
+        set.spawn(async move { (i, f.await) });
+    }
+    let mut out: Vec<(usize, F::Output)> = Vec::new();
+    while let Some(Ok(r)) = set.join_next().await {
+        out.push(r);
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
 // --- configuration --------------------------------------------------------------------------
 
 /// Plugins run when the configuration names none.

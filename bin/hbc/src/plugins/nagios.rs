@@ -189,28 +189,10 @@ pub async fn run(checks: &[Check], timeout: Duration) -> Value {
         fields(&c.name, &e, timeout)
     });
     let mut out = Map::new();
-    for m in futures_join_all(runs).await {
+    for m in super::join_all(runs).await {
         out.extend(m);
     }
     Value::Object(out)
-}
-
-/// Waits for every future (a small `join_all`, so hbc needs no futures crate).
-pub async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    for (i, f) in futures.into_iter().enumerate() {
-        set.spawn(async move { (i, f.await) });
-    }
-    let mut out: Vec<(usize, F::Output)> = Vec::new();
-    while let Some(Ok(r)) = set.join_next().await {
-        out.push(r);
-    }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, o)| o).collect()
 }
 
 /// Checks the configured commands at start: a name fit for a field, an absolute program

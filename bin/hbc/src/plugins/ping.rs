@@ -67,7 +67,7 @@ pub async fn collect(ping: &str, targets: &[String], count: u32, timeout: Durati
         let whole = timeout * (count + 1);
         async move { commands::execute(&argv, whole, &[]).await }
     });
-    let outcomes = super::nagios::futures_join_all(runs.collect::<Vec<_>>()).await;
+    let outcomes = super::join_all(runs.collect::<Vec<_>>()).await;
     let mut out = Map::new();
     let mut reachable = 0;
     for (target, e) in targets.iter().zip(outcomes) {
