@@ -188,6 +188,12 @@ pub fn spawn_reader<In: DeserializeOwned + Send + 'static>(
                         return;
                     }
                 }
+                // A peer that dies with our data unread resets the channel: that is an
+                // exit the supervisor sees for itself, not a violation to punish.
+                Err(hb_ipc::codec::CodecError::Io(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "Channel from peer lost.");
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(peer = %peer, error = %e, "Protocol violation on channel from peer; closing it.");
                     control.peer_failed(peer, e.to_string());
@@ -297,6 +303,23 @@ mod tests {
                 other => panic!("expected PeerFailed, got {other:?}"),
             }
             assert!(received.try_recv().is_err(), "garbage delivered");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_dies_with_our_data_unread_is_not_reported() {
+        let (control, mut reports) = ControlSender::detached();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (read, mut write) = ours.into_split();
+        let (inbound, _received) = mpsc::channel::<ReceiverToEngine>(4);
+        // Unread data in the dying end's buffer makes our next read ECONNRESET.
+        write.write_all(b"{}\n").await.unwrap();
+        drop(theirs);
+        spawn_reader(Role::Receiver, read, inbound, control);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        match reports.try_recv() {
+            Err(mpsc::error::TryRecvError::Empty | mpsc::error::TryRecvError::Disconnected) => {}
+            Ok(report) => panic!("a reset channel was reported: {report:?}"),
         }
     }
 

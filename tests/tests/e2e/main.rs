@@ -863,5 +863,10 @@ done
         body.contains("\"interval\":10"),
         "new configuration still in force: {body}"
     );
-    assert_eq!(server.child_status("notifier")["restarts"], 0);
+    assert_eq!(
+        server.child_status("notifier")["restarts"],
+        0,
+        "{}",
+        server.log_text()
+    );
 }
