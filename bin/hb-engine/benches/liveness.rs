@@ -93,7 +93,7 @@ fn engine_state() {
             for i in 0..n {
                 let name = format!("host{i:07}.example.net");
                 state.received(ReceiverToEngine::Received {
-                    message: serde_json::json!({"ID": "HTB", "name": name, "interval": 10, "rtt": 0.7, "ver": "0.1.0"}),
+                    message: serde_json::json!({"ID": "HTB", "name": name, "interval": 10, "rtt": 0.7, "ver": "0.1.0"}).into(),
                     host: name,
                     source: std::net::SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 40000)),
                     received_ms: from + (i * 10_000) / n,

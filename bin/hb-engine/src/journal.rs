@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use hb_ipc::config::JournalConfig;
-use serde_json::{Value, json};
 
 /// The open journal.
 pub struct Journal {
@@ -24,6 +23,10 @@ pub struct Journal {
     /// Entries that could not be written.
     pub failed: u64,
     last_complaint: Option<Instant>,
+    /// The line being built, kept to reuse its allocation.
+    line: Vec<u8>,
+    /// The last `datetime` written and its time: most lines of a burst share their ms.
+    datetime: (u64, String),
 }
 
 impl Journal {
@@ -40,6 +43,8 @@ impl Journal {
             size: 0,
             failed: 0,
             last_complaint: None,
+            line: Vec::with_capacity(1024),
+            datetime: (u64::MAX, String::new()),
         };
         journal.reopen();
         Some(journal)
@@ -62,11 +67,16 @@ impl Journal {
         }
     }
 
-    /// Journals a received message.
-    pub fn received(&mut self, at_ms: u64, source: std::net::SocketAddr, message: &Value) {
-        let mut entry = header(at_ms, source);
-        entry["message"] = message.clone();
-        self.write(&entry);
+    /// Journals a received message: `message` is the validated message's JSON text.
+    ///
+    /// Lines are written by hand, not through a JSON tree (that cost a sixth of the
+    /// engine's time at a fleet's rate); keys stay in the order a JSON object of them
+    /// would print them.
+    pub fn received(&mut self, at_ms: u64, source: std::net::SocketAddr, message: &str) {
+        self.begin(at_ms);
+        self.line.extend_from_slice(b",\"message\":");
+        self.line.extend_from_slice(message.as_bytes());
+        self.end(at_ms, source);
     }
 
     /// Journals a rejected datagram with its reason.
@@ -77,16 +87,42 @@ impl Journal {
         reason: &str,
         detail: &str,
     ) {
-        let mut entry = header(at_ms, source);
-        entry["rejected"] = Value::String(reason.into());
-        entry["detail"] = Value::String(detail.into());
-        self.write(&entry);
+        self.begin(at_ms);
+        self.line.extend_from_slice(b",\"detail\":");
+        push_string(&mut self.line, detail);
+        self.line.extend_from_slice(b",\"rejected\":");
+        push_string(&mut self.line, reason);
+        self.end(at_ms, source);
     }
 
-    fn write(&mut self, entry: &Value) {
-        let mut line = entry.to_string().into_bytes();
-        line.push(b'\n');
-        if self.size > 0 && self.size + line.len() as u64 > self.max_size {
+    fn begin(&mut self, at_ms: u64) {
+        if self.datetime.0 != at_ms {
+            let time = SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms);
+            self.datetime = (at_ms, hb_supervisor::log::Timestamp(time).to_string());
+        }
+        self.line.clear();
+        self.line.extend_from_slice(b"{\"datetime\":\"");
+        self.line.extend_from_slice(self.datetime.1.as_bytes());
+        self.line.push(b'"');
+    }
+
+    fn end(&mut self, at_ms: u64, source: std::net::SocketAddr) {
+        use std::io::Write as _;
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            self.line,
+            ",\"source_ip\":\"{}\",\"source_port\":{},\"timestamp\":",
+            source.ip(),
+            source.port()
+        );
+        let _ = serde_json::to_writer(&mut self.line, &(at_ms as f64 / 1000.0));
+        self.line.extend_from_slice(b"}\n");
+        self.write();
+    }
+
+    fn write(&mut self) {
+        let len = self.line.len() as u64;
+        if self.size > 0 && self.size + len > self.max_size {
             self.rotate();
         }
         if self.out.is_none() {
@@ -96,8 +132,8 @@ impl Journal {
             self.failed += 1;
             return;
         };
-        match out.write_all(&line) {
-            Ok(()) => self.size += line.len() as u64,
+        match out.write_all(&self.line) {
+            Ok(()) => self.size += len,
             Err(e) => {
                 self.failed += 1;
                 self.out = None;
@@ -152,19 +188,16 @@ impl Journal {
     }
 }
 
-fn header(at_ms: u64, source: std::net::SocketAddr) -> Value {
-    let time = SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms);
-    json!({
-        "timestamp": at_ms as f64 / 1000.0,
-        "datetime": hb_supervisor::log::Timestamp(time).to_string(),
-        "source_ip": source.ip().to_string(),
-        "source_port": source.port(),
-    })
+/// Appends `text` as a JSON string.
+fn push_string(line: &mut Vec<u8>, text: &str) {
+    // A str always serializes.
+    let _ = serde_json::to_writer(line, text);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
     use std::path::Path;
 
     fn config(dir: &Path, max_size: u64, max_backups: u32) -> JournalConfig {
@@ -192,7 +225,7 @@ mod tests {
         j.received(
             1_711_234_567_123,
             src,
-            &json!({"ID": "HTB", "name": "webserver1", "interval": 10}),
+            &json!({"ID": "HTB", "name": "webserver1", "interval": 10}).to_string(),
         );
         j.rejected(
             1_711_234_568_000,
@@ -212,6 +245,22 @@ mod tests {
         assert_eq!(lines[0]["source_port"], 50003);
         assert_eq!(lines[0]["message"]["name"], "webserver1");
         assert_eq!(lines[1]["rejected"], "zlib_bomb");
+        // Byte for byte what a JSON object of the same fields prints.
+        for (line, value) in text.lines().zip(&lines) {
+            assert_eq!(line, value.to_string());
+        }
+        // Hostile text in a rejection's detail stays inside its string.
+        j.rejected(
+            3,
+            "[2001:db8::1]:7".parse().unwrap(),
+            "bad_json",
+            "\"}\n{\u{1}",
+        );
+        j.flush();
+        let text = std::fs::read_to_string(j.path()).unwrap();
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["detail"], "\"}\n{\u{1}");
+        assert_eq!(last["source_ip"], "2001:db8::1");
     }
 
     #[test]
@@ -220,7 +269,11 @@ mod tests {
         let mut j = Journal::open(&config(&dir, 2048, 2)).unwrap();
         let src = "192.0.2.7:1".parse().unwrap();
         for i in 0..200 {
-            j.received(i, src, &json!({"ID": "HTB", "name": format!("host{i}")}));
+            j.received(
+                i,
+                src,
+                &json!({"ID": "HTB", "name": format!("host{i}")}).to_string(),
+            );
         }
         j.flush();
         let names: Vec<String> = std::fs::read_dir(&dir)
@@ -254,7 +307,7 @@ mod tests {
         off.enabled = false;
         assert!(Journal::open(&off).is_none());
         let mut j = Journal::open(&config(&dir.join("missing/dir"), 1024, 1)).unwrap();
-        j.received(1, "192.0.2.7:1".parse().unwrap(), &json!({}));
+        j.received(1, "192.0.2.7:1".parse().unwrap(), "{}");
         j.flush();
         assert_eq!(j.failed, 1);
     }

@@ -102,6 +102,7 @@ async fn run(
             _ = flushes.tick(), if started => {
                 state.second(hb_ipc::now_ms());
                 state.flush_changes();
+                state.save_hosts();
                 seconds += 1;
                 if seconds.is_multiple_of(60) {
                     handoff.extend(state.overdue_notifications(hb_ipc::now_ms()));
@@ -219,7 +220,7 @@ async fn run(
                 if let Some(journal) = journal.as_mut() {
                     match &msg {
                         ReceiverToEngine::Received { source, received_ms, message, .. } => {
-                            journal.received(*received_ms, *source, message);
+                            journal.received(*received_ms, *source, message.get());
                         }
                         ReceiverToEngine::Rejected { source, received_ms, reason, detail } => {
                             journal.rejected(*received_ms, *source, reason, detail);

@@ -257,7 +257,7 @@ async fn handle(
                 source,
                 received_ms: now_ms,
                 signed,
-                message: message.to_json(),
+                message: message.to_json().into(),
             });
         }
         Outcome::Dropped => {}
