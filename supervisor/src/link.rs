@@ -222,7 +222,7 @@ mod tests {
             source: "127.0.0.1:1".parse().unwrap(),
             received_ms: 1,
             signed: false,
-            message: serde_json::Value::Null.into(),
+            message: serde_json::json!({"ID": "HTB", "name": "h"}).into(),
         }
     }
 
