@@ -86,6 +86,8 @@ pub struct File {
     pub hb_port: Option<u16>,
     /// Address the UDP socket binds.
     pub hb_host: Option<String>,
+    /// Bytes of kernel receive buffer asked for the UDP socket.
+    pub udp_receive_buffer: Option<u64>,
     /// HTTP port.
     pub hbd_port: Option<u16>,
     /// Address the HTTP socket binds.
@@ -404,6 +406,15 @@ const OBSOLETE_KEYS: &[(&str, &str)] = &[
     ("verbose", "use -v on the command line; remove it"),
 ];
 
+/// Kernel receive buffer asked for the heartbeat socket by default: a fleet heartbeating at
+/// the top of the minute arrives at once, and whatever does not fit is dropped by the
+/// kernel. A small datagram takes about 830 bytes of it on loopback (2 KiB or more from a
+/// NIC), and Linux grants twice what is asked, so 64 MiB holds about 160,000 such datagrams
+/// (about 60,000 from a NIC). Memory is only used while datagrams wait.
+pub const UDP_RECEIVE_BUFFER: u64 = 64 << 20;
+const UDP_RECEIVE_BUFFER_MIN: u64 = 1 << 20;
+const UDP_RECEIVE_BUFFER_MAX: u64 = 1 << 30;
+
 /// A validated configuration with every default resolved.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -415,6 +426,8 @@ pub struct Config {
     pub text: String,
     /// UDP bind address.
     pub hb_addr: std::net::SocketAddr,
+    /// Bytes of kernel receive buffer asked for the UDP socket.
+    pub udp_receive_buffer: usize,
     /// HTTP bind address.
     pub hbd_addr: std::net::SocketAddr,
     /// The second HTTP address (`ws_port`), if any.
@@ -794,6 +807,15 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         if port == 0 {
             err(key, "must be a port number from 1 to 65535".into());
         }
+    }
+    let udp_receive_buffer = file.udp_receive_buffer.unwrap_or(UDP_RECEIVE_BUFFER);
+    if !(UDP_RECEIVE_BUFFER_MIN..=UDP_RECEIVE_BUFFER_MAX).contains(&udp_receive_buffer) {
+        err(
+            "udp_receive_buffer",
+            format!(
+                "must be from {UDP_RECEIVE_BUFFER_MIN} to {UDP_RECEIVE_BUFFER_MAX} bytes (1 MiB to 1 GiB)"
+            ),
+        );
     }
     for (key, value, min) in [
         ("source_rate", file.source_rate, 0.1),
@@ -1217,6 +1239,8 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         source,
         tls,
         hb_addr: (hb_ip, hb_port).into(),
+        udp_receive_buffer: udp_receive_buffer.clamp(UDP_RECEIVE_BUFFER_MIN, UDP_RECEIVE_BUFFER_MAX)
+            as usize,
         hbd_addr: (hbd_ip, hbd_port).into(),
         ws_addr,
         state_dir,
@@ -1757,6 +1781,21 @@ notification_channels:
             "/t/hb.yaml:14: notification_channels.x.type: unknown channel type",
         ] {
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn the_udp_receive_buffer_is_bounded() {
+        assert_eq!(parse("").unwrap().udp_receive_buffer, 64 << 20);
+        assert_eq!(
+            parse("udp_receive_buffer: 268435456\n")
+                .unwrap()
+                .udp_receive_buffer,
+            256 << 20
+        );
+        for bad in ["100", "4294967296", "-1", "lots"] {
+            let e = errors(&format!("udp_receive_buffer: {bad}\n"));
+            assert!(e.contains("/t/hb.yaml:1: udp_receive_buffer"), "{bad}: {e}");
         }
     }
 

@@ -240,7 +240,7 @@ impl Listeners {
         use anyhow::Context;
         let udp = std::net::UdpSocket::bind(config.hb_addr)
             .with_context(|| format!("cannot bind UDP {} (hb_host, hb_port)", config.hb_addr))?;
-        size_receive_buffer(&udp);
+        size_receive_buffer(&udp, config.udp_receive_buffer);
         let tcp = std::net::TcpListener::bind(config.hbd_addr)
             .with_context(|| format!("cannot bind TCP {} (hbd_host, hbd_port)", config.hbd_addr))?;
         let ws = config
@@ -260,23 +260,18 @@ impl Listeners {
     }
 }
 
-/// Kernel receive buffer asked for the heartbeat socket: a fleet heartbeating at the top of
-/// the minute arrives at once, and whatever does not fit is dropped by the kernel. Memory is
-/// only used while datagrams wait.
-pub const UDP_RECEIVE_BUFFER: usize = 16 << 20;
-
-/// Sizes the heartbeat socket's receive buffer: as root past `net.core.rmem_max`
-/// (`SO_RCVBUFFORCE`), otherwise up to it. Logs what the kernel granted.
-fn size_receive_buffer(udp: &std::net::UdpSocket) {
+/// Sizes the heartbeat socket's receive buffer (`udp_receive_buffer`): as root past
+/// `net.core.rmem_max` (`SO_RCVBUFFORCE`), otherwise up to it. Logs what the kernel granted.
+fn size_receive_buffer(udp: &std::net::UdpSocket, wanted: usize) {
     use nix::sys::socket::{setsockopt, sockopt};
-    if setsockopt(udp, sockopt::RcvBufForce, &UDP_RECEIVE_BUFFER).is_err() {
-        let _ = setsockopt(udp, sockopt::RcvBuf, &UDP_RECEIVE_BUFFER);
+    if setsockopt(udp, sockopt::RcvBufForce, &wanted).is_err() {
+        let _ = setsockopt(udp, sockopt::RcvBuf, &wanted);
     }
     match nix::sys::socket::getsockopt(udp, sockopt::RcvBuf) {
-        // Linux reports twice what it counts against the limit.
-        Ok(granted) if granted / 2 < UDP_RECEIVE_BUFFER / 2 => tracing::warn!(
+        // Linux grants (and reports) twice what is asked; half of it is for its own overhead.
+        Ok(granted) if granted / 2 < wanted => tracing::warn!(
             granted,
-            wanted = UDP_RECEIVE_BUFFER,
+            wanted,
             "UDP receive buffer is small; a burst of heartbeats may be dropped by the kernel (raise net.core.rmem_max, or start as root)."
         ),
         Ok(granted) => tracing::debug!(granted, "UDP receive buffer sized."),
@@ -1312,6 +1307,7 @@ fn carry_restart_only(old: &Config, new: &mut Config) {
         };
     }
     keep!(hb_addr, "hb_host/hb_port");
+    keep!(udp_receive_buffer, "udp_receive_buffer");
     keep!(hbd_addr, "hbd_host/hbd_port");
     keep!(ws_addr, "ws_port");
     keep!(state_dir, "state_dir");

@@ -26,15 +26,19 @@ use tokio::sync::mpsc;
 const STORE_FILE: &str = "hb.sqlite";
 /// How often deadlines are checked: states change at most this late.
 const DEADLINE_TICK_MS: u64 = 100;
-/// How often hosts whose figures changed are sent to the web.
-const CHANGES_EVERY: Duration = Duration::from_secs(1);
+/// How often hosts whose figures changed are sent to the web: a heartbeat reaches the
+/// dashboards within this (plus the web's own time), and a host heartbeating faster is
+/// sent once per tick.
+const CHANGES_EVERY: Duration = Duration::from_millis(25);
+/// How often the once-a-second work runs (storms, alert timers, host rows to the store).
+const SECOND: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     child::run(Role::Engine, run)
 }
 
-/// Sends out what the state decided.
-fn drain(state: &mut State, links: &Links, feed: &mut ChangeFeed, handoff: &mut Handoff) {
+/// Sends out what the state decided (changes for the web go on the feed's tick).
+fn drain(state: &mut State, links: &Links, handoff: &mut Handoff) {
     for msg in state.to_receiver.drain(..) {
         links.receiver.send(msg);
     }
@@ -50,6 +54,12 @@ fn drain(state: &mut State, links: &Links, feed: &mut ChangeFeed, handoff: &mut 
         });
     }
     handoff.extend(state.ready.drain(..));
+}
+
+/// Sends the web what changed since the last tick, as one message: sent per event, a burst
+/// of new hosts was a message per datagram and overflowed the queue to the web.
+fn feed_tick(state: &mut State, links: &Links, feed: &mut ChangeFeed) {
+    state.flush_changes();
     let changes = std::mem::take(&mut state.changes);
     feed.send(&links.web, changes);
 }
@@ -93,15 +103,17 @@ async fn run(
     let mut notifier_attached = false;
     let mut deadlines = tokio::time::interval(Duration::from_millis(DEADLINE_TICK_MS));
     deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut flushes = tokio::time::interval(CHANGES_EVERY);
+    let mut flushes = tokio::time::interval(SECOND);
     let mut seconds = 0u64;
     flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut feed_ticks = tokio::time::interval(CHANGES_EVERY);
+    feed_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = deadlines.tick(), if started => state.tick(hb_ipc::now_ms()),
+            _ = feed_ticks.tick(), if started => feed_tick(&mut state, &links, &mut feed),
             _ = flushes.tick(), if started => {
                 state.second(hb_ipc::now_ms());
-                state.flush_changes();
                 state.save_hosts();
                 seconds += 1;
                 if seconds.is_multiple_of(60) {
@@ -204,7 +216,9 @@ async fn run(
                     tracing::info!("Running.");
                 }
                 Some(ControlEvent::Request { id, query }) => {
-                    match state.query(query, hb_ipc::now_ms()) {
+                    let reply = state.query(query, hb_ipc::now_ms());
+                    feed_tick(&mut state, &links, &mut feed);
+                    match reply {
                         Reply::Now(answer) => {
                             let control = control.clone();
                             state.answer_when_stored(answer, move |a| control.answer(id, a));
@@ -237,7 +251,11 @@ async fn run(
                 state.received(msg);
             }
             Some(WebToEngine::Request { id, query }) = web_requests.recv(), if started => {
-                match state.query(query, hb_ipc::now_ms()) {
+                // What a change made through the API changed goes out ahead of its answer,
+                // as it did before changes waited for the feed's tick.
+                let reply = state.query(query, hb_ipc::now_ms());
+                feed_tick(&mut state, &links, &mut feed);
+                match reply {
                     Reply::Now(answer) => {
                         let web = web.clone();
                         state.answer_when_stored(answer, move |answer| {
@@ -267,7 +285,7 @@ async fn run(
                 handoff.extend(state.committed(batch, hb_ipc::now_ms()));
             }
         }
-        drain(&mut state, &links, &mut feed, &mut handoff);
+        drain(&mut state, &links, &mut handoff);
         handoff.pump(notifier);
     }
 }

@@ -121,6 +121,8 @@ pub struct State {
     wrote: std::sync::atomic::AtomicBool,
     /// Hosts whose figures changed since the last [`State::flush_changes`].
     dirty: BTreeSet<String>,
+    /// Of the `dirty` hosts, those for which more than `Change::Seen` carries changed.
+    fresh: BTreeSet<String>,
     /// Hosts whose row in the store is older than their figures (see [`State::save_hosts`]).
     unsaved: BTreeSet<String>,
     /// Per (source address, reason): when its rejection was last an event, and how many
@@ -194,6 +196,7 @@ impl State {
             check_runs: checks::CheckRuns::default(),
             dirty: BTreeSet::new(),
             unsaved: BTreeSet::new(),
+            fresh: BTreeSet::new(),
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
             dns: crate::dns::DnsFollow::default(),
@@ -288,7 +291,10 @@ impl State {
 
     /// Stops the store's writer after its last commit.
     pub fn close_store(&mut self) {
-        self.save_hosts();
+        // Every row goes, waiting for room: nothing is left for a next call.
+        for host in std::mem::take(&mut self.unsaved) {
+            self.store_host(&host, true);
+        }
         if let Some(store) = self.store.take() {
             store.close();
         }
@@ -785,6 +791,7 @@ impl State {
                 },
             );
             self.event(received_ms, host, format!("{host} is new, from {source}"));
+            self.fresh.insert(host.to_string());
         }
         let Some(entry) = self.hosts.get_mut(host) else {
             return false;
@@ -798,6 +805,7 @@ impl State {
                 source.ip()
             );
             entry.address = source;
+            self.fresh.insert(host.to_string());
             self.event(received_ms, host, text);
         } else {
             entry.address = source;
@@ -806,7 +814,10 @@ impl State {
             return false;
         };
         entry.last_seen_ms = received_ms;
-        entry.signed = signed;
+        if entry.signed != signed {
+            entry.signed = signed;
+            self.fresh.insert(host.to_string());
+        }
         // Any message shows the host alive; one first seen through a plugin report or a
         // notice is timed from it, like from a heartbeat.
         if self.liveness.state(host).is_none()
@@ -824,6 +835,15 @@ impl State {
         match message {
             ClientMessage::Heartbeat(h) => {
                 entry.heartbeats += 1;
+                let listed = (entry.announced_interval, entry.version.as_deref());
+                if (h.interval.is_some() && h.interval != listed.0)
+                    || (h.ver.is_some() && h.ver.as_deref() != listed.1)
+                {
+                    self.fresh.insert(host.to_string());
+                }
+                let Some(entry) = self.hosts.get_mut(host) else {
+                    return false;
+                };
                 entry.announced_interval = h.interval.or(entry.announced_interval);
                 entry.rtt_ms = h.rtt.or(entry.rtt_ms);
                 entry.version = h.ver.or(entry.version.take());
@@ -956,27 +976,9 @@ impl State {
     /// Writes the host's row (its figures and liveness state) to the store; `transition`:
     /// it carries a state change, which is never dropped.
     fn store_host(&self, name: &str, transition: bool) {
-        if self.store.is_none() {
-            return;
-        }
-        let Some(h) = self.hosts.get(name) else {
+        let Some(row) = self.host_row(name) else {
             return;
         };
-        let (state, since) = self
-            .liveness
-            .state_since(name)
-            .unwrap_or((liveness::State::Up, h.last_seen_ms));
-        let row = store::Write::Host(store::StoredHost {
-            name: name.to_string(),
-            last_seen_ms: h.last_seen_ms,
-            address: h.address.to_string(),
-            interval: h.announced_interval,
-            version: h.version.clone(),
-            rtt_ms: h.rtt_ms,
-            signed: h.signed,
-            state: state.name().into(),
-            state_since_ms: since,
-        });
         if let Some(store) = &self.store {
             if transition {
                 store.send_always(row);
@@ -986,11 +988,45 @@ impl State {
         }
     }
 
+    /// The store's row for a host, when there is a store and the host.
+    fn host_row(&self, name: &str) -> Option<store::Write> {
+        self.store.as_ref()?;
+        let h = self.hosts.get(name)?;
+        let (state, since) = self
+            .liveness
+            .state_since(name)
+            .unwrap_or((liveness::State::Up, h.last_seen_ms));
+        Some(store::Write::Host(store::StoredHost {
+            name: name.to_string(),
+            last_seen_ms: h.last_seen_ms,
+            address: h.address.to_string(),
+            interval: h.announced_interval,
+            version: h.version.clone(),
+            rtt_ms: h.rtt_ms,
+            signed: h.signed,
+            state: state.name().into(),
+            state_since_ms: since,
+        }))
+    }
+
     /// Writes the rows of the hosts heard from since the last call (the loop calls it every
     /// second, and once more before the store closes).
+    ///
+    /// Only as many as the writer has room for go; the rest wait for the next call, so a
+    /// burst of a whole fleet is written over a few seconds instead of dropped.
     pub fn save_hosts(&mut self) {
-        for host in std::mem::take(&mut self.unsaved) {
-            self.store_host(&host, false);
+        let Some(store) = &self.store else {
+            self.unsaved.clear();
+            return;
+        };
+        while let Some(host) = self.unsaved.pop_first() {
+            let Some(row) = self.host_row(&host) else {
+                continue;
+            };
+            if !store.offer(row) {
+                self.unsaved.insert(host);
+                return;
+            }
         }
     }
 
@@ -998,6 +1034,7 @@ impl State {
     fn host_changed(&mut self, host: &str) {
         self.store_host(host, true);
         self.unsaved.remove(host);
+        self.fresh.remove(host);
         self.dirty.remove(host);
         if let Some(summary) = self.summary(host) {
             self.changes.push(Change::Host { host: summary });
@@ -1008,8 +1045,17 @@ impl State {
     /// call; the loop calls it every second).
     pub fn flush_changes(&mut self) {
         for host in std::mem::take(&mut self.dirty) {
-            if let Some(summary) = self.summary(&host) {
-                self.changes.push(Change::Host { host: summary });
+            if self.fresh.remove(&host) {
+                if let Some(summary) = self.summary(&host) {
+                    self.changes.push(Change::Host { host: summary });
+                }
+            } else if let Some(h) = self.hosts.get(&host) {
+                self.changes.push(Change::Seen {
+                    last_seen_ms: h.last_seen_ms,
+                    heartbeats: h.heartbeats,
+                    rtt_ms: h.rtt_ms,
+                    host,
+                });
             }
         }
     }
@@ -1705,6 +1751,7 @@ impl State {
             }
         }
         self.dirty.remove(host);
+        self.fresh.remove(host);
         self.queues.remove(host);
         self.dns.forget(host);
         self.write(store::Write::Drop {
@@ -1810,6 +1857,7 @@ impl State {
                     value,
                 });
                 self.host_changed(&host);
+                self.fresh.insert(host.clone());
                 self.dirty.insert(host.clone());
                 let text = format!(
                     "{host}: owner {}, managers [{}], monitors [{}] (set through the API)",

@@ -581,6 +581,12 @@ impl Writer {
         }
     }
 
+    /// Queues a bulk write if there is room; false if not (not counted as dropped: the
+    /// caller keeps what it was for, to try again later).
+    pub fn offer(&self, write: Write) -> bool {
+        self.tx.try_send(write).is_ok()
+    }
+
     /// Queues a write that must not be dropped (a host row carrying a state change).
     pub fn send_always(&self, write: Write) {
         let _ = self.tx.send(write);

@@ -2,6 +2,11 @@
 //! each one (docs/PROTOCOL.md), answers with an ACK at once and forwards it to the engine.
 //! Runs chrooted, as its own user, with nothing to write. The engine keeps the table the ACKs
 //! need current here, so ACKs keep flowing while the engine restarts.
+//!
+//! When the queue to the engine is full, the receiver stops reading the socket until there is
+//! room: datagrams wait in the kernel's receive buffer (sized for a fleet's burst) instead of
+//! being taken, ACKed and dropped. What the kernel itself drops when that buffer overflows is
+//! counted (`kernel_dropped`, from `SO_RXQ_OVFL`).
 
 #![forbid(unsafe_code)]
 
@@ -133,6 +138,9 @@ const BATCH: usize = 32;
 struct Batch {
     bufs: Vec<Vec<u8>>,
     meta: Vec<(usize, Option<SocketAddr>)>,
+    /// The socket's count of datagrams the kernel dropped for want of buffer space, as last
+    /// reported with a datagram.
+    kernel_dropped: u32,
 }
 
 impl Batch {
@@ -141,15 +149,19 @@ impl Batch {
             // 65,536 holds the largest UDP payload, so nothing is ever truncated.
             bufs: (0..BATCH).map(|_| vec![0u8; 65_536]).collect(),
             meta: Vec::with_capacity(BATCH),
+            kernel_dropped: 0,
         }
     }
 
     /// One non-blocking `recvmmsg`; the number of datagrams now in the buffers.
     fn receive(&mut self, socket: &tokio::net::UdpSocket) -> std::io::Result<usize> {
-        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+        use nix::sys::socket::{
+            ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+        };
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut headers =
+            MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
             self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
         let results = recvmmsg(
@@ -160,9 +172,18 @@ impl Batch {
             None,
         )
         .map_err(std::io::Error::from)?;
+        let mut dropped = self.kernel_dropped;
         let meta: Vec<(usize, Option<SocketAddr>)> = results
-            .map(|r| (r.bytes, r.address.as_ref().and_then(to_std)))
+            .map(|r| {
+                for cmsg in r.cmsgs().into_iter().flatten() {
+                    if let ControlMessageOwned::RxqOvfl(n) = cmsg {
+                        dropped = dropped.max(n);
+                    }
+                }
+                (r.bytes, r.address.as_ref().and_then(to_std))
+            })
             .collect();
+        self.kernel_dropped = dropped;
         self.meta = meta;
         Ok(self.meta.len())
     }
@@ -184,7 +205,14 @@ async fn receive(
 ) {
     let mut batch = Batch::new();
     let mut reports = (Instant::now(), 0u32);
+    // About the ms the receiver stopped reading because the queue to the engine was full.
+    let mut engine_waits = 0u64;
+    if let Err(e) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1) {
+        tracing::warn!(error = %e, "Cannot count the kernel's drops on the UDP socket (SO_RXQ_OVFL).");
+    }
     loop {
+        // Room for a whole batch and the rejections it may bring.
+        let room = engine.room() >= BATCH;
         tokio::select! {
             biased;
             Some(update) = table.recv() => match update {
@@ -198,10 +226,16 @@ async fn receive(
                 ToGate::Counters(reply) => {
                     let mut counters = gate.counters().clone();
                     counters.insert("engine_queue_dropped".into(), engine.dropped());
+                    counters.insert("engine_queue_wait_ms".into(), engine_waits);
+                    counters.insert("kernel_dropped".into(), batch.kernel_dropped.into());
                     let _ = reply.send(counters);
                 }
             },
-            ready = socket.readable() => {
+            // The writer drains the queue on this thread; look again soon.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(1)), if !room => {
+                engine_waits += 1;
+            }
+            ready = socket.readable(), if room => {
                 if let Err(e) = ready {
                     tracing::warn!(error = %e, "UDP socket failed.");
                     continue;
@@ -283,6 +317,34 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_kernels_drops_are_counted() {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        setsockopt(&socket, sockopt::RxqOvfl, &1).unwrap();
+        setsockopt(&socket, sockopt::RcvBuf, &4096).unwrap();
+        let to = socket.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..200 {
+            sender.send_to(&[7; 100], to).unwrap();
+        }
+        let mut batch = Batch::new();
+        socket.readable().await.unwrap();
+        let mut got = 0;
+        while let Ok(n) = socket.try_io(tokio::io::Interest::READABLE, || batch.receive(&socket)) {
+            got += n;
+        }
+        assert!(got < 200, "the buffer held all {got}");
+        // The kernel tells with the first datagram queued after the drops.
+        sender.send_to(&[8; 100], to).unwrap();
+        socket.readable().await.unwrap();
+        let n = socket
+            .try_io(tokio::io::Interest::READABLE, || batch.receive(&socket))
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(batch.kernel_dropped as usize, 200 - got);
+    }
 
     #[tokio::test]
     async fn one_call_takes_a_whole_burst() {

@@ -181,6 +181,23 @@ impl Live {
         }
     }
 
+    /// Applies a `Seen` to the host held; the host as it is now, or `None` if it is not
+    /// held (a refresh under way brings it).
+    fn seen(
+        &self,
+        host: &str,
+        last_seen_ms: u64,
+        heartbeats: u64,
+        rtt_ms: Option<f64>,
+    ) -> Option<HostSummary> {
+        let mut c = self.hosts.write().ok()?;
+        let h = c.by_name.get_mut(host)?;
+        h.last_seen_ms = last_seen_ms;
+        h.heartbeats = heartbeats;
+        h.rtt_ms = rtt_ms;
+        Some(h.clone())
+    }
+
     fn forget(&self, host: &str) -> HostAccess {
         let Ok(mut c) = self.hosts.write() else {
             return HostAccess::default();
@@ -197,25 +214,9 @@ impl Live {
     /// Sends changes that arrived together as one batch, keeping only the newest state of
     /// each host.
     pub fn publish(&self, changes: Vec<Change>) {
-        let mut newest: HashMap<&str, usize> = HashMap::new();
-        for (i, c) in changes.iter().enumerate() {
-            if let Change::Host { host } = c {
-                newest.insert(host.name.as_str(), i);
-            }
-        }
-        let keep: Vec<bool> = changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match c {
-                Change::Host { host } => newest.get(host.name.as_str()) == Some(&i),
-                _ => true,
-            })
-            .collect();
-        let parts: Vec<Part> = changes
+        let parts: Vec<Part> = newest_per_host(changes)
             .into_iter()
-            .zip(keep)
-            .filter(|(_, keep)| *keep)
-            .map(|(c, _)| self.part(c))
+            .filter_map(|c| self.part(c))
             .collect();
         if parts.is_empty() {
             return;
@@ -234,7 +235,19 @@ impl Live {
     }
 
     /// One change as an update, with who may see it.
-    fn part(&self, change: Change) -> Part {
+    fn part(&self, change: Change) -> Option<Part> {
+        // Clients see a host's figures as a whole host, whichever way they came.
+        let change = match change {
+            Change::Seen {
+                host,
+                last_seen_ms,
+                heartbeats,
+                rtt_ms,
+            } => Change::Host {
+                host: self.seen(&host, last_seen_ms, heartbeats, rtt_ms)?,
+            },
+            change => change,
+        };
         let host = match &change {
             Change::Host { host } => Some((host.name.clone(), HostChange::State)),
             Change::Dropped { host } => Some((host.clone(), HostChange::Dropped)),
@@ -271,12 +284,14 @@ impl Live {
                 (Some(access), json!({"type": "dropped", "host": host}))
             }
             Change::Resync {} => (None, json!({"type": "resync"})),
+            // Made a host above.
+            Change::Seen { .. } => return None,
         };
-        Part {
+        Some(Part {
             audience,
             host,
             json: json.to_string(),
-        }
+        })
     }
 }
 
@@ -466,6 +481,48 @@ async fn run_client(
     }
 }
 
+/// Keeps one state per host from a batch, where the newest was: a whole host replaces an
+/// older one, and the figures of a `Seen` are folded into a whole host before it (a new
+/// host's summary and its first figures often come in one batch; the `Seen` alone would
+/// be about a host not held yet).
+fn newest_per_host(changes: Vec<Change>) -> Vec<Change> {
+    let mut out: Vec<Option<Change>> = Vec::with_capacity(changes.len());
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for change in changes {
+        let name = match &change {
+            Change::Host { host } => host.name.clone(),
+            Change::Seen { host, .. } => host.clone(),
+            _ => {
+                out.push(Some(change));
+                continue;
+            }
+        };
+        let earlier = at.get(&name).copied();
+        if let (
+            Some(i),
+            Change::Seen {
+                last_seen_ms,
+                heartbeats,
+                rtt_ms,
+                ..
+            },
+        ) = (earlier, &change)
+            && let Some(Change::Host { host }) = out[i].as_mut()
+        {
+            host.last_seen_ms = *last_seen_ms;
+            host.heartbeats = *heartbeats;
+            host.rtt_ms = *rtt_ms;
+            continue;
+        }
+        if let Some(i) = earlier {
+            out[i] = None;
+        }
+        at.insert(name, out.len());
+        out.push(Some(change));
+    }
+    out.into_iter().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,5 +569,63 @@ mod tests {
         assert_eq!(live.list().map(|l| l.len()), Some(3));
         live.begin_refresh();
         assert!(live.list().is_none());
+    }
+
+    #[test]
+    fn seen_figures_update_the_host_held_and_reach_clients_as_the_whole_host() {
+        let live = Live::default();
+        live.refreshed(vec![host("a", 1)]);
+        let mut rx = live.tx.subscribe();
+        live.publish(vec![
+            Change::Seen {
+                host: "a".into(),
+                last_seen_ms: 5_000,
+                heartbeats: 2,
+                rtt_ms: Some(0.5),
+            },
+            // Not held: left for the next refresh, never invented.
+            Change::Seen {
+                host: "zz".into(),
+                last_seen_ms: 1,
+                heartbeats: 1,
+                rtt_ms: None,
+            },
+        ]);
+        let list = live.list().expect("complete");
+        assert_eq!(list.len(), 1);
+        assert_eq!(
+            (list[0].last_seen_ms, list[0].heartbeats, list[0].rtt_ms),
+            (5_000, 2, Some(0.5))
+        );
+        let update = rx.try_recv().expect("an update");
+        assert_eq!(update.parts.len(), 1);
+
+        let sent: serde_json::Value = serde_json::from_str(&update.all).expect("json");
+        assert_eq!(sent[0]["type"], "host");
+        assert_eq!(sent[0]["host"]["name"], "a");
+        assert_eq!(sent[0]["host"]["heartbeats"], 2);
+        assert_eq!(sent[0]["host"]["state"], "up");
+        // A new host and its first figures in one batch: one whole host, with the figures.
+        live.publish(vec![
+            Change::Host { host: host("b", 1) },
+            Change::Event {
+                event: hb_ipc::edge::EventSummary {
+                    time_ms: 1,
+                    host: "b".into(),
+                    msg: "b is new".into(),
+                },
+            },
+            Change::Seen {
+                host: "b".into(),
+                last_seen_ms: 7_000,
+                heartbeats: 3,
+                rtt_ms: None,
+            },
+        ]);
+        let held = live.list().expect("complete");
+        let b = held.iter().find(|h| h.name == "b").expect("b held");
+        assert_eq!((b.last_seen_ms, b.heartbeats), (7_000, 3));
+        let update = rx.try_recv().expect("an update");
+        assert_eq!(update.parts.len(), 2);
     }
 }
