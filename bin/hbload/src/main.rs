@@ -18,11 +18,12 @@ use serde_json::json;
 
 const USAGE: &str =
     "usage: hbload [-s HOST:PORT] [-n HOSTS] [-r RATE] [-d SECONDS] [--burst] [--plg N]
-              [--sources N] [--key KEY] [--prefix NAME] [--wait SECONDS]
+              [--sources N] [--key KEY] [--prefix NAME] [--wait SECONDS] [--ctl SOCKET]
        hbload --sink [-p PORT] [-d SECONDS]
   -s HOST:PORT  server (default 127.0.0.1:50003)
   -n HOSTS      simulated hosts (default 1000), named PREFIX0, PREFIX1, ...
-  -r RATE       datagrams per second in all (default 10000)
+  -r RATE       datagrams per second in all (default 10000); a rate past what this
+                machine sends runs as fast as it goes until -d is up
   -d SECONDS    how long to send (default 10); with --sink, how long to count
   --burst       every host sends one heartbeat at once, as fast as it goes, then stop
   --plg N       every Nth datagram is a plugin report (default 0: none)
@@ -30,6 +31,8 @@ const USAGE: &str =
   --key KEY     sign every datagram with KEY (hb_key on the server)
   --prefix NAME host name prefix (default load)
   --wait S      seconds to wait for late ACKs after sending (default 1)
+  --ctl SOCKET  the server's control socket: its counters are read before and after,
+                and what changed is reported (accepted, rejected, dropped by each queue)
   --sink        count datagrams on PORT (default 50003) and print the rate";
 
 struct Options {
@@ -44,6 +47,7 @@ struct Options {
     prefix: String,
     wait: f64,
     sink: Option<u16>,
+    ctl: Option<std::path::PathBuf>,
 }
 
 fn options() -> anyhow::Result<Option<Options>> {
@@ -60,6 +64,7 @@ fn options() -> anyhow::Result<Option<Options>> {
         prefix: "load".into(),
         wait: 1.0,
         sink: None,
+        ctl: None,
     };
     let mut sink = false;
     let mut port = 50003;
@@ -78,6 +83,7 @@ fn options() -> anyhow::Result<Option<Options>> {
             Long("prefix") => o.prefix = p.value()?.string()?,
             Long("wait") => o.wait = p.value()?.parse()?,
             Long("sink") => sink = true,
+            Long("ctl") => o.ctl = Some(p.value()?.into()),
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected().into()),
         }
@@ -88,6 +94,14 @@ fn options() -> anyhow::Result<Option<Options>> {
     if o.hosts == 0 || o.rate == 0 || o.sources == 0 || o.seconds.is_nan() || o.seconds <= 0.0 {
         bail!("-n, -r, --sources and -d must be above 0");
     }
+    if o.prefix.is_empty()
+        || !o
+            .prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        bail!("--prefix must be letters, digits, '-' and '.'");
+    }
     Ok(Some(o))
 }
 
@@ -97,11 +111,27 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The datagram host `i` sends as its `seq`-th message.
-fn datagram(o: &Options, i: u64, seq: u64, counter: u64) -> Vec<u8> {
-    let name = format!("{}{i}", o.prefix);
+/// The datagram host `i` sends as its `seq`-th message, into `out`.
+fn datagram(o: &Options, i: u64, seq: u64, counter: u64, out: &mut Vec<u8>) {
+    use std::io::Write as _;
     let ts = now_ms();
-    let msg = if o.plg > 0 && seq.is_multiple_of(o.plg) {
+    let plg = o.plg > 0 && seq.is_multiple_of(o.plg);
+    // An unsigned heartbeat is written straight out (the prefix is checked to need no JSON
+    // escaping): building a JSON tree per datagram made the generator, not the server, the
+    // limit of the baseline.
+    if !plg && o.key.is_none() {
+        out.clear();
+        let interval = o.hosts.div_ceil(o.rate).max(1);
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            r#"{{"ID":"HTB","interval":{interval},"name":"{}{i}","seq":{seq},"ts":{ts}}}"#,
+            o.prefix
+        );
+        return;
+    }
+    let name = format!("{}{i}", o.prefix);
+    let msg = if plg {
         json!({"ID": "PLG", "name": name, "seq": seq, "ts": ts, "plugin": "cpu_monitor",
                "data": {"cpu_percent": (seq % 100), "load_1min": 0.5}})
     } else {
@@ -111,21 +141,55 @@ fn datagram(o: &Options, i: u64, seq: u64, counter: u64) -> Vec<u8> {
         json!({"ID": "HTB", "name": name, "seq": seq, "ts": ts, "interval": interval})
     };
     let sign = o.key.as_deref().map(|k| (k, ts, counter));
-    hb_proto::datagram::encode(&msg, 1200, sign)
+    *out = hb_proto::datagram::encode(&msg, 1200, sign);
 }
 
-/// The bare sink: counts datagrams (batched by the kernel's queue; nothing parsed).
+/// The name and `seq` an ACK echoes, found without a JSON parser: the generator reads as
+/// many ACKs as it sends datagrams.
+fn ack_of(ack: &[u8]) -> Option<(&str, u64)> {
+    let text = std::str::from_utf8(ack).ok()?;
+    let name = text.split_once(r#""name":""#)?.1.split('"').next()?;
+    let seq = text.split_once(r#""seq":"#)?.1;
+    let digits = seq.bytes().take_while(u8::is_ascii_digit).count();
+    Some((name, seq[..digits].parse().ok()?))
+}
+
+/// The bare sink: counts datagrams, taken 64 at a time with `recvmmsg` (as the receiver
+/// takes them); nothing parsed.
 fn sink(port: u16, seconds: f64) -> anyhow::Result<()> {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+    const BATCH: usize = 64;
     let socket = UdpSocket::bind(("127.0.0.1", port)).context("bind the sink")?;
+    // The same buffer the server asks for by default: what the generator sends in a burst
+    // waits here rather than being dropped.
+    let _ =
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBufForce, &(64 << 20));
+    // The first datagram of a call is waited for this long (recvmmsg's own timeout is
+    // checked only after a datagram arrives).
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut buf = vec![0u8; 65_536];
+    let mut bufs = vec![[0u8; 2048]; BATCH];
     let mut count = 0u64;
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     while Instant::now() < deadline {
-        if socket.recv_from(&mut buf).is_ok() {
-            count += 1;
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+            bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let got = recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )
+        .map(|r| r.count());
+        if let Ok(n) = got
+            && n > 0
+        {
+            count += n as u64;
             first.get_or_insert_with(Instant::now);
             last = Instant::now();
         }
@@ -138,6 +202,43 @@ fn sink(port: u16, seconds: f64) -> anyhow::Result<()> {
         json!({"mode": "sink", "received": count, "seconds": secs, "per_second": rate})
     );
     Ok(())
+}
+
+type Counters = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
+/// The receiver's and the engine's counters, through the server's control socket.
+fn server_counters(socket: &std::path::Path) -> anyhow::Result<Counters> {
+    use hb_ipc::ctl::{CtlRequest, CtlResponse};
+    let mut all = Counters::new();
+    for role in [hb_ipc::Role::Receiver, hb_ipc::Role::Engine] {
+        let request = CtlRequest::Counters { role };
+        match hb_supervisor::ctl::call(socket, &request, Duration::from_secs(10))? {
+            CtlResponse::Counters { counters, .. } => {
+                all.insert(role.to_string(), counters);
+            }
+            other => bail!("{role} counters: unexpected answer {other:?}"),
+        }
+    }
+    Ok(all)
+}
+
+/// What changed between two readings (counters only grow, except a restarted process's).
+fn counters_delta(before: &Counters, after: &Counters) -> Counters {
+    after
+        .iter()
+        .map(|(role, counters)| {
+            let was = before.get(role);
+            let changed = counters
+                .iter()
+                .map(|(name, &v)| {
+                    let old = was.and_then(|w| w.get(name)).copied().unwrap_or(0);
+                    (name.clone(), v.saturating_sub(old))
+                })
+                .filter(|(_, d)| *d > 0)
+                .collect();
+            (role.clone(), changed)
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -187,12 +288,18 @@ fn load(o: Options) -> anyhow::Result<()> {
     } else {
         (o.rate as f64 * o.seconds) as u64
     };
+    let before = match &o.ctl {
+        Some(socket) => Some(server_counters(socket)?),
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     // When each datagram went, ns after the start, by its number: an ACK's name and seq give
     // the number back, so round trips are timed to the ns.
-    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    // At most 16 million are timed (128 MB): a rate past the machine's would ask for more.
+    let timed = total.min(16 << 20);
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..timed).map(|_| AtomicU64::new(0)).collect());
     // ACK round trips in µs, from each receiving thread.
     let receivers: Vec<_> = sockets
         .iter()
@@ -212,14 +319,13 @@ fn load(o: Options) -> anyhow::Result<()> {
                         continue;
                     };
                     acks.fetch_add(1, Ordering::Relaxed);
-                    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf[..n]) else {
+                    let Some((name, seq)) = ack_of(&buf[..n]) else {
                         continue;
                     };
-                    let host = v["name"]
-                        .as_str()
-                        .and_then(|n| n.strip_prefix(o.prefix.as_str()))
+                    let host = name
+                        .strip_prefix(o.prefix.as_str())
                         .and_then(|n| n.parse::<u64>().ok());
-                    if let (Some(host), Some(seq)) = (host, v["seq"].as_u64()) {
+                    if let (Some(host), true) = (host, seq > 0) {
                         let number = (seq - 1).saturating_mul(o.hosts) + host;
                         if let Some(at) = sent_at.get(number as usize) {
                             let now = started.elapsed().as_nanos() as u64;
@@ -234,26 +340,38 @@ fn load(o: Options) -> anyhow::Result<()> {
     let mut sent = 0u64;
     let mut errors = 0u64;
     let mut counter = now_ms() * 1000;
+    let mut bytes = Vec::with_capacity(2048);
     // Paced in 1 ms slices: each slice sends what the rate owes so far.
+    let slice = 1000u64;
     while sent < total {
-        let due = if o.burst {
+        let elapsed = started.elapsed().as_secs_f64();
+        // A rate beyond what this machine sends stops at the time given all the same (with a
+        // margin, so a generator that keeps up sends its last slice).
+        if !o.burst && elapsed >= o.seconds * 1.01 + 0.1 {
+            break;
+        }
+        let owed = if o.burst {
             total
         } else {
-            ((started.elapsed().as_secs_f64() * o.rate as f64) as u64 + 1).min(total)
+            ((elapsed * o.rate as f64) as u64 + 1).min(total)
         };
+        // In slices, so a generator that falls behind still looks at the time.
+        let due = owed.min(sent + slice);
         while sent < due {
             let host = sent % o.hosts;
             let seq = sent / o.hosts + 1;
             counter += 1;
-            let bytes = datagram(&o, host, seq, counter);
+            datagram(&o, host, seq, counter, &mut bytes);
             let socket = &sockets[(host % u64::from(o.sources)) as usize];
-            sent_at[sent as usize].store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if let Some(at) = sent_at.get(sent as usize) {
+                at.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
             if socket.send_to(&bytes, o.server).is_err() {
                 errors += 1;
             }
             sent += 1;
         }
-        if !o.burst {
+        if !o.burst && sent >= owed {
             std::thread::sleep(Duration::from_micros(500));
         }
     }
@@ -277,9 +395,51 @@ fn load(o: Options) -> anyhow::Result<()> {
         percentile(&rtts, 0.99),
         percentile(&rtts, 1.0),
     );
+    let server = match (&o.ctl, &before) {
+        (Some(socket), Some(before)) => {
+            let delta = counters_delta(before, &server_counters(socket)?);
+            let get = |role: &str, name: &str| {
+                delta
+                    .get(role)
+                    .and_then(|c| c.get(name))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            let rejected: u64 = delta
+                .get("engine")
+                .map(|c| {
+                    c.iter()
+                        .filter(|(n, _)| n.starts_with("rejected_"))
+                        .map(|(_, v)| v)
+                        .sum()
+                })
+                .unwrap_or(0);
+            let received: u64 = delta
+                .get("engine")
+                .map(|c| {
+                    c.iter()
+                        .filter(|(n, _)| n.starts_with("received_"))
+                        .map(|(_, v)| v)
+                        .sum()
+                })
+                .unwrap_or(0);
+            eprintln!(
+                "server: accepted {}, rejected {rejected}, taken by the engine {received}; dropped by the kernel {}, receiver to engine {}, store writes {}, web changes {}; the receiver waited for the engine {} ms",
+                get("receiver", "accepted"),
+                get("receiver", "kernel_dropped"),
+                get("receiver", "engine_queue_dropped"),
+                get("engine", "store_writes_dropped"),
+                get("engine", "web_changes_left_out"),
+                get("receiver", "engine_queue_wait_ms"),
+            );
+            serde_json::to_value(&delta)?
+        }
+        _ => serde_json::Value::Null,
+    };
     println!(
         "{}",
         json!({
+            "server": server,
             "mode": if o.burst { "burst" } else { "rate" },
             "hosts": o.hosts, "sources": o.sources, "sent": sent, "send_errors": errors,
             "seconds": sending, "per_second": sent as f64 / sending.max(1e-6),
@@ -289,4 +449,57 @@ fn load(o: Options) -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_give_back_name_and_seq_and_odd_ones_nothing() {
+        assert_eq!(
+            ack_of(br#"{"ID":"ACK","name":"load12","seq":7,"ts":1}"#),
+            Some(("load12", 7))
+        );
+        assert_eq!(
+            ack_of(br#"{"seq":3,"ID":"ACK","name":"x"}"#),
+            Some(("x", 3))
+        );
+        for odd in [
+            &b""[..],
+            b"\xff\xfe",
+            br#"{"ID":"ACK","name":"a"}"#,
+            br#"{"ID":"ACK","seq":1}"#,
+            br#"{"name":"a","seq":"#,
+            br#"{"name":"a","seq":99999999999999999999999}"#,
+        ] {
+            assert_eq!(ack_of(odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn a_written_heartbeat_is_what_the_server_parses() {
+        let o = Options {
+            server: "127.0.0.1:1".parse().unwrap(),
+            hosts: 10,
+            rate: 5,
+            seconds: 1.0,
+            burst: false,
+            plg: 0,
+            sources: 1,
+            key: None,
+            prefix: "web-1.".into(),
+            wait: 0.0,
+            sink: None,
+            ctl: None,
+        };
+        let mut out = Vec::new();
+        datagram(&o, 3, 2, 0, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["name"], "web-1.3");
+        assert_eq!(v["seq"], 2);
+        assert_eq!(v["interval"], 2);
+        let message = hb_proto::datagram::parse_client(v).unwrap();
+        assert_eq!(message.id(), "HTB");
+    }
 }

@@ -778,6 +778,10 @@ fn hbload_counts_what_it_sends_and_what_comes_back() {
             "5",
             "--sources",
             "4",
+            "--wait",
+            "2",
+            "--ctl",
+            &format!("{}/hb.sock", server.dir.display()),
         ])
         .output()
         .expect("hbload");
@@ -789,6 +793,15 @@ fn hbload_counts_what_it_sends_and_what_comes_back() {
     let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(line["sent"], 500);
     assert_eq!(line["acks"], 500, "{line}");
+    // What the server counted meanwhile, read through its control socket.
+    assert_eq!(line["server"]["receiver"]["accepted"], 500, "{line}");
+    assert_eq!(line["server"]["engine"]["received_HTB"], 400, "{line}");
+    assert_eq!(line["server"]["engine"]["received_PLG"], 100, "{line}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server: accepted 500, rejected 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         line["rtt_p99_ms"].as_f64().is_some_and(|ms| ms < 1000.0),
         "{line}"
