@@ -140,10 +140,17 @@ pub struct EngineConfig {
     /// Pings kept per check in the store.
     #[serde(default = "default_ping_retention")]
     pub ping_retention: u32,
+    /// Hosts the engine holds at most; heartbeats of further new hosts are refused.
+    #[serde(default = "default_max_hosts")]
+    pub max_hosts: u32,
 }
 
 fn default_ping_retention() -> u32 {
     100
+}
+
+fn default_max_hosts() -> u32 {
+    100_000
 }
 
 /// An HTTP push monitor: pinged at `/ping/<uuid>` by a cron job or an application.

@@ -162,6 +162,8 @@ pub struct File {
     pub checks: BTreeMap<String, CheckFile>,
     /// Pings kept per check.
     pub ping_retention: Option<u32>,
+    /// Hosts the engine holds at most.
+    pub max_hosts: Option<u32>,
     /// Base profile name.
     pub default_threshold_config: Option<String>,
     /// Legacy host -> profile map.
@@ -586,6 +588,7 @@ impl Config {
                     .map(|(name, c)| (name.clone(), c.check_config()))
                     .collect(),
                 ping_retention: f.ping_retention.unwrap_or(100).clamp(1, 10_000),
+                max_hosts: f.max_hosts.unwrap_or(100_000).clamp(1, 10_000_000),
                 watchhosts: f.watchhosts.clone(),
                 dyndnshosts: f.dyndnshosts.clone(),
                 dyndomains: f.dyndomains.clone(),

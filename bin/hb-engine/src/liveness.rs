@@ -17,6 +17,7 @@
 //! they come due (at most about two entries per host exist at once).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// No host is down before this much silence: shorter outages neither alert nor recover.
 pub const RECOVERY_QUIET_MS: u64 = 4_000;
@@ -97,7 +98,7 @@ pub enum Change {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Tracked {
     last_seen: u64,
     state: State,
@@ -112,9 +113,11 @@ struct Tracked {
 /// Every host's liveness and the deadlines.
 #[derive(Debug, Default)]
 pub struct Liveness {
-    hosts: HashMap<String, Tracked>,
+    /// A host's name is allocated once, here, and shared by its deadlines: at 100,000 hosts
+    /// and more, the copies were a tenth of the engine's memory.
+    hosts: HashMap<Arc<str>, Tracked>,
     /// (due ms, sequence) -> (host, generation it was set for).
-    due: BTreeMap<(u64, u64), (String, u64)>,
+    due: BTreeMap<(u64, u64), (Arc<str>, u64)>,
     sequence: u64,
 }
 
@@ -122,14 +125,17 @@ impl Liveness {
     /// A heartbeat from `host` at `now`; returns a recovery if it was down.
     pub fn heartbeat(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
         let generation = self.next_generation();
-        let tracked = self.hosts.entry(host.to_string()).or_insert(Tracked {
-            last_seen: now,
-            state: State::Up,
-            since: now,
-            timing,
-            generation: 0,
-            hold_until: 0,
-        });
+        let (key, tracked) = self.tracked(
+            host,
+            Tracked {
+                last_seen: now,
+                state: State::Up,
+                since: now,
+                timing,
+                generation: 0,
+                hold_until: 0,
+            },
+        );
         let silent_ms = now.saturating_sub(tracked.last_seen);
         let change = match tracked.state {
             State::Down => Some(Change::Recovered { silent_ms }),
@@ -143,22 +149,41 @@ impl Liveness {
         tracked.timing = timing;
         tracked.generation = generation;
         tracked.hold_until = 0;
-        self.schedule(now.saturating_add(timing.overdue_after()), host, generation);
+        self.schedule(now.saturating_add(timing.overdue_after()), key, generation);
         change
+    }
+
+    /// The host's entry, made from `new` if it has none, with its shared name. Looked up
+    /// first: a name is allocated only for a new host, not per heartbeat.
+    fn tracked(&mut self, host: &str, new: Tracked) -> (Arc<str>, &mut Tracked) {
+        let key = match self.hosts.get_key_value(host) {
+            Some((key, _)) => Arc::clone(key),
+            None => {
+                let key: Arc<str> = Arc::from(host);
+                self.hosts.insert(Arc::clone(&key), new);
+                key
+            }
+        };
+        // Present: found or inserted just above.
+        let tracked = self.hosts.entry(Arc::clone(&key)).or_insert(new);
+        (key, tracked)
     }
 
     /// `host` said it shuts down: its silence from now on is expected. A host that was down
     /// has evidently come back: that is a recovery.
     pub fn shutdown(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
         let generation = self.next_generation();
-        let t = self.hosts.entry(host.to_string()).or_insert(Tracked {
-            last_seen: now,
-            state: State::Shutdown,
-            since: now,
-            timing,
-            generation,
-            hold_until: 0,
-        });
+        let (_, t) = self.tracked(
+            host,
+            Tracked {
+                last_seen: now,
+                state: State::Shutdown,
+                since: now,
+                timing,
+                generation,
+                hold_until: 0,
+            },
+        );
         let change = (t.state == State::Down).then(|| Change::Recovered {
             silent_ms: now.saturating_sub(t.last_seen),
         });
@@ -204,8 +229,9 @@ impl Liveness {
         hold_until: u64,
     ) {
         let generation = self.next_generation();
+        let key: Arc<str> = Arc::from(host);
         self.hosts.insert(
-            host.to_string(),
+            Arc::clone(&key),
             Tracked {
                 last_seen,
                 state,
@@ -218,13 +244,13 @@ impl Liveness {
         match state {
             State::Up => {
                 let overdue_at = last_seen.saturating_add(timing.overdue_after());
-                self.schedule(overdue_at, host, generation);
+                self.schedule(overdue_at, key, generation);
             }
             State::Overdue => {
                 let down_at = last_seen
                     .saturating_add(timing.down_after())
                     .max(hold_until);
-                self.schedule(down_at, host, generation);
+                self.schedule(down_at, key, generation);
             }
             State::Down | State::Shutdown => {}
         }
@@ -272,24 +298,24 @@ impl Liveness {
                 State::Up if down_at <= now => {
                     t.state = State::Down;
                     t.since = now;
-                    changes.push((host, Change::Down));
+                    changes.push((host.to_string(), Change::Down));
                 }
                 State::Overdue if down_at > now => {
                     // Its down deadline moved (a reload changed the timing): wait for it.
                     let generation = t.generation;
-                    self.schedule(down_at, &host, generation);
+                    self.schedule(down_at, host, generation);
                 }
                 State::Up => {
                     t.state = State::Overdue;
                     t.since = now;
                     let generation = t.generation;
-                    changes.push((host.clone(), Change::Overdue));
-                    self.schedule(down_at, &host, generation);
+                    changes.push((host.to_string(), Change::Overdue));
+                    self.schedule(down_at, host, generation);
                 }
                 State::Overdue => {
                     t.state = State::Down;
                     t.since = now;
-                    changes.push((host, Change::Down));
+                    changes.push((host.to_string(), Change::Down));
                 }
                 State::Down | State::Shutdown => {}
             }
@@ -297,10 +323,9 @@ impl Liveness {
         changes
     }
 
-    fn schedule(&mut self, due: u64, host: &str, generation: u64) {
+    fn schedule(&mut self, due: u64, host: Arc<str>, generation: u64) {
         self.sequence += 1;
-        self.due
-            .insert((due, self.sequence), (host.to_string(), generation));
+        self.due.insert((due, self.sequence), (host, generation));
     }
 }
 

@@ -23,8 +23,9 @@ use crate::storm::{Decision, Storms};
 use hb_rules::silence::{Silence, Window};
 use hb_rules::{HostRules, Level, Rules};
 
-/// Hosts tracked at most; datagrams from further new names are refused and counted (an
-/// unauthenticated sender could otherwise invent names until memory runs out).
+/// Hosts tracked at most unless `max_hosts` says otherwise; datagrams from further new names
+/// are refused and counted (an unauthenticated sender could otherwise invent names until
+/// memory runs out).
 pub const MAX_HOSTS: usize = 100_000;
 /// Plugins kept per host, and bytes of plugin data per host and in all (as JSON text, the
 /// form it is kept in): hostile senders cannot make the engine hold more than this.
@@ -65,6 +66,9 @@ struct Host {
     plugins: BTreeMap<String, (u64, Box<str>)>,
     /// `seq` of the last boot or shutdown notice, so a retransmitted one counts once.
     last_notice_seq: Option<u64>,
+    /// Its row in the store is older than these figures (see [`State::save_hosts`]). A
+    /// flag, not a set of names: a set held a copy of every name heard from in a second.
+    unsaved: bool,
 }
 
 /// One thing that happened, for the event list.
@@ -121,10 +125,10 @@ pub struct State {
     wrote: std::sync::atomic::AtomicBool,
     /// Hosts whose figures changed since the last [`State::flush_changes`].
     dirty: BTreeSet<String>,
+    /// Hosts held at most.
+    host_limit: usize,
     /// Of the `dirty` hosts, those for which more than `Change::Seen` carries changed.
     fresh: BTreeSet<String>,
-    /// Hosts whose row in the store is older than their figures (see [`State::save_hosts`]).
-    unsaved: BTreeSet<String>,
     /// Per (source address, reason): when its rejection was last an event, and how many
     /// were rejected since.
     rejections: HashMap<(IpAddr, String), (u64, u64)>,
@@ -151,6 +155,24 @@ impl Default for State {
     fn default() -> Self {
         State::new(hb_ipc::now_ms())
     }
+}
+
+/// A host's row for the store.
+fn host_row(live: &Liveness, name: &str, h: &Host) -> Option<store::Write> {
+    let (state, since) = live
+        .state_since(name)
+        .unwrap_or((liveness::State::Up, h.last_seen_ms));
+    Some(store::Write::Host(store::StoredHost {
+        name: name.to_string(),
+        last_seen_ms: h.last_seen_ms,
+        address: h.address.to_string(),
+        interval: h.announced_interval,
+        version: h.version.clone(),
+        rtt_ms: h.rtt_ms,
+        signed: h.signed,
+        state: state.name().into(),
+        state_since_ms: since,
+    }))
 }
 
 /// The counter of received messages of one `ID`, named without an allocation per datagram.
@@ -195,8 +217,8 @@ impl State {
             wrote: std::sync::atomic::AtomicBool::new(false),
             check_runs: checks::CheckRuns::default(),
             dirty: BTreeSet::new(),
-            unsaved: BTreeSet::new(),
             fresh: BTreeSet::new(),
+            host_limit: MAX_HOSTS,
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
             dns: crate::dns::DnsFollow::default(),
@@ -209,6 +231,11 @@ impl State {
     }
 
     /// Applies a configuration; hosts now listed in `drophosts` are dropped.
+    /// Sets how many hosts are held at most (`max_hosts`; the configuration sets it too).
+    pub fn set_host_limit(&mut self, limit: usize) {
+        self.host_limit = limit;
+    }
+
     pub fn configure(&mut self, config: EngineConfig, now: u64) -> Result<(), String> {
         // The supervisor checked these; a failure here means the two disagree.
         let rules = Rules::parse(
@@ -245,6 +272,7 @@ impl State {
             .filter(|h| self.hosts.contains_key(*h))
             .cloned()
             .collect();
+        self.host_limit = config.max_hosts as usize;
         self.config = Some(config);
         self.apply_api_checks(true);
         for host in dropped {
@@ -292,7 +320,13 @@ impl State {
     /// Stops the store's writer after its last commit.
     pub fn close_store(&mut self) {
         // Every row goes, waiting for room: nothing is left for a next call.
-        for host in std::mem::take(&mut self.unsaved) {
+        let unsaved: Vec<String> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.unsaved)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for host in unsaved {
             self.store_host(&host, true);
         }
         if let Some(store) = self.store.take() {
@@ -400,6 +434,7 @@ impl State {
                     signed: h.signed,
                     plugins: BTreeMap::new(),
                     last_notice_seq: None,
+                    unsaved: false,
                 },
             );
             let timing = self.timing(&h.name);
@@ -710,8 +745,10 @@ impl State {
                     // fleet's rate the store's queue and the writer's wake-ups cost more than
                     // everything else. A crash loses at most a second of last-seen times,
                     // and those come back with the next heartbeat.
-                    if !self.unsaved.contains(&host) {
-                        self.unsaved.insert(host.clone());
+                    if self.store.is_some()
+                        && let Some(h) = self.hosts.get_mut(&host)
+                    {
+                        h.unsaved = true;
                     }
                     self.follow_dns(&host, None);
                     self.dirty.insert(host);
@@ -772,7 +809,7 @@ impl State {
         message: ClientMessage,
     ) -> bool {
         if !self.hosts.contains_key(host) {
-            if self.hosts.len() >= MAX_HOSTS {
+            if self.hosts.len() >= self.host_limit {
                 self.count("hosts_refused");
                 return false;
             }
@@ -788,6 +825,7 @@ impl State {
                     signed,
                     plugins: BTreeMap::new(),
                     last_notice_seq: None,
+                    unsaved: false,
                 },
             );
             self.event(received_ms, host, format!("{host} is new, from {source}"));
@@ -991,22 +1029,7 @@ impl State {
     /// The store's row for a host, when there is a store and the host.
     fn host_row(&self, name: &str) -> Option<store::Write> {
         self.store.as_ref()?;
-        let h = self.hosts.get(name)?;
-        let (state, since) = self
-            .liveness
-            .state_since(name)
-            .unwrap_or((liveness::State::Up, h.last_seen_ms));
-        Some(store::Write::Host(store::StoredHost {
-            name: name.to_string(),
-            last_seen_ms: h.last_seen_ms,
-            address: h.address.to_string(),
-            interval: h.announced_interval,
-            version: h.version.clone(),
-            rtt_ms: h.rtt_ms,
-            signed: h.signed,
-            state: state.name().into(),
-            state_since_ms: since,
-        }))
+        host_row(&self.liveness, name, self.hosts.get(name)?)
     }
 
     /// Writes the rows of the hosts heard from since the last call (the loop calls it every
@@ -1014,26 +1037,32 @@ impl State {
     ///
     /// Only as many as the writer has room for go; the rest wait for the next call, so a
     /// burst of a whole fleet is written over a few seconds instead of dropped.
+    ///
+    /// A walk over every host: a millisecond per 100,000 hosts, once a second.
     pub fn save_hosts(&mut self) {
         let Some(store) = &self.store else {
-            self.unsaved.clear();
             return;
         };
-        while let Some(host) = self.unsaved.pop_first() {
-            let Some(row) = self.host_row(&host) else {
+        for (name, h) in &mut self.hosts {
+            if !h.unsaved {
+                continue;
+            }
+            let Some(row) = host_row(&self.liveness, name, h) else {
                 continue;
             };
             if !store.offer(row) {
-                self.unsaved.insert(host);
                 return;
             }
+            h.unsaved = false;
         }
     }
 
     /// A state change: stored now (ahead of any notification about it) and sent to the web.
     fn host_changed(&mut self, host: &str) {
         self.store_host(host, true);
-        self.unsaved.remove(host);
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.unsaved = false;
+        }
         self.fresh.remove(host);
         self.dirty.remove(host);
         if let Some(summary) = self.summary(host) {
@@ -2432,6 +2461,7 @@ pub(crate) mod tests {
             default_threshold_config: "default".into(),
             checks: BTreeMap::new(),
             ping_retention: 100,
+            max_hosts: 100_000,
         }
     }
 
