@@ -30,6 +30,8 @@ pub mod rate;
 pub mod supervise;
 mod sys;
 
+pub use sys::release_free_memory;
+
 /// The single-threaded runtime every hb program builds once its synchronous set-up (options,
 /// configuration, detaching, privilege drop) is done.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -205,14 +205,15 @@ fn main() {
     let _ = fleet.kill();
     let _ = fleet.wait();
 
-    // 100,000 hosts (the engine's limit), each once, then the engine's memory.
+    // 100,000 hosts (the engine's default limit), each every 2 s, and the engine's memory
+    // while they beat: a fleet that stopped would all go down, and what that changes is
+    // not what a host costs.
     let mut more = hbload(
         server.hb_port,
         &[
-            "-n", "100000", "-r", "50000", "-d", "2", "--prefix", "many", "--wait", "1",
+            "-n", "100000", "-r", "50000", "-d", "30", "--prefix", "many", "--wait", "0",
         ],
     );
-    let _ = more.wait();
     assert!(
         wait_for(Duration::from_secs(30), || server
             .counter("engine", "hosts")
@@ -220,8 +221,12 @@ fn main() {
         "only {} hosts",
         server.counter("engine", "hosts")
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // What their arrival freed is given back within 10 s (the engine trims its heap then).
+    let rss_100k_peak = rss_kib(engine);
+    std::thread::sleep(Duration::from_secs(11));
     let rss_100k = rss_kib(engine);
+    let _ = more.kill();
+    let _ = more.wait();
     let hosts_100k = server.counter("engine", "hosts") as f64;
     let per_host_fleet = (rss_fleet.saturating_sub(rss_empty)) as f64 * 1024.0 / f64::from(FLEET);
     let per_host_100k = (rss_100k.saturating_sub(rss_empty)) as f64 * 1024.0 / hosts_100k;
@@ -236,7 +241,7 @@ fn main() {
         "detection: the down page reached the webhook {detection_ms:.0} ms after the deadline (last heartbeat + {DOWN_AFTER:?}); fleet without loss: {fleet_ok}"
     );
     eprintln!(
-        "engine memory: {rss_empty} KiB with no host, {rss_fleet} KiB with {FLEET} ({per_host_fleet:.0} bytes per host), {rss_100k} KiB with {hosts_100k} ({per_host_100k:.0} bytes per host)"
+        "engine memory: {rss_empty} KiB with no host, {rss_fleet} KiB with {FLEET} ({per_host_fleet:.0} bytes per host), {rss_100k} KiB with {hosts_100k} ({per_host_100k:.0} bytes per host; {rss_100k_peak} KiB right after they arrived)"
     );
     println!(
         "{}",
@@ -248,7 +253,8 @@ fn main() {
                 "max": percentile(&latencies, 1.0)},
             "detection_ms_after_deadline": detection_ms,
             "fleet_without_loss": fleet_ok,
-            "engine_rss_kib": {"empty": rss_empty, "fleet": rss_fleet, "hosts_100k": rss_100k},
+            "engine_rss_kib": {"empty": rss_empty, "fleet": rss_fleet, "hosts_100k": rss_100k,
+                "hosts_100k_on_arrival": rss_100k_peak},
             "engine_bytes_per_host": {"fleet": per_host_fleet, "hosts_100k": per_host_100k},
         })
     );

@@ -116,6 +116,9 @@ async fn run(
                 state.second(hb_ipc::now_ms());
                 state.save_hosts();
                 seconds += 1;
+                if seconds.is_multiple_of(10) {
+                    hb_supervisor::release_free_memory();
+                }
                 if seconds.is_multiple_of(60) {
                     handoff.extend(state.overdue_notifications(hb_ipc::now_ms()));
                 }
