@@ -214,6 +214,14 @@ impl Live {
     /// Sends changes that arrived together as one batch, keeping only the newest state of
     /// each host.
     pub fn publish(&self, changes: Vec<Change>) {
+        // Nobody watches: keep the host list current and render nothing. Rendering every
+        // host heard from took the web 7 µs a host (42 % of a core at 60,000 per second).
+        if self.tx.receiver_count() == 0 {
+            for change in newest_per_host(changes) {
+                self.hold(&change);
+            }
+            return;
+        }
         let parts: Vec<Part> = newest_per_host(changes)
             .into_iter()
             .filter_map(|c| self.part(c))
@@ -232,6 +240,31 @@ impl Live {
         .into();
         // No receiver is fine: nobody watches.
         let _ = self.tx.send(Arc::new(Update { parts, all }));
+    }
+
+    /// Applies a change to the host list only.
+    fn hold(&self, change: &Change) {
+        match change {
+            Change::Host { host } => self.remember(host),
+            Change::Seen {
+                host,
+                last_seen_ms,
+                heartbeats,
+                rtt_ms,
+            } => {
+                if let Ok(mut c) = self.hosts.write()
+                    && let Some(h) = c.by_name.get_mut(host)
+                {
+                    h.last_seen_ms = *last_seen_ms;
+                    h.heartbeats = *heartbeats;
+                    h.rtt_ms = *rtt_ms;
+                }
+            }
+            Change::Dropped { host } => {
+                self.forget(host);
+            }
+            _ => {}
+        }
     }
 
     /// One change as an update, with who may see it.
@@ -627,5 +660,24 @@ mod tests {
         assert_eq!((b.last_seen_ms, b.heartbeats), (7_000, 3));
         let update = rx.try_recv().expect("an update");
         assert_eq!(update.parts.len(), 2);
+        // With nobody watching, the list is kept all the same.
+        drop(rx);
+        live.publish(vec![
+            Change::Seen {
+                host: "b".into(),
+                last_seen_ms: 8_000,
+                heartbeats: 4,
+                rtt_ms: None,
+            },
+            Change::Host { host: host("c", 1) },
+            Change::Dropped { host: "a".into() },
+        ]);
+        let names: Vec<(String, u64)> = live
+            .list()
+            .expect("complete")
+            .iter()
+            .map(|h| (h.name.clone(), h.heartbeats))
+            .collect();
+        assert_eq!(names, [("b".to_string(), 4), ("c".to_string(), 1)]);
     }
 }
