@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces docs/PERFORMANCE.md's pipeline figures on this machine: the bare UDP sink
 # (the baseline), the sustained rate the whole pipeline takes with zero loss inside the
-# server, a burst of 100,000 hosts, and the idle footprint of the six processes. Needs a release build:
+# server, a burst of 100,000 hosts, a million hosts, and the idle footprint of the six
+# processes. Needs a release build:
 #   cargo build --release --workspace --bins && contrib/perf/run.sh
 # Prints what it measures; each hbload run also prints one JSON line.
 set -euo pipefail
@@ -23,6 +24,7 @@ pidfile: $dir/hb.pid
 user: nobody
 source_rate: 1000000
 source_burst: 1000000
+max_hosts: 2000000
 YAML
     "$bin/hbsupervisor" -f -c "$dir/hb.yaml" > "$dir/log" 2>&1 &
     server=$!
@@ -52,6 +54,15 @@ start
 "$bin/hbload" -s "127.0.0.1:$udp" -n 100000 -r 20000 -d 5 --wait 2 > /dev/null 2>&1
 sleep 2
 "$bin/hbload" -s "127.0.0.1:$udp" -n 100000 --burst --wait 8 --ctl "$dir/hb.sock"
+stop
+
+echo "== a million hosts: each once in 33 s (30,000/s for 45 s), then the engine's memory"
+start
+engine=$(pgrep -P "$server" -x hb-engine)
+empty=$(awk '/^RssAnon/ { print $2 }' "/proc/$engine/status")
+"$bin/hbload" -s "127.0.0.1:$udp" -n 1000000 -r 30000 -d 45 --wait 2 --prefix m --ctl "$dir/hb.sock"
+full=$(awk '/^RssAnon/ { print $2 }' "/proc/$engine/status")
+echo "engine heap: ${empty} KiB empty, ${full} KiB with a million hosts: $(( (full - empty) * 1024 / 1000000 )) bytes per host"
 stop
 
 echo "== idle footprint: six processes, 100 hosts heartbeating"
