@@ -530,6 +530,57 @@ fn hbc_retries_servers_and_detaches() {
     }
 }
 
+// More than the queue to the engine holds arrives while the engine is frozen: the receiver
+// stops reading instead of dropping, the rest waits in the socket's buffer, and once the
+// engine runs again every datagram is ACKed and taken.
+#[test]
+fn a_frozen_engine_loses_nothing_the_queue_cannot_hold() {
+    let server = Server::start(
+        "frozen-burst",
+        "source_rate: 1000000\nsource_burst: 1000000\n",
+    );
+    let engine = server.pid_of("engine").expect("engine");
+    let pid = nix::unistd::Pid::from_raw(engine as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    // 15,000: the queue (8,192) and the channel's socket buffer take about 9,000; the rest
+    // (about 5 MB of kernel buffer) fits even where rmem_max caps it at 8 MiB.
+    let load = Command::new(bin("hbload"))
+        .args([
+            "-s",
+            &format!("127.0.0.1:{}", server.hb_port),
+            "-n",
+            "1000",
+            "-r",
+            "10000",
+            "-d",
+            "1.5",
+            "--wait",
+            "8",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hbload");
+    std::thread::sleep(Duration::from_secs(3));
+    let waited = server.counter("receiver", "engine_queue_wait_ms");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    assert!(waited > 0, "the receiver never waited for the engine");
+    assert!(
+        wait_for(Duration::from_secs(30), || server
+            .counter("engine", "received_HTB")
+            >= 15_000),
+        "the engine took {} of 15000",
+        server.counter("engine", "received_HTB")
+    );
+    let out = load.wait_with_output().expect("hbload");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["sent"], 15_000, "{line}");
+    assert_eq!(line["acks"], 15_000, "{line}");
+    assert_eq!(server.counter("receiver", "engine_queue_dropped"), 0);
+    assert_eq!(server.counter("receiver", "kernel_dropped"), 0);
+    assert_eq!(server.counter("engine", "received_HTB"), 15_000);
+}
+
 // ACKs never wait on the engine: with the engine frozen, hbc still gets its answer.
 #[test]
 fn acks_flow_while_the_engine_is_unavailable() {
