@@ -137,6 +137,35 @@ impl TryFrom<ReceiverToEngineWire> for ReceiverToEngine {
     }
 }
 
+/// A ping of a check, as hb-web passes it to the engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingRequest {
+    /// The check's UUID, as pinged.
+    pub uuid: String,
+    /// `success`, `start`, `fail` or `log` (an exit status: 0 success, else fail).
+    pub kind: String,
+    /// Exit status of the job, when the URL ends in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+    /// The run id (`rid`) tying a start to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    /// Who pinged.
+    pub source: SocketAddr,
+    /// The request body, cut to the stored size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// `GET`, `POST` or `HEAD`.
+    pub method: String,
+    /// The client's User-Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The ping key it carried, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
 /// What the engine keeps current in the receiver so an ACK never waits on the engine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -546,31 +575,7 @@ pub enum Query {
         monitors: Option<Vec<String>>,
     },
     /// A ping of a check (`/ping/<uuid>...`, `/heartbeat/<uuid>`), answered once stored.
-    Ping {
-        /// The check's UUID, as pinged.
-        uuid: String,
-        /// `success`, `start`, `fail` or `log` (an exit status: 0 success, else fail).
-        kind: String,
-        /// Exit status of the job, when the URL ends in one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        exit: Option<i32>,
-        /// The run id (`rid`) tying a start to its end.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rid: Option<String>,
-        /// Who pinged.
-        source: SocketAddr,
-        /// The request body, cut to the stored size.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        body: Option<String>,
-        /// `GET`, `POST` or `HEAD`.
-        method: String,
-        /// The client's User-Agent.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user_agent: Option<String>,
-        /// The ping key it carried, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        key: Option<String>,
-    },
+    Ping(PingRequest),
     /// The checks, with their state.
     Checks {},
     /// Defines, replaces or (with `None`) removes a check made through the API; removing one
@@ -969,6 +974,16 @@ mod tests {
             serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),
             rejected
         );
+    }
+
+    #[test]
+    fn a_ping_is_one_flat_object_and_refuses_strangers() {
+        let line = r#"{"query":"ping","uuid":"u","kind":"start","source":"127.0.0.1:9","method":"GET"}"#;
+        let q: Query = serde_json::from_str(line).unwrap();
+        assert!(matches!(&q, Query::Ping(p) if p.kind == "start" && p.exit.is_none()));
+        assert_eq!(serde_json::to_string(&q).unwrap(), line);
+        let stranger = line.replace("}", r#","extra":1}"#);
+        assert!(serde_json::from_str::<Query>(&stranger).is_err());
     }
 
     #[test]

@@ -5,9 +5,8 @@
 //! a log is only kept. Every ping goes into the store's history.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use hb_ipc::edge::{Answer, CheckSummary, PingRecord};
+use hb_ipc::edge::{Answer, CheckSummary, PingRecord, PingRequest};
 use hb_proto::message::{ClientMessage, Header, Heartbeat};
 use hb_supervisor::config::CheckFile;
 
@@ -52,19 +51,6 @@ impl CheckRuns {
     }
 }
 
-/// A ping's parts, as hb-web passes them.
-pub struct Ping {
-    pub uuid: String,
-    pub kind: String,
-    pub exit: Option<i32>,
-    pub rid: Option<String>,
-    pub source: SocketAddr,
-    pub body: Option<String>,
-    pub method: String,
-    pub user_agent: Option<String>,
-    pub key: Option<String>,
-}
-
 impl State {
     /// The check pinged at `uuid`, by name.
     fn check_by_uuid(&self, uuid: &str) -> Option<(String, bool, Option<String>)> {
@@ -100,7 +86,7 @@ impl State {
     }
 
     /// Takes a ping: `Pinged`, or why not (`no check` for an unknown UUID, `inactive`).
-    pub fn ping(&mut self, p: Ping, now: u64) -> Answer {
+    pub fn ping(&mut self, p: PingRequest, now: u64) -> Answer {
         let Some((check, active, key)) = self.check_by_uuid(&p.uuid) else {
             self.count("pings_unknown");
             return Answer::Error {

@@ -2187,30 +2187,7 @@ impl State {
                     .collect(),
             },
             Query::PutChannel { name, definition } => self.put_channel(name, definition),
-            Query::Ping {
-                uuid,
-                kind,
-                exit,
-                rid,
-                source,
-                body,
-                method,
-                user_agent,
-                key,
-            } => self.ping(
-                checks::Ping {
-                    uuid,
-                    kind,
-                    exit,
-                    rid,
-                    source,
-                    body,
-                    method,
-                    user_agent,
-                    key,
-                },
-                now,
-            ),
+            Query::Ping(ping) => self.ping(ping, now),
             Query::Checks {} => self.check_list(),
             Query::PutCheck { name, definition } => self.put_check(name, definition, now),
             Query::Pings { check, limit } if self.store.is_some() => {
@@ -2878,7 +2855,7 @@ pub(crate) mod tests {
 
     fn ping(s: &mut State, at: u64, uuid: &str, kind: &str, exit: Option<i32>) -> Answer {
         s.ping(
-            checks::Ping {
+            hb_ipc::edge::PingRequest {
                 uuid: uuid.into(),
                 kind: kind.into(),
                 exit,

@@ -184,7 +184,7 @@ async fn take_ping(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or(key);
-    let query = EngineQuery::Ping {
+    let query = EngineQuery::Ping(hb_ipc::edge::PingRequest {
         uuid,
         kind: kind.to_string(),
         exit,
@@ -194,7 +194,7 @@ async fn take_ping(
         method: method.as_str().to_string(),
         user_agent,
         key,
-    };
+    });
     match web.ask(query).await {
         Ok(Answer::Pinged { check, at_ms }) => Pinged::Done(check, at_ms),
         Ok(Answer::Error { message }) if message.contains("inactive") => Pinged::Inactive(message),
