@@ -978,7 +978,8 @@ mod tests {
 
     #[test]
     fn a_ping_is_one_flat_object_and_refuses_strangers() {
-        let line = r#"{"query":"ping","uuid":"u","kind":"start","source":"127.0.0.1:9","method":"GET"}"#;
+        let line =
+            r#"{"query":"ping","uuid":"u","kind":"start","source":"127.0.0.1:9","method":"GET"}"#;
         let q: Query = serde_json::from_str(line).unwrap();
         assert!(matches!(&q, Query::Ping(p) if p.kind == "start" && p.exit.is_none()));
         assert_eq!(serde_json::to_string(&q).unwrap(), line);

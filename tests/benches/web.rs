@@ -29,14 +29,6 @@ use serde_json::{Value, json};
 const HOSTS: u32 = 10_000;
 const WS_CLIENTS: usize = 500;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -151,7 +151,7 @@ impl State {
                 ver: None,
             });
             if self.apply(&check, p.source, now, false, beat) {
-                self.store_host(&check, true);
+                self.store_host(&check);
                 self.dirty.insert(check.clone());
             }
         }

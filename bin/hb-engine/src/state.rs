@@ -158,11 +158,11 @@ impl Default for State {
 }
 
 /// A host's row for the store.
-fn host_row(live: &Liveness, name: &str, h: &Host) -> Option<store::Write> {
+fn host_row(live: &Liveness, name: &str, h: &Host) -> store::Write {
     let (state, since) = live
         .state_since(name)
         .unwrap_or((liveness::State::Up, h.last_seen_ms));
-    Some(store::Write::Host(store::StoredHost {
+    store::Write::Host(store::StoredHost {
         name: name.to_string(),
         last_seen_ms: h.last_seen_ms,
         address: h.address.to_string(),
@@ -172,7 +172,7 @@ fn host_row(live: &Liveness, name: &str, h: &Host) -> Option<store::Write> {
         signed: h.signed,
         state: state.name().into(),
         state_since_ms: since,
-    }))
+    })
 }
 
 /// The counter of received messages of one `ID`, named without an allocation per datagram.
@@ -327,7 +327,7 @@ impl State {
             .map(|(name, _)| name.clone())
             .collect();
         for host in unsaved {
-            self.store_host(&host, true);
+            self.store_host(&host);
         }
         if let Some(store) = self.store.take() {
             store.close();
@@ -1011,25 +1011,13 @@ impl State {
         true
     }
 
-    /// Writes the host's row (its figures and liveness state) to the store; `transition`:
-    /// it carries a state change, which is never dropped.
-    fn store_host(&self, name: &str, transition: bool) {
-        let Some(row) = self.host_row(name) else {
-            return;
-        };
-        if let Some(store) = &self.store {
-            if transition {
-                store.send_always(row);
-            } else {
-                store.send(row);
-            }
+    /// Writes the host's row (its figures and liveness state) to the store now, waiting for
+    /// room: it carries a state change (or the last figures on shutdown), never dropped.
+    /// Figures alone go once a second through [`State::save_hosts`].
+    fn store_host(&self, name: &str) {
+        if let (Some(store), Some(h)) = (&self.store, self.hosts.get(name)) {
+            store.send_always(host_row(&self.liveness, name, h));
         }
-    }
-
-    /// The store's row for a host, when there is a store and the host.
-    fn host_row(&self, name: &str) -> Option<store::Write> {
-        self.store.as_ref()?;
-        host_row(&self.liveness, name, self.hosts.get(name)?)
     }
 
     /// Writes the rows of the hosts heard from since the last call (the loop calls it every
@@ -1047,10 +1035,7 @@ impl State {
             if !h.unsaved {
                 continue;
             }
-            let Some(row) = host_row(&self.liveness, name, h) else {
-                continue;
-            };
-            if !store.offer(row) {
+            if !store.offer(host_row(&self.liveness, name, h)) {
                 return;
             }
             h.unsaved = false;
@@ -1059,7 +1044,7 @@ impl State {
 
     /// A state change: stored now (ahead of any notification about it) and sent to the web.
     fn host_changed(&mut self, host: &str) {
-        self.store_host(host, true);
+        self.store_host(host);
         if let Some(h) = self.hosts.get_mut(host) {
             h.unsaved = false;
         }

@@ -181,21 +181,18 @@ impl Live {
         }
     }
 
-    /// Applies a `Seen` to the host held; the host as it is now, or `None` if it is not
-    /// held (a refresh under way brings it).
-    fn seen(
+    /// Applies a `Seen` to the host held and gives `then` the host as it is now; `None` if
+    /// it is not held (a refresh under way brings it).
+    fn seen<R>(
         &self,
         host: &str,
-        last_seen_ms: u64,
-        heartbeats: u64,
-        rtt_ms: Option<f64>,
-    ) -> Option<HostSummary> {
+        figures: (u64, u64, Option<f64>),
+        then: impl FnOnce(&HostSummary) -> R,
+    ) -> Option<R> {
         let mut c = self.hosts.write().ok()?;
         let h = c.by_name.get_mut(host)?;
-        h.last_seen_ms = last_seen_ms;
-        h.heartbeats = heartbeats;
-        h.rtt_ms = rtt_ms;
-        Some(h.clone())
+        apply_seen(h, figures);
+        Some(then(h))
     }
 
     fn forget(&self, host: &str) -> HostAccess {
@@ -252,13 +249,7 @@ impl Live {
                 heartbeats,
                 rtt_ms,
             } => {
-                if let Ok(mut c) = self.hosts.write()
-                    && let Some(h) = c.by_name.get_mut(host)
-                {
-                    h.last_seen_ms = *last_seen_ms;
-                    h.heartbeats = *heartbeats;
-                    h.rtt_ms = *rtt_ms;
-                }
+                self.seen(host, (*last_seen_ms, *heartbeats, *rtt_ms), |_| ());
             }
             Change::Dropped { host } => {
                 self.forget(host);
@@ -277,7 +268,11 @@ impl Live {
                 heartbeats,
                 rtt_ms,
             } => Change::Host {
-                host: self.seen(&host, last_seen_ms, heartbeats, rtt_ms)?,
+                host: self.seen(
+                    &host,
+                    (last_seen_ms, heartbeats, rtt_ms),
+                    HostSummary::clone,
+                )?,
             },
             change => change,
         };
@@ -514,6 +509,13 @@ async fn run_client(
     }
 }
 
+/// A `Seen`'s figures (last seen, heartbeats, RTT) applied to a whole host.
+fn apply_seen(h: &mut HostSummary, (last_seen_ms, heartbeats, rtt_ms): (u64, u64, Option<f64>)) {
+    h.last_seen_ms = last_seen_ms;
+    h.heartbeats = heartbeats;
+    h.rtt_ms = rtt_ms;
+}
+
 /// Keeps one state per host from a batch, where the newest was: a whole host replaces an
 /// older one, and the figures of a `Seen` are folded into a whole host before it (a new
 /// host's summary and its first figures often come in one batch; the `Seen` alone would
@@ -542,9 +544,7 @@ fn newest_per_host(changes: Vec<Change>) -> Vec<Change> {
         ) = (earlier, &change)
             && let Some(Change::Host { host }) = out[i].as_mut()
         {
-            host.last_seen_ms = *last_seen_ms;
-            host.heartbeats = *heartbeats;
-            host.rtt_ms = *rtt_ms;
+            apply_seen(host, (*last_seen_ms, *heartbeats, *rtt_ms));
             continue;
         }
         if let Some(i) = earlier {

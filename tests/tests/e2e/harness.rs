@@ -741,6 +741,15 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
 }
 
 /// Field of /proc/PID/status, e.g. "Uid".
+/// The value at fraction `p` (0 to 1) of sorted figures; NaN when there are none.
+#[allow(dead_code)] // The benches' (they share this file).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
 pub fn proc_status(pid: u32, field: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines().find_map(|l| {
