@@ -149,8 +149,12 @@ fn default_ping_retention() -> u32 {
     100
 }
 
+/// Hosts the engine holds at most unless `max_hosts` says otherwise: an unauthenticated
+/// sender could otherwise invent names until memory runs out.
+pub const DEFAULT_MAX_HOSTS: u32 = 100_000;
+
 fn default_max_hosts() -> u32 {
-    100_000
+    DEFAULT_MAX_HOSTS
 }
 
 /// An HTTP push monitor: pinged at `/ping/<uuid>` by a cron job or an application.

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// A validated client message as JSON text, passed through as it is: the engine parses it
-/// once into its own types and the journal writes it out verbatim, with no JSON tree
-/// built, copied and printed again on the way (at a fleet's rate that was a fifth of the
+/// A validated client message as JSON text, passed through as it is: the engine decodes it
+/// once (text to its own types) and the journal writes it out verbatim; no decoded tree is
+/// carried, copied and printed again on the way (at a fleet's rate that was a fifth of the
 /// engine's time).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]

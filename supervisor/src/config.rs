@@ -588,7 +588,10 @@ impl Config {
                     .map(|(name, c)| (name.clone(), c.check_config()))
                     .collect(),
                 ping_retention: f.ping_retention.unwrap_or(100).clamp(1, 10_000),
-                max_hosts: f.max_hosts.unwrap_or(100_000).clamp(1, 10_000_000),
+                max_hosts: f
+                    .max_hosts
+                    .unwrap_or(hb_ipc::config::DEFAULT_MAX_HOSTS)
+                    .clamp(1, 10_000_000),
                 watchhosts: f.watchhosts.clone(),
                 dyndnshosts: f.dyndnshosts.clone(),
                 dyndomains: f.dyndomains.clone(),

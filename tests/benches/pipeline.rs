@@ -8,7 +8,7 @@
 //!   webhook times the down notification against the deadline (`max_missed * interval +
 //!   grace` = 4 s after the last heartbeat);
 //! - memory (figure 3): the engine's RSS with no hosts, with the fleet, and with 100,000
-//!   hosts (`MAX_HOSTS`) heartbeating every 10 s, per host.
+//!   more hosts heartbeating every 10 s beside the fleet, per host.
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p hb-tests --bench pipeline`.
 //! It prints a human summary and one JSON line.
@@ -54,7 +54,7 @@ fn main() {
     let server = Server::start(
         "bench-pipeline",
         &format!(
-            "source_rate: 1000000\nsource_burst: 1000000\n\
+            "source_rate: 1000000\nsource_burst: 1000000\nmax_hosts: 200000\n\
              watchhosts: [victim]\nnotify: [hook]\n\
              notification_channels:\n  hook: {{type: webhook, url: \"http://127.0.0.1:{}/hook\"}}\n",
             hook.port
@@ -66,7 +66,7 @@ fn main() {
     let rss_empty = rss_kib(engine);
 
     // The fleet: 10,000 hosts, each every second, for the whole run.
-    let mut fleet = hbload(
+    let fleet = hbload(
         server.hb_port,
         &[
             "-n",
@@ -74,7 +74,7 @@ fn main() {
             "-r",
             &FLEET.to_string(),
             "-d",
-            "45",
+            "90",
             "--wait",
             "0",
         ],
@@ -189,13 +189,11 @@ fn main() {
     };
     let fleet_ok = server.counter("receiver", "engine_queue_dropped") == 0
         && server.counter("receiver", "kernel_dropped") == 0;
-    let _ = fleet.kill();
-    let _ = fleet.wait();
 
-    // 100,000 hosts (the engine's default limit), each every 10 s as a real fleet beats
-    // (10,000/s), and the engine's memory while they beat: a fleet that stopped would all
+    // 100,000 more hosts, each every 10 s as a real fleet beats (10,000/s), beside the
+    // fleet, and the engine's memory while all of them beat: hosts that stopped would all
     // go down, and what that changes is not what a host costs.
-    let mut more = hbload(
+    let more = hbload(
         server.hb_port,
         &[
             "-n", "100000", "-r", "10000", "-d", "40", "--prefix", "many", "--wait", "0",
@@ -204,7 +202,7 @@ fn main() {
     assert!(
         wait_for(Duration::from_secs(30), || server
             .counter("engine", "hosts")
-            >= 100_000),
+            >= 100_000 + u64::from(FLEET)),
         "only {} hosts",
         server.counter("engine", "hosts")
     );
@@ -212,9 +210,12 @@ fn main() {
     let rss_100k_peak = rss_kib(engine);
     std::thread::sleep(Duration::from_secs(11));
     let rss_100k = rss_kib(engine);
-    let _ = more.kill();
-    let _ = more.wait();
     let hosts_100k = server.counter("engine", "hosts") as f64;
+    assert_eq!(server.counter("engine", "hosts_refused"), 0);
+    for mut load in [more, fleet] {
+        let _ = load.kill();
+        let _ = load.wait();
+    }
     let per_host_fleet = (rss_fleet.saturating_sub(rss_empty)) as f64 * 1024.0 / f64::from(FLEET);
     let per_host_100k = (rss_100k.saturating_sub(rss_empty)) as f64 * 1024.0 / hosts_100k;
 

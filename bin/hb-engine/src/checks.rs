@@ -150,9 +150,9 @@ impl State {
                 rtt: None,
                 ver: None,
             });
+            // A ping is rare and answered only once stored: its row goes with it.
             if self.apply(&check, p.source, now, false, beat) {
                 self.store_host(&check);
-                self.dirty.insert(check.clone());
             }
         }
         let what = match (kind.as_str(), p.exit, duration_ms) {

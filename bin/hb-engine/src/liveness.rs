@@ -98,7 +98,7 @@ pub enum Change {
     },
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct Tracked {
     last_seen: u64,
     state: State,
@@ -156,15 +156,10 @@ impl Liveness {
     /// The host's entry, made from `new` if it has none, with its shared name. Looked up
     /// first: a name is allocated only for a new host, not per heartbeat.
     fn tracked(&mut self, host: &str, new: Tracked) -> (Arc<str>, &mut Tracked) {
-        let key = match self.hosts.get_key_value(host) {
-            Some((key, _)) => Arc::clone(key),
-            None => {
-                let key: Arc<str> = Arc::from(host);
-                self.hosts.insert(Arc::clone(&key), new);
-                key
-            }
-        };
-        // Present: found or inserted just above.
+        let key = self
+            .hosts
+            .get_key_value(host)
+            .map_or_else(|| Arc::from(host), |(key, _)| Arc::clone(key));
         let tracked = self.hosts.entry(Arc::clone(&key)).or_insert(new);
         (key, tracked)
     }

@@ -114,7 +114,7 @@ async fn run(
             _ = feed_ticks.tick(), if started => feed_tick(&mut state, &links, &mut feed),
             _ = flushes.tick(), if started => {
                 state.second(hb_ipc::now_ms());
-                state.save_hosts();
+                state.save_hosts(false);
                 seconds += 1;
                 if seconds.is_multiple_of(10) {
                     hb_supervisor::release_free_memory();
@@ -220,7 +220,7 @@ async fn run(
                 }
                 Some(ControlEvent::Request { id, query }) => {
                     let reply = state.query(query, hb_ipc::now_ms());
-                    feed_tick(&mut state, &links, &mut feed);
+                    feed.send(&links.web, std::mem::take(&mut state.changes));
                     match reply {
                         Reply::Now(answer) => {
                             let control = control.clone();
@@ -254,10 +254,10 @@ async fn run(
                 state.received(msg);
             }
             Some(WebToEngine::Request { id, query }) = web_requests.recv(), if started => {
-                // What a change made through the API changed goes out ahead of its answer,
-                // as it did before changes waited for the feed's tick.
+                // What a change made through the API changed goes out ahead of its answer
+                // (figures heard meanwhile wait for the tick).
                 let reply = state.query(query, hb_ipc::now_ms());
-                feed_tick(&mut state, &links, &mut feed);
+                feed.send(&links.web, std::mem::take(&mut state.changes));
                 match reply {
                     Reply::Now(answer) => {
                         let web = web.clone();

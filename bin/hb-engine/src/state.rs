@@ -23,10 +23,6 @@ use crate::storm::{Decision, Storms};
 use hb_rules::silence::{Silence, Window};
 use hb_rules::{HostRules, Level, Rules};
 
-/// Hosts tracked at most unless `max_hosts` says otherwise; datagrams from further new names
-/// are refused and counted (an unauthenticated sender could otherwise invent names until
-/// memory runs out).
-pub const MAX_HOSTS: usize = 100_000;
 /// Plugins kept per host, and bytes of plugin data per host and in all (as JSON text, the
 /// form it is kept in): hostile senders cannot make the engine hold more than this.
 const MAX_PLUGINS: usize = 64;
@@ -69,6 +65,9 @@ struct Host {
     /// Its row in the store is older than these figures (see [`State::save_hosts`]). A
     /// flag, not a set of names: a set held a copy of every name heard from in a second.
     unsaved: bool,
+    /// More changed than a `Change::Seen` carries (new, moved, version, interval,
+    /// signing, access): the web gets the whole summary at the next flush.
+    fresh: bool,
 }
 
 /// One thing that happened, for the event list.
@@ -125,10 +124,10 @@ pub struct State {
     wrote: std::sync::atomic::AtomicBool,
     /// Hosts whose figures changed since the last [`State::flush_changes`].
     dirty: BTreeSet<String>,
+    /// Where the next [`State::save_hosts`] starts: where the last one found the writer full.
+    save_cursor: Option<String>,
     /// Hosts held at most.
     host_limit: usize,
-    /// Of the `dirty` hosts, those for which more than `Change::Seen` carries changed.
-    fresh: BTreeSet<String>,
     /// Per (source address, reason): when its rejection was last an event, and how many
     /// were rejected since.
     rejections: HashMap<(IpAddr, String), (u64, u64)>,
@@ -175,6 +174,22 @@ fn host_row(live: &Liveness, name: &str, h: &Host) -> store::Write {
     })
 }
 
+/// Writes a host's row if its figures are newer than it; false if the writer had no room
+/// (only without `wait`).
+fn save_row(store: &store::Writer, live: &Liveness, name: &str, h: &mut Host, wait: bool) -> bool {
+    if !h.unsaved {
+        return true;
+    }
+    let row = host_row(live, name, h);
+    if wait {
+        store.send_always(row);
+    } else if !store.offer(row) {
+        return false;
+    }
+    h.unsaved = false;
+    true
+}
+
 /// The counter of received messages of one `ID`, named without an allocation per datagram.
 fn received_counter(id: &str) -> &'static str {
     match id {
@@ -217,8 +232,8 @@ impl State {
             wrote: std::sync::atomic::AtomicBool::new(false),
             check_runs: checks::CheckRuns::default(),
             dirty: BTreeSet::new(),
-            fresh: BTreeSet::new(),
-            host_limit: MAX_HOSTS,
+            save_cursor: None,
+            host_limit: hb_ipc::config::DEFAULT_MAX_HOSTS as usize,
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
             dns: crate::dns::DnsFollow::default(),
@@ -230,12 +245,12 @@ impl State {
         }
     }
 
-    /// Applies a configuration; hosts now listed in `drophosts` are dropped.
     /// Sets how many hosts are held at most (`max_hosts`; the configuration sets it too).
     pub fn set_host_limit(&mut self, limit: usize) {
         self.host_limit = limit;
     }
 
+    /// Applies a configuration; hosts now listed in `drophosts` are dropped.
     pub fn configure(&mut self, config: EngineConfig, now: u64) -> Result<(), String> {
         // The supervisor checked these; a failure here means the two disagree.
         let rules = Rules::parse(
@@ -319,16 +334,7 @@ impl State {
 
     /// Stops the store's writer after its last commit.
     pub fn close_store(&mut self) {
-        // Every row goes, waiting for room: nothing is left for a next call.
-        let unsaved: Vec<String> = self
-            .hosts
-            .iter()
-            .filter(|(_, h)| h.unsaved)
-            .map(|(name, _)| name.clone())
-            .collect();
-        for host in unsaved {
-            self.store_host(&host);
-        }
+        self.save_hosts(true);
         if let Some(store) = self.store.take() {
             store.close();
         }
@@ -435,6 +441,7 @@ impl State {
                     plugins: BTreeMap::new(),
                     last_notice_seq: None,
                     unsaved: false,
+                    fresh: false,
                 },
             );
             let timing = self.timing(&h.name);
@@ -741,17 +748,7 @@ impl State {
                 };
                 self.count(received_counter(message.id()));
                 if self.apply(&host, source, received_ms, signed, message) {
-                    // A host's row is written once per second, not once per datagram: at a
-                    // fleet's rate the store's queue and the writer's wake-ups cost more than
-                    // everything else. A crash loses at most a second of last-seen times,
-                    // and those come back with the next heartbeat.
-                    if self.store.is_some()
-                        && let Some(h) = self.hosts.get_mut(&host)
-                    {
-                        h.unsaved = true;
-                    }
                     self.follow_dns(&host, None);
-                    self.dirty.insert(host);
                 }
             }
         }
@@ -826,10 +823,10 @@ impl State {
                     plugins: BTreeMap::new(),
                     last_notice_seq: None,
                     unsaved: false,
+                    fresh: true,
                 },
             );
             self.event(received_ms, host, format!("{host} is new, from {source}"));
-            self.fresh.insert(host.to_string());
         }
         let Some(entry) = self.hosts.get_mut(host) else {
             return false;
@@ -843,7 +840,7 @@ impl State {
                 source.ip()
             );
             entry.address = source;
-            self.fresh.insert(host.to_string());
+            entry.fresh = true;
             self.event(received_ms, host, text);
         } else {
             entry.address = source;
@@ -852,9 +849,15 @@ impl State {
             return false;
         };
         entry.last_seen_ms = received_ms;
-        if entry.signed != signed {
-            entry.signed = signed;
-            self.fresh.insert(host.to_string());
+        entry.fresh |= entry.signed != signed;
+        entry.signed = signed;
+        // Its row is written once per second, not once per datagram: at a fleet's rate the
+        // store's queue and the writer's wake-ups cost more than everything else. A crash
+        // loses at most a second of last-seen times, and the next heartbeat brings them.
+        entry.unsaved = true;
+        // Marked before any state change below, which sends the whole host and unmarks it.
+        if !self.dirty.contains(host) {
+            self.dirty.insert(host.to_string());
         }
         // Any message shows the host alive; one first seen through a plugin report or a
         // notice is timed from it, like from a heartbeat.
@@ -873,15 +876,8 @@ impl State {
         match message {
             ClientMessage::Heartbeat(h) => {
                 entry.heartbeats += 1;
-                let listed = (entry.announced_interval, entry.version.as_deref());
-                if (h.interval.is_some() && h.interval != listed.0)
-                    || (h.ver.is_some() && h.ver.as_deref() != listed.1)
-                {
-                    self.fresh.insert(host.to_string());
-                }
-                let Some(entry) = self.hosts.get_mut(host) else {
-                    return false;
-                };
+                entry.fresh |= (h.interval.is_some() && h.interval != entry.announced_interval)
+                    || (h.ver.is_some() && h.ver != entry.version);
                 entry.announced_interval = h.interval.or(entry.announced_interval);
                 entry.rtt_ms = h.rtt.or(entry.rtt_ms);
                 entry.version = h.ver.or(entry.version.take());
@@ -962,6 +958,7 @@ impl State {
             }
             ClientMessage::Boot(n) => {
                 entry.last_notice_seq = n.header.seq;
+                entry.fresh |= n.ver.is_some() && n.ver != entry.version;
                 entry.version = n.ver.or(entry.version.take());
                 self.event(received_ms, host, format!("{host} rebooted"));
             }
@@ -1020,25 +1017,37 @@ impl State {
         }
     }
 
-    /// Writes the rows of the hosts heard from since the last call (the loop calls it every
-    /// second, and once more before the store closes).
+    /// Writes the rows of the hosts heard from since they were last written (the loop calls
+    /// it every second; `close_store` with `wait`, so that every row goes).
     ///
-    /// Only as many as the writer has room for go; the rest wait for the next call, so a
-    /// burst of a whole fleet is written over a few seconds instead of dropped.
-    ///
-    /// A walk over every host: a millisecond per 100,000 hosts, once a second.
-    pub fn save_hosts(&mut self) {
+    /// Without `wait`, only as many go as the writer has room for, and the next call goes on
+    /// after the last host written (wrapping around), so a burst of a whole fleet is
+    /// written over a few seconds instead of dropped, and no host waits behind the others
+    /// for good. A walk over every host: a millisecond per 100,000 hosts.
+    pub fn save_hosts(&mut self, wait: bool) {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         let Some(store) = &self.store else {
             return;
         };
-        for (name, h) in &mut self.hosts {
-            if !h.unsaved {
-                continue;
-            }
-            if !store.offer(host_row(&self.liveness, name, h)) {
+        let cursor = self.save_cursor.take();
+        let from = cursor.as_deref().map_or(Unbounded, Included);
+        for (name, h) in self.hosts.range_mut::<str, _>((from, Unbounded)) {
+            if !save_row(store, &self.liveness, name, h, wait) {
+                self.save_cursor = Some(name.clone());
                 return;
             }
-            h.unsaved = false;
+        }
+        let Some(cursor) = cursor else {
+            return;
+        };
+        for (name, h) in self
+            .hosts
+            .range_mut::<str, _>((Unbounded, Excluded(cursor.as_str())))
+        {
+            if !save_row(store, &self.liveness, name, h, wait) {
+                self.save_cursor = Some(name.clone());
+                return;
+            }
         }
     }
 
@@ -1047,8 +1056,8 @@ impl State {
         self.store_host(host);
         if let Some(h) = self.hosts.get_mut(host) {
             h.unsaved = false;
+            h.fresh = false;
         }
-        self.fresh.remove(host);
         self.dirty.remove(host);
         if let Some(summary) = self.summary(host) {
             self.changes.push(Change::Host { host: summary });
@@ -1056,14 +1065,17 @@ impl State {
     }
 
     /// Sends the hosts whose figures changed since the last call (at most once per host per
-    /// call; the loop calls it every second).
+    /// call; the loop calls it every 25 ms).
     pub fn flush_changes(&mut self) {
         for host in std::mem::take(&mut self.dirty) {
-            if self.fresh.remove(&host) {
+            let Some(h) = self.hosts.get_mut(&host) else {
+                continue;
+            };
+            if std::mem::take(&mut h.fresh) {
                 if let Some(summary) = self.summary(&host) {
                     self.changes.push(Change::Host { host: summary });
                 }
-            } else if let Some(h) = self.hosts.get(&host) {
+            } else {
                 self.changes.push(Change::Seen {
                     last_seen_ms: h.last_seen_ms,
                     heartbeats: h.heartbeats,
@@ -1765,7 +1777,6 @@ impl State {
             }
         }
         self.dirty.remove(host);
-        self.fresh.remove(host);
         self.queues.remove(host);
         self.dns.forget(host);
         self.write(store::Write::Drop {
@@ -1871,8 +1882,6 @@ impl State {
                     value,
                 });
                 self.host_changed(&host);
-                self.fresh.insert(host.clone());
-                self.dirty.insert(host.clone());
                 let text = format!(
                     "{host}: owner {}, managers [{}], monitors [{}] (set through the API)",
                     new.owner.as_deref().unwrap_or("(default)"),
@@ -2423,7 +2432,7 @@ pub(crate) mod tests {
             default_threshold_config: "default".into(),
             checks: BTreeMap::new(),
             ping_retention: 100,
-            max_hosts: 100_000,
+            max_hosts: hb_ipc::config::DEFAULT_MAX_HOSTS,
         }
     }
 

@@ -1,11 +1,14 @@
 //! hb-receiver: reads heartbeat datagrams from the UDP socket the supervisor bound, checks
 //! each one (docs/PROTOCOL.md), answers with an ACK at once and forwards it to the engine.
 //! Runs chrooted, as its own user, with nothing to write. The engine keeps the table the ACKs
-//! need current here, so ACKs keep flowing while the engine restarts.
+//! need current here, so ACKs keep flowing while the engine restarts, for as long as the
+//! queue to it (8,192 messages) holds what arrives meanwhile.
 //!
-//! When the queue to the engine is full, the receiver stops reading the socket until there is
-//! room: datagrams wait in the kernel's receive buffer (sized for a fleet's burst) instead of
-//! being taken, ACKed and dropped. What the kernel itself drops when that buffer overflows is
+//! When the queue to the engine is full (it is behind, or away longer than that), the
+//! receiver stops reading the socket until there is room: an ACK means the datagram is
+//! taken, so datagrams wait in the kernel's receive buffer (sized for a fleet's burst),
+//! unACKed, instead of being taken, ACKed and dropped. Clients see an engine that stays
+//! away as a silent server and turn to their next one. What the kernel itself drops when that buffer overflows is
 //! counted (`kernel_dropped`, from `SO_RXQ_OVFL`).
 
 #![forbid(unsafe_code)]
@@ -173,18 +176,16 @@ impl Batch {
         )
         .map_err(std::io::Error::from)?;
         let mut dropped = self.kernel_dropped;
-        let meta: Vec<(usize, Option<SocketAddr>)> = results
-            .map(|r| {
-                for cmsg in r.cmsgs().into_iter().flatten() {
-                    if let ControlMessageOwned::RxqOvfl(n) = cmsg {
-                        dropped = dropped.max(n);
-                    }
+        self.meta.clear();
+        self.meta.extend(results.map(|r| {
+            for cmsg in r.cmsgs().into_iter().flatten() {
+                if let ControlMessageOwned::RxqOvfl(n) = cmsg {
+                    dropped = dropped.max(n);
                 }
-                (r.bytes, r.address.as_ref().and_then(to_std))
-            })
-            .collect();
+            }
+            (r.bytes, r.address.as_ref().and_then(to_std))
+        }));
         self.kernel_dropped = dropped;
-        self.meta = meta;
         Ok(self.meta.len())
     }
 }
@@ -205,14 +206,18 @@ async fn receive(
 ) {
     let mut batch = Batch::new();
     let mut reports = (Instant::now(), 0u32);
-    // About the ms the receiver stopped reading because the queue to the engine was full.
-    let mut engine_waits = 0u64;
+    // How long the receiver stopped reading because the queue to the engine was full.
+    let mut engine_waited = std::time::Duration::ZERO;
+    let mut waiting_since: Option<Instant> = None;
     if let Err(e) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1) {
         tracing::warn!(error = %e, "Cannot count the kernel's drops on the UDP socket (SO_RXQ_OVFL).");
     }
     loop {
         // Room for a whole batch and the rejections it may bring.
         let room = engine.room() >= BATCH;
+        if room && let Some(since) = waiting_since.take() {
+            engine_waited += since.elapsed();
+        }
         tokio::select! {
             biased;
             Some(update) = table.recv() => match update {
@@ -226,14 +231,18 @@ async fn receive(
                 ToGate::Counters(reply) => {
                     let mut counters = gate.counters().clone();
                     counters.insert("engine_queue_dropped".into(), engine.dropped());
-                    counters.insert("engine_queue_wait_ms".into(), engine_waits);
+                    let waiting = waiting_since.map_or(std::time::Duration::ZERO, |t| t.elapsed());
+                    counters.insert(
+                        "engine_queue_wait_ms".into(),
+                        (engine_waited + waiting).as_millis() as u64,
+                    );
                     counters.insert("kernel_dropped".into(), batch.kernel_dropped.into());
                     let _ = reply.send(counters);
                 }
             },
             // The writer drains the queue on this thread; look again soon.
             _ = tokio::time::sleep(std::time::Duration::from_millis(1)), if !room => {
-                engine_waits += 1;
+                waiting_since.get_or_insert_with(Instant::now);
             }
             ready = socket.readable(), if room => {
                 if let Err(e) = ready {

@@ -95,7 +95,7 @@ impl Update {
 }
 
 /// The fan-out, and every host as the engine last reported it. The engine reports every
-/// change of a host (figures at most once a second), so after one full list the web keeps
+/// change of a host (figures as a `Seen` at most every 25 ms), so after one full list the web keeps
 /// the list itself and host lists, snapshots and `/metrics` cost no engine round trip.
 pub struct Live {
     tx: broadcast::Sender<Arc<Update>>,
@@ -214,8 +214,9 @@ impl Live {
         // Nobody watches: keep the host list current and render nothing. Rendering every
         // host heard from took the web 7 µs a host (42 % of a core at 60,000 per second).
         if self.tx.receiver_count() == 0 {
-            for change in newest_per_host(changes) {
-                self.hold(&change);
+            // In order: a batch's whole host comes before the figures that follow it.
+            for change in &changes {
+                self.hold(change);
             }
             return;
         }
@@ -274,6 +275,10 @@ impl Live {
                     HostSummary::clone,
                 )?,
             },
+            Change::Host { host } => {
+                self.remember(&host);
+                Change::Host { host }
+            }
             change => change,
         };
         let host = match &change {
@@ -284,7 +289,6 @@ impl Live {
         let (audience, json) = match change {
             Change::Host { host } => {
                 let access = HostAccess::of(&host);
-                self.remember(&host);
                 let mut value = host_json(&host, None);
                 if let Some(o) = value.as_object_mut() {
                     o.remove("role");
