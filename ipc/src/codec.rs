@@ -148,6 +148,27 @@ pub fn encode_line<T: Serialize>(msg: &T, max_len: usize) -> Result<Vec<u8>, Cod
     Ok(line)
 }
 
+/// Appends one message as a complete frame (with its newline) to `buf`; on error `buf` is
+/// as it was.
+pub fn encode_line_into<T: Serialize>(
+    msg: &T,
+    max_len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let start = buf.len();
+    let written = serde_json::to_writer(&mut *buf, msg);
+    if let Err(e) = written {
+        buf.truncate(start);
+        return Err(e.into());
+    }
+    if buf.len() - start > max_len {
+        buf.truncate(start);
+        return Err(CodecError::TooLong { limit: max_len });
+    }
+    buf.push(b'\n');
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

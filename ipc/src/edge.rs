@@ -21,9 +21,13 @@ impl RawMessage {
         self.0.get()
     }
 
-    /// The message as a JSON tree.
-    pub fn to_value(&self) -> serde_json::Result<serde_json::Value> {
-        serde_json::from_str(self.0.get())
+    /// `value` printed as JSON text, without a tree on the way.
+    pub fn of<T: Serialize>(value: &T) -> RawMessage {
+        // Printing plain data cannot fail; the fallback is unreachable but costs nothing.
+        RawMessage(
+            serde_json::value::to_raw_value(value)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::io::Read;
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -206,7 +207,15 @@ pub fn decode_server<'a>(
 /// Encodes a message: compact JSON, zlib-compressed when longer than `compress_over` bytes
 /// and smaller so, signed when a key and (time, counter) are given.
 pub fn encode(json: &Value, compress_over: usize, sign: Option<(&[u8], u64, u64)>) -> Vec<u8> {
-    let text = json.to_string().into_bytes();
+    encode_text(json.to_string().into_bytes(), compress_over, sign)
+}
+
+/// [`encode`] for a message already printed as JSON text.
+pub fn encode_text(
+    text: Vec<u8>,
+    compress_over: usize,
+    sign: Option<(&[u8], u64, u64)>,
+) -> Vec<u8> {
     let mut out = if text.len() > compress_over {
         let compressed = compress(&text);
         if compressed.len() < text.len() {
@@ -399,20 +408,7 @@ fn client_message(object: Map<String, Value>) -> Result<ClientMessage, Reject> {
     let message = match id.as_str() {
         "HTB" => {
             let m: Heartbeat = typed(object)?;
-            if let Some(i) = m.interval
-                && !(1..=MAX_INTERVAL).contains(&i)
-            {
-                return Err(invalid(
-                    "interval",
-                    format!("{i} is not 1 to {MAX_INTERVAL}"),
-                ));
-            }
-            if let Some(rtt) = m.rtt
-                && !(rtt.is_finite() && (0.0..=MAX_RTT_MS).contains(&rtt))
-            {
-                return Err(invalid("rtt", format!("{rtt} is not 0 to {MAX_RTT_MS} ms")));
-            }
-            check_short("ver", m.ver.as_deref())?;
+            check_heartbeat(&m)?;
             ClientMessage::Heartbeat(m)
         }
         "PLG" => {
@@ -450,6 +446,77 @@ fn client_message(object: Map<String, Value>) -> Result<ClientMessage, Reject> {
     };
     check_header(message.header())?;
     Ok(message)
+}
+
+fn check_heartbeat(m: &Heartbeat) -> Result<(), Reject> {
+    if let Some(i) = m.interval
+        && !(1..=MAX_INTERVAL).contains(&i)
+    {
+        return Err(invalid(
+            "interval",
+            format!("{i} is not 1 to {MAX_INTERVAL}"),
+        ));
+    }
+    if let Some(rtt) = m.rtt
+        && !(rtt.is_finite() && (0.0..=MAX_RTT_MS).contains(&rtt))
+    {
+        return Err(invalid("rtt", format!("{rtt} is not 0 to {MAX_RTT_MS} ms")));
+    }
+    check_short("ver", m.ver.as_deref())
+}
+
+/// A heartbeat's fields as the receiver prints them (`ID` first, then these): decoded
+/// straight from the text, without a JSON tree or the buffering `flatten` costs.
+#[derive(Deserialize)]
+struct HeartbeatText {
+    name: String,
+    #[serde(default)]
+    ts: Option<u64>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    v: Option<u64>,
+    #[serde(default)]
+    interval: Option<u32>,
+    #[serde(default)]
+    rtt: Option<f64>,
+    #[serde(default)]
+    ver: Option<String>,
+}
+
+/// [`parse_client`] on JSON text, with the same result. The receiver prints every message
+/// `ID` first; a heartbeat (nearly everything a fleet sends) is then decoded straight into
+/// its type. Anything else, and anything the straight decoding refuses, goes through the
+/// JSON tree, so errors are always that path's.
+pub fn parse_client_text(text: &str) -> Result<ClientMessage, Reject> {
+    if let Some(m) = heartbeat_text(text) {
+        return Ok(ClientMessage::Heartbeat(m));
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| Reject::BadJson(e.to_string()))?;
+    parse_client(value)
+}
+
+fn heartbeat_text(text: &str) -> Option<Heartbeat> {
+    let rest = text.strip_prefix(r#"{"ID":"HTB","#)?;
+    // A second `ID` would override the first in the tree: leave that to the tree.
+    if rest.contains(r#""ID""#) {
+        return None;
+    }
+    let m: HeartbeatText = serde_json::from_str(text).ok()?;
+    let m = Heartbeat {
+        header: Header {
+            name: m.name.to_ascii_lowercase(),
+            ts: m.ts,
+            seq: m.seq,
+            v: m.v,
+        },
+        interval: m.interval,
+        rtt: m.rtt,
+        ver: m.ver,
+    };
+    check_heartbeat(&m).ok()?;
+    check_header(&m.header).ok()?;
+    Some(m)
 }
 
 fn check_header(header: &Header) -> Result<(), Reject> {
@@ -539,6 +606,122 @@ mod tests {
     #[test]
     fn a_trailing_newline_from_echo_is_fine() {
         assert!(decode_client(b"{\"ID\":\"HTB\",\"name\":\"web1\"}\n", &limits()).is_ok());
+    }
+
+    #[test]
+    fn text_is_parsed_as_the_tree_is() {
+        let texts = [
+            r#"{"ID":"HTB","name":"Web1","ts":5,"seq":7,"interval":30,"rtt":1.5,"ver":"1.2"}"#,
+            r#"{"ID":"HTB","name":"web1"}"#,
+            r#"{"ID":"HTB","name":"web1","extra":{"deep":[1,2,{"x":null}]},"ts":null}"#,
+            r#"{"ID":"HTB","name":"web1","ID":"PLG","plugin":"cpu","data":{}}"#,
+            r#"{"ID":"HTB","name":"web1","name":"other"}"#,
+            r#"{"ID":"HTB","name":"web1","ver":"ID"}"#,
+            r#"{"ID":"HTB","name":"web1","interval":0}"#,
+            r#"{"ID":"HTB","name":"web1","interval":86401}"#,
+            r#"{"ID":"HTB","name":"web1","rtt":-1}"#,
+            r#"{"ID":"HTB","name":"web1","rtt":1e300}"#,
+            r#"{"ID":"HTB","name":"web1","ts":-1}"#,
+            r#"{"ID":"HTB","name":"web1","ts":1.5}"#,
+            r#"{"ID":"HTB","name":"web1","v":99}"#,
+            r#"{"ID":"HTB","name":"-bad-"}"#,
+            r#"{"ID":"HTB","name":7}"#,
+            r#"{"ID":"HTB","ts":1}"#,
+            r#"{"ID":"HTB","name":"web1","ver":"\u0007"}"#,
+            r#"{"ID":"HTB","name":"web1""#,
+            r#"{"ID":"PLG","name":"web1","plugin":"cpu","data":{"a":1}}"#,
+            r#"{"name":"web1","ID":"HTB"}"#,
+            r#"{"ID":"XXX","name":"web1"}"#,
+            r#"[1]"#,
+        ];
+        for text in texts {
+            let tree = serde_json::from_str::<Value>(text)
+                .map_err(|e| Reject::BadJson(e.to_string()))
+                .and_then(parse_client);
+            assert_eq!(parse_client_text(text), tree, "{text}");
+        }
+        // The straight path takes what the receiver prints.
+        let msg = ClientMessage::Heartbeat(Heartbeat {
+            header: Header {
+                name: "web1".into(),
+                ts: Some(1),
+                seq: Some(2),
+                v: Some(1),
+            },
+            interval: Some(30),
+            rtt: Some(0.25),
+            ver: Some("0.1.0".into()),
+        });
+        let printed = serde_json::to_string(&msg).unwrap();
+        assert!(heartbeat_text(&printed).is_some(), "{printed}");
+        assert_eq!(parse_client_text(&printed), Ok(msg));
+    }
+
+    #[test]
+    fn messages_print_as_their_json_trees() {
+        let header = Header {
+            name: "db1".into(),
+            ts: Some(3),
+            seq: None,
+            v: Some(1),
+        };
+        let client = [
+            ClientMessage::Heartbeat(Heartbeat {
+                header: header.clone(),
+                interval: Some(5),
+                ..Heartbeat::default()
+            }),
+            ClientMessage::Plugin(PluginData {
+                header: header.clone(),
+                plugin: "cpu".into(),
+                data: serde_json::json!({"a": [1, 2]})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            }),
+            ClientMessage::Boot(Notice {
+                header: header.clone(),
+                ver: Some("1".into()),
+            }),
+            ClientMessage::Shutdown(Notice::default()),
+            ClientMessage::Message(TextMessage {
+                header: header.clone(),
+                text: "hi".into(),
+                cmd: Some(4),
+                exit: Some(-1),
+            }),
+        ];
+        for m in &client {
+            let printed = serde_json::to_string(m).unwrap();
+            assert!(
+                printed.starts_with(&format!(r#"{{"ID":"{}","#, m.id())),
+                "{printed}"
+            );
+            assert_eq!(
+                serde_json::from_str::<Value>(&printed).unwrap(),
+                m.to_json()
+            );
+        }
+        let ack = Ack {
+            name: "db1".into(),
+            ts: Some(1),
+            seq: Some(2),
+            request_update: true,
+            queue: vec![
+                Queued::Command(Command {
+                    id: 1,
+                    command: "restart".into(),
+                }),
+                Queued::Update(Update { id: 2 }),
+            ],
+        };
+        let printed = crate::message::ack_text(&ack);
+        let server = ServerMessage::Ack(ack);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&printed).unwrap(),
+            server.to_json()
+        );
+        assert_eq!(printed, serde_json::to_vec(&server).unwrap());
     }
 
     #[test]

@@ -66,6 +66,51 @@ impl ClientMessage {
     }
 }
 
+/// A message printed with its `ID` first, straight from the typed value: what `to_json`
+/// gives, without building a JSON tree on the way (the receiver prints every ACK and every
+/// message it forwards).
+#[derive(Serialize)]
+struct Tagged<'a, T> {
+    #[serde(rename = "ID")]
+    id: &'static str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+impl Serialize for ClientMessage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let id = self.id();
+        match self {
+            ClientMessage::Heartbeat(m) => Tagged { id, body: m }.serialize(s),
+            ClientMessage::Plugin(m) => Tagged { id, body: m }.serialize(s),
+            ClientMessage::Boot(m) | ClientMessage::Shutdown(m) => {
+                Tagged { id, body: m }.serialize(s)
+            }
+            ClientMessage::Message(m) => Tagged { id, body: m }.serialize(s),
+        }
+    }
+}
+
+impl Serialize for ServerMessage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ServerMessage::Ack(m) => Tagged { id: "ACK", body: m }.serialize(s),
+            ServerMessage::Command(m) => Tagged { id: "CMD", body: m }.serialize(s),
+            ServerMessage::Update(m) => Tagged { id: "UPD", body: m }.serialize(s),
+        }
+    }
+}
+
+/// An ACK printed as [`ServerMessage::Ack`] would be, from a borrowed [`Ack`].
+pub fn ack_text(ack: &Ack) -> Vec<u8> {
+    // Serializing plain data into a Vec cannot fail.
+    serde_json::to_vec(&Tagged {
+        id: "ACK",
+        body: ack,
+    })
+    .unwrap_or_default()
+}
+
 fn to_object<T: Serialize>(value: &T) -> Map<String, Value> {
     match serde_json::to_value(value) {
         Ok(Value::Object(map)) => map,

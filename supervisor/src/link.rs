@@ -13,16 +13,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hb_ipc::Role;
-use hb_ipc::codec::{CodecError, EDGE_MAX_LINE, ENGINE_MAX_LINE, JsonLines, edge_limit};
+use hb_ipc::codec::{EDGE_MAX_LINE, ENGINE_MAX_LINE, JsonLines, edge_limit};
 use hb_ipc::edge::Silent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
 use crate::child::ControlSender;
 
@@ -94,35 +94,41 @@ impl<Out: Serialize + Clone + Send + 'static> Link<Out> {
     }
 }
 
-async fn write_loop<Out: Serialize + Clone>(
+/// Bytes of encoded messages gathered before one write: enough that a stream of small
+/// messages costs one system call (and one wake-up of the peer) per few hundred.
+const WRITE_BATCH: usize = 64 * 1024;
+
+async fn write_loop<Out: Serialize>(
     peer: Role,
     mut queue: mpsc::Receiver<Out>,
     mut sockets: mpsc::UnboundedReceiver<OwnedWriteHalf>,
     dropped: Arc<AtomicU64>,
 ) {
+    use tokio::io::AsyncWriteExt;
     // Only the engine has peers other than the engine.
     let limit = match peer {
         Role::Engine => EDGE_MAX_LINE,
         peer => edge_limit(Role::Engine, peer),
     };
-    let codec = || JsonLines::<Silent, Out>::new(limit);
-    let mut sink: Option<FramedWrite<OwnedWriteHalf, JsonLines<Silent, Out>>> = None;
-    let mut unsent: Option<Out> = None;
+    let mut socket: Option<OwnedWriteHalf> = None;
+    // Whole lines taken from the queue and not yet written. When the channel fails they are
+    // written again, whole, to the next one: the peer never sees half a line, and a message
+    // the queue took is never lost (one that was partly written may arrive twice).
+    let mut lines: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     loop {
-        let Some(current) = sink.as_mut() else {
+        let Some(current) = socket.as_mut() else {
             match sockets.recv().await {
-                Some(w) => sink = Some(FramedWrite::new(w, codec())),
+                Some(w) => socket = Some(w),
                 None => return,
             }
             continue;
         };
-        let msg = match unsent.take() {
-            Some(msg) => msg,
-            None => tokio::select! {
+        if lines.is_empty() {
+            let first = tokio::select! {
                 biased;
                 w = sockets.recv() => match w {
                     Some(w) => {
-                        sink = Some(FramedWrite::new(w, codec()));
+                        socket = Some(w);
                         continue;
                     }
                     // Every Link handle is gone: nobody can queue or attach any more.
@@ -132,22 +138,42 @@ async fn write_loop<Out: Serialize + Clone>(
                     Some(msg) => msg,
                     None => return,
                 },
-            },
-        };
-        match current.send(msg.clone()).await {
-            Ok(()) => {}
-            // The message itself cannot be framed (over the limit): retrying it on another
-            // channel would fail forever and block everything behind it.
-            Err(e @ (CodecError::TooLong { .. } | CodecError::Json(_))) => {
-                let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(peer = %peer, error = %e, dropped = n, "Message cannot be sent; dropped.");
+            };
+            encode(peer, &first, limit, &mut lines, &dropped);
+            // What else is waiting goes in the same write.
+            while lines.len() < WRITE_BATCH {
+                match queue.try_recv() {
+                    Ok(msg) => encode(peer, &msg, limit, &mut lines, &dropped),
+                    Err(_) => break,
+                }
             }
-            Err(e) => {
-                tracing::info!(peer = %peer, error = %e, "Channel to peer lost; holding messages until it is back.");
-                unsent = Some(msg);
-                sink = None;
+            if lines.is_empty() {
+                continue;
             }
         }
+        match current.write_all(&lines).await {
+            Ok(()) => lines.clear(),
+            Err(e) => {
+                tracing::info!(peer = %peer, error = %e, "Channel to peer lost; holding messages until it is back.");
+                socket = None;
+            }
+        }
+    }
+}
+
+/// Appends `msg` as one line; a message that cannot be framed (over the limit) is dropped
+/// and counted: retrying it on another channel would fail forever and block everything
+/// behind it.
+fn encode<Out: Serialize>(
+    peer: Role,
+    msg: &Out,
+    limit: usize,
+    lines: &mut Vec<u8>,
+    dropped: &AtomicU64,
+) {
+    if let Err(e) = hb_ipc::codec::encode_line_into(msg, limit, lines) {
+        let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::error!(peer = %peer, error = %e, dropped = n, "Message cannot be sent; dropped.");
     }
 }
 

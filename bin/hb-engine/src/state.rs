@@ -733,10 +733,7 @@ impl State {
                 }
                 // The receiver's clock is ours, but a time far ahead would stall deadlines.
                 let received_ms = received_ms.min(hb_ipc::now_ms().saturating_add(60_000));
-                let parsed = message
-                    .to_value()
-                    .map_err(|e| hb_proto::datagram::Reject::BadJson(e.to_string()))
-                    .and_then(hb_proto::datagram::parse_client);
+                let parsed = hb_proto::datagram::parse_client_text(message.get());
                 let message = match parsed {
                     Ok(m) => m,
                     Err(e) => {

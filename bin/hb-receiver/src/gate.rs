@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use hb_ipc::config::ReceiverConfig;
 use hb_ipc::edge::QueuedCommand;
-use hb_proto::datagram::{Limits, Reject, decode_client, encode};
-use hb_proto::message::{Ack, ClientMessage, Command, Queued, ServerMessage, Update};
+use hb_proto::datagram::{Limits, Reject, decode_client, encode_text};
+use hb_proto::message::{Ack, ClientMessage, Command, Queued, Update, ack_text};
 use hb_proto::sign::{self, ReplayGuard};
 use hb_supervisor::rate::RateTable;
 
@@ -129,12 +129,23 @@ impl Gate {
     pub fn count_batch(&mut self, n: usize) {
         self.count("receive_calls");
         if n > 1 {
-            *self.counters.entry("batched_datagrams".into()).or_insert(0) += n as u64;
+            match self.counters.get_mut("batched_datagrams") {
+                Some(total) => *total += n as u64,
+                None => {
+                    self.counters.insert("batched_datagrams".into(), n as u64);
+                }
+            }
         }
     }
 
-    fn count(&mut self, name: &str) {
-        *self.counters.entry(name.to_string()).or_insert(0) += 1;
+    /// Adds one to counter `name`; a name is allocated only the first time it is counted.
+    pub fn count(&mut self, name: &str) {
+        match self.counters.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                self.counters.insert(name.to_string(), 1);
+            }
+        }
     }
 
     /// Runs every check on one datagram.
@@ -211,8 +222,8 @@ impl Gate {
             ack.queue = queue;
             let key = key.as_deref().unwrap_or_default();
             self.ack_counter = (self.ack_counter + 1).max(now_ms.saturating_mul(1000));
-            encode(
-                &ServerMessage::Ack(ack).to_json(),
+            encode_text(
+                ack_text(&ack),
                 NEVER_COMPRESS,
                 Some((key, now_ms, self.ack_counter)),
             )
@@ -220,18 +231,10 @@ impl Gate {
             // The source of an unsigned datagram may be spoofed: never answer it with more
             // than a few times what it sent, so the server is no amplifier.
             let limit = (datagram.len() * UNSIGNED_ACK_FACTOR).max(MIN_ACK_ROOM);
-            let mut bytes = encode(
-                &ServerMessage::Ack(ack.clone()).to_json(),
-                NEVER_COMPRESS,
-                None,
-            );
+            let mut bytes = encode_text(ack_text(&ack), NEVER_COMPRESS, None);
             for queued in queue {
                 ack.queue.push(queued);
-                let bigger = encode(
-                    &ServerMessage::Ack(ack.clone()).to_json(),
-                    NEVER_COMPRESS,
-                    None,
-                );
+                let bigger = encode_text(ack_text(&ack), NEVER_COMPRESS, None);
                 if bigger.len() > limit {
                     break;
                 }
@@ -282,7 +285,8 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hb_proto::datagram::decode_server;
+    use hb_proto::datagram::{decode_server, encode};
+    use hb_proto::message::ServerMessage;
     use std::time::Duration;
 
     const NOW: u64 = 1_795_300_000_000;

@@ -25,9 +25,10 @@ use gate::{Gate, Outcome};
 use hb_ipc::Role;
 use hb_ipc::config::{ReceiverConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
-use hb_ipc::edge::{Answer, EngineToReceiver, Query, ReceiverToEngine};
+use hb_ipc::edge::{Answer, EngineToReceiver, Query, RawMessage, ReceiverToEngine};
 use hb_supervisor::child::{self, ControlEvent, ControlSender};
 use hb_supervisor::link::{self, Link};
+use nix::sys::socket::SockaddrStorage;
 use tokio::sync::{mpsc, oneshot};
 
 /// Rejections reported to the engine per second at most; the rest are only counted.
@@ -205,6 +206,7 @@ async fn receive(
     mut work: mpsc::UnboundedReceiver<ToGate>,
 ) {
     let mut batch = Batch::new();
+    let mut acks: Vec<(Vec<u8>, SockaddrStorage)> = Vec::with_capacity(BATCH);
     let mut reports = (Instant::now(), 0u32);
     // How long the receiver stopped reading because the queue to the engine was full.
     let mut engine_waited = std::time::Duration::ZERO;
@@ -259,13 +261,19 @@ async fn receive(
                 };
                 gate.count_batch(n);
                 for i in 0..n {
-                    let (len, source) = batch.meta[i];
-                    let Some(source) = source else { continue };
+                    let (len, from) = batch.meta[i];
+                    let Some(from) = from else { continue };
                     // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
-                    let source = SocketAddr::new(source.ip().to_canonical(), source.port());
+                    let source = SocketAddr::new(from.ip().to_canonical(), from.port());
                     let datagram = &batch.bufs[i][..len];
-                    handle(&socket, &mut gate, &engine, &mut reports, datagram, source).await;
+                    if let Some(ack) = handle(&mut gate, &engine, &mut reports, datagram, source) {
+                        acks.push((ack, SockaddrStorage::from(from)));
+                    }
                 }
+                // The batch's ACKs go in one call, after the engine has every message
+                // they answer.
+                send_acks(&socket, &mut gate, &acks).await;
+                acks.clear();
                 // One thread runs this loop and the link tasks that carry its messages to and
                 // from the engine; under a steady stream the socket is always ready, so give
                 // them their turn after every batch or they starve.
@@ -275,14 +283,14 @@ async fn receive(
     }
 }
 
-async fn handle(
-    socket: &tokio::net::UdpSocket,
+/// Checks one datagram and forwards it; the ACK to send, if it was accepted.
+fn handle(
     gate: &mut Gate,
     engine: &Link<ReceiverToEngine>,
     reports: &mut (Instant, u32),
     datagram: &[u8],
     source: SocketAddr,
-) {
+) -> Option<Vec<u8>> {
     let now_ms = hb_ipc::now_ms();
     let now = Instant::now();
     match gate.handle(datagram, source, now, now_ms) {
@@ -292,18 +300,16 @@ async fn handle(
             message,
             ack,
         } => {
-            if let Err(e) = socket.send_to(&ack, source).await {
-                tracing::debug!(%source, error = %e, "Cannot send ACK.");
-            }
             engine.send(ReceiverToEngine::Received {
                 host,
                 source,
                 received_ms: now_ms,
                 signed,
-                message: message.to_json().into(),
+                message: RawMessage::of(&message),
             });
+            Some(ack)
         }
-        Outcome::Dropped => {}
+        Outcome::Dropped => None,
         Outcome::Rejected(reject) => {
             tracing::debug!(%source, reason = reject.reason(), detail = %reject, "Datagram rejected.");
             if now.duration_since(reports.0).as_secs() >= 1 {
@@ -318,6 +324,55 @@ async fn handle(
                     reason: reject.reason().into(),
                     detail: reject.to_string(),
                 });
+            }
+            None
+        }
+    }
+}
+
+/// Sends a batch's ACKs with as few `sendmmsg` calls as the kernel allows: one under load,
+/// instead of a system call (and a wake-up of the client) per ACK. An ACK the kernel
+/// refuses (an unreachable source) is counted and skipped; the rest still go.
+async fn send_acks(
+    socket: &tokio::net::UdpSocket,
+    gate: &mut Gate,
+    acks: &[(Vec<u8>, SockaddrStorage)],
+) {
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let mut start = 0;
+    while start < acks.len() {
+        let part = &acks[start..];
+        let sent = socket
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                let slices: Vec<[IoSlice<'_>; 1]> =
+                    part.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
+                let addrs: Vec<Option<SockaddrStorage>> =
+                    part.iter().map(|(_, a)| Some(*a)).collect();
+                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(part.len(), None);
+                let no_cmsgs: [ControlMessage<'_>; 0] = [];
+                sendmmsg(
+                    socket.as_raw_fd(),
+                    &mut headers,
+                    &slices,
+                    &addrs,
+                    no_cmsgs,
+                    MsgFlags::MSG_DONTWAIT,
+                )
+                .map(|results| results.count())
+                .map_err(std::io::Error::from)
+            })
+            .await;
+        match sent {
+            Ok(n) if n > 0 => start += n,
+            // The first of the rest failed: skip it.
+            Ok(_) | Err(_) => {
+                if let Err(e) = &sent {
+                    tracing::debug!(error = %e, "Cannot send ACK.");
+                }
+                gate.count("ack_send_failed");
+                start += 1;
             }
         }
     }
@@ -353,6 +408,37 @@ mod tests {
             .unwrap();
         assert_eq!(n, 1);
         assert_eq!(batch.kernel_dropped as usize, 200 - got);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_acks_goes_out_past_one_the_kernel_refuses() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let clients: Vec<std::net::UdpSocket> = (0..40)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut acks: Vec<(Vec<u8>, SockaddrStorage)> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    format!("ack{i}").into_bytes(),
+                    c.local_addr().unwrap().into(),
+                )
+            })
+            .collect();
+        // An IPv6 destination on an IPv4 socket: refused by the kernel, in the middle.
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        acks.insert(20, (b"lost".to_vec(), v6.into()));
+        let mut gate = Gate::new(ReceiverConfig::default(), 0);
+        send_acks(&socket, &mut gate, &acks).await;
+        for (i, c) in clients.iter().enumerate() {
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            let n = c.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], format!("ack{i}").as_bytes());
+        }
+        assert_eq!(gate.counters()["ack_send_failed"], 1);
     }
 
     #[tokio::test]

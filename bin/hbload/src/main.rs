@@ -154,13 +154,53 @@ fn ack_of(ack: &[u8]) -> Option<(&str, u64)> {
     Some((name, seq[..digits].parse().ok()?))
 }
 
+/// Datagrams taken per `recvmmsg` call, by the sink and by each ACK reader.
+const RECEIVE_BATCH: usize = 64;
+
+/// Buffers for one `recvmmsg` call.
+struct Received {
+    bufs: Vec<[u8; 2048]>,
+    lens: Vec<usize>,
+}
+
+impl Received {
+    fn new() -> Received {
+        Received {
+            bufs: vec![[0u8; 2048]; RECEIVE_BATCH],
+            lens: Vec::with_capacity(RECEIVE_BATCH),
+        }
+    }
+
+    /// Takes what is already there, up to a batch: one system call for many datagrams.
+    /// With `wait`, first waits for one (up to the socket's read timeout).
+    fn receive(&mut self, socket: &UdpSocket, wait: bool) -> impl Iterator<Item = &[u8]> {
+        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+        self.lens.clear();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECEIVE_BATCH, None);
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+            self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        if let Ok(results) = recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            iovs.iter_mut(),
+            if wait {
+                MsgFlags::MSG_WAITFORONE
+            } else {
+                MsgFlags::MSG_DONTWAIT
+            },
+            None,
+        ) {
+            self.lens.extend(results.map(|r| r.bytes));
+        }
+        self.bufs.iter().zip(&self.lens).map(|(b, &n)| &b[..n])
+    }
+}
+
 /// The bare sink: counts datagrams, taken 64 at a time with `recvmmsg` (as the receiver
 /// takes them); nothing parsed.
 fn sink(port: u16, seconds: f64) -> anyhow::Result<()> {
-    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
-    use std::io::IoSliceMut;
-    use std::os::fd::AsRawFd;
-    const BATCH: usize = 64;
     let socket = UdpSocket::bind(("127.0.0.1", port)).context("bind the sink")?;
     // The same buffer the server asks for by default: what the generator sends in a burst
     // waits here rather than being dropped.
@@ -169,26 +209,14 @@ fn sink(port: u16, seconds: f64) -> anyhow::Result<()> {
     // The first datagram of a call is waited for this long (recvmmsg's own timeout is
     // checked only after a datagram arrives).
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut bufs = vec![[0u8; 2048]; BATCH];
+    let mut batch = Received::new();
     let mut count = 0u64;
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     while Instant::now() < deadline {
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-        let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
-            bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
-        let got = recvmmsg(
-            socket.as_raw_fd(),
-            &mut headers,
-            iovs.iter_mut(),
-            MsgFlags::MSG_WAITFORONE,
-            None,
-        )
-        .map(|r| r.count());
-        if let Ok(n) = got
-            && n > 0
-        {
+        let n = batch.receive(&socket, true).count();
+        if n > 0 {
             count += n as u64;
             first.get_or_insert_with(Instant::now);
             last = Instant::now();
@@ -302,43 +330,55 @@ fn load(o: Options) -> anyhow::Result<()> {
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..timed).map(|_| AtomicU64::new(0)).collect());
     // After the allocation above, which must not eat into the paced time.
     let started = Instant::now();
-    // ACK round trips in µs, from each receiving thread.
-    let receivers: Vec<_> = sockets
-        .iter()
-        .map(|s| {
-            let (s, stop, acks, sent_at, o) = (
-                s.clone(),
-                stop.clone(),
-                acks.clone(),
-                sent_at.clone(),
-                o.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut rtts = Vec::new();
-                let mut buf = vec![0u8; 65_536];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, _)) = s.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    acks.fetch_add(1, Ordering::Relaxed);
-                    let Some((name, seq)) = ack_of(&buf[..n]) else {
-                        continue;
-                    };
-                    let host = name
-                        .strip_prefix(o.prefix.as_str())
-                        .and_then(|n| n.parse::<u64>().ok());
-                    if let (Some(host), true) = (host, seq > 0) {
-                        let number = (seq - 1).saturating_mul(o.hosts) + host;
-                        if let Some(at) = sent_at.get(number as usize) {
-                            let now = started.elapsed().as_nanos() as u64;
-                            rtts.push(now.saturating_sub(at.load(Ordering::Relaxed)) / 1000);
+    // ACK round trips in µs. One thread reads every socket: ACKs sent in a batch wake it
+    // once, where a thread per socket would be woken once per socket.
+    let reader = {
+        let (sockets, stop, acks, sent_at, o) = (
+            sockets.clone(),
+            stop.clone(),
+            acks.clone(),
+            sent_at.clone(),
+            o.clone(),
+        );
+        std::thread::spawn(move || {
+            use nix::poll::{PollFd, PollFlags, poll};
+            use std::os::fd::AsFd;
+            let mut rtts = Vec::new();
+            let mut batch = Received::new();
+            while !stop.load(Ordering::Relaxed) {
+                let mut fds: Vec<PollFd<'_>> = sockets
+                    .iter()
+                    .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                if poll(&mut fds, 50u16).unwrap_or(0) <= 0 {
+                    continue;
+                }
+                let ready: Vec<bool> = fds
+                    .iter()
+                    .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+                    .collect();
+                let now = started.elapsed().as_nanos() as u64;
+                for (socket, _) in sockets.iter().zip(ready).filter(|(_, r)| *r) {
+                    for ack in batch.receive(socket, false) {
+                        acks.fetch_add(1, Ordering::Relaxed);
+                        let Some((name, seq)) = ack_of(ack) else {
+                            continue;
+                        };
+                        let host = name
+                            .strip_prefix(o.prefix.as_str())
+                            .and_then(|n| n.parse::<u64>().ok());
+                        if let (Some(host), true) = (host, seq > 0) {
+                            let number = (seq - 1).saturating_mul(o.hosts) + host;
+                            if let Some(at) = sent_at.get(number as usize) {
+                                rtts.push(now.saturating_sub(at.load(Ordering::Relaxed)) / 1000);
+                            }
                         }
                     }
                 }
-                rtts
-            })
+            }
+            rtts
         })
-        .collect();
+    };
     let mut sent = 0u64;
     let mut errors = 0u64;
     let mut counter = now_ms() * 1000;
@@ -380,10 +420,7 @@ fn load(o: Options) -> anyhow::Result<()> {
     let sending = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs_f64(o.wait));
     stop.store(true, Ordering::Relaxed);
-    let mut rtts: Vec<u64> = receivers
-        .into_iter()
-        .flat_map(|t| t.join().unwrap_or_default())
-        .collect();
+    let mut rtts: Vec<u64> = reader.join().unwrap_or_default();
     rtts.sort_unstable();
     let acked = acks.load(Ordering::Relaxed);
     let loss = 1.0 - acked as f64 / sent.max(1) as f64;
