@@ -155,6 +155,18 @@ pub fn decode_client<'a>(
     datagram: &'a [u8],
     limits: &Limits,
 ) -> Result<Decoded<'a, ClientMessage>, Reject> {
+    if (1..=limits.max_datagram).contains(&datagram.len()) {
+        let split = sign::split(datagram);
+        if split.body.first() == Some(&b'{')
+            && let Some(m) = plain_heartbeat(split.body)
+        {
+            return Ok(Decoded {
+                message: ClientMessage::Heartbeat(m),
+                compressed: false,
+                signature: split.signature,
+            });
+        }
+    }
     let Decoded {
         message: object,
         compressed,
@@ -465,10 +477,15 @@ fn check_heartbeat(m: &Heartbeat) -> Result<(), Reject> {
     check_short("ver", m.ver.as_deref())
 }
 
-/// A heartbeat's fields as the receiver prints them (`ID` first, then these): decoded
-/// straight from the text, without a JSON tree or the buffering `flatten` costs.
+/// A heartbeat with nothing else in it: every field it may carry, and no other. Most of
+/// what a fleet sends is this, and it is decoded straight into its type, without a JSON tree
+/// or the buffering `flatten` costs. Anything more, or anything this decoding refuses,
+/// takes the general path, so every error is that path's.
 #[derive(Deserialize)]
-struct HeartbeatText {
+#[serde(deny_unknown_fields)]
+struct HeartbeatFields<'a> {
+    #[serde(rename = "ID", borrow)]
+    id: &'a str,
     name: String,
     #[serde(default)]
     ts: Option<u64>,
@@ -484,25 +501,14 @@ struct HeartbeatText {
     ver: Option<String>,
 }
 
-/// [`parse_client`] on JSON text, with the same result. The receiver prints every message
-/// `ID` first; a heartbeat (nearly everything a fleet sends) is then decoded straight into
-/// its type. Anything else, and anything the straight decoding refuses, goes through the
-/// JSON tree, so errors are always that path's.
-pub fn parse_client_text(text: &str) -> Result<ClientMessage, Reject> {
-    if let Some(m) = heartbeat_text(text) {
-        return Ok(ClientMessage::Heartbeat(m));
-    }
-    let value: Value = serde_json::from_str(text).map_err(|e| Reject::BadJson(e.to_string()))?;
-    parse_client(value)
-}
-
-fn heartbeat_text(text: &str) -> Option<Heartbeat> {
-    let rest = text.strip_prefix(r#"{"ID":"HTB","#)?;
-    // A second `ID` would override the first in the tree: leave that to the tree.
-    if rest.contains(r#""ID""#) {
+/// The heartbeat in `text`, if it is a plain one that passes every check; `None` sends it
+/// down the general path. Its fields are all short and flat, so the tree's size limits
+/// (depth, keys, values) hold by construction.
+fn plain_heartbeat(text: &[u8]) -> Option<Heartbeat> {
+    let m: HeartbeatFields<'_> = serde_json::from_slice(text).ok()?;
+    if m.id != "HTB" {
         return None;
     }
-    let m: HeartbeatText = serde_json::from_str(text).ok()?;
     let m = Heartbeat {
         header: Header {
             name: m.name.to_ascii_lowercase(),
@@ -517,6 +523,20 @@ fn heartbeat_text(text: &str) -> Option<Heartbeat> {
     check_heartbeat(&m).ok()?;
     check_header(&m.header).ok()?;
     Some(m)
+}
+
+/// [`parse_client`] on JSON text, with the same result: a plain heartbeat is decoded
+/// straight into its type, anything else through the JSON tree.
+pub fn parse_client_text(text: &str) -> Result<ClientMessage, Reject> {
+    // What the receiver forwards starts with its `ID`: anything but a heartbeat goes
+    // straight to the tree.
+    if text.starts_with(r#"{"ID":"HTB","#)
+        && let Some(m) = plain_heartbeat(text.as_bytes())
+    {
+        return Ok(ClientMessage::Heartbeat(m));
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| Reject::BadJson(e.to_string()))?;
+    parse_client(value)
 }
 
 fn check_header(header: &Header) -> Result<(), Reject> {
@@ -653,8 +673,46 @@ mod tests {
             ver: Some("0.1.0".into()),
         });
         let printed = serde_json::to_string(&msg).unwrap();
-        assert!(heartbeat_text(&printed).is_some(), "{printed}");
+        assert!(plain_heartbeat(printed.as_bytes()).is_some(), "{printed}");
         assert_eq!(parse_client_text(&printed), Ok(msg));
+    }
+
+    #[test]
+    fn plain_heartbeats_decode_as_the_tree_does() {
+        let mut texts = vec![
+            r#"{"ID":"HTB","name":"Web1","ts":5,"seq":7,"interval":30,"rtt":1.5,"ver":"1.2","v":1}"#.to_string(),
+            r#"{"interval":30,"name":"web1","ID":"HTB","seq":1,"ts":2}"#.into(),
+            r#"  {"ID":"HTB","name":"web1"}
+"#.into(),
+            r#"{"ID":"HTB","name":"web1","extra":1}"#.into(),
+            r#"{"ID":"HTB","name":"web1","ID":"MSG","text":"x"}"#.into(),
+            r#"{"ID":"HTB","name":"web1","name":"other"}"#.into(),
+            r#"{"ID":"H\u0054B","name":"web1"}"#.into(),
+            r#"{"ID":"HTB","name":"web1","interval":0}"#.into(),
+            r#"{"ID":"HTB","name":"web1","rtt":"fast"}"#.into(),
+            r#"{"ID":"HTB","name":"web1","ver":"a\u0000b"}"#.into(),
+            r#"{"ID":"HTB","name":"web1","v":2}"#.into(),
+            r#"{"ID":"HTB","name":"we b1"}"#.into(),
+            r#"{"ID":"HTB","name":null}"#.into(),
+            r#"{"ID":"HTB","name":"web1"} trailing"#.into(),
+            r#"{"ID":"BOT","name":"web1"}"#.into(),
+            format!(r#"{{"ID":"HTB","name":"web1","ver":"{}"}}"#, "x".repeat(70_000)),
+        ];
+        texts.push(format!(r#"{{"ID":"HTB","name":"{}"}}"#, "a".repeat(300)));
+        for text in &texts {
+            let tree =
+                decode_object(text.as_bytes(), &limits()).and_then(|d| client_message(d.message));
+            let straight = decode_client(text.as_bytes(), &limits()).map(|d| d.message);
+            assert_eq!(straight, tree, "{text}");
+        }
+        let signed = encode(
+            &serde_json::json!({"ID": "HTB", "name": "web1", "seq": 3}),
+            usize::MAX,
+            Some((b"key", 1, 2)),
+        );
+        let d = decode_client(&signed, &limits()).unwrap();
+        assert!(d.signature.is_some());
+        assert!(plain_heartbeat(&signed[..signed.len() - crate::sign::TRAILER_LEN]).is_some());
     }
 
     #[test]

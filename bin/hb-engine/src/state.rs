@@ -3,7 +3,7 @@
 //! passes messages and the time in, and drains what is to be sent out
 //! ([`State::to_receiver`], [`State::changes`], [`State::ready`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use hb_ipc::config::EngineConfig;
@@ -89,7 +89,10 @@ pub enum Reply {
 /// The engine's state.
 pub struct State {
     config: Option<EngineConfig>,
-    hosts: BTreeMap<String, Host>,
+    /// By name. Hashed: a heartbeat looks its host up several times, and in an ordered map
+    /// of names sharing a prefix (`web-0001`...) each lookup was some thirty string
+    /// comparisons (a sixth of the engine's time at 80,000/s). Lists are sorted when asked.
+    hosts: HashMap<String, Host>,
     events: VecDeque<Event>,
     counters: BTreeMap<String, u64>,
     /// Commands waiting for each host, until its result arrives.
@@ -123,9 +126,10 @@ pub struct State {
     /// Whether anything was written since the last answer (see `answer_when_stored`).
     wrote: std::sync::atomic::AtomicBool,
     /// Hosts whose figures changed since the last [`State::flush_changes`].
-    dirty: BTreeSet<String>,
-    /// Where the next [`State::save_hosts`] starts: where the last one found the writer full.
-    save_cursor: Option<String>,
+    dirty: HashSet<String>,
+    /// The hosts [`State::save_hosts`] is writing, last first: gathered when the last round
+    /// is done, so a round the writer had no room for goes on where it stopped.
+    save_round: Vec<String>,
     /// Hosts held at most.
     host_limit: usize,
     /// Per (source address, reason): when its rejection was last an event, and how many
@@ -207,7 +211,7 @@ impl State {
     pub fn new(now_ms: u64) -> State {
         State {
             config: None,
-            hosts: BTreeMap::new(),
+            hosts: HashMap::new(),
             events: VecDeque::new(),
             counters: BTreeMap::new(),
             queues: BTreeMap::new(),
@@ -231,8 +235,8 @@ impl State {
             store: None,
             wrote: std::sync::atomic::AtomicBool::new(false),
             check_runs: checks::CheckRuns::default(),
-            dirty: BTreeSet::new(),
-            save_cursor: None,
+            dirty: HashSet::new(),
+            save_round: Vec::new(),
             host_limit: hb_ipc::config::DEFAULT_MAX_HOSTS as usize,
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
@@ -1005,6 +1009,13 @@ impl State {
         true
     }
 
+    /// Every host's name, in order.
+    fn sorted_hosts(&self) -> impl Iterator<Item = &str> {
+        let mut names: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names.into_iter()
+    }
+
     /// Writes the host's row (its figures and liveness state) to the store now, waiting for
     /// room: it carries a state change (or the last figures on shutdown), never dropped.
     /// Figures alone go once a second through [`State::save_hosts`].
@@ -1018,33 +1029,30 @@ impl State {
     /// it every second; `close_store` with `wait`, so that every row goes).
     ///
     /// Without `wait`, only as many go as the writer has room for, and the next call goes on
-    /// after the last host written (wrapping around), so a burst of a whole fleet is
-    /// written over a few seconds instead of dropped, and no host waits behind the others
-    /// for good. A walk over every host: a millisecond per 100,000 hosts.
+    /// with the rest of the round before a new one is gathered, so a burst of a whole fleet
+    /// is written over a few seconds instead of dropped, and no host waits behind the
+    /// others for good. Gathering a round walks every host: a millisecond per 100,000.
     pub fn save_hosts(&mut self, wait: bool) {
-        use std::ops::Bound::{Excluded, Included, Unbounded};
         let Some(store) = &self.store else {
             return;
         };
-        let cursor = self.save_cursor.take();
-        let from = cursor.as_deref().map_or(Unbounded, Included);
-        for (name, h) in self.hosts.range_mut::<str, _>((from, Unbounded)) {
-            if !save_row(store, &self.liveness, name, h, wait) {
-                self.save_cursor = Some(name.clone());
-                return;
-            }
+        // With `wait` every host goes, not only the rest of a round gathered earlier.
+        if wait || self.save_round.is_empty() {
+            self.save_round = self
+                .hosts
+                .iter()
+                .filter(|(_, h)| h.unsaved)
+                .map(|(name, _)| name.clone())
+                .collect();
         }
-        let Some(cursor) = cursor else {
-            return;
-        };
-        for (name, h) in self
-            .hosts
-            .range_mut::<str, _>((Unbounded, Excluded(cursor.as_str())))
-        {
-            if !save_row(store, &self.liveness, name, h, wait) {
-                self.save_cursor = Some(name.clone());
+        while let Some(name) = self.save_round.last() {
+            // A host forgotten since the round was gathered is skipped.
+            if let Some(h) = self.hosts.get_mut(name)
+                && !save_row(store, &self.liveness, name, h, wait)
+            {
                 return;
             }
+            self.save_round.pop();
         }
     }
 
@@ -1807,10 +1815,9 @@ impl State {
     pub fn dns_resync(&mut self) {
         self.dns.reset();
         let hosts: Vec<String> = self
-            .hosts
-            .keys()
+            .sorted_hosts()
             .filter(|h| self.dns.is_dynamic(h))
-            .cloned()
+            .map(str::to_string)
             .collect();
         for host in hosts {
             self.follow_dns(&host, None);
@@ -2016,8 +2023,7 @@ impl State {
             Query::QueueCommand { host, command } => self.queue_command(host, command),
             Query::ListHosts {} => Answer::Hosts {
                 hosts: self
-                    .hosts
-                    .keys()
+                    .sorted_hosts()
                     .filter_map(|name| self.summary(name))
                     .collect(),
             },
