@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces docs/PERFORMANCE.md's pipeline figures on this machine: the bare UDP sink
-# (the baseline), the sustained rate the whole pipeline takes with zero loss inside the
-# server, a burst of 100,000 hosts, a million hosts, and the idle footprint of the six
-# processes. Needs a release build:
+# (the baseline) and the sink that answers every datagram, the sustained rate the whole
+# pipeline takes with zero loss inside the server, a burst of 100,000 hosts, a million
+# hosts, and the idle footprint of the six processes. Needs a release build:
 #   cargo build --release --workspace --bins && contrib/perf/run.sh
 # Prints what it measures; each hbload run also prints one JSON line.
 set -euo pipefail
@@ -40,8 +40,15 @@ sleep 0.5
 "$bin/hbload" -s "127.0.0.1:$udp" -n 10000 -r 100000000 -d 3 --wait 0 > /dev/null 2>&1 || true
 wait "$sink"
 
+echo "== baseline with answers: the sink sends every datagram back (sendmmsg), as an ACK would go"
+"$bin/hbload" --sink --echo -p "$udp" -d 5 &
+sink=$!
+sleep 0.5
+"$bin/hbload" -s "127.0.0.1:$udp" -n 10000 -r 100000000 -d 3 --wait 1 > /dev/null || true
+wait "$sink"
+
 echo "== sustained: 10,000 hosts, 6 s at each rate (after 3 s at 10,000/s to learn the hosts)"
-for rate in 40000 60000 70000 80000 90000; do
+for rate in 100000 130000 150000 170000 200000; do
     start
     "$bin/hbload" -s "127.0.0.1:$udp" -n 10000 -r 10000 -d 3 --wait 1 > /dev/null 2>&1
     echo "rate $rate:"

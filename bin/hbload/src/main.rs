@@ -1,7 +1,8 @@
 //! hbload: simulates many hosts sending heartbeats (HTB) and plugin reports (PLG) to an hb
 //! server, at an exact total rate for a while or as a burst (every host once, at once), and
 //! measures what comes back: ACK round trips and loss. `--sink` is the other end of the
-//! baseline: a bare UDP receiver that only counts, the most this machine can take.
+//! baseline: a bare UDP receiver that only counts, the most this machine can take;
+//! `--sink --echo` also answers each datagram, the most a protocol with ACKs can take.
 //!
 //! Output: a human summary on stderr and one JSON line on stdout. docs/PERFORMANCE.md has
 //! the method; `contrib/perf/run.sh` runs every figure.
@@ -19,7 +20,7 @@ use serde_json::json;
 const USAGE: &str =
     "usage: hbload [-s HOST:PORT] [-n HOSTS] [-r RATE] [-d SECONDS] [--burst] [--plg N]
               [--sources N] [--key KEY] [--prefix NAME] [--wait SECONDS] [--ctl SOCKET]
-       hbload --sink [-p PORT] [-d SECONDS]
+       hbload --sink [--echo] [-p PORT] [-d SECONDS]
   -s HOST:PORT  server (default 127.0.0.1:50003)
   -n HOSTS      simulated hosts (default 1000), named PREFIX0, PREFIX1, ...
   -r RATE       datagrams per second in all (default 10000); a rate past what this
@@ -33,7 +34,9 @@ const USAGE: &str =
   --wait S      seconds to wait for late ACKs after sending (default 1)
   --ctl SOCKET  the server's control socket: its counters are read before and after,
                 and what changed is reported (accepted, rejected, dropped by each queue)
-  --sink        count datagrams on PORT (default 50003) and print the rate";
+  --sink        count datagrams on PORT (default 50003) and print the rate
+  --echo        with --sink, answer every datagram with itself (sendmmsg): the most a
+                protocol that answers each datagram can take here";
 
 struct Options {
     server: SocketAddr,
@@ -47,6 +50,7 @@ struct Options {
     prefix: String,
     wait: f64,
     sink: Option<u16>,
+    echo: bool,
     ctl: Option<std::path::PathBuf>,
 }
 
@@ -64,6 +68,7 @@ fn options() -> anyhow::Result<Option<Options>> {
         prefix: "load".into(),
         wait: 1.0,
         sink: None,
+        echo: false,
         ctl: None,
     };
     let mut sink = false;
@@ -83,6 +88,7 @@ fn options() -> anyhow::Result<Option<Options>> {
             Long("prefix") => o.prefix = p.value()?.string()?,
             Long("wait") => o.wait = p.value()?.parse()?,
             Long("sink") => sink = true,
+            Long("echo") => o.echo = true,
             Long("ctl") => o.ctl = Some(p.value()?.into()),
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected().into()),
@@ -90,6 +96,8 @@ fn options() -> anyhow::Result<Option<Options>> {
     }
     if sink {
         o.sink = Some(port);
+    } else if o.echo {
+        bail!("--echo goes with --sink");
     }
     if o.hosts == 0 || o.rate == 0 || o.sources == 0 || o.seconds.is_nan() || o.seconds <= 0.0 {
         bail!("-n, -r, --sources and -d must be above 0");
@@ -161,6 +169,7 @@ const RECEIVE_BATCH: usize = 64;
 struct Received {
     bufs: Vec<[u8; 2048]>,
     lens: Vec<usize>,
+    from: Vec<Option<nix::sys::socket::SockaddrStorage>>,
 }
 
 impl Received {
@@ -168,6 +177,7 @@ impl Received {
         Received {
             bufs: vec![[0u8; 2048]; RECEIVE_BATCH],
             lens: Vec::with_capacity(RECEIVE_BATCH),
+            from: Vec::with_capacity(RECEIVE_BATCH),
         }
     }
 
@@ -178,6 +188,7 @@ impl Received {
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
         self.lens.clear();
+        self.from.clear();
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECEIVE_BATCH, None);
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
             self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
@@ -192,15 +203,48 @@ impl Received {
             },
             None,
         ) {
-            self.lens.extend(results.map(|r| r.bytes));
+            for r in results {
+                self.lens.push(r.bytes);
+                self.from.push(r.address);
+            }
         }
         self.bufs.iter().zip(&self.lens).map(|(b, &n)| &b[..n])
+    }
+
+    /// Sends every datagram of the last batch back to where it came from, in one call
+    /// when the kernel takes them all.
+    fn echo(&self, socket: &UdpSocket) {
+        use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+        use std::io::IoSlice;
+        use std::os::fd::AsRawFd;
+        let mut start = 0;
+        while start < self.lens.len() {
+            let slices: Vec<[IoSlice<'_>; 1]> = self.bufs[start..]
+                .iter()
+                .zip(&self.lens[start..])
+                .map(|(b, &n)| [IoSlice::new(&b[..n])])
+                .collect();
+            let addrs = &self.from[start..];
+            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(addrs.len(), None);
+            let no_cmsgs: [ControlMessage<'_>; 0] = [];
+            match sendmmsg(
+                socket.as_raw_fd(),
+                &mut headers,
+                &slices,
+                addrs,
+                no_cmsgs,
+                MsgFlags::empty(),
+            ) {
+                Ok(results) => start += results.count().max(1),
+                Err(_) => start += 1,
+            }
+        }
     }
 }
 
 /// The bare sink: counts datagrams, taken 64 at a time with `recvmmsg` (as the receiver
 /// takes them); nothing parsed.
-fn sink(port: u16, seconds: f64) -> anyhow::Result<()> {
+fn sink(port: u16, seconds: f64, echo: bool) -> anyhow::Result<()> {
     let socket = UdpSocket::bind(("127.0.0.1", port)).context("bind the sink")?;
     // The same buffer the server asks for by default: what the generator sends in a burst
     // waits here rather than being dropped.
@@ -216,6 +260,9 @@ fn sink(port: u16, seconds: f64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     while Instant::now() < deadline {
         let n = batch.receive(&socket, true).count();
+        if echo {
+            batch.echo(&socket);
+        }
         if n > 0 {
             count += n as u64;
             first.get_or_insert_with(Instant::now);
@@ -224,10 +271,11 @@ fn sink(port: u16, seconds: f64) -> anyhow::Result<()> {
     }
     let secs = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64().max(1e-6));
     let rate = if secs > 0.0 { count as f64 / secs } else { 0.0 };
-    eprintln!("sink: {count} datagrams in {secs:.2} s: {rate:.0}/s");
+    let mode = if echo { "echo" } else { "sink" };
+    eprintln!("{mode}: {count} datagrams in {secs:.2} s: {rate:.0}/s");
     println!(
         "{}",
-        json!({"mode": "sink", "received": count, "seconds": secs, "per_second": rate})
+        json!({"mode": mode, "received": count, "seconds": secs, "per_second": rate})
     );
     Ok(())
 }
@@ -290,7 +338,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match o.sink {
-        Some(port) => sink(port, o.seconds),
+        Some(port) => sink(port, o.seconds, o.echo),
         None => load(o),
     };
     match result {
