@@ -558,6 +558,33 @@ mod tests {
     }
 
     #[test]
+    fn the_echo_sink_answers_each_datagram_with_itself() {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let sink = std::thread::spawn(move || sink(port, 1.5, true));
+        std::thread::sleep(Duration::from_millis(300));
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        for i in 0..20u8 {
+            client.send_to(&[i; 5], ("127.0.0.1", port)).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        while got.len() < 20 {
+            let n = client.recv(&mut buf).unwrap();
+            got.push(buf[..n].to_vec());
+        }
+        got.sort();
+        assert_eq!(got, (0..20u8).map(|i| vec![i; 5]).collect::<Vec<_>>());
+        sink.join().unwrap().unwrap();
+    }
+
+    #[test]
     fn a_written_heartbeat_is_what_the_server_parses() {
         let o = Options {
             server: "127.0.0.1:1".parse().unwrap(),
@@ -571,6 +598,7 @@ mod tests {
             prefix: "web-1.".into(),
             wait: 0.0,
             sink: None,
+            echo: false,
             ctl: None,
         };
         let mut out = Vec::new();
