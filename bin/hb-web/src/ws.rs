@@ -6,7 +6,7 @@
 //! falls a ring behind, or does not take a frame within [`SEND_TIMEOUT`], is dropped (it
 //! reconnects and gets a fresh snapshot), and the engine never slows for it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -106,7 +106,9 @@ pub struct Live {
 /// The hosts, complete once a full list arrived after the last resync.
 #[derive(Default)]
 struct HostCache {
-    by_name: BTreeMap<String, HostSummary>,
+    /// Hashed: every heartbeat the engine reports is looked up here, and in an ordered map
+    /// of names sharing a prefix each lookup was dozens of string comparisons.
+    by_name: HashMap<String, HostSummary>,
     complete: bool,
     /// While a full list is being fetched: hosts changed since, newer than the list.
     touched: Option<HashSet<String>>,
@@ -142,7 +144,9 @@ impl Live {
         if !cache.complete {
             return None;
         }
-        Some(cache.by_name.values().cloned().collect())
+        let mut hosts: Vec<HostSummary> = cache.by_name.values().cloned().collect();
+        hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Some(hosts)
     }
 
     /// The engine (re)connected or changes were left out: the list is not to be trusted
