@@ -12,9 +12,12 @@
 //!   reported down before the start-up grace ends ([`Liveness::resume`]).
 //!
 //! Deadlines live in an ordered map keyed by due time, so a tick costs in proportion to the
-//! deadlines that fall due, not to the number of hosts. A heartbeat does not search for its
-//! host's old deadline: it bumps the host's generation, and stale entries are dropped when
-//! they come due (at most about two entries per host exist at once).
+//! deadlines that fall due, not to the number of hosts. A host has one entry at most, and a
+//! heartbeat usually touches none: it only moves the host's last-seen time, and when the
+//! entry comes due it is set again from there if the host was heard from since (a host
+//! heartbeating many times per deadline cost an insertion each, and as many stale entries).
+//! An entry is replaced only when the new deadline is earlier (a shorter interval); the
+//! generation tells the live entry from a replaced one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -105,7 +108,10 @@ struct Tracked {
     /// When it entered `state`.
     since: u64,
     timing: Timing,
+    /// The generation of the host's live entry in `due`; any other entry is stale.
     generation: u64,
+    /// When the live entry is due; 0 when there is none.
+    scheduled: u64,
     /// Not down before this (the start-up grace after a restart); 0 once it heartbeats.
     hold_until: u64,
 }
@@ -124,7 +130,6 @@ pub struct Liveness {
 impl Liveness {
     /// A heartbeat from `host` at `now`; returns a recovery if it was down.
     pub fn heartbeat(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
-        let generation = self.next_generation();
         let (key, tracked) = self.tracked(
             host,
             Tracked {
@@ -133,6 +138,7 @@ impl Liveness {
                 since: now,
                 timing,
                 generation: 0,
+                scheduled: 0,
                 hold_until: 0,
             },
         );
@@ -147,9 +153,12 @@ impl Liveness {
         tracked.last_seen = now;
         tracked.state = State::Up;
         tracked.timing = timing;
-        tracked.generation = generation;
         tracked.hold_until = 0;
-        self.schedule(now.saturating_add(timing.overdue_after()), key, generation);
+        // An entry due before the new deadline is set again from here when it comes due.
+        let overdue_at = now.saturating_add(timing.overdue_after());
+        if tracked.scheduled == 0 || tracked.scheduled > overdue_at {
+            self.schedule(overdue_at, key);
+        }
         change
     }
 
@@ -167,7 +176,6 @@ impl Liveness {
     /// `host` said it shuts down: its silence from now on is expected. A host that was down
     /// has evidently come back: that is a recovery.
     pub fn shutdown(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
-        let generation = self.next_generation();
         let (_, t) = self.tracked(
             host,
             Tracked {
@@ -175,33 +183,32 @@ impl Liveness {
                 state: State::Shutdown,
                 since: now,
                 timing,
-                generation,
+                generation: 0,
+                scheduled: 0,
                 hold_until: 0,
             },
         );
         let change = (t.state == State::Down).then(|| Change::Recovered {
             silent_ms: now.saturating_sub(t.last_seen),
         });
+        // Its entry, if any, finds it shut down and lapses.
         t.state = State::Shutdown;
         t.since = now;
         t.last_seen = now;
-        t.generation = generation;
         change
     }
 
     /// `host` reported a failure: down at once (true), unless it already is.
     pub fn fail(&mut self, host: &str, now: u64) -> bool {
-        let generation = self.next_generation();
         let Some(t) = self.hosts.get_mut(host) else {
             return false;
         };
         if t.state == State::Down {
             return false;
         }
+        // Its entry, if any, finds it down and lapses.
         t.state = State::Down;
         t.since = now;
-        // Its pending deadlines no longer apply.
-        t.generation = generation;
         true
     }
 
@@ -223,7 +230,6 @@ impl Liveness {
         timing: Timing,
         hold_until: u64,
     ) {
-        let generation = self.next_generation();
         let key: Arc<str> = Arc::from(host);
         self.hosts.insert(
             Arc::clone(&key),
@@ -232,20 +238,21 @@ impl Liveness {
                 state,
                 since,
                 timing,
-                generation,
+                generation: 0,
+                scheduled: 0,
                 hold_until,
             },
         );
         match state {
             State::Up => {
                 let overdue_at = last_seen.saturating_add(timing.overdue_after());
-                self.schedule(overdue_at, key, generation);
+                self.schedule(overdue_at, key);
             }
             State::Overdue => {
                 let down_at = last_seen
                     .saturating_add(timing.down_after())
                     .max(hold_until);
-                self.schedule(down_at, key, generation);
+                self.schedule(down_at, key);
             }
             State::Down | State::Shutdown => {}
         }
@@ -283,13 +290,17 @@ impl Liveness {
                 continue;
             };
             if t.generation != generation {
-                continue; // A heartbeat came since this deadline was set.
+                continue; // Replaced by an earlier deadline, or the host was added anew.
             }
+            t.scheduled = 0;
+            let overdue_at = t.last_seen.saturating_add(t.timing.overdue_after());
             let down_at = t
                 .last_seen
                 .saturating_add(t.timing.down_after())
                 .max(t.hold_until);
             match t.state {
+                // Heard from since the entry was set: due again from the last heartbeat.
+                State::Up if overdue_at > now => self.schedule(overdue_at, host),
                 State::Up if down_at <= now => {
                     t.state = State::Down;
                     t.since = now;
@@ -297,15 +308,13 @@ impl Liveness {
                 }
                 State::Overdue if down_at > now => {
                     // Its down deadline moved (a reload changed the timing): wait for it.
-                    let generation = t.generation;
-                    self.schedule(down_at, host, generation);
+                    self.schedule(down_at, host);
                 }
                 State::Up => {
                     t.state = State::Overdue;
                     t.since = now;
-                    let generation = t.generation;
                     changes.push((host.to_string(), Change::Overdue));
-                    self.schedule(down_at, host, generation);
+                    self.schedule(down_at, host);
                 }
                 State::Overdue => {
                     t.state = State::Down;
@@ -318,9 +327,14 @@ impl Liveness {
         changes
     }
 
-    fn schedule(&mut self, due: u64, host: Arc<str>, generation: u64) {
-        self.sequence += 1;
-        self.due.insert((due, self.sequence), (host, generation));
+    /// Makes `due` the host's live entry (any other it has becomes stale).
+    fn schedule(&mut self, due: u64, host: Arc<str>) {
+        let generation = self.next_generation();
+        if let Some(t) = self.hosts.get_mut(&host) {
+            t.generation = generation;
+            t.scheduled = due;
+        }
+        self.due.insert((due, generation), (host, generation));
     }
 }
 
@@ -378,6 +392,30 @@ mod tests {
             );
             assert_eq!(l.state("h"), Some(State::Down));
         }
+    }
+
+    #[test]
+    fn a_host_beating_often_holds_one_deadline_timed_from_its_last_beat() {
+        let t = timing(1, 2, 2);
+        let mut l = Liveness::default();
+        // Ten heartbeats a second for 10 s: one deadline, not one per heartbeat.
+        let mut changes = Vec::new();
+        for n in 0..100u64 {
+            l.heartbeat("h", n * 100, t);
+            changes.extend(l.tick(n * 100));
+            assert_eq!(l.pending(), 1, "after heartbeat {n}");
+        }
+        assert!(changes.is_empty(), "{changes:?}");
+        // Silent from 9.9 s: overdue at 9.9 + 3, down at 9.9 + 4.
+        assert_eq!(
+            run(&mut l, 10_000, 20_000),
+            [(12_900, Change::Overdue), (13_900, Change::Down)]
+        );
+        // A shorter interval takes effect at once, not after the old deadline.
+        let mut l = Liveness::default();
+        l.heartbeat("h", 0, timing(60, 0, 2));
+        l.heartbeat("h", 1_000, timing(1, 0, 2));
+        assert_eq!(run(&mut l, 1_000, 10_000)[0], (2_000, Change::Overdue));
     }
 
     #[test]
