@@ -325,8 +325,8 @@ impl TryFrom<ChangeWire> for Change {
     type Error = String;
 
     fn try_from(w: ChangeWire) -> Result<Change, String> {
-        // The fields each variant has; any other present is refused, as the tagged enum
-        // refused them.
+        // The fields each variant has; any other with a value is refused, as the tagged
+        // enum refused them (one given as null reads as absent).
         let present = [
             ("host", w.host.is_some()),
             ("last_seen_ms", w.last_seen_ms.is_some()),

@@ -48,6 +48,15 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Whether every plain heartbeat is within these limits: its eight fields at most, flat,
+    /// its longest key `interval`, its longest string a host name (253 bytes). Then the
+    /// straight decoding of one needs no tree to check them on.
+    pub fn hold_plain_heartbeats(&self) -> bool {
+        self.max_depth >= 1 && self.max_string >= 253 && self.max_key >= 8 && self.max_values >= 8
+    }
+}
+
 /// Why a datagram was refused. [`Reject::reason`] names it for counters.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
@@ -155,7 +164,7 @@ pub fn decode_client<'a>(
     datagram: &'a [u8],
     limits: &Limits,
 ) -> Result<Decoded<'a, ClientMessage>, Reject> {
-    if (1..=limits.max_datagram).contains(&datagram.len()) {
+    if (1..=limits.max_datagram).contains(&datagram.len()) && limits.hold_plain_heartbeats() {
         let split = sign::split(datagram);
         if split.body.first() == Some(&b'{')
             && let Some(m) = plain_heartbeat(split.body)
@@ -502,8 +511,8 @@ struct HeartbeatFields<'a> {
 }
 
 /// The heartbeat in `text`, if it is a plain one that passes every check; `None` sends it
-/// down the general path. Its fields are all short and flat, so the tree's size limits
-/// (depth, keys, values) hold by construction.
+/// down the general path. Its fields are all short and flat, so limits that allow any plain
+/// heartbeat ([`Limits::hold_plain_heartbeats`]) hold by construction.
 fn plain_heartbeat(text: &[u8]) -> Option<Heartbeat> {
     let m: HeartbeatFields<'_> = serde_json::from_slice(text).ok()?;
     if m.id != "HTB" {
@@ -712,6 +721,17 @@ mod tests {
         );
         let d = decode_client(&signed, &limits()).unwrap();
         assert!(d.signature.is_some());
+        // Stricter limits than a plain heartbeat needs: the tree checks them.
+        let strict = Limits {
+            max_string: 8,
+            ..limits()
+        };
+        assert!(!strict.hold_plain_heartbeats());
+        let long = br#"{"ID":"HTB","name":"a-long-host-name"}"#;
+        assert_eq!(
+            decode_client(long, &strict).unwrap_err().reason(),
+            "too_big"
+        );
         assert!(plain_heartbeat(&signed[..signed.len() - crate::sign::TRAILER_LEN]).is_some());
     }
 

@@ -1,10 +1,11 @@
 //! Data channels between children ("edges"), child side.
 //!
 //! A [`Link`] is the sending end towards one peer. Messages go into a bounded queue; a writer
-//! task drains it into the current socket. When the peer dies the socket fails, the message
-//! that failed stays at the head of the queue, and the writer waits for the supervisor to pass
-//! a fresh socket ([`Link::attach`]): messages wait for a restarting peer instead of being
-//! lost. Only when the queue is full are messages dropped, and each drop is counted.
+//! task drains it into the current socket, what is waiting in one write. When the peer dies
+//! the socket fails, the lines not yet written are kept, and the writer waits for the
+//! supervisor to pass a fresh socket ([`Link::attach`]): messages wait for a restarting peer
+//! instead of being lost. Only when the queue is full are messages dropped, and each drop is
+//! counted.
 //!
 //! Frames a peer sends are decoded by [`spawn_reader`]; a frame that is too long or not valid
 //! for the direction is a protocol violation: the channel is closed and the supervisor told,
@@ -111,9 +112,10 @@ async fn write_loop<Out: Serialize>(
         peer => edge_limit(Role::Engine, peer),
     };
     let mut socket: Option<OwnedWriteHalf> = None;
-    // Whole lines taken from the queue and not yet written. When the channel fails they are
-    // written again, whole, to the next one: the peer never sees half a line, and a message
-    // the queue took is never lost (one that was partly written may arrive twice).
+    // Lines taken from the queue and not yet written whole. When the channel fails they go to
+    // the next one, the line that was cut from its start: the new peer never sees half a
+    // line. A line the kernel took whole is gone with the dead peer if it was not read yet,
+    // as with any socket; the cut line may reach the new peer after the old one read it.
     let mut lines: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     loop {
         let Some(current) = socket.as_mut() else {
@@ -151,10 +153,32 @@ async fn write_loop<Out: Serialize>(
                 continue;
             }
         }
-        match current.write_all(&lines).await {
-            Ok(()) => lines.clear(),
-            Err(e) => {
+        let mut written = 0;
+        let failed = loop {
+            if written == lines.len() {
+                break None;
+            }
+            match current.write(&lines[written..]).await {
+                Ok(0) => break Some(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(e) => break Some(e),
+            }
+        };
+        match failed {
+            None => {
+                lines.clear();
+                // A host list for the web may be megabytes; do not hold that much for good.
+                if lines.capacity() > 4 * WRITE_BATCH {
+                    lines.shrink_to(WRITE_BATCH);
+                }
+            }
+            Some(e) => {
                 tracing::info!(peer = %peer, error = %e, "Channel to peer lost; holding messages until it is back.");
+                let whole = lines[..written]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                lines.drain(..whole);
                 socket = None;
             }
         }

@@ -12,12 +12,13 @@
 //!   reported down before the start-up grace ends ([`Liveness::resume`]).
 //!
 //! Deadlines live in an ordered map keyed by due time, so a tick costs in proportion to the
-//! deadlines that fall due, not to the number of hosts. A host has one entry at most, and a
+//! deadlines that fall due, not to the number of hosts. A host has one live entry, and a
 //! heartbeat usually touches none: it only moves the host's last-seen time, and when the
 //! entry comes due it is set again from there if the host was heard from since (a host
 //! heartbeating many times per deadline cost an insertion each, and as many stale entries).
 //! An entry is replaced only when the new deadline is earlier (a shorter interval); the
-//! generation tells the live entry from a replaced one.
+//! generation tells the live entry from a replaced one, or one left by a host removed and
+//! added again, which lapse when they come due.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -122,7 +123,7 @@ pub struct Liveness {
     /// A host's name is allocated once, here, and shared by its deadlines: at 100,000 hosts
     /// and more, the copies were a tenth of the engine's memory.
     hosts: HashMap<Arc<str>, Tracked>,
-    /// (due ms, sequence) -> (host, generation it was set for).
+    /// (due ms, generation) -> (host, generation it was set for).
     due: BTreeMap<(u64, u64), (Arc<str>, u64)>,
     sequence: u64,
 }

@@ -357,6 +357,13 @@ fn load(o: Options) -> anyhow::Result<()> {
             let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, n));
             let s = UdpSocket::bind((ip, 0)).with_context(|| format!("bind {ip}"))?;
             s.set_read_timeout(Some(Duration::from_millis(50)))?;
+            // ACKs come in batches; the default buffer lost some while the reader was busy,
+            // which showed as unanswered datagrams the server had answered. Root may go past
+            // rmem_max; anyone else gets what it allows.
+            use nix::sys::socket::{setsockopt, sockopt};
+            if setsockopt(&s, sockopt::RcvBufForce, &(8 << 20)).is_err() {
+                let _ = setsockopt(&s, sockopt::RcvBuf, &(8 << 20));
+            }
             Ok(Arc::new(s))
         })
         .collect::<anyhow::Result<_>>()?;
