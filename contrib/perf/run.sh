@@ -13,7 +13,17 @@ dir=$(mktemp -d /tmp/hb-perf.XXXXXX)
 chmod 755 "$dir"
 udp=${HB_PERF_UDP:-41003}
 http=$((udp + 1))
+# A server just stopped may hold the port a moment longer (its children exit after it).
+free_port() {
+    for _ in $(seq 100); do
+        ss -Hlun "sport = :$udp" | grep -q . || return 0
+        sleep 0.1
+    done
+    echo "port $udp is still in use" >&2
+    return 1
+}
 start() {
+    free_port
     rm -rf "$dir/state"
     cat > "$dir/hb.yaml" <<YAML
 hb_port: $udp
@@ -34,6 +44,7 @@ stop() { [ -n "${server:-}" ] || return 0; kill "$server" 2>/dev/null || true; w
 trap 'stop; rm -rf "$dir"' EXIT
 
 echo "== baseline: a bare UDP sink (recvmmsg, nothing parsed) fed by hbload as fast as it sends"
+free_port
 "$bin/hbload" --sink -p "$udp" -d 5 &
 sink=$!
 sleep 0.5
@@ -41,6 +52,7 @@ sleep 0.5
 wait "$sink"
 
 echo "== baseline with answers: the sink sends every datagram back (sendmmsg), as an ACK would go"
+free_port
 "$bin/hbload" --sink --echo -p "$udp" -d 5 &
 sink=$!
 sleep 0.5
