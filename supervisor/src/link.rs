@@ -84,6 +84,16 @@ impl<Out: Serialize + Clone + Send + 'static> Link<Out> {
         self.queue.capacity()
     }
 
+    /// Waits until the queue has room for `n` messages (at once if it has). They stay free
+    /// for a caller that is the link's only sender; a closed queue never has room.
+    pub async fn room_for(&self, n: usize) {
+        match self.queue.reserve_many(n).await {
+            // Given back at once: the caller only wanted to know.
+            Ok(permits) => drop(permits),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Messages dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -324,6 +334,29 @@ mod tests {
         let line = read_line(theirs).await;
         assert!(line.len() > 2 * EDGE_MAX_LINE);
         assert_eq!(link.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn room_is_awaited_not_polled() {
+        let link = Link::<ReceiverToEngine>::new(Role::Engine);
+        while link.send(heartbeat(0)) {}
+        assert_eq!(link.room(), 0);
+        // Full: nothing frees a place until a peer reads.
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), link.room_for(8)).await;
+        assert!(waiting.is_err(), "room with a full queue");
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (_read, write) = ours.into_split();
+        link.attach(write);
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(theirs).lines();
+            while lines.next_line().await.ok().flatten().is_some() {}
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(10), link.room_for(8))
+            .await
+            .expect("room once the peer reads");
+        assert!(link.room() >= 8);
+        reader.abort();
     }
 
     #[tokio::test]

@@ -217,8 +217,12 @@ async fn receive(
     loop {
         // Room for a whole batch and the rejections it may bring.
         let room = engine.room() >= BATCH;
-        if room && let Some(since) = waiting_since.take() {
-            engine_waited += since.elapsed();
+        if room {
+            if let Some(since) = waiting_since.take() {
+                engine_waited += since.elapsed();
+            }
+        } else {
+            waiting_since.get_or_insert_with(Instant::now);
         }
         tokio::select! {
             biased;
@@ -242,10 +246,8 @@ async fn receive(
                     let _ = reply.send(counters);
                 }
             },
-            // The writer drains the queue on this thread; look again soon.
-            _ = tokio::time::sleep(std::time::Duration::from_millis(1)), if !room => {
-                waiting_since.get_or_insert_with(Instant::now);
-            }
+            // Woken as soon as the writer has taken enough from the queue.
+            _ = engine.room_for(BATCH), if !room => {}
             ready = socket.readable(), if room => {
                 if let Err(e) = ready {
                     tracing::warn!(error = %e, "UDP socket failed.");
