@@ -152,6 +152,49 @@ pub struct State {
     /// Notifications to hand to the notifier now (without a store; with one, the writer
     /// hands them on once they are committed).
     pub ready: Vec<Notification>,
+    /// Per-host lines logged in the current second, and those left out.
+    log_budget: LogBudget,
+}
+
+/// Per-host log lines (a host is new, overdue, down...) logged per second at most; the
+/// rest are counted and summed up in one line. Every event is still stored and shown: a
+/// million new hosts, or a fleet gone overdue while the server was behind, were a million
+/// log lines, each a write to stderr.
+const HOST_LINES_PER_SECOND: u32 = 100;
+
+#[derive(Debug, Default)]
+struct LogBudget {
+    second: u64,
+    logged: u32,
+    left_out: u64,
+}
+
+impl LogBudget {
+    /// Whether a line at `now_ms` may be logged; says how many were left out in the last
+    /// second that left any out, once, when a new one starts.
+    fn take(&mut self, now_ms: u64) -> bool {
+        let second = now_ms / 1000;
+        if second != self.second {
+            if self.left_out > 0 {
+                tracing::info!(
+                    left_out = self.left_out,
+                    "{} more host events in a second were not logged (over {HOST_LINES_PER_SECOND} a second); the event list and the store have them all.",
+                    self.left_out
+                );
+            }
+            *self = LogBudget {
+                second,
+                ..LogBudget::default()
+            };
+        }
+        if self.logged < HOST_LINES_PER_SECOND {
+            self.logged += 1;
+            true
+        } else {
+            self.left_out += 1;
+            false
+        }
+    }
 }
 
 impl Default for State {
@@ -246,6 +289,7 @@ impl State {
             to_receiver: Vec::new(),
             changes: Vec::new(),
             ready: Vec::new(),
+            log_budget: LogBudget::default(),
         }
     }
 
@@ -361,7 +405,9 @@ impl State {
     }
 
     fn event(&mut self, at_ms: u64, host: &str, text: String) {
-        tracing::info!(host, "{text}");
+        if self.log_budget.take(at_ms) {
+            tracing::info!(host, "{text}");
+        }
         self.write(store::Write::Event {
             at_ms,
             host: host.to_string(),
@@ -2340,7 +2386,10 @@ impl State {
             // Stored ahead of the notification, which the writer sends after the commit.
             self.host_changed(&host);
             match change {
-                liveness::Change::Overdue => tracing::info!(host, "Overdue."),
+                liveness::Change::Overdue if self.log_budget.take(now) => {
+                    tracing::info!(host, "Overdue.");
+                }
+                liveness::Change::Overdue => {}
                 // A paused check is not timed: its silence is expected.
                 liveness::Change::Down if self.is_paused_check(&host) => {}
                 liveness::Change::Down => self.went_down(&host, now),
@@ -2380,6 +2429,22 @@ fn lookup(
         .rev()
         .find_map(|m| m.get(name).filter(|v| !v.is_object() && !v.is_array()))
         .cloned()
+}
+
+#[cfg(test)]
+mod log_budget_tests {
+    use super::*;
+
+    #[test]
+    fn host_lines_are_capped_per_second_and_the_rest_counted() {
+        let mut b = LogBudget::default();
+        let logged = (0..250).filter(|_| b.take(5_000)).count();
+        assert_eq!(logged, HOST_LINES_PER_SECOND as usize);
+        assert_eq!(b.left_out, 150);
+        // A new second starts afresh (and sums up the last one).
+        assert!(b.take(6_000));
+        assert_eq!((b.logged, b.left_out), (1, 0));
+    }
 }
 
 #[cfg(test)]
