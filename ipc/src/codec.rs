@@ -140,11 +140,8 @@ impl<In, Out: Serialize> Encoder<Out> for JsonLines<In, Out> {
 /// Serializes one message as a complete frame (with its newline), for writers that do not use
 /// a `Framed` sink (the supervisor sends some frames together with file descriptors).
 pub fn encode_line<T: Serialize>(msg: &T, max_len: usize) -> Result<Vec<u8>, CodecError> {
-    let mut line = serde_json::to_vec(msg)?;
-    if line.len() > max_len {
-        return Err(CodecError::TooLong { limit: max_len });
-    }
-    line.push(b'\n');
+    let mut line = Vec::new();
+    encode_line_into(msg, max_len, &mut line)?;
     Ok(line)
 }
 

@@ -33,11 +33,7 @@ impl RawMessage {
 
 impl From<serde_json::Value> for RawMessage {
     fn from(value: serde_json::Value) -> RawMessage {
-        // A Value always serializes; the fallback is unreachable but costs nothing.
-        RawMessage(
-            serde_json::value::to_raw_value(&value)
-                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
-        )
+        RawMessage::of(&value)
     }
 }
 
@@ -112,7 +108,6 @@ impl TryFrom<ReceiverToEngineWire> for ReceiverToEngine {
     type Error = String;
 
     fn try_from(w: ReceiverToEngineWire) -> Result<ReceiverToEngine, String> {
-        let missing = |field: &str| format!("missing field `{field}`");
         match w.kind {
             ReceiverToEngineKind::Received => {
                 if w.reason.is_some() || w.detail.is_some() {

@@ -761,7 +761,10 @@ mod tests {
                 header: header.clone(),
                 ver: Some("1".into()),
             }),
-            ClientMessage::Shutdown(Notice::default()),
+            ClientMessage::Shutdown(Notice {
+                header: header.clone(),
+                ver: None,
+            }),
             ClientMessage::Message(TextMessage {
                 header: header.clone(),
                 text: "hi".into(),
@@ -775,11 +778,16 @@ mod tests {
                 printed.starts_with(&format!(r#"{{"ID":"{}","#, m.id())),
                 "{printed}"
             );
-            assert_eq!(
-                serde_json::from_str::<Value>(&printed).unwrap(),
-                m.to_json()
-            );
+            // What is printed decodes to the same message.
+            let back = decode_client(printed.as_bytes(), &limits())
+                .unwrap()
+                .message;
+            assert_eq!(&back, m, "{printed}");
         }
+        assert_eq!(
+            client[0].to_json(),
+            serde_json::json!({"ID": "HTB", "name": "db1", "ts": 3, "v": 1, "interval": 5})
+        );
         let ack = Ack {
             name: "db1".into(),
             ts: Some(1),
@@ -794,12 +802,15 @@ mod tests {
             ],
         };
         let printed = crate::message::ack_text(&ack);
-        let server = ServerMessage::Ack(ack);
         assert_eq!(
             serde_json::from_slice::<Value>(&printed).unwrap(),
-            server.to_json()
+            serde_json::json!({"ID": "ACK", "name": "db1", "ts": 1, "seq": 2,
+                "request_update": true,
+                "queue": [{"ID": "CMD", "id": 1, "command": "restart"}, {"ID": "UPD", "id": 2}]})
         );
+        let server = ServerMessage::Ack(ack);
         assert_eq!(printed, serde_json::to_vec(&server).unwrap());
+        assert_eq!(decode_server(&printed, &limits()).unwrap().message, server);
     }
 
     #[test]

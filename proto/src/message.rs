@@ -55,20 +55,13 @@ impl ClientMessage {
 
     /// The JSON object sent on the wire.
     pub fn to_json(&self) -> Value {
-        let mut object = match self {
-            ClientMessage::Heartbeat(m) => to_object(m),
-            ClientMessage::Plugin(m) => to_object(m),
-            ClientMessage::Boot(m) | ClientMessage::Shutdown(m) => to_object(m),
-            ClientMessage::Message(m) => to_object(m),
-        };
-        object.insert("ID".into(), Value::String(self.id().into()));
-        Value::Object(object)
+        // Plain data always converts; the fallback is unreachable.
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
-/// A message printed with its `ID` first, straight from the typed value: what `to_json`
-/// gives, without building a JSON tree on the way (the receiver prints every ACK and every
-/// message it forwards).
+/// A message printed with its `ID` first, straight from the typed value, without a JSON
+/// tree on the way (the receiver prints every ACK and every message it forwards).
 #[derive(Serialize)]
 struct Tagged<'a, T> {
     #[serde(rename = "ID")]
@@ -109,13 +102,6 @@ pub fn ack_text(ack: &Ack) -> Vec<u8> {
         body: ack,
     })
     .unwrap_or_default()
-}
-
-fn to_object<T: Serialize>(value: &T) -> Map<String, Value> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
 }
 
 /// Fields every client message carries.
@@ -204,13 +190,8 @@ pub enum ServerMessage {
 impl ServerMessage {
     /// The JSON object sent on the wire.
     pub fn to_json(&self) -> Value {
-        let (id, mut object) = match self {
-            ServerMessage::Ack(m) => ("ACK", to_object(m)),
-            ServerMessage::Command(m) => ("CMD", to_object(m)),
-            ServerMessage::Update(m) => ("UPD", to_object(m)),
-        };
-        object.insert("ID".into(), Value::String(id.into()));
-        Value::Object(object)
+        // Plain data always converts; the fallback is unreachable.
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 

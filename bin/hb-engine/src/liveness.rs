@@ -123,8 +123,8 @@ pub struct Liveness {
     /// A host's name is allocated once, here, and shared by its deadlines: at 100,000 hosts
     /// and more, the copies were a tenth of the engine's memory.
     hosts: HashMap<Arc<str>, Tracked>,
-    /// (due ms, generation) -> (host, generation it was set for).
-    due: BTreeMap<(u64, u64), (Arc<str>, u64)>,
+    /// (due ms, generation it was set for) -> host.
+    due: BTreeMap<(u64, u64), Arc<str>>,
     sequence: u64,
 }
 
@@ -286,7 +286,7 @@ impl Liveness {
             if entry.key().0 > now {
                 break;
             }
-            let (host, generation) = entry.remove();
+            let ((_, generation), host) = entry.remove_entry();
             let Some(t) = self.hosts.get_mut(&host) else {
                 continue;
             };
@@ -335,7 +335,7 @@ impl Liveness {
             t.generation = generation;
             t.scheduled = due;
         }
-        self.due.insert((due, generation), (host, generation));
+        self.due.insert((due, generation), host);
     }
 }
 
