@@ -80,6 +80,13 @@ pub enum ReceiverToEngine {
         /// Human-readable detail.
         detail: String,
     },
+    /// The receiver found its socket empty: every datagram that reached the host before
+    /// `up_to_ms` (Unix ms) has been reported. Sent a few times a second, so the engine can
+    /// tell a silent fleet from its own backlog (docs/IPC.md, "Time").
+    Drained {
+        /// Everything that arrived before this has been reported.
+        up_to_ms: u64,
+    },
 }
 
 /// [`ReceiverToEngine`] as it is on the wire: every variant's fields, each optional.
@@ -88,8 +95,9 @@ pub enum ReceiverToEngine {
 pub struct ReceiverToEngineWire {
     #[serde(rename = "type")]
     kind: ReceiverToEngineKind,
-    source: SocketAddr,
-    received_ms: u64,
+    source: Option<SocketAddr>,
+    received_ms: Option<u64>,
+    up_to_ms: Option<u64>,
     host: Option<String>,
     signed: Option<bool>,
     message: Option<RawMessage>,
@@ -97,17 +105,21 @@ pub struct ReceiverToEngineWire {
     detail: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 enum ReceiverToEngineKind {
     Received,
     Rejected,
+    Drained,
 }
 
 impl TryFrom<ReceiverToEngineWire> for ReceiverToEngine {
     type Error = String;
 
     fn try_from(w: ReceiverToEngineWire) -> Result<ReceiverToEngine, String> {
+        if w.kind != ReceiverToEngineKind::Drained && w.up_to_ms.is_some() {
+            return Err("only a drained socket has up_to_ms".into());
+        }
         match w.kind {
             ReceiverToEngineKind::Received => {
                 if w.reason.is_some() || w.detail.is_some() {
@@ -115,8 +127,8 @@ impl TryFrom<ReceiverToEngineWire> for ReceiverToEngine {
                 }
                 Ok(ReceiverToEngine::Received {
                     host: w.host.ok_or_else(|| missing("host"))?,
-                    source: w.source,
-                    received_ms: w.received_ms,
+                    source: w.source.ok_or_else(|| missing("source"))?,
+                    received_ms: w.received_ms.ok_or_else(|| missing("received_ms"))?,
                     signed: w.signed.ok_or_else(|| missing("signed"))?,
                     message: w.message.ok_or_else(|| missing("message"))?,
                 })
@@ -126,10 +138,25 @@ impl TryFrom<ReceiverToEngineWire> for ReceiverToEngine {
                     return Err("a rejection carries no message".into());
                 }
                 Ok(ReceiverToEngine::Rejected {
-                    source: w.source,
-                    received_ms: w.received_ms,
+                    source: w.source.ok_or_else(|| missing("source"))?,
+                    received_ms: w.received_ms.ok_or_else(|| missing("received_ms"))?,
                     reason: w.reason.ok_or_else(|| missing("reason"))?,
                     detail: w.detail.ok_or_else(|| missing("detail"))?,
+                })
+            }
+            ReceiverToEngineKind::Drained => {
+                if w.source.is_some()
+                    || w.received_ms.is_some()
+                    || w.host.is_some()
+                    || w.signed.is_some()
+                    || w.message.is_some()
+                    || w.reason.is_some()
+                    || w.detail.is_some()
+                {
+                    return Err("a drained socket carries only up_to_ms".into());
+                }
+                Ok(ReceiverToEngine::Drained {
+                    up_to_ms: w.up_to_ms.ok_or_else(|| missing("up_to_ms"))?,
                 })
             }
         }
@@ -1147,6 +1174,12 @@ mod tests {
             r#"{"type":"rejected","source":"127.0.0.2:4000","received_ms":1,"reason":"x"}"#,
             r#"{"type":"rejected","source":"127.0.0.2:4000","received_ms":1,"reason":"x","detail":"y","host":"a"}"#,
             r#"{"type":"other","source":"127.0.0.2:4000","received_ms":1}"#,
+            r#"{"type":"rejected","received_ms":1,"reason":"x","detail":"y"}"#,
+            r#"{"type":"drained"}"#,
+            r#"{"type":"drained","up_to_ms":-1}"#,
+            r#"{"type":"drained","up_to_ms":1,"received_ms":1}"#,
+            r#"{"type":"drained","up_to_ms":1,"source":"127.0.0.2:4000"}"#,
+            r#"{"type":"rejected","source":"127.0.0.2:4000","received_ms":1,"reason":"x","detail":"y","up_to_ms":1}"#,
             r#"{"type":"received","host":"a","source":"127.0.0.2:4000","received_ms":1,"signed":false,"message":{},"extra":1}"#,
             r#"{"type":"received","host":"a","source":"127.0.0.2:4000","received_ms":1,"signed":false,"message":{"#,
         ] {
@@ -1165,6 +1198,13 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),
             rejected
+        );
+        let drained = ReceiverToEngine::Drained { up_to_ms: 3 };
+        let line = serde_json::to_string(&drained).unwrap();
+        assert_eq!(line, r#"{"type":"drained","up_to_ms":3}"#);
+        assert_eq!(
+            serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),
+            drained
         );
     }
 

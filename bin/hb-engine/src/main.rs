@@ -110,7 +110,7 @@ async fn run(
     feed_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = deadlines.tick(), if started => state.tick(hb_ipc::now_ms()),
+            _ = deadlines.tick(), if started => state.tick_heard(hb_ipc::now_ms()),
             _ = feed_ticks.tick(), if started => feed_tick(&mut state, &links, &mut feed),
             _ = flushes.tick(), if started => {
                 state.second(hb_ipc::now_ms());
@@ -242,6 +242,7 @@ async fn run(
                         ReceiverToEngine::Rejected { source, received_ms, reason, detail } => {
                             journal.rejected(*received_ms, *source, reason, detail);
                         }
+                        ReceiverToEngine::Drained { .. } => {}
                     }
                     // Flush once what has arrived is drained: one write per burst.
                     if received.is_empty() {

@@ -101,6 +101,8 @@ pub struct State {
     /// Ids of commands whose result arrived, newest last.
     answered: VecDeque<u64>,
     liveness: Liveness,
+    /// What has been heard: deadlines are judged at it (liveness::Heard).
+    heard: liveness::Heard,
     alerts: Alerts,
     storms: Storms,
     /// Ad-hoc silences by id, and the maintenance windows of the configuration.
@@ -261,6 +263,7 @@ impl State {
             next_command_id: now_ms,
             answered: VecDeque::new(),
             liveness: Liveness::default(),
+            heard: liveness::Heard::default(),
             alerts: Alerts::default(),
             storms: Storms::default(),
             silences: BTreeMap::new(),
@@ -390,7 +393,12 @@ impl State {
 
     /// Sets a counter to a value kept elsewhere.
     pub fn set_counter(&mut self, name: &str, value: u64) {
-        self.counters.insert(name.to_string(), value);
+        match self.counters.get_mut(name) {
+            Some(n) => *n = value,
+            None => {
+                self.counters.insert(name.to_string(), value);
+            }
+        }
     }
 
     fn count(&mut self, name: &str) {
@@ -747,7 +755,13 @@ impl State {
 
     /// Applies a report from the receiver.
     pub fn received(&mut self, msg: ReceiverToEngine) {
+        match &msg {
+            ReceiverToEngine::Received { received_ms, .. }
+            | ReceiverToEngine::Rejected { received_ms, .. } => self.heard.advance(*received_ms),
+            ReceiverToEngine::Drained { up_to_ms } => self.heard.advance(*up_to_ms),
+        }
         match msg {
+            ReceiverToEngine::Drained { .. } => {}
             ReceiverToEngine::Rejected {
                 source,
                 received_ms,
@@ -2380,6 +2394,14 @@ impl State {
         }
     }
 
+    /// Applies the deadlines due by what has been heard when the wall clock reads `now`
+    /// (liveness::Heard: the server's own backlog never makes a host late).
+    pub fn tick_heard(&mut self, now: u64) {
+        let lag = self.heard.lag(now);
+        self.set_counter("behind_ms", lag);
+        self.tick(self.heard.clock(now));
+    }
+
     /// Applies the deadlines due by `now`.
     pub fn tick(&mut self, now: u64) {
         for (host, change) in self.liveness.tick(now) {
@@ -2594,6 +2616,57 @@ pub(crate) mod tests {
         while now <= to {
             s.tick(now);
             now += 100;
+        }
+    }
+
+    // The engine 20 s behind: each heartbeat is processed 20 s after it arrived, long past
+    // its host's deadline by the wall clock, which is checked every 100 ms in between. Only
+    // the host that really stopped is found down, as soon as what was heard passes its
+    // deadline (web1, watched); judged by the wall clock, every host went overdue and down.
+    #[test]
+    fn a_backlog_of_heartbeats_older_than_their_deadlines_makes_nobody_late() {
+        let mut s = state();
+        for host in ["web1", "web2", "web3"] {
+            heartbeat(&mut s, host, 0);
+        }
+        const BEHIND: u64 = 20 * S;
+        let mut wall = BEHIND;
+        let mut web1_down_at = None;
+        for stamp in (1..=6).map(|i| i * 10 * S) {
+            while wall < stamp + BEHIND {
+                s.tick_heard(wall);
+                for host in ["web3", "web2"] {
+                    assert_eq!(s.summary(host).unwrap().state, "up", "{host} at {wall}");
+                }
+                if s.summary("web1").unwrap().state == "down" {
+                    web1_down_at.get_or_insert(wall);
+                }
+                wall += 100;
+            }
+            heartbeat(&mut s, "web3", stamp);
+            heartbeat(&mut s, "web2", stamp);
+        }
+        // Down at 22 s; what was heard passed it when the heartbeats of 30 s were read.
+        assert_eq!(web1_down_at, Some(30 * S + BEHIND));
+        // The last tick: 79.9 s by the wall clock, heard up to the heartbeats of 50 s.
+        assert_eq!(s.counters["behind_ms"], 29_900);
+        // The rest of the backlog is read, and the receiver finds its socket empty.
+        heartbeat(&mut s, "web3", 70 * S);
+        heartbeat(&mut s, "web2", 70 * S);
+        s.received(ReceiverToEngine::Drained { up_to_ms: wall });
+        s.tick_heard(wall);
+        assert_eq!(s.counters["behind_ms"], 0);
+        let paged: Vec<&str> = s.ready.iter().map(|n| n.alert.as_str()).collect();
+        assert_eq!(paged, ["web1/down"]);
+        assert_eq!(s.ready[0].created_ms, 30 * S, "judged at what was heard");
+        for host in ["web3", "web2"] {
+            assert_eq!(s.summary(host).unwrap().state, "up");
+            assert!(
+                !s.events
+                    .iter()
+                    .any(|e| e.host == host && e.text.contains("down")),
+                "{host} was late"
+            );
         }
     }
 

@@ -10,6 +10,12 @@
 //! unACKed, instead of being taken, ACKed and dropped. Clients see an engine that stays
 //! away as a silent server and turn to their next one. What the kernel itself drops when that buffer overflows is
 //! counted (`kernel_dropped`, from `SO_RXQ_OVFL`).
+//!
+//! Every datagram is stamped with the time the kernel received it (`SO_TIMESTAMPNS`), not the
+//! time it was read: the engine judges deadlines by what it has heard, so time a heartbeat
+//! spent waiting in the server's own buffers never makes its host late. A few times a second
+//! the receiver also tells the engine when it last found the socket empty (`drained`), so a
+//! fleet that went silent is told from a backlog (docs/IPC.md, "Time").
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +39,15 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Rejections reported to the engine per second at most; the rest are only counted.
 const REJECT_REPORTS_PER_SECOND: u32 = 100;
+
+/// How often the engine is told when the socket was last found empty; an idle socket is
+/// looked at this often. Deadlines are judged at most about this late when all is quiet.
+const DRAINED_EVERY_MS: u64 = 50;
+
+/// Taken off a `drained` time: a datagram is stamped when the kernel receives it, a moment
+/// before it is queued on the socket, and one stamped just before a read that found the
+/// socket empty may be queued just after it.
+const DRAINED_SLACK_MS: u64 = 25;
 
 fn main() -> ExitCode {
     child::run(Role::Receiver, run)
@@ -138,10 +153,19 @@ async fn run(
 /// Datagrams taken from the socket per system call.
 const BATCH: usize = 32;
 
+/// One datagram in a [`Batch`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Arrival {
+    len: usize,
+    from: Option<SocketAddr>,
+    /// When the kernel received it, Unix ms (`None`: the kernel did not say).
+    at_ms: Option<u64>,
+}
+
 /// Buffers for one `recvmmsg` call: up to [`BATCH`] datagrams per wake-up under a burst.
 struct Batch {
     bufs: Vec<Vec<u8>>,
-    meta: Vec<(usize, Option<SocketAddr>)>,
+    meta: Vec<Arrival>,
     /// The socket's count of datagrams the kernel dropped for want of buffer space, as last
     /// reported with a datagram.
     kernel_dropped: u32,
@@ -164,8 +188,10 @@ impl Batch {
         };
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
-        let mut headers =
-            MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+            BATCH,
+            Some(nix::cmsg_space!(u32, nix::sys::time::TimeSpec)),
+        );
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
             self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
         let results = recvmmsg(
@@ -179,12 +205,24 @@ impl Batch {
         let mut dropped = self.kernel_dropped;
         self.meta.clear();
         self.meta.extend(results.map(|r| {
+            let mut at_ms = None;
             for cmsg in r.cmsgs().into_iter().flatten() {
-                if let ControlMessageOwned::RxqOvfl(n) = cmsg {
-                    dropped = dropped.max(n);
+                match cmsg {
+                    ControlMessageOwned::RxqOvfl(n) => dropped = dropped.max(n),
+                    ControlMessageOwned::ScmTimestampns(t) => {
+                        at_ms = u64::try_from(t.tv_sec()).ok().map(|s| {
+                            s.saturating_mul(1000)
+                                .saturating_add(t.tv_nsec().unsigned_abs() / 1_000_000)
+                        });
+                    }
+                    _ => {}
                 }
             }
-            (r.bytes, r.address.as_ref().and_then(to_std))
+            Arrival {
+                len: r.bytes,
+                from: r.address.as_ref().and_then(to_std),
+                at_ms,
+            }
         }));
         self.kernel_dropped = dropped;
         Ok(self.meta.len())
@@ -198,25 +236,99 @@ fn to_std(addr: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
     addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
 }
 
+/// What checks and forwards datagrams: the gate, the link to the engine, and the batch's
+/// ACKs waiting to go.
+struct Forwarder {
+    gate: Gate,
+    engine: Link<ReceiverToEngine>,
+    /// Rejections reported in the current second.
+    reports: (Instant, u32),
+    acks: Vec<(Vec<u8>, SockaddrStorage)>,
+}
+
+impl Forwarder {
+    /// Reads one batch with `read` and forwards it. `Some(t)`: the read, begun at `t` (Unix
+    /// ms), left the socket empty, so everything that arrived before `t` has been forwarded.
+    async fn take(
+        &mut self,
+        socket: &tokio::net::UdpSocket,
+        batch: &mut Batch,
+        read: impl FnOnce(&mut Batch) -> std::io::Result<usize>,
+    ) -> Option<u64> {
+        let before = hb_ipc::now_ms();
+        match read(batch) {
+            Ok(n) => {
+                self.forward(socket, batch, n).await;
+                (n < BATCH).then_some(before)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(before),
+            Err(e) => {
+                tracing::warn!(error = %e, "UDP receive failed.");
+                None
+            }
+        }
+    }
+
+    /// Checks and forwards the first `n` datagrams of `batch`, then sends their ACKs in one
+    /// call, after the engine has every message they answer.
+    async fn forward(&mut self, socket: &tokio::net::UdpSocket, batch: &Batch, n: usize) {
+        self.gate.count_batch(n);
+        for (arrival, buf) in batch.meta[..n].iter().zip(&batch.bufs) {
+            let Some(from) = arrival.from else { continue };
+            // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+            let source = SocketAddr::new(from.ip().to_canonical(), from.port());
+            let at_ms = arrival.at_ms.unwrap_or_else(hb_ipc::now_ms);
+            let datagram = &buf[..arrival.len];
+            if let Some(ack) = handle(
+                &mut self.gate,
+                &self.engine,
+                &mut self.reports,
+                datagram,
+                source,
+                at_ms,
+            ) {
+                self.acks.push((ack, SockaddrStorage::from(from)));
+            }
+        }
+        send_acks(socket, &mut self.gate, &self.acks).await;
+        self.acks.clear();
+    }
+}
+
 async fn receive(
     socket: tokio::net::UdpSocket,
-    mut gate: Gate,
+    gate: Gate,
     engine: Link<ReceiverToEngine>,
     mut table: mpsc::Receiver<EngineToReceiver>,
     mut work: mpsc::UnboundedReceiver<ToGate>,
 ) {
+    use nix::sys::socket::{setsockopt, sockopt};
     let mut batch = Batch::new();
-    let mut acks: Vec<(Vec<u8>, SockaddrStorage)> = Vec::with_capacity(BATCH);
-    let mut reports = (Instant::now(), 0u32);
+    let mut fwd = Forwarder {
+        gate,
+        engine,
+        reports: (Instant::now(), 0),
+        acks: Vec::with_capacity(BATCH),
+    };
     // How long the receiver stopped reading because the queue to the engine was full.
     let mut engine_waited = std::time::Duration::ZERO;
     let mut waiting_since: Option<Instant> = None;
-    if let Err(e) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1) {
+    // When a read last found the socket empty (wall clock, taken before the read), and the
+    // last such time told to the engine.
+    let mut drained_at = 0u64;
+    let mut drained_told = 0u64;
+    let mut drained_reports =
+        tokio::time::interval(std::time::Duration::from_millis(DRAINED_EVERY_MS));
+    drained_reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if let Err(e) = setsockopt(&socket, sockopt::RxqOvfl, &1) {
         tracing::warn!(error = %e, "Cannot count the kernel's drops on the UDP socket (SO_RXQ_OVFL).");
+    }
+    if let Err(e) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
+        tracing::warn!(error = %e, "Cannot stamp datagrams with their arrival (SO_TIMESTAMPNS); a backlog in the server may make hosts late.");
     }
     loop {
         // Room for a whole batch and the rejections it may bring.
-        let room = engine.room() >= BATCH;
+        let room = fwd.engine.room() >= BATCH;
         if room {
             if let Some(since) = waiting_since.take() {
                 engine_waited += since.elapsed();
@@ -227,16 +339,16 @@ async fn receive(
         tokio::select! {
             biased;
             Some(update) = table.recv() => match update {
-                EngineToReceiver::HostTable { with_data, queues } => gate.set_table(with_data, queues),
-                EngineToReceiver::Queue { host, queue } => gate.set_queue(host, queue),
-                EngineToReceiver::HostHasData { host } => gate.has_data(host),
-                EngineToReceiver::Forget { host } => gate.forget(&host),
+                EngineToReceiver::HostTable { with_data, queues } => fwd.gate.set_table(with_data, queues),
+                EngineToReceiver::Queue { host, queue } => fwd.gate.set_queue(host, queue),
+                EngineToReceiver::HostHasData { host } => fwd.gate.has_data(host),
+                EngineToReceiver::Forget { host } => fwd.gate.forget(&host),
             },
             Some(job) = work.recv() => match job {
-                ToGate::Config(c) => gate.set_config(c),
+                ToGate::Config(c) => fwd.gate.set_config(c),
                 ToGate::Counters(reply) => {
-                    let mut counters = gate.counters().clone();
-                    counters.insert("engine_queue_dropped".into(), engine.dropped());
+                    let mut counters = fwd.gate.counters().clone();
+                    counters.insert("engine_queue_dropped".into(), fwd.engine.dropped());
                     let waiting = waiting_since.map_or(std::time::Duration::ZERO, |t| t.elapsed());
                     counters.insert(
                         "engine_queue_wait_ms".into(),
@@ -247,35 +359,32 @@ async fn receive(
                 }
             },
             // Woken as soon as the writer has taken enough from the queue.
-            _ = engine.room_for(BATCH), if !room => {}
+            _ = fwd.engine.room_for(BATCH), if !room => {}
+            // Ahead of the socket, which is always ready under load.
+            _ = drained_reports.tick(), if room => {
+                // Nothing woke the loop lately: an idle socket, most likely. Look, so the
+                // engine learns that nothing is waiting.
+                if hb_ipc::now_ms().saturating_sub(drained_at) >= DRAINED_EVERY_MS
+                    && let Some(t) = fwd.take(&socket, &mut batch, |b| b.receive(&socket)).await
+                {
+                    drained_at = t;
+                }
+                if drained_at > drained_told {
+                    drained_told = drained_at;
+                    fwd.engine.send(ReceiverToEngine::Drained {
+                        up_to_ms: drained_at.saturating_sub(DRAINED_SLACK_MS),
+                    });
+                }
+            }
             ready = socket.readable(), if room => {
                 if let Err(e) = ready {
                     tracing::warn!(error = %e, "UDP socket failed.");
                     continue;
                 }
-                let n = match socket.try_io(tokio::io::Interest::READABLE, || batch.receive(&socket)) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "UDP receive failed.");
-                        continue;
-                    }
-                };
-                gate.count_batch(n);
-                for i in 0..n {
-                    let (len, from) = batch.meta[i];
-                    let Some(from) = from else { continue };
-                    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
-                    let source = SocketAddr::new(from.ip().to_canonical(), from.port());
-                    let datagram = &batch.bufs[i][..len];
-                    if let Some(ack) = handle(&mut gate, &engine, &mut reports, datagram, source) {
-                        acks.push((ack, SockaddrStorage::from(from)));
-                    }
+                let read = |b: &mut Batch| socket.try_io(tokio::io::Interest::READABLE, || b.receive(&socket));
+                if let Some(t) = fwd.take(&socket, &mut batch, read).await {
+                    drained_at = t;
                 }
-                // The batch's ACKs go in one call, after the engine has every message
-                // they answer.
-                send_acks(&socket, &mut gate, &acks).await;
-                acks.clear();
                 // One thread runs this loop and the link tasks that carry its messages to and
                 // from the engine; under a steady stream the socket is always ready, so give
                 // them their turn after every batch or they starve.
@@ -285,15 +394,16 @@ async fn receive(
     }
 }
 
-/// Checks one datagram and forwards it; the ACK to send, if it was accepted.
+/// Checks one datagram, which arrived at `now_ms`, and forwards it; the ACK to send, if it
+/// was accepted.
 fn handle(
     gate: &mut Gate,
     engine: &Link<ReceiverToEngine>,
     reports: &mut (Instant, u32),
     datagram: &[u8],
     source: SocketAddr,
+    now_ms: u64,
 ) -> Option<Vec<u8>> {
-    let now_ms = hb_ipc::now_ms();
     let now = Instant::now();
     match gate.handle(datagram, source, now, now_ms) {
         Outcome::Accepted {
@@ -443,6 +553,34 @@ mod tests {
         assert_eq!(gate.counters()["ack_send_failed"], 1);
     }
 
+    // A datagram that waited in the socket's buffer carries the time it arrived, not the
+    // time it was read: the engine must not count the server's own delay against the host.
+    #[tokio::test]
+    async fn datagrams_carry_the_time_the_kernel_received_them() {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).unwrap();
+        // The kernel starts stamping at arrival a moment later (it is switched on by a work
+        // queue); until then a datagram is stamped when it is read.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent_ms = hb_ipc::now_ms();
+        sender.send_to(b"x", socket.local_addr().unwrap()).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let read_ms = hb_ipc::now_ms();
+        let mut batch = Batch::new();
+        socket.readable().await.unwrap();
+        let n = socket
+            .try_io(tokio::io::Interest::READABLE, || batch.receive(&socket))
+            .unwrap();
+        assert_eq!(n, 1);
+        let at = batch.meta[0].at_ms.expect("a kernel timestamp");
+        assert!(
+            at >= sent_ms && at + 250 <= read_ms,
+            "sent {sent_ms}, stamped {at}, read {read_ms}"
+        );
+    }
+
     #[tokio::test]
     async fn one_call_takes_a_whole_burst() {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -460,7 +598,8 @@ mod tests {
             .unwrap();
         assert_eq!(n, BATCH);
         for i in 0..n {
-            assert_eq!(batch.meta[i], (3, Some(sender.local_addr().unwrap())));
+            assert_eq!(batch.meta[i].len, 3);
+            assert_eq!(batch.meta[i].from, Some(sender.local_addr().unwrap()));
             assert_eq!(&batch.bufs[i][..3], &[i as u8; 3]);
         }
         let rest = socket

@@ -588,6 +588,86 @@ fn a_frozen_engine_loses_nothing_the_queue_cannot_hold() {
     assert_eq!(server.counter("engine", "received_HTB"), 15_000);
 }
 
+// Heartbeats that wait in the server's own buffers are not late. 200 hosts beat every
+// second (overdue after 3 s of silence, down after 4 s) while the engine is frozen for 6 s:
+// by the wall clock every host went silent, but their heartbeats arrived in time and wait,
+// stamped by the kernel, in the queue to the engine. Once it runs again, nobody is overdue or
+// down (judged by the wall clock, its first tick found all 200 down).
+#[test]
+fn a_server_that_falls_behind_makes_no_host_late() {
+    let server = Server::start(
+        "behind",
+        "source_rate: 1000000\nsource_burst: 1000000\ngrace: 2\nmax_missed: 2\n",
+    );
+    let load = Command::new(bin("hbload"))
+        .args([
+            "-s",
+            &format!("127.0.0.1:{}", server.hb_port),
+            "-n",
+            "200",
+            "-r",
+            "200",
+            "-d",
+            "11",
+            "--prefix",
+            "behind",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hbload");
+    let hosts_up = |server: &Server| -> Vec<(String, String)> {
+        let Some((200, body)) = http_get(server.http_port, "/api/0/hosts") else {
+            return Vec::new();
+        };
+        serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|h| {
+                (
+                    h["name"].as_str().unwrap_or("").to_string(),
+                    h["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || hosts_up(&server)
+            .iter()
+            .filter(|(_, state)| state == "up")
+            .count()
+            == 200),
+        "not every host came up: {:?}",
+        hosts_up(&server)
+    );
+    let engine = server.pid_of("engine").expect("engine");
+    let pid = nix::unistd::Pid::from_raw(engine as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    std::thread::sleep(Duration::from_secs(6));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    let out = load.wait_with_output().expect("hbload");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["sent"], line["acks"], "{line}");
+    // The last heartbeats are taken.
+    assert!(wait_for(Duration::from_secs(5), || server
+        .counter("engine", "received_HTB")
+        == line["sent"].as_u64().unwrap_or(0)));
+    let late: Vec<(String, String)> = hosts_up(&server)
+        .into_iter()
+        .filter(|(_, state)| state != "up")
+        .collect();
+    assert!(late.is_empty(), "late: {late:?}");
+    let down: Vec<String> = server
+        .events(None, 1000)
+        .into_iter()
+        .map(|(_, text)| text)
+        .filter(|text| text.contains("sent nothing") || text.contains(" down"))
+        .collect();
+    assert!(down.is_empty(), "{down:?}");
+}
+
 // ACKs do not wait on the engine while the queue to it has room: with the engine frozen,
 // hbc still gets its answer.
 #[test]
