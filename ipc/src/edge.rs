@@ -87,6 +87,15 @@ pub enum ReceiverToEngine {
         /// Everything that arrived before this has been reported.
         up_to_ms: u64,
     },
+    /// The kernel dropped datagrams for want of room in the socket's buffer (the server is
+    /// behind). Sent ahead of the datagram that brought the news, so the engine holds its
+    /// judgement before it reads what came after the loss.
+    Lost {
+        /// Datagrams dropped since the last report.
+        count: u64,
+        /// The arrival of the first datagram after them, Unix ms.
+        at_ms: u64,
+    },
 }
 
 /// [`ReceiverToEngine`] as it is on the wire: every variant's fields, each optional.
@@ -98,6 +107,8 @@ pub struct ReceiverToEngineWire {
     source: Option<SocketAddr>,
     received_ms: Option<u64>,
     up_to_ms: Option<u64>,
+    count: Option<u64>,
+    at_ms: Option<u64>,
     host: Option<String>,
     signed: Option<bool>,
     message: Option<RawMessage>,
@@ -105,61 +116,69 @@ pub struct ReceiverToEngineWire {
     detail: Option<String>,
 }
 
-#[derive(Deserialize, PartialEq)]
+#[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ReceiverToEngineKind {
     Received,
     Rejected,
     Drained,
+    Lost,
 }
 
 impl TryFrom<ReceiverToEngineWire> for ReceiverToEngine {
     type Error = String;
 
     fn try_from(w: ReceiverToEngineWire) -> Result<ReceiverToEngine, String> {
-        if w.kind != ReceiverToEngineKind::Drained && w.up_to_ms.is_some() {
-            return Err("only a drained socket has up_to_ms".into());
+        use ReceiverToEngineKind as Kind;
+        let present = [
+            ("source", w.source.is_some()),
+            ("received_ms", w.received_ms.is_some()),
+            ("host", w.host.is_some()),
+            ("signed", w.signed.is_some()),
+            ("message", w.message.is_some()),
+            ("reason", w.reason.is_some()),
+            ("detail", w.detail.is_some()),
+            ("up_to_ms", w.up_to_ms.is_some()),
+            ("count", w.count.is_some()),
+            ("at_ms", w.at_ms.is_some()),
+        ];
+        let (kind, allowed): (&str, &[&str]) = match w.kind {
+            Kind::Received => (
+                "received",
+                &["source", "received_ms", "host", "signed", "message"],
+            ),
+            Kind::Rejected => ("rejected", &["source", "received_ms", "reason", "detail"]),
+            Kind::Drained => ("drained", &["up_to_ms"]),
+            Kind::Lost => ("lost", &["count", "at_ms"]),
+        };
+        if let Some((field, _)) = present
+            .iter()
+            .find(|(field, here)| *here && !allowed.contains(field))
+        {
+            return Err(format!("a {kind} line has no field {field}"));
         }
-        match w.kind {
-            ReceiverToEngineKind::Received => {
-                if w.reason.is_some() || w.detail.is_some() {
-                    return Err("a received message has no reason".into());
-                }
-                Ok(ReceiverToEngine::Received {
-                    host: w.host.ok_or_else(|| missing("host"))?,
-                    source: w.source.ok_or_else(|| missing("source"))?,
-                    received_ms: w.received_ms.ok_or_else(|| missing("received_ms"))?,
-                    signed: w.signed.ok_or_else(|| missing("signed"))?,
-                    message: w.message.ok_or_else(|| missing("message"))?,
-                })
-            }
-            ReceiverToEngineKind::Rejected => {
-                if w.host.is_some() || w.signed.is_some() || w.message.is_some() {
-                    return Err("a rejection carries no message".into());
-                }
-                Ok(ReceiverToEngine::Rejected {
-                    source: w.source.ok_or_else(|| missing("source"))?,
-                    received_ms: w.received_ms.ok_or_else(|| missing("received_ms"))?,
-                    reason: w.reason.ok_or_else(|| missing("reason"))?,
-                    detail: w.detail.ok_or_else(|| missing("detail"))?,
-                })
-            }
-            ReceiverToEngineKind::Drained => {
-                if w.source.is_some()
-                    || w.received_ms.is_some()
-                    || w.host.is_some()
-                    || w.signed.is_some()
-                    || w.message.is_some()
-                    || w.reason.is_some()
-                    || w.detail.is_some()
-                {
-                    return Err("a drained socket carries only up_to_ms".into());
-                }
-                Ok(ReceiverToEngine::Drained {
-                    up_to_ms: w.up_to_ms.ok_or_else(|| missing("up_to_ms"))?,
-                })
-            }
-        }
+        Ok(match w.kind {
+            Kind::Received => ReceiverToEngine::Received {
+                host: w.host.ok_or_else(|| missing("host"))?,
+                source: w.source.ok_or_else(|| missing("source"))?,
+                received_ms: w.received_ms.ok_or_else(|| missing("received_ms"))?,
+                signed: w.signed.ok_or_else(|| missing("signed"))?,
+                message: w.message.ok_or_else(|| missing("message"))?,
+            },
+            Kind::Rejected => ReceiverToEngine::Rejected {
+                source: w.source.ok_or_else(|| missing("source"))?,
+                received_ms: w.received_ms.ok_or_else(|| missing("received_ms"))?,
+                reason: w.reason.ok_or_else(|| missing("reason"))?,
+                detail: w.detail.ok_or_else(|| missing("detail"))?,
+            },
+            Kind::Drained => ReceiverToEngine::Drained {
+                up_to_ms: w.up_to_ms.ok_or_else(|| missing("up_to_ms"))?,
+            },
+            Kind::Lost => ReceiverToEngine::Lost {
+                count: w.count.ok_or_else(|| missing("count"))?,
+                at_ms: w.at_ms.ok_or_else(|| missing("at_ms"))?,
+            },
+        })
     }
 }
 
@@ -1179,6 +1198,11 @@ mod tests {
             r#"{"type":"drained","up_to_ms":-1}"#,
             r#"{"type":"drained","up_to_ms":1,"received_ms":1}"#,
             r#"{"type":"drained","up_to_ms":1,"source":"127.0.0.2:4000"}"#,
+            r#"{"type":"drained","up_to_ms":1,"count":1}"#,
+            r#"{"type":"lost","count":1}"#,
+            r#"{"type":"lost","at_ms":1}"#,
+            r#"{"type":"lost","count":1,"at_ms":1,"up_to_ms":1}"#,
+            r#"{"type":"lost","count":1,"at_ms":1,"host":"a"}"#,
             r#"{"type":"rejected","source":"127.0.0.2:4000","received_ms":1,"reason":"x","detail":"y","up_to_ms":1}"#,
             r#"{"type":"received","host":"a","source":"127.0.0.2:4000","received_ms":1,"signed":false,"message":{},"extra":1}"#,
             r#"{"type":"received","host":"a","source":"127.0.0.2:4000","received_ms":1,"signed":false,"message":{"#,
@@ -1199,13 +1223,23 @@ mod tests {
             serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),
             rejected
         );
-        let drained = ReceiverToEngine::Drained { up_to_ms: 3 };
-        let line = serde_json::to_string(&drained).unwrap();
-        assert_eq!(line, r#"{"type":"drained","up_to_ms":3}"#);
-        assert_eq!(
-            serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),
-            drained
-        );
+        for (msg, text) in [
+            (
+                ReceiverToEngine::Drained { up_to_ms: 3 },
+                r#"{"type":"drained","up_to_ms":3}"#,
+            ),
+            (
+                ReceiverToEngine::Lost { count: 5, at_ms: 4 },
+                r#"{"type":"lost","count":5,"at_ms":4}"#,
+            ),
+        ] {
+            let line = serde_json::to_string(&msg).unwrap();
+            assert_eq!(line, text);
+            assert_eq!(
+                serde_json::from_str::<ReceiverToEngine>(&line).unwrap(),
+                msg
+            );
+        }
     }
 
     #[test]

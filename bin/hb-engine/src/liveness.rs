@@ -21,7 +21,10 @@
 //! added again, which lapse when they come due.
 //!
 //! Deadlines are judged at what has been heard ([`Heard`]), not at the wall clock: while the
-//! server is behind, a heartbeat waiting in a queue is not late.
+//! server is behind, a heartbeat waiting in a queue is not late. And when the server itself
+//! lost datagrams (the kernel dropped them, its socket's buffer full), no host is down until
+//! a whole down period has passed since: its missing heartbeat may be among those lost
+//! ([`Liveness::server_lost`]). It may still be shown overdue, which pages nobody.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -167,6 +170,8 @@ pub struct Liveness {
     /// (due ms, generation it was set for) -> host.
     due: BTreeMap<(u64, u64), Arc<str>>,
     sequence: u64,
+    /// When the server last lost datagrams of its own doing, Unix ms.
+    lost_at: u64,
 }
 
 impl Liveness {
@@ -315,6 +320,14 @@ impl Liveness {
         self.hosts.get(host).map(|t| (t.state, t.since))
     }
 
+    /// The server lost datagrams at `at` (the kernel dropped them for want of buffer space):
+    /// no host is down before a whole down period (`max_missed * interval + grace`) has
+    /// passed since without a heartbeat from it, since what it sent may be among them.
+    /// Paging a fleet for the server's own overload is worse than paging late.
+    pub fn server_lost(&mut self, at: u64) {
+        self.lost_at = self.lost_at.max(at);
+    }
+
     /// Deadlines waiting (for tests and counters).
     pub fn pending(&self) -> usize {
         self.due.len()
@@ -339,7 +352,8 @@ impl Liveness {
             let down_at = t
                 .last_seen
                 .saturating_add(t.timing.down_after())
-                .max(t.hold_until);
+                .max(t.hold_until)
+                .max(self.lost_at.saturating_add(t.timing.down_after()));
             match t.state {
                 // Heard from since the entry was set: due again from the last heartbeat.
                 State::Up if overdue_at > now => self.schedule(overdue_at, host),
@@ -403,6 +417,41 @@ mod tests {
             now += 100;
         }
         out
+    }
+
+    #[test]
+    fn no_host_is_down_until_a_whole_down_period_passes_after_the_server_lost_datagrams() {
+        let t = timing(10, 2, 2); // overdue at 12 s, down at 22 s
+        let mut l = Liveness::default();
+        l.heartbeat("a", 0, t);
+        l.heartbeat("b", 0, t);
+        l.server_lost(15_000);
+        let mut changes = run(&mut l, 0, 36_900);
+        // Overdue as before (it pages nobody); not down, b's heartbeat of 20 s may be lost.
+        assert_eq!(
+            changes,
+            [(12_000, Change::Overdue), (12_000, Change::Overdue)]
+        );
+        l.heartbeat("b", 30_000, t);
+        changes = run(&mut l, 37_000, 60_000);
+        // a: silent for a whole down period after the loss; b heard from meanwhile, and
+        // timed from then on as usual.
+        assert_eq!(
+            changes,
+            [
+                (37_000, Change::Down),
+                (42_000, Change::Overdue),
+                (52_000, Change::Down)
+            ]
+        );
+        // Losses go on: a silent host waits for the last one.
+        let mut l = Liveness::default();
+        l.heartbeat("c", 0, t);
+        for at in (5_000..=40_000).step_by(5_000) {
+            l.server_lost(at);
+        }
+        let changes = run(&mut l, 0, 70_000);
+        assert_eq!(changes, [(12_000, Change::Overdue), (62_000, Change::Down)]);
     }
 
     #[test]

@@ -242,7 +242,7 @@ async fn run(
                         ReceiverToEngine::Rejected { source, received_ms, reason, detail } => {
                             journal.rejected(*received_ms, *source, reason, detail);
                         }
-                        ReceiverToEngine::Drained { .. } => {}
+                        ReceiverToEngine::Drained { .. } | ReceiverToEngine::Lost { .. } => {}
                     }
                     // Flush once what has arrived is drained: one write per burst.
                     if received.is_empty() {

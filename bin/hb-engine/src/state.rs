@@ -139,6 +139,9 @@ pub struct State {
     rejections: HashMap<(IpAddr, String), (u64, u64)>,
     /// Start of the current minute of rejection events, and how many were made in it.
     rejection_minute: (u64, u32),
+    /// The server's own losses (datagrams the kernel dropped): when the last event about them
+    /// was made, and how many since.
+    losses: (Option<u64>, u64),
     /// Which DNS records to ask hb-dnsupdate for; its `out` is drained like `to_receiver`.
     pub dns: crate::dns::DnsFollow,
     /// Settings changed through the API.
@@ -286,6 +289,7 @@ impl State {
             host_limit: hb_ipc::config::DEFAULT_MAX_HOSTS as usize,
             rejections: HashMap::new(),
             rejection_minute: (0, 0),
+            losses: (None, 0),
             dns: crate::dns::DnsFollow::default(),
             settings: crate::settings::Settings::default(),
             routing_changed: false,
@@ -759,9 +763,11 @@ impl State {
             ReceiverToEngine::Received { received_ms, .. }
             | ReceiverToEngine::Rejected { received_ms, .. } => self.heard.advance(*received_ms),
             ReceiverToEngine::Drained { up_to_ms } => self.heard.advance(*up_to_ms),
+            ReceiverToEngine::Lost { .. } => {}
         }
         match msg {
             ReceiverToEngine::Drained { .. } => {}
+            ReceiverToEngine::Lost { count, at_ms } => self.server_lost(count, at_ms),
             ReceiverToEngine::Rejected {
                 source,
                 received_ms,
@@ -816,6 +822,28 @@ impl State {
     }
 
     /// Makes a rejection an event, at most once per source address and reason a minute.
+    /// The kernel dropped `count` datagrams, the last before `at_ms`: no host is down until a
+    /// whole down period has passed since (liveness::Liveness::server_lost). One event a
+    /// minute at most says so.
+    fn server_lost(&mut self, count: u64, at_ms: u64) {
+        // Never ahead of now: a time far ahead would hold every host up.
+        let at_ms = at_ms.min(hb_ipc::now_ms());
+        self.liveness.server_lost(at_ms);
+        *self.counters.entry("server_dropped".into()).or_default() += count;
+        self.losses.1 += count;
+        if self.losses.0.is_none_or(|last| at_ms >= last + 60_000) {
+            let n = std::mem::take(&mut self.losses.1);
+            self.losses.0 = Some(at_ms);
+            self.event(
+                at_ms,
+                "*",
+                format!(
+                    "the server dropped {n} datagrams (it is behind and its UDP receive buffer was full): no host is reported down until a whole down period has passed without such a loss"
+                ),
+            );
+        }
+    }
+
     fn rejection_event(&mut self, source: SocketAddr, now: u64, reason: String, detail: &str) {
         let key = (source.ip(), reason);
         let suppressed = match self.rejections.get_mut(&key) {
@@ -2408,13 +2436,18 @@ impl State {
             // Stored ahead of the notification, which the writer sends after the commit.
             self.host_changed(&host);
             match change {
-                liveness::Change::Overdue if self.log_budget.take(now) => {
-                    tracing::info!(host, "Overdue.");
+                liveness::Change::Overdue => {
+                    self.count("went_overdue");
+                    if self.log_budget.take(now) {
+                        tracing::info!(host, "Overdue.");
+                    }
                 }
-                liveness::Change::Overdue => {}
                 // A paused check is not timed: its silence is expected.
                 liveness::Change::Down if self.is_paused_check(&host) => {}
-                liveness::Change::Down => self.went_down(&host, now),
+                liveness::Change::Down => {
+                    self.count("went_down");
+                    self.went_down(&host, now);
+                }
                 liveness::Change::Recovered { .. } => {}
             }
             self.follow_dns(&host, None);
@@ -2668,6 +2701,49 @@ pub(crate) mod tests {
                 "{host} was late"
             );
         }
+    }
+
+    // The kernel dropped datagrams (the server was behind): web1's silence may be the
+    // server's doing, so it is down only after a whole down period (22 s) without losses.
+    #[test]
+    fn the_servers_own_losses_hold_down_and_are_told_once_a_minute() {
+        let mut s = state();
+        heartbeat(&mut s, "web1", 0);
+        s.received(ReceiverToEngine::Lost {
+            count: 7,
+            at_ms: 15 * S,
+        });
+        s.received(ReceiverToEngine::Lost {
+            count: 3,
+            at_ms: 16 * S,
+        });
+        run(&mut s, 0, 37_900);
+        assert!(
+            s.ready.is_empty(),
+            "down at 22 s, though the server lost datagrams"
+        );
+        assert_eq!(s.summary("web1").unwrap().state, "overdue");
+        run(&mut s, 38_000, 38_000);
+        assert_eq!(s.ready.len(), 1);
+        assert_eq!(s.ready[0].alert, "web1/down");
+        assert_eq!(s.counters["server_dropped"], 10);
+        let told: Vec<&str> = s
+            .events
+            .iter()
+            .filter(|e| e.host == "*")
+            .map(|e| e.text.as_str())
+            .collect();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0].starts_with("the server dropped 7 datagrams"),
+            "{told:?}"
+        );
+        // A time ahead of the clock is taken as now.
+        s.received(ReceiverToEngine::Lost {
+            count: 1,
+            at_ms: u64::MAX,
+        });
+        assert!(s.events.back().unwrap().at_ms <= hb_ipc::now_ms());
     }
 
     #[test]

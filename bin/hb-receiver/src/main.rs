@@ -169,6 +169,9 @@ struct Batch {
     /// The socket's count of datagrams the kernel dropped for want of buffer space, as last
     /// reported with a datagram.
     kernel_dropped: u32,
+    /// Drops the last read brought news of: how many, and the first datagram (an index in
+    /// `meta`) that arrived after them.
+    news_of_drops: Option<(u32, usize)>,
 }
 
 impl Batch {
@@ -178,6 +181,7 @@ impl Batch {
             bufs: (0..BATCH).map(|_| vec![0u8; 65_536]).collect(),
             meta: Vec::with_capacity(BATCH),
             kernel_dropped: 0,
+            news_of_drops: None,
         }
     }
 
@@ -202,13 +206,22 @@ impl Batch {
             None,
         )
         .map_err(std::io::Error::from)?;
-        let mut dropped = self.kernel_dropped;
+        let before = self.kernel_dropped;
+        let mut dropped = before;
+        let mut first_after_drops = None;
         self.meta.clear();
-        self.meta.extend(results.map(|r| {
+        for (i, r) in results.enumerate() {
             let mut at_ms = None;
             for cmsg in r.cmsgs().into_iter().flatten() {
                 match cmsg {
-                    ControlMessageOwned::RxqOvfl(n) => dropped = dropped.max(n),
+                    // A running count (it wraps): it changes with the first datagram queued
+                    // after a drop.
+                    ControlMessageOwned::RxqOvfl(n) => {
+                        if n != dropped {
+                            first_after_drops.get_or_insert(i);
+                        }
+                        dropped = n;
+                    }
                     ControlMessageOwned::ScmTimestampns(t) => {
                         at_ms = u64::try_from(t.tv_sec()).ok().map(|s| {
                             s.saturating_mul(1000)
@@ -218,12 +231,13 @@ impl Batch {
                     _ => {}
                 }
             }
-            Arrival {
+            self.meta.push(Arrival {
                 len: r.bytes,
                 from: r.address.as_ref().and_then(to_std),
                 at_ms,
-            }
-        }));
+            });
+        }
+        self.news_of_drops = first_after_drops.map(|i| (dropped.wrapping_sub(before), i));
         self.kernel_dropped = dropped;
         Ok(self.meta.len())
     }
@@ -273,6 +287,18 @@ impl Forwarder {
     /// call, after the engine has every message they answer.
     async fn forward(&mut self, socket: &tokio::net::UdpSocket, batch: &Batch, n: usize) {
         self.gate.count_batch(n);
+        // Ahead of what came after the loss: the engine holds its judgement first.
+        if let Some((count, i)) = batch.news_of_drops {
+            let at_ms = batch.meta[i].at_ms.unwrap_or_else(hb_ipc::now_ms);
+            tracing::debug!(
+                count,
+                "The kernel dropped datagrams: the socket's buffer was full."
+            );
+            self.engine.send(ReceiverToEngine::Lost {
+                count: count.into(),
+                at_ms,
+            });
+        }
         for (arrival, buf) in batch.meta[..n].iter().zip(&batch.bufs) {
             let Some(from) = arrival.from else { continue };
             // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
@@ -520,6 +546,14 @@ mod tests {
             .unwrap();
         assert_eq!(n, 1);
         assert_eq!(batch.kernel_dropped as usize, 200 - got);
+        assert_eq!(batch.news_of_drops, Some((200 - got as u32, 0)));
+        // Told once.
+        sender.send_to(&[9; 100], to).unwrap();
+        socket.readable().await.unwrap();
+        socket
+            .try_io(tokio::io::Interest::READABLE, || batch.receive(&socket))
+            .unwrap();
+        assert_eq!(batch.news_of_drops, None);
     }
 
     #[tokio::test]
