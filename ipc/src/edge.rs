@@ -91,7 +91,8 @@ pub enum ReceiverToEngine {
     /// behind). Sent ahead of the datagram that brought the news, so the engine holds its
     /// judgement before it reads what came after the loss.
     Lost {
-        /// Datagrams dropped since the last report.
+        /// Datagrams dropped since the last report (or since this receiver started: the
+        /// socket outlives it, and the drops before it are not news).
         count: u64,
         /// The arrival of the first datagram after them, Unix ms.
         at_ms: u64,

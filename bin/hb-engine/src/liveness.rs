@@ -22,9 +22,10 @@
 //!
 //! Deadlines are judged at what has been heard ([`Heard`]), not at the wall clock: while the
 //! server is behind, a heartbeat waiting in a queue is not late. And when the server itself
-//! lost datagrams (the kernel dropped them, its socket's buffer full), no host is down until
-//! a whole down period has passed since: its missing heartbeat may be among those lost
-//! ([`Liveness::server_lost`]). It may still be shown overdue, which pages nobody.
+//! lost datagrams (the kernel dropped them, its socket's buffer full), a host's down waits
+//! for a whole down period after the loss, one period more at most: its missing heartbeat
+//! may be among those lost ([`Liveness::server_lost`]). It may still be shown overdue, which
+//! pages nobody.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -323,7 +324,9 @@ impl Liveness {
     /// The server lost datagrams at `at` (the kernel dropped them for want of buffer space):
     /// no host is down before a whole down period (`max_missed * interval + grace`) has
     /// passed since without a heartbeat from it, since what it sent may be among them.
-    /// Paging a fleet for the server's own overload is worse than paging late.
+    /// Paging a fleet for the server's own overload is worse than paging late; but never
+    /// later than two down periods after its last heartbeat, so losses that go on (a server
+    /// overloaded for good, or a flood of junk at the port) cannot hide a dead host.
     pub fn server_lost(&mut self, at: u64) {
         self.lost_at = self.lost_at.max(at);
     }
@@ -349,11 +352,16 @@ impl Liveness {
             }
             t.scheduled = 0;
             let overdue_at = t.last_seen.saturating_add(t.timing.overdue_after());
+            let down_after = t.timing.down_after();
             let down_at = t
                 .last_seen
-                .saturating_add(t.timing.down_after())
+                .saturating_add(down_after)
                 .max(t.hold_until)
-                .max(self.lost_at.saturating_add(t.timing.down_after()));
+                .max(
+                    self.lost_at
+                        .saturating_add(down_after)
+                        .min(t.last_seen.saturating_add(2 * down_after)),
+                );
             match t.state {
                 // Heard from since the entry was set: due again from the last heartbeat.
                 State::Up if overdue_at > now => self.schedule(overdue_at, host),
@@ -444,14 +452,14 @@ mod tests {
                 (52_000, Change::Down)
             ]
         );
-        // Losses go on: a silent host waits for the last one.
+        // Losses go on: a silent host is held one down period more, no longer.
         let mut l = Liveness::default();
         l.heartbeat("c", 0, t);
-        for at in (5_000..=40_000).step_by(5_000) {
+        for at in (5_000..=60_000).step_by(5_000) {
             l.server_lost(at);
         }
         let changes = run(&mut l, 0, 70_000);
-        assert_eq!(changes, [(12_000, Change::Overdue), (62_000, Change::Down)]);
+        assert_eq!(changes, [(12_000, Change::Overdue), (44_000, Change::Down)]);
     }
 
     #[test]

@@ -647,13 +647,8 @@ fn a_server_that_falls_behind_makes_no_host_late() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
     std::thread::sleep(Duration::from_secs(6));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
-    let out = load.wait_with_output().expect("hbload");
-    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    assert_eq!(line["sent"], line["acks"], "{line}");
-    // The last heartbeats are taken.
-    assert!(wait_for(Duration::from_secs(5), || server
-        .counter("engine", "received_HTB")
-        == line["sent"].as_u64().unwrap_or(0)));
+    // Looked at while the hosts still beat (they are late for real 3 s after the load ends).
+    std::thread::sleep(Duration::from_secs(2));
     let late: Vec<(String, String)> = hosts_up(&server)
         .into_iter()
         .filter(|(_, state)| state != "up")
@@ -661,6 +656,13 @@ fn a_server_that_falls_behind_makes_no_host_late() {
     assert!(late.is_empty(), "late: {late:?}");
     assert_eq!(server.counter("engine", "went_overdue"), 0);
     assert_eq!(server.counter("engine", "went_down"), 0);
+    let out = load.wait_with_output().expect("hbload");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["sent"], line["acks"], "{line}");
+    // Every heartbeat is taken.
+    assert!(wait_for(Duration::from_secs(5), || server
+        .counter("engine", "received_HTB")
+        == line["sent"].as_u64().unwrap_or(0)));
 }
 
 // When the server falls so far behind that the kernel drops datagrams (its socket's buffer
@@ -700,14 +702,10 @@ fn datagrams_the_server_itself_dropped_page_nobody() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
     std::thread::sleep(Duration::from_secs(8));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
-    let out = load.wait_with_output().expect("hbload");
-    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    std::thread::sleep(Duration::from_secs(1));
+    // Looked at while the hosts still beat (they are down for real 4 s after the load ends).
+    std::thread::sleep(Duration::from_millis(2500));
     let dropped = server.counter("receiver", "kernel_dropped");
-    assert!(
-        dropped > 10_000,
-        "the kernel dropped only {dropped}: {line}"
-    );
+    assert!(dropped > 10_000, "the kernel dropped only {dropped}");
     assert!(
         server.counter("engine", "server_dropped") > 10_000,
         "the engine was told of {} drops",
@@ -731,6 +729,9 @@ fn datagrams_the_server_itself_dropped_page_nobody() {
         .filter(|text| text.starts_with("the server dropped"))
         .collect();
     assert_eq!(told.len(), 1, "{told:?}");
+    let out = load.wait_with_output().expect("hbload");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert!(line["acks"].as_u64() > Some(0), "{line}");
 }
 
 // ACKs do not wait on the engine while the queue to it has room: with the engine frozen,
