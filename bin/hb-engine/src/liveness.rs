@@ -22,10 +22,9 @@
 //!
 //! Deadlines are judged at what has been heard ([`Heard`]), not at the wall clock: while the
 //! server is behind, a heartbeat waiting in a queue is not late. And when the server itself
-//! lost datagrams (the kernel dropped them, its socket's buffer full), a host's down waits
-//! for a whole down period after the loss, one period more at most: its missing heartbeat
-//! may be among those lost ([`Liveness::server_lost`]). It may still be shown overdue, which
-//! pages nobody.
+//! lost datagrams (the kernel dropped them, its socket's buffer full), a host is overdue or
+//! down only after a whole such period without a loss, one period more at most: its missing
+//! heartbeat may be among those lost ([`Liveness::server_lost`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -323,10 +322,13 @@ impl Liveness {
 
     /// The server lost datagrams at `at` (the kernel dropped them for want of buffer space):
     /// no host is down before a whole down period (`max_missed * interval + grace`) has
-    /// passed since without a heartbeat from it, since what it sent may be among them.
-    /// Paging a fleet for the server's own overload is worse than paging late; but never
-    /// later than two down periods after its last heartbeat, so losses that go on (a server
-    /// overloaded for good, or a flood of junk at the port) cannot hide a dead host.
+    /// passed since without a heartbeat from it, since what it sent may be among them, nor
+    /// overdue before a whole overdue period (`interval + grace`). Paging a fleet for the
+    /// server's own overload is worse than paging late, and a fleet shown late by the tens
+    /// of thousands is both wrong and costly (a state change is a store write and a web
+    /// change each, which put the server further behind). But never later than twice the
+    /// period after its last heartbeat, so losses that go on (a server overloaded for good,
+    /// or a flood of junk at the port) cannot hide a dead host.
     pub fn server_lost(&mut self, at: u64) {
         self.lost_at = self.lost_at.max(at);
     }
@@ -351,17 +353,17 @@ impl Liveness {
                 continue; // Replaced by an earlier deadline, or the host was added anew.
             }
             t.scheduled = 0;
-            let overdue_at = t.last_seen.saturating_add(t.timing.overdue_after());
-            let down_after = t.timing.down_after();
-            let down_at = t
-                .last_seen
-                .saturating_add(down_after)
-                .max(t.hold_until)
-                .max(
-                    self.lost_at
-                        .saturating_add(down_after)
-                        .min(t.last_seen.saturating_add(2 * down_after)),
-                );
+            let lost_at = self.lost_at;
+            // A whole period of silence, and one without the server's losses, or two.
+            let after = |period: u64| {
+                t.last_seen.saturating_add(period).max(
+                    lost_at
+                        .saturating_add(period)
+                        .min(t.last_seen.saturating_add(period.saturating_mul(2))),
+                )
+            };
+            let overdue_at = after(t.timing.overdue_after());
+            let down_at = after(t.timing.down_after()).max(t.hold_until);
             match t.state {
                 // Heard from since the entry was set: due again from the last heartbeat.
                 State::Up if overdue_at > now => self.schedule(overdue_at, host),
@@ -428,17 +430,18 @@ mod tests {
     }
 
     #[test]
-    fn no_host_is_down_until_a_whole_down_period_passes_after_the_server_lost_datagrams() {
+    fn no_host_is_late_until_a_whole_period_passes_after_the_server_lost_datagrams() {
         let t = timing(10, 2, 2); // overdue at 12 s, down at 22 s
         let mut l = Liveness::default();
         l.heartbeat("a", 0, t);
         l.heartbeat("b", 0, t);
         l.server_lost(15_000);
         let mut changes = run(&mut l, 0, 36_900);
-        // Overdue as before (it pages nobody); not down, b's heartbeat of 20 s may be lost.
+        // Overdue at 24 s, not 12: a whole overdue period after the loss (27 s), but twice
+        // the period at most. Not down: b's heartbeat of 20 s may be among those lost.
         assert_eq!(
             changes,
-            [(12_000, Change::Overdue), (12_000, Change::Overdue)]
+            [(24_000, Change::Overdue), (24_000, Change::Overdue)]
         );
         l.heartbeat("b", 30_000, t);
         changes = run(&mut l, 37_000, 60_000);
@@ -452,14 +455,14 @@ mod tests {
                 (52_000, Change::Down)
             ]
         );
-        // Losses go on: a silent host is held one down period more, no longer.
+        // Losses go on: a silent host is held one period more, no longer.
         let mut l = Liveness::default();
         l.heartbeat("c", 0, t);
         for at in (5_000..=60_000).step_by(5_000) {
             l.server_lost(at);
         }
         let changes = run(&mut l, 0, 70_000);
-        assert_eq!(changes, [(12_000, Change::Overdue), (44_000, Change::Down)]);
+        assert_eq!(changes, [(24_000, Change::Overdue), (44_000, Change::Down)]);
     }
 
     #[test]
