@@ -2,7 +2,8 @@
 # Reproduces docs/PERFORMANCE.md's pipeline figures on this machine: the bare UDP sink
 # (the baseline) and the sink that answers every datagram, the sustained rate the whole
 # pipeline takes with zero loss inside the server, a burst of 100,000 hosts, a million
-# hosts, and the idle footprint of the six processes. Needs a release build:
+# hosts (their memory, then at full rate and past it), and the idle footprint of the six
+# processes. Needs a release build:
 #   cargo build --release --workspace --bins && contrib/perf/run.sh
 # Prints what it measures; each hbload run also prints one JSON line.
 set -euo pipefail
@@ -82,6 +83,13 @@ empty=$(awk '/^RssAnon/ { print $2 }' "/proc/$engine/status")
 "$bin/hbload" -s "127.0.0.1:$udp" -n 1000000 -r 30000 -d 45 --wait 2 --prefix m --ctl "$dir/hb.sock"
 full=$(awk '/^RssAnon/ { print $2 }' "/proc/$engine/status")
 echo "engine heap: ${empty} KiB empty, ${full} KiB with a million hosts: $(( (full - empty) * 1024 / 1000000 )) bytes per host"
+# At once, so no host's deadline passes between phases: what goes late is the server's doing.
+echo "== a million hosts at full rate: 20 s at each rate, no pause between"
+for rate in 60000 80000 100000; do
+    echo "rate $rate:"
+    "$bin/hbload" -s "127.0.0.1:$udp" -n 1000000 -r "$rate" -d 20 --wait 0.5 --prefix m --ctl "$dir/hb.sock"
+done
+"$bin/hbctl" -s "$dir/hb.sock" counters engine | grep -E "behind_ms|server_dropped|went_" || true
 stop
 
 echo "== idle footprint: six processes, 100 hosts heartbeating"
