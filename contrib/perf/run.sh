@@ -83,7 +83,9 @@ empty=$(awk '/^RssAnon/ { print $2 }' "/proc/$engine/status")
 "$bin/hbload" -s "127.0.0.1:$udp" -n 1000000 -r 30000 -d 45 --wait 2 --prefix m --ctl "$dir/hb.sock"
 full=$(awk '/^RssAnon/ { print $2 }' "/proc/$engine/status")
 echo "engine heap: ${empty} KiB empty, ${full} KiB with a million hosts: $(( (full - empty) * 1024 / 1000000 )) bytes per host"
-# At once, so no host's deadline passes between phases: what goes late is the server's doing.
+# At once, so no host's down deadline passes between phases: what goes down is the server's
+# doing (each phase starts again at host 0 with a shorter interval, so a phase change makes
+# some hosts overdue).
 echo "== a million hosts at full rate: 20 s at each rate, no pause between"
 for rate in 60000 80000 100000; do
     echo "rate $rate:"

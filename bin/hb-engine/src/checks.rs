@@ -154,6 +154,7 @@ impl State {
             if self.apply(&check, p.source, now, false, beat) {
                 self.store_host(&check);
             }
+            self.liveness.fed_by_pings(&check);
         }
         let what = match (kind.as_str(), p.exit, duration_ms) {
             ("fail", Some(code), _) => format!("{check} failed with exit status {code}"),

@@ -159,6 +159,9 @@ struct Tracked {
     scheduled: u64,
     /// Not down before this (the start-up grace after a restart); 0 once it heartbeats.
     hold_until: u64,
+    /// Fed by pings over HTTP (a check), not datagrams: the server's UDP losses say nothing
+    /// of it.
+    pinged: bool,
 }
 
 /// Every host's liveness and the deadlines.
@@ -187,6 +190,7 @@ impl Liveness {
                 generation: 0,
                 scheduled: 0,
                 hold_until: 0,
+                pinged: false,
             },
         );
         let silent_ms = now.saturating_sub(tracked.last_seen);
@@ -233,6 +237,7 @@ impl Liveness {
                 generation: 0,
                 scheduled: 0,
                 hold_until: 0,
+                pinged: false,
             },
         );
         let change = (t.state == State::Down).then(|| Change::Recovered {
@@ -288,6 +293,7 @@ impl Liveness {
                 generation: 0,
                 scheduled: 0,
                 hold_until,
+                pinged: false,
             },
         );
         match state {
@@ -333,6 +339,13 @@ impl Liveness {
         self.lost_at = self.lost_at.max(at);
     }
 
+    /// `host` is a check, fed by pings over HTTP: the server's UDP losses never hold it.
+    pub fn fed_by_pings(&mut self, host: &str) {
+        if let Some(t) = self.hosts.get_mut(host) {
+            t.pinged = true;
+        }
+    }
+
     /// Deadlines waiting (for tests and counters).
     pub fn pending(&self) -> usize {
         self.due.len()
@@ -353,7 +366,7 @@ impl Liveness {
                 continue; // Replaced by an earlier deadline, or the host was added anew.
             }
             t.scheduled = 0;
-            let lost_at = self.lost_at;
+            let lost_at = if t.pinged { 0 } else { self.lost_at };
             // A whole period of silence, and one without the server's losses, or two.
             let after = |period: u64| {
                 t.last_seen.saturating_add(period).max(
@@ -365,7 +378,8 @@ impl Liveness {
             let overdue_at = after(t.timing.overdue_after());
             let down_at = after(t.timing.down_after()).max(t.hold_until);
             match t.state {
-                // Heard from since the entry was set: due again from the last heartbeat.
+                // Heard from since the entry was set, or held for the server's losses: due
+                // again then.
                 State::Up if overdue_at > now => self.schedule(overdue_at, host),
                 State::Up if down_at <= now => {
                     t.state = State::Down;
@@ -435,8 +449,17 @@ mod tests {
         let mut l = Liveness::default();
         l.heartbeat("a", 0, t);
         l.heartbeat("b", 0, t);
+        // A check, pinged over HTTP: UDP losses say nothing of it.
+        l.heartbeat("check", 0, t);
+        l.fed_by_pings("check");
         l.server_lost(15_000);
-        let mut changes = run(&mut l, 0, 36_900);
+        let check = run(&mut l, 0, 22_000);
+        assert_eq!(
+            check,
+            [(12_000, Change::Overdue), (22_000, Change::Down)],
+            "the check is timed as ever"
+        );
+        let mut changes = run(&mut l, 22_100, 36_900);
         // Overdue at 24 s, not 12: a whole overdue period after the loss (27 s), but twice
         // the period at most. Not down: b's heartbeat of 20 s may be among those lost.
         assert_eq!(

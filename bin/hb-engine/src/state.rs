@@ -520,6 +520,9 @@ impl State {
                 timing,
                 now + grace_ms,
             );
+            if self.is_check(&h.name) {
+                self.liveness.fed_by_pings(&h.name);
+            }
         }
         for (host, plugin, at_ms, data) in loaded.latest {
             if let Some(h) = self.hosts.get_mut(&host) {
@@ -829,9 +832,9 @@ impl State {
         }
     }
 
-    /// The kernel dropped `count` datagrams, the last before `at_ms`: a host's down is held
-    /// for a whole down period after it (liveness::Liveness::server_lost). One event a minute
-    /// at most says so.
+    /// The kernel dropped `count` datagrams, the last before `at_ms`: a host is overdue or
+    /// down only after a whole such period without a loss (liveness::Liveness::server_lost).
+    /// One event a minute at most says so.
     fn server_lost(&mut self, count: u64, at_ms: u64) {
         // Never ahead of now: a time far ahead would hold every host up.
         let at_ms = at_ms.min(hb_ipc::now_ms());
@@ -846,7 +849,7 @@ impl State {
                 at_ms,
                 "*",
                 format!(
-                    "the server dropped {n} datagrams (it is behind and its UDP receive buffer was full): no host is reported down until a whole down period has passed without such a loss"
+                    "the server dropped {n} datagrams (it is behind and its UDP receive buffer was full): no host is shown overdue or reported down until a whole such period has passed without a loss"
                 ),
             );
         }

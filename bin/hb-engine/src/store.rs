@@ -381,10 +381,10 @@ pub struct Retention {
     pub pings: u32,
 }
 
-/// Opens (creating or migrating) the store.
-/// SQLite's page cache per connection, KiB.
+/// SQLite's page cache of the store's connection, KiB.
 const CACHE_KIB: i64 = 32 * 1024;
 
+/// Opens (creating or migrating) the store.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let name = path.display().to_string();
     let sql = |source| StoreError::Sqlite {
