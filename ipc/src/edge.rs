@@ -143,21 +143,13 @@ impl TryFrom<ReceiverToEngineWire> for ReceiverToEngine {
             ("count", w.count.is_some()),
             ("at_ms", w.at_ms.is_some()),
         ];
-        let (kind, allowed): (&str, &[&str]) = match w.kind {
-            Kind::Received => (
-                "received",
-                &["source", "received_ms", "host", "signed", "message"],
-            ),
-            Kind::Rejected => ("rejected", &["source", "received_ms", "reason", "detail"]),
-            Kind::Drained => ("drained", &["up_to_ms"]),
-            Kind::Lost => ("lost", &["count", "at_ms"]),
+        let allowed: &[&str] = match w.kind {
+            Kind::Received => &["source", "received_ms", "host", "signed", "message"],
+            Kind::Rejected => &["source", "received_ms", "reason", "detail"],
+            Kind::Drained => &["up_to_ms"],
+            Kind::Lost => &["count", "at_ms"],
         };
-        if let Some((field, _)) = present
-            .iter()
-            .find(|(field, here)| *here && !allowed.contains(field))
-        {
-            return Err(format!("a {kind} line has no field {field}"));
-        }
+        only(&present, allowed)?;
         Ok(match w.kind {
             Kind::Received => ReceiverToEngine::Received {
                 host: w.host.ok_or_else(|| missing("host"))?,
@@ -306,6 +298,18 @@ fn missing(field: &str) -> String {
     format!("missing field `{field}`")
 }
 
+/// Refuses a wire struct's field given a value (`present`: each field and whether it has
+/// one) that its variant does not have, as a tagged enum would.
+fn only(present: &[(&str, bool)], allowed: &[&str]) -> Result<(), String> {
+    match present
+        .iter()
+        .find(|(field, here)| *here && !allowed.contains(field))
+    {
+        Some((field, _)) => Err(format!("unknown field `{field}` for this variant")),
+        None => Ok(()),
+    }
+}
+
 impl TryFrom<EngineToWebWire> for EngineToWeb {
     type Error = String;
 
@@ -387,12 +391,7 @@ impl TryFrom<ChangeWire> for Change {
             ChangeKind::Alert => &["alert"],
             ChangeKind::Resync => &[],
         };
-        if let Some((field, _)) = present
-            .iter()
-            .find(|(field, here)| *here && !allowed.contains(field))
-        {
-            return Err(format!("unknown field `{field}` for this change"));
-        }
+        only(&present, allowed)?;
         let name = |raw: Option<Box<serde_json::value::RawValue>>| -> Result<String, String> {
             let raw = raw.ok_or_else(|| missing("host"))?;
             serde_json::from_str(raw.get()).map_err(|e| e.to_string())

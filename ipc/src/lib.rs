@@ -105,6 +105,17 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Adds `n` to counter `name` (saturating). The name is looked up before it is inserted:
+/// most counts are of a counter that exists, and its allocation would be paid per datagram.
+pub fn add_to_counter(counters: &mut std::collections::BTreeMap<String, u64>, name: &str, n: u64) {
+    match counters.get_mut(name) {
+        Some(total) => *total = total.saturating_add(n),
+        None => {
+            counters.insert(name.to_string(), n);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,23 +399,11 @@ impl State {
 
     /// Sets a counter to a value kept elsewhere.
     pub fn set_counter(&mut self, name: &str, value: u64) {
-        match self.counters.get_mut(name) {
-            Some(n) => *n = value,
-            None => {
-                self.counters.insert(name.to_string(), value);
-            }
-        }
+        self.counters.insert(name.to_string(), value);
     }
 
     fn count(&mut self, name: &str) {
-        // Looked up before inserting: most counts are of a counter that exists, and the
-        // name's allocation would be paid per datagram.
-        match self.counters.get_mut(name) {
-            Some(n) => *n += 1,
-            None => {
-                self.counters.insert(name.to_string(), 1);
-            }
-        }
+        hb_ipc::add_to_counter(&mut self.counters, name, 1);
     }
 
     fn event(&mut self, at_ms: u64, host: &str, text: String) {
@@ -839,8 +827,7 @@ impl State {
         // Never ahead of now: a time far ahead would hold every host up.
         let at_ms = at_ms.min(hb_ipc::now_ms());
         self.liveness.server_lost(at_ms);
-        let total = self.counters.entry("server_dropped".into()).or_default();
-        *total = total.saturating_add(count);
+        hb_ipc::add_to_counter(&mut self.counters, "server_dropped", count);
         self.losses.1 = self.losses.1.saturating_add(count);
         if self.losses.0.is_none_or(|last| at_ms >= last + 60_000) {
             let n = std::mem::take(&mut self.losses.1);

@@ -129,23 +129,13 @@ impl Gate {
     pub fn count_batch(&mut self, n: usize) {
         self.count("receive_calls");
         if n > 1 {
-            match self.counters.get_mut("batched_datagrams") {
-                Some(total) => *total += n as u64,
-                None => {
-                    self.counters.insert("batched_datagrams".into(), n as u64);
-                }
-            }
+            hb_ipc::add_to_counter(&mut self.counters, "batched_datagrams", n as u64);
         }
     }
 
-    /// Adds one to counter `name`; a name is allocated only the first time it is counted.
+    /// Adds one to counter `name`.
     pub fn count(&mut self, name: &str) {
-        match self.counters.get_mut(name) {
-            Some(n) => *n += 1,
-            None => {
-                self.counters.insert(name.to_string(), 1);
-            }
-        }
+        hb_ipc::add_to_counter(&mut self.counters, name, 1);
     }
 
     /// Runs every check on one datagram.

@@ -167,11 +167,9 @@ struct Batch {
     bufs: Vec<Vec<u8>>,
     meta: Vec<Arrival>,
     /// The socket's count of datagrams the kernel dropped for want of buffer space, as last
-    /// reported with a datagram.
-    kernel_dropped: u32,
-    /// Whether a count has been seen: the socket outlives a receiver (the supervisor holds
-    /// it), and the first count a new one sees is where it starts, not news.
-    counting: bool,
+    /// reported with a datagram; `None` before the first. The socket outlives a receiver
+    /// (the supervisor holds it): the first count a new one sees is where it starts, not news.
+    kernel_dropped: Option<u32>,
     /// Drops the last read brought news of: how many, and the first datagram (an index in
     /// `meta`) that arrived after them.
     news_of_drops: Option<(u32, usize)>,
@@ -183,8 +181,7 @@ impl Batch {
             // 65,536 holds the largest UDP payload, so nothing is ever truncated.
             bufs: (0..BATCH).map(|_| vec![0u8; 65_536]).collect(),
             meta: Vec::with_capacity(BATCH),
-            kernel_dropped: 0,
-            counting: false,
+            kernel_dropped: None,
             news_of_drops: None,
         }
     }
@@ -231,21 +228,21 @@ impl Batch {
                     _ => {}
                 }
             }
-            if !self.counting {
-                self.counting = true;
-                (before, dropped) = (count, count);
-            }
-            if count != dropped {
+            before.get_or_insert(count);
+            if *dropped.get_or_insert(count) != count {
                 first_after_drops.get_or_insert(i);
             }
-            dropped = count;
+            dropped = Some(count);
             self.meta.push(Arrival {
                 len: r.bytes,
                 from: r.address.as_ref().and_then(to_std),
                 at_ms,
             });
         }
-        self.news_of_drops = first_after_drops.map(|i| (dropped.wrapping_sub(before), i));
+        self.news_of_drops = first_after_drops.map(|i| {
+            let delta = dropped.unwrap_or(0).wrapping_sub(before.unwrap_or(0));
+            (delta, i)
+        });
         self.kernel_dropped = dropped;
         Ok(self.meta.len())
     }
@@ -313,19 +310,56 @@ impl Forwarder {
             let source = SocketAddr::new(from.ip().to_canonical(), from.port());
             let at_ms = arrival.at_ms.unwrap_or_else(hb_ipc::now_ms);
             let datagram = &buf[..arrival.len];
-            if let Some(ack) = handle(
-                &mut self.gate,
-                &self.engine,
-                &mut self.reports,
-                datagram,
-                source,
-                at_ms,
-            ) {
+            if let Some(ack) = self.handle(datagram, source, at_ms) {
                 self.acks.push((ack, SockaddrStorage::from(from)));
             }
         }
         send_acks(socket, &mut self.gate, &self.acks).await;
         self.acks.clear();
+    }
+
+    /// Checks one datagram, which arrived at `now_ms`, and forwards it; the ACK to send, if it
+    /// was accepted.
+    fn handle(&mut self, datagram: &[u8], source: SocketAddr, now_ms: u64) -> Option<Vec<u8>> {
+        let now = Instant::now();
+        match self.gate.handle(datagram, source, now, now_ms) {
+            Outcome::Accepted {
+                host,
+                signed,
+                message,
+                ack,
+            } => {
+                // An ACK says the datagram is taken: none if the queue refused it (the receiver
+                // reads only with room for a batch, so this is a bug's safety net).
+                self.engine
+                    .send(ReceiverToEngine::Received {
+                        host,
+                        source,
+                        received_ms: now_ms,
+                        signed,
+                        message: RawMessage::of(&message),
+                    })
+                    .then_some(ack)
+            }
+            Outcome::Dropped => None,
+            Outcome::Rejected(reject) => {
+                tracing::debug!(%source, reason = reject.reason(), detail = %reject, "Datagram rejected.");
+                if now.duration_since(self.reports.0).as_secs() >= 1 {
+                    self.reports = (now, 0);
+                }
+                // A flood of garbage must not become a flood of engine messages.
+                if self.reports.1 < REJECT_REPORTS_PER_SECOND && reject.reason() != "rate_limited" {
+                    self.reports.1 += 1;
+                    self.engine.send(ReceiverToEngine::Rejected {
+                        source,
+                        received_ms: now_ms,
+                        reason: reject.reason().into(),
+                        detail: reject.to_string(),
+                    });
+                }
+                None
+            }
+        }
     }
 }
 
@@ -389,7 +423,7 @@ async fn receive(
                         "engine_queue_wait_ms".into(),
                         (engine_waited + waiting).as_millis() as u64,
                     );
-                    counters.insert("kernel_dropped".into(), batch.kernel_dropped.into());
+                    counters.insert("kernel_dropped".into(), batch.kernel_dropped.unwrap_or(0).into());
                     let _ = reply.send(counters);
                 }
             },
@@ -425,57 +459,6 @@ async fn receive(
                 // them their turn after every batch or they starve.
                 tokio::task::yield_now().await;
             }
-        }
-    }
-}
-
-/// Checks one datagram, which arrived at `now_ms`, and forwards it; the ACK to send, if it
-/// was accepted.
-fn handle(
-    gate: &mut Gate,
-    engine: &Link<ReceiverToEngine>,
-    reports: &mut (Instant, u32),
-    datagram: &[u8],
-    source: SocketAddr,
-    now_ms: u64,
-) -> Option<Vec<u8>> {
-    let now = Instant::now();
-    match gate.handle(datagram, source, now, now_ms) {
-        Outcome::Accepted {
-            host,
-            signed,
-            message,
-            ack,
-        } => {
-            // An ACK says the datagram is taken: none if the queue refused it (the receiver
-            // reads only with room for a batch, so this is a bug's safety net).
-            engine
-                .send(ReceiverToEngine::Received {
-                    host,
-                    source,
-                    received_ms: now_ms,
-                    signed,
-                    message: RawMessage::of(&message),
-                })
-                .then_some(ack)
-        }
-        Outcome::Dropped => None,
-        Outcome::Rejected(reject) => {
-            tracing::debug!(%source, reason = reject.reason(), detail = %reject, "Datagram rejected.");
-            if now.duration_since(reports.0).as_secs() >= 1 {
-                *reports = (now, 0);
-            }
-            // A flood of garbage must not become a flood of engine messages.
-            if reports.1 < REJECT_REPORTS_PER_SECOND && reject.reason() != "rate_limited" {
-                reports.1 += 1;
-                engine.send(ReceiverToEngine::Rejected {
-                    source,
-                    received_ms: now_ms,
-                    reason: reject.reason().into(),
-                    detail: reject.to_string(),
-                });
-            }
-            None
         }
     }
 }
@@ -557,7 +540,7 @@ mod tests {
             .try_io(tokio::io::Interest::READABLE, || batch.receive(&socket))
             .unwrap();
         assert_eq!(n, 1);
-        assert_eq!(batch.kernel_dropped as usize, 200 - got);
+        assert_eq!(batch.kernel_dropped, Some(200 - got as u32));
         assert_eq!(batch.news_of_drops, Some((200 - got as u32, 0)));
         // Told once.
         sender.send_to(&[9; 100], to).unwrap();
@@ -574,7 +557,7 @@ mod tests {
         socket
             .try_io(tokio::io::Interest::READABLE, || fresh.receive(&socket))
             .unwrap();
-        assert_eq!(fresh.kernel_dropped as usize, 200 - got);
+        assert_eq!(fresh.kernel_dropped, Some(200 - got as u32));
         assert_eq!(fresh.news_of_drops, None);
     }
 

@@ -276,26 +276,41 @@ impl Server {
 
     /// `kill -9` of a role's process.
     pub fn kill_9(&self, role: &str) {
+        self.signal_role(role, nix::sys::signal::Signal::SIGKILL);
+    }
+
+    /// Sends `sig` to a role's process (SIGSTOP freezes it, SIGCONT lets it run again).
+    pub fn signal_role(&self, role: &str, sig: nix::sys::signal::Signal) {
         let pid = self.pid_of(role).expect("pid");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .expect("kill -9");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
+    }
+
+    /// Starts hbload against this server with `args`, its output piped (one JSON line on
+    /// stdout when it ends).
+    pub fn hbload(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(bin("hbload"))
+            .args(["-s", &format!("127.0.0.1:{}", self.hb_port)])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("hbload")
+    }
+
+    /// Every host in /api/0/hosts (none if the web does not answer).
+    pub fn hosts(&self) -> Vec<Value> {
+        match http_get(self.http_port, "/api/0/hosts") {
+            Some((200, body)) => serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 
     /// One host's entry in /api/0/hosts.
     pub fn host(&self, name: &str) -> Option<Value> {
-        let (code, body) = http_get(self.http_port, "/api/0/hosts")?;
-        if code != 200 {
-            return None;
-        }
-        serde_json::from_str::<Value>(&body)
-            .ok()?
-            .as_array()?
-            .iter()
-            .find(|h| h["name"] == name)
-            .cloned()
+        self.hosts().into_iter().find(|h| h["name"] == name)
     }
 
     pub fn status(&self) -> Option<Value> {
@@ -349,16 +364,10 @@ impl Server {
 
     /// Names in /api/0/hosts.
     pub fn host_names(&self) -> Vec<String> {
-        match http_get(self.http_port, "/api/0/hosts") {
-            Some((200, body)) => serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v.as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|h| h["name"].as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        }
+        self.hosts()
+            .iter()
+            .filter_map(|h| h["name"].as_str().map(String::from))
+            .collect()
     }
 
     /// Sends heartbeats for `name` until the API lists it.

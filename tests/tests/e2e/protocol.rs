@@ -4,6 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hb_proto::datagram::encode;
+use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -546,31 +547,13 @@ fn a_frozen_engine_loses_nothing_the_queue_cannot_hold() {
          get its receive buffer): {}",
         server.log_text()
     );
-    let engine = server.pid_of("engine").expect("engine");
-    let pid = nix::unistd::Pid::from_raw(engine as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    server.signal_role("engine", SIGSTOP);
     // 15,000: the queue (8,192) and the channel's socket buffer take about 9,000; the rest
     // is about 5 MB of the socket's buffer.
-    let load = Command::new(bin("hbload"))
-        .args([
-            "-s",
-            &format!("127.0.0.1:{}", server.hb_port),
-            "-n",
-            "1000",
-            "-r",
-            "10000",
-            "-d",
-            "1.5",
-            "--wait",
-            "8",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("hbload");
+    let load = server.hbload(&["-n", "1000", "-r", "10000", "-d", "1.5", "--wait", "8"]);
     std::thread::sleep(Duration::from_secs(3));
     let waited = server.counter("receiver", "engine_queue_wait_ms");
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    server.signal_role("engine", SIGCONT);
     assert!(waited > 0, "the receiver never waited for the engine");
     assert!(
         wait_for(Duration::from_secs(30), || server
@@ -599,61 +582,20 @@ fn a_server_that_falls_behind_makes_no_host_late() {
         "behind",
         "source_rate: 1000000\nsource_burst: 1000000\ngrace: 2\nmax_missed: 2\n",
     );
-    let load = Command::new(bin("hbload"))
-        .args([
-            "-s",
-            &format!("127.0.0.1:{}", server.hb_port),
-            "-n",
-            "200",
-            "-r",
-            "200",
-            "-d",
-            "11",
-            "--prefix",
-            "behind",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("hbload");
-    let hosts_up = |server: &Server| -> Vec<(String, String)> {
-        let Some((200, body)) = http_get(server.http_port, "/api/0/hosts") else {
-            return Vec::new();
-        };
-        serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .map(|h| {
-                (
-                    h["name"].as_str().unwrap_or("").to_string(),
-                    h["state"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    };
+    let load = server.hbload(&["-n", "200", "-r", "200", "-d", "11", "--prefix", "behind"]);
+    let all_up = |hosts: &[Value]| hosts.len() == 200 && hosts.iter().all(|h| h["state"] == "up");
     assert!(
-        wait_for(Duration::from_secs(5), || hosts_up(&server)
-            .iter()
-            .filter(|(_, state)| state == "up")
-            .count()
-            == 200),
+        wait_for(Duration::from_secs(5), || all_up(&server.hosts())),
         "not every host came up: {:?}",
-        hosts_up(&server)
+        server.hosts()
     );
-    let engine = server.pid_of("engine").expect("engine");
-    let pid = nix::unistd::Pid::from_raw(engine as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    server.signal_role("engine", SIGSTOP);
     std::thread::sleep(Duration::from_secs(6));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    server.signal_role("engine", SIGCONT);
     // Looked at while the hosts still beat (they are late for real 3 s after the load ends).
     std::thread::sleep(Duration::from_secs(2));
-    let late: Vec<(String, String)> = hosts_up(&server)
-        .into_iter()
-        .filter(|(_, state)| state != "up")
-        .collect();
-    assert!(late.is_empty(), "late: {late:?}");
+    let hosts = server.hosts();
+    assert!(all_up(&hosts), "late: {hosts:?}");
     assert_eq!(server.counter("engine", "went_overdue"), 0);
     assert_eq!(server.counter("engine", "went_down"), 0);
     let out = load.wait_with_output().expect("hbload");
@@ -676,32 +618,16 @@ fn datagrams_the_server_itself_dropped_page_nobody() {
         "dropped",
         "source_rate: 1000000\nsource_burst: 1000000\ngrace: 2\nmax_missed: 2\nudp_receive_buffer: 1048576\n",
     );
-    let load = Command::new(bin("hbload"))
-        .args([
-            "-s",
-            &format!("127.0.0.1:{}", server.hb_port),
-            "-n",
-            "2000",
-            "-r",
-            "4000",
-            "-d",
-            "13",
-            "--prefix",
-            "dropped",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("hbload");
+    let load = server.hbload(&[
+        "-n", "2000", "-r", "4000", "-d", "13", "--prefix", "dropped",
+    ]);
     assert!(
         wait_for(Duration::from_secs(5), || server.host_names().len() == 2000),
         "not every host came up"
     );
-    let engine = server.pid_of("engine").expect("engine");
-    let pid = nix::unistd::Pid::from_raw(engine as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    server.signal_role("engine", SIGSTOP);
     std::thread::sleep(Duration::from_secs(8));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    server.signal_role("engine", SIGCONT);
     // Looked at while the hosts still beat (they are down for real 4 s after the load ends).
     std::thread::sleep(Duration::from_millis(2500));
     let dropped = server.counter("receiver", "kernel_dropped");
@@ -711,16 +637,11 @@ fn datagrams_the_server_itself_dropped_page_nobody() {
         "the engine was told of {} drops",
         server.counter("engine", "server_dropped")
     );
-    let events: Vec<String> = server
-        .events(None, 1000)
-        .into_iter()
-        .map(|(_, text)| text)
-        .collect();
     assert_eq!(
         server.counter("engine", "went_down"),
         0,
         "{:?}",
-        &events[..events.len().min(5)]
+        server.events(None, 5)
     );
     let told: Vec<String> = server
         .events(Some("*"), 100)
@@ -739,9 +660,7 @@ fn datagrams_the_server_itself_dropped_page_nobody() {
 #[test]
 fn acks_flow_while_the_engine_is_unavailable() {
     let server = Server::start("frozen", "");
-    let engine = server.pid_of("engine").expect("engine");
-    let pid = nix::unistd::Pid::from_raw(engine as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    server.signal_role("engine", SIGSTOP);
     let out = std::process::Command::new(bin("hbc"))
         .args([
             "-1",
@@ -754,7 +673,7 @@ fn acks_flow_while_the_engine_is_unavailable() {
         .env_remove("HOME")
         .output()
         .expect("hbc -1");
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    server.signal_role("engine", SIGCONT);
     assert!(
         out.status.success(),
         "no ACK while the engine was frozen: {}",
