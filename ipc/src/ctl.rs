@@ -135,3 +135,56 @@ pub struct ChildStatus {
     /// What its privilege drop achieved.
     pub confinement: Option<Confinement>,
 }
+
+/// Why a [`call`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Nothing listens on the socket.
+    #[error("cannot connect to {path} (is hbsupervisor running?): {source}")]
+    Connect {
+        /// The control socket.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The exchange itself failed (a timeout, a closed socket, a line over the limit).
+    #[error("control socket: {0}")]
+    Exchange(#[from] crate::codec::CodecError),
+    /// The answer was not one.
+    #[error("bad answer {line:?}: {source}")]
+    Answer {
+        /// What came back.
+        line: String,
+        /// Why it is not an answer.
+        source: serde_json::Error,
+    },
+}
+
+/// `hbctl`'s side (and the tests' and hbload's): one request, one answer, blocking. Here and
+/// not in the supervisor's crate so that a client of the socket links nothing of the server.
+pub fn call(
+    path: &std::path::Path,
+    request: &CtlRequest,
+    timeout: std::time::Duration,
+) -> Result<CtlResponse, CallError> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| CallError::Connect {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let io = |e: std::io::Error| CallError::Exchange(e.into());
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let line = crate::codec::encode_line(request, crate::codec::CTL_MAX_LINE)?;
+    stream.write_all(&line).map_err(io)?;
+    let mut line = String::new();
+    let read = BufReader::new(stream).read_line(&mut line).map_err(io)?;
+    if read == 0 {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no answer",
+        )));
+    }
+    serde_json::from_str(&line).map_err(|source| CallError::Answer { line, source })
+}

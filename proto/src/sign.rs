@@ -90,6 +90,12 @@ pub fn split(datagram: &[u8]) -> Split<'_> {
     }
 }
 
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only (for
+/// comparing secrets: tokens, keys, digests).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// True when `trailer.mac` is the MAC of `signed` under `key` (constant-time compare).
 pub fn verify(key: &[u8], signed: &[u8], trailer: &Trailer) -> bool {
     mac_over(key, signed).verify_slice(&trailer.mac).is_ok()

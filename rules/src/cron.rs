@@ -81,6 +81,14 @@ fn field(text: &str, lo: i8, hi: i8, names: &[&str], what: &str) -> Result<BTree
     Ok(out)
 }
 
+/// Whether `expression` in the zone `tz` is a schedule that fires: what a check definition
+/// is judged by (`CheckFile::problems`).
+pub fn check(expression: &str, tz: Option<&str>) -> Result<(), String> {
+    Schedule::parse(expression, tz)
+        .and_then(Schedule::check_fires)
+        .map(drop)
+}
+
 impl Schedule {
     /// Parses `expression` in the time zone `tz` (an IANA name; UTC when absent).
     pub fn parse(expression: &str, tz: Option<&str>) -> Result<Schedule, String> {

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use hb_ipc::Role;
 use hb_ipc::config::{
-    DnsupdateConfig, EngineConfig, HostConfig, JournalConfig, NotifierConfig, ReceiverConfig,
-    RoleConfig, WebConfig, WebUser,
+    CheckFile, DnsupdateConfig, EngineConfig, HostConfig, JournalConfig, NotifierConfig,
+    ReceiverConfig, RoleConfig, WebConfig, WebUser, normalize_uuid,
 };
 use serde::Deserialize;
 
@@ -244,142 +244,6 @@ pub struct File {
     pub libexec_dir: Option<PathBuf>,
     /// Seconds children get to exit on shutdown before they are signalled.
     pub shutdown_grace: Option<f64>,
-}
-
-/// An HTTP push monitor, as written in the file or made through the API (the engine keeps
-/// those in this form too).
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckFile {
-    /// Its ping address: a UUID (`hbctl uuid` makes one).
-    pub uuid: String,
-    /// Expected seconds between pings (default one day).
-    pub interval: Option<u32>,
-    /// Seconds of slack after a missed ping (default one hour).
-    pub grace: Option<f64>,
-    /// Whether it takes pings (default true).
-    pub active: Option<bool>,
-    /// What it is for.
-    pub description: Option<String>,
-    /// Its owner, as for a host.
-    pub owner: Option<String>,
-    /// Its managers.
-    #[serde(default)]
-    pub managers: Vec<String>,
-    /// Its monitors.
-    #[serde(default)]
-    pub monitors: Vec<String>,
-    /// Channels that get its notifications besides its users'.
-    #[serde(default)]
-    pub notification_channels: Vec<String>,
-    /// Whether its outages notify anyone (default true: a check exists to be watched).
-    pub watch: Option<bool>,
-    /// A cron schedule instead of an interval (`0 2 * * *`).
-    pub schedule: Option<String>,
-    /// The schedule's time zone (`Europe/Berlin`; default UTC).
-    pub tz: Option<String>,
-    /// A key pings must carry besides the UUID.
-    pub ping_key: Option<String>,
-}
-
-/// Longest check interval or grace: 30 days.
-pub const MAX_CHECK_SECONDS: u32 = 30 * 86_400;
-
-/// A UUID in its usual text form, lower case; anything else is refused.
-pub fn normalize_uuid(text: &str) -> Option<String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let groups: Vec<&str> = lower.split('-').collect();
-    let ok = groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
-    ok.then_some(lower)
-}
-
-impl CheckFile {
-    /// What is wrong with the definition itself, by key (whether its users, channels, name
-    /// and UUID clash with others is the caller's to check).
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if normalize_uuid(&self.uuid).is_none() {
-            let why = format!("{:?} is not a UUID (uuidgen makes one)", self.uuid);
-            out.push(("uuid", why));
-        }
-        if self
-            .interval
-            .is_some_and(|i| !(1..=MAX_CHECK_SECONDS).contains(&i))
-        {
-            out.push((
-                "interval",
-                format!("must be 1 to {MAX_CHECK_SECONDS} seconds"),
-            ));
-        }
-        if self
-            .grace
-            .is_some_and(|g| !(g.is_finite() && (0.0..=f64::from(MAX_CHECK_SECONDS)).contains(&g)))
-        {
-            out.push(("grace", format!("must be 0 to {MAX_CHECK_SECONDS} seconds")));
-        }
-        match &self.schedule {
-            Some(schedule) => {
-                if let Err(why) = hb_rules::cron::Schedule::parse(schedule, self.tz.as_deref())
-                    .and_then(|s| s.check_fires())
-                {
-                    out.push(("schedule", why));
-                }
-                if self.interval.is_some() {
-                    out.push(("interval", "give interval or schedule, not both".into()));
-                }
-            }
-            None if self.tz.is_some() => {
-                out.push(("tz", "only a schedule has a time zone".into()));
-            }
-            None => {}
-        }
-        if self.ping_key.as_ref().is_some_and(|k| {
-            !(8..=128).contains(&k.len()) || k.chars().any(|c| c.is_control() || c == ' ')
-        }) {
-            out.push(("ping_key", "must be 8 to 128 characters, no spaces".into()));
-        }
-        if self.description.as_ref().is_some_and(|d| d.len() > 500) {
-            out.push(("description", "is at most 500 bytes".into()));
-        }
-        out
-    }
-
-    /// Its entry among the hosts: a check is timed, owned and notified like a host.
-    pub fn host_config(&self) -> HostConfig {
-        HostConfig {
-            owner: self.owner.clone(),
-            managers: self.managers.clone(),
-            monitors: self.monitors.clone(),
-            watch: Some(self.watch.unwrap_or(true)),
-            notification_channels: self.notification_channels.clone(),
-            // A schedule times it from one firing to the next.
-            interval: self
-                .schedule
-                .is_none()
-                .then(|| self.interval.unwrap_or(86_400)),
-            grace: Some(self.grace.unwrap_or(3600.0)),
-            max_missed: Some(1),
-            ..HostConfig::default()
-        }
-    }
-
-    /// Its entry among the checks.
-    pub fn check_config(&self) -> hb_ipc::config::CheckConfig {
-        hb_ipc::config::CheckConfig {
-            uuid: normalize_uuid(&self.uuid).unwrap_or_default(),
-            active: self.active.unwrap_or(true),
-            interval: self.interval.unwrap_or(86_400),
-            grace: self.grace.unwrap_or(3600.0),
-            description: self.description.clone(),
-            schedule: self.schedule.clone(),
-            tz: self.tz.clone(),
-            ping_key: self.ping_key.clone(),
-        }
-    }
 }
 
 /// A notification channel definition; its options are checked by hb-notifier's channel code.
@@ -1046,7 +910,7 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
         if file.hosts.contains_key(name) {
             err(&key, format!("{name:?} is a host under hosts too"));
         }
-        for (field, why) in check.problems() {
+        for (field, why) in check.problems(hb_rules::cron::check) {
             err(&format!("{key}.{field}"), why);
         }
         if let Some(uuid) = normalize_uuid(&check.uuid)
@@ -1163,7 +1027,7 @@ fn resolve(source: Source, mut file: File, text: &str, errors: &mut Vec<ConfigEr
     for (name, user) in &file.users {
         let key = format!("users.{name}");
         if let Some(hash) = &user.password
-            && let Err(why) = crate::passwd::PasswordHash::parse(hash)
+            && let Err(why) = hb_child::passwd::PasswordHash::parse(hash)
         {
             err(&format!("{key}.password"), why);
         }

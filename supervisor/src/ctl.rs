@@ -3,7 +3,6 @@
 //! The socket is mode 0660 so only root and the socket's group can control the server.
 //! Connections are bounded in number and time; a malformed request gets an error answer.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::Path;
@@ -120,25 +119,6 @@ async fn handle(stream: tokio::net::UnixStream, calls: mpsc::Sender<CtlCall>) {
     if let Ok(out) = encode_line(&response, usize::MAX) {
         let _ = write.write_all(&out).await;
     }
-}
-
-/// `hbctl`'s side: one request, one answer.
-pub fn call(path: &Path, request: &CtlRequest, timeout: Duration) -> anyhow::Result<CtlResponse> {
-    use anyhow::Context;
-    let mut stream = std::os::unix::net::UnixStream::connect(path).with_context(|| {
-        format!(
-            "cannot connect to {} (is hbsupervisor running?)",
-            path.display()
-        )
-    })?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(&encode_line(request, CTL_MAX_LINE)?)?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .context("no answer")?;
-    serde_json::from_str(&line).with_context(|| format!("bad answer: {line:?}"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::sys::{Forked, fork_with_pipe};
+use hb_child::sys::{Forked, fork_with_pipe};
 
 /// Which process continues after [`detach`].
 #[derive(Debug)]

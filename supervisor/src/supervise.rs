@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::config::{Config, ConfigErrors};
-use crate::privdrop::Plan;
+use hb_child::privdrop::Plan;
 
 /// Crashes of one role tolerated within [`CRASH_WINDOW`] before the supervisor gives up.
 pub const CRASH_BUDGET: usize = 5;
@@ -544,7 +544,7 @@ impl Supervisor {
             .stderr(Stdio::inherit())
             .process_group(0)
             .kill_on_drop(false);
-        crate::sys::map_to_control_fd(&mut cmd, &theirs);
+        hb_child::sys::map_to_control_fd(&mut cmd, &theirs);
         let child = cmd.spawn();
         drop(theirs);
         let slot = self.slot(role);
@@ -597,7 +597,8 @@ impl Supervisor {
         tokio::spawn(async move {
             while let Some(frame) = out_rx.recv().await {
                 let fd = frame.fd.as_ref().map(|fd| fd.as_fd());
-                if let Err(e) = crate::fdpass::send_frame(write.as_ref(), &frame.line, fd).await {
+                if let Err(e) = hb_child::fdpass::send_frame(write.as_ref(), &frame.line, fd).await
+                {
                     tracing::debug!(role = %role, error = %e, "Control channel to child closed.");
                     return;
                 }

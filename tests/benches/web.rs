@@ -71,7 +71,7 @@ fn throughput(port: u16, path: &str, auth: &str, clients: usize, secs: f64) -> f
 
 fn main() {
     let dir = scratch("bench-web");
-    let hash = hb_supervisor::passwd::PasswordHash::with_salt("bench-pw", "benchsalt", 1000);
+    let hash = hb_child::passwd::PasswordHash::with_salt("bench-pw", "benchsalt", 1000);
     let server = Server::start(
         "bench-web",
         &format!("users:\n  alice: {{password: \"{hash}\", admin: true}}\ninterval: 60\n"),

@@ -12,13 +12,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hb_child::link::{self, Link};
+use hb_child::{self as child, ControlEvent, ControlSender};
 use hb_dnsupdate::{Pending, Queue, Target, Wish, record_name, script};
 use hb_ipc::Role;
 use hb_ipc::config::{DnsupdateConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{Answer, DnsOutcome, DnsWish, DnsupdateToEngine, EngineToDnsupdate};
-use hb_supervisor::child::{self, ControlEvent, ControlSender};
-use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -174,8 +174,7 @@ async fn nsupdate(config: &DnsupdateConfig, name: &str, wish: &Wish) -> Option<S
     }
     let timeout = Duration::from_millis(config.timeout_ms);
     let ended =
-        hb_supervisor::program::run(&config.nsupdate_bin, &args, &[], input.as_bytes(), timeout)
-            .await;
+        hb_child::program::run(&config.nsupdate_bin, &args, &[], input.as_bytes(), timeout).await;
     ended.failure(&config.nsupdate_bin, timeout)
 }
 

@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
+use hb_ipc::config::CheckFile;
 use hb_ipc::edge::{Answer, CheckSummary, PingRecord, PingRequest};
 use hb_proto::message::{ClientMessage, Header, Heartbeat};
-use hb_supervisor::config::CheckFile;
 
 use super::State;
 use crate::store;
@@ -95,7 +95,7 @@ impl State {
         };
         if let Some(key) = key {
             let given = p.key.as_deref().unwrap_or("");
-            let same = hb_supervisor::passwd::constant_time_eq(given.as_bytes(), key.as_bytes());
+            let same = hb_proto::sign::constant_time_eq(given.as_bytes(), key.as_bytes());
             if !same {
                 self.count("pings_bad_key");
                 return Answer::Error {
@@ -274,7 +274,7 @@ impl State {
                     Ok(c) => c,
                     Err(e) => return error(format!("the check does not fit: {e}")),
                 };
-                if let Some((field, why)) = c.problems().into_iter().next() {
+                if let Some((field, why)) = c.problems(hb_rules::cron::check).into_iter().next() {
                     return error(format!("{field}: {why}"));
                 }
                 let uuid = c.check_config().uuid;

@@ -8,8 +8,8 @@
 
 use std::collections::VecDeque;
 
+use hb_child::link::Link;
 use hb_ipc::edge::{Change, EngineToNotifier, EngineToWeb, Notification};
-use hb_supervisor::link::Link;
 
 /// Room kept free in the queue to the web for answers to its queries.
 pub const WEB_ROOM_FOR_ANSWERS: usize = 1024;
@@ -82,9 +82,9 @@ impl Handoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hb_child::link::LINK_QUEUE;
     use hb_ipc::Role;
     use hb_ipc::edge::EventSummary;
-    use hb_supervisor::link::LINK_QUEUE;
     use tokio::io::AsyncBufReadExt;
 
     fn event(n: u64) -> Change {

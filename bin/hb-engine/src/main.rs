@@ -11,6 +11,8 @@ use hb_engine::{journal, store};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use hb_child::link::{self, Link};
+use hb_child::{self as child, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::config::RoleConfig;
 use hb_ipc::control::PassedSocket;
@@ -18,8 +20,6 @@ use hb_ipc::edge::{
     Change, DnsupdateToEngine, EngineToDnsupdate, EngineToNotifier, EngineToReceiver, EngineToWeb,
     Notification, NotifierToEngine, ReceiverToEngine, WebToEngine,
 };
-use hb_supervisor::child::{self, ControlEvent, ControlSender};
-use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
 
 /// The store's file in `state_dir`.
@@ -117,7 +117,7 @@ async fn run(
                 state.save_hosts(false);
                 seconds += 1;
                 if seconds.is_multiple_of(10) {
-                    hb_supervisor::release_free_memory();
+                    hb_child::release_free_memory();
                 }
                 if seconds.is_multiple_of(60) {
                     handoff.extend(state.overdue_notifications(hb_ipc::now_ms()));

@@ -2508,8 +2508,8 @@ mod log_budget_tests {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use hb_ipc::config::CheckFile;
     use hb_ipc::config::{HostConfig, JournalConfig};
-    use hb_supervisor::config::CheckFile;
 
     const S: u64 = 1000;
 

@@ -6,11 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hb_child::program::Ended;
 use hb_ipc::edge::Notification;
 use hb_notify::message::Message;
 use hb_notify::request::webhook_body;
 use hb_notify::retry::Attempt;
-use hb_supervisor::program::Ended;
 
 /// Runs `argv` for notification `n`.
 pub async fn run(argv: &[String], n: &Notification, m: &Message, timeout: Duration) -> Attempt {
@@ -33,7 +33,7 @@ pub async fn run(argv: &[String], n: &Notification, m: &Message, timeout: Durati
     ];
     let body = serde_json::to_vec(&webhook_body(n, m)).unwrap_or_default();
     let program = Path::new(program);
-    let ended = hb_supervisor::program::run(program, args, &env, &body, timeout).await;
+    let ended = hb_child::program::run(program, args, &env, &body, timeout).await;
     match ended {
         Ended::CannotStart(_) => Attempt::Permanent {
             error: ended.failure(program, timeout).unwrap_or_default(),

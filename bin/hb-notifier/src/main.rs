@@ -14,6 +14,8 @@ mod transport;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::process::ExitCode;
 
+use hb_child::link::{self, Link};
+use hb_child::{self as child, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::config::RoleConfig;
 use hb_ipc::control::PassedSocket;
@@ -21,8 +23,6 @@ use hb_ipc::edge::{
     Answer, ChannelFailure, EngineToNotifier, Notification, NotifierToEngine, Query,
 };
 use hb_notify::route::Routes;
-use hb_supervisor::child::{self, ControlEvent, ControlSender};
-use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
 
 /// Finished notifications remembered to answer repeats.

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use hb_child::rate::RateTable;
 use hb_ipc::config::ReceiverConfig;
 use hb_ipc::edge::QueuedCommand;
 use hb_proto::datagram::{Limits, Reject, decode_client, encode_text};
 use hb_proto::message::{Ack, ClientMessage, Command, Queued, Update, ack_text};
 use hb_proto::sign::{self, ReplayGuard};
-use hb_supervisor::rate::RateTable;
 
 /// Source addresses tracked for rate limiting before idle ones are forgotten.
 const MAX_SOURCES: usize = 100_000;
@@ -47,7 +47,7 @@ pub enum Outcome {
 pub struct Gate {
     config: ReceiverConfig,
     limits: Limits,
-    /// Per source (hb_supervisor::rate).
+    /// Per source (hb_child::rate).
     sources: RateTable<IpAddr>,
     replay: ReplayGuard,
     with_data: HashSet<String>,
@@ -263,7 +263,7 @@ impl Gate {
         let shared = self.sources.overflowed;
         let taken = self
             .sources
-            .take(&hb_supervisor::rate::source_key(ip), rate, burst, now)
+            .take(&hb_child::rate::source_key(ip), rate, burst, now)
             .is_ok();
         if self.sources.overflowed > shared {
             self.count("rate_table_full");

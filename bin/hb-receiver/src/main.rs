@@ -28,12 +28,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gate::{Gate, Outcome};
+use hb_child::link::{self, Link};
+use hb_child::{self as child, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::config::{ReceiverConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{Answer, EngineToReceiver, Query, RawMessage, ReceiverToEngine};
-use hb_supervisor::child::{self, ControlEvent, ControlSender};
-use hb_supervisor::link::{self, Link};
 use nix::sys::socket::SockaddrStorage;
 use tokio::sync::{mpsc, oneshot};
 

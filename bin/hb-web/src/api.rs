@@ -207,7 +207,7 @@ impl FromRequestParts<Arc<Web>> for Authed {
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if by_cookie && !safe {
             let sent = header_text("x-csrf-token").unwrap_or("");
-            if !hb_supervisor::passwd::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+            if !hb_proto::sign::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
                 web.count("csrf_refused");
                 return Err(ApiError::forbidden(
                     "a write with the session cookie needs the session's X-CSRF-Token header",

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use crate::Web;
 use crate::api::{ApiError, ApiResult, Authed, ok, status, unexpected};
-use hb_supervisor::config::normalize_uuid;
-use hb_supervisor::rate::{RateTable, source_key};
+use hb_child::rate::{RateTable, source_key};
+use hb_ipc::config::normalize_uuid;
 use hb_web::access::{HostAccess, HostRole, Viewer};
 
 /// Bytes of a ping's body kept in its history (more is cut, and said so).
@@ -34,7 +34,7 @@ const BURST_SECONDS: f64 = 5.0;
 const MAX_BUCKETS: usize = 100_000;
 
 /// The ping limits: a bucket per source address (an IPv6 /64, as the receiver counts) and
-/// one per check, in the receiver's bounded tables (hb_supervisor::rate).
+/// one per check, in the receiver's bounded tables (hb_child::rate).
 pub struct Limiter {
     sources: Mutex<RateTable<IpAddr>>,
     checks: Mutex<RateTable<String>>,

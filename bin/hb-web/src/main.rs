@@ -13,15 +13,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use hb_child::link::{self, Link};
+use hb_child::passwd::PasswordHash;
+use hb_child::{self as child, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::config::{RoleConfig, WebConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::control::ServerStats;
 use hb_ipc::edge::{Answer, EngineToWeb, Query, WebToEngine};
 use hb_ipc::request::Pending;
-use hb_supervisor::child::{self, ControlEvent, ControlSender};
-use hb_supervisor::link::{self, Link};
-use hb_supervisor::passwd::PasswordHash;
 use hb_web::auth::{LoginLimiter, Sessions};
 use tokio::sync::mpsc;
 
@@ -115,7 +115,7 @@ impl Web {
             bound: std::sync::OnceLock::new(),
             users_loaded: std::sync::atomic::AtomicBool::new(false),
             // Parsing costs nothing; checking against it costs what a real hash does.
-            dummy: RwLock::new(dummy_hash(hb_supervisor::passwd::ITERATIONS)),
+            dummy: RwLock::new(dummy_hash(hb_child::passwd::ITERATIONS)),
         }
     }
 
@@ -218,7 +218,7 @@ impl Web {
             self.dummy
                 .read()
                 .map(|d| d.clone())
-                .unwrap_or_else(|_| dummy_hash(hb_supervisor::passwd::ITERATIONS))
+                .unwrap_or_else(|_| dummy_hash(hb_child::passwd::ITERATIONS))
         });
         // The permit goes with the work: it is held until PBKDF2 ends, even if the client
         // hangs up meanwhile.

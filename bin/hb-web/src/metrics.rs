@@ -234,7 +234,7 @@ impl FromRequestParts<Arc<Web>> for MetricsReader {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or("");
-            if hb_supervisor::passwd::constant_time_eq(sent.trim().as_bytes(), token.as_bytes()) {
+            if hb_proto::sign::constant_time_eq(sent.trim().as_bytes(), token.as_bytes()) {
                 return Ok(MetricsReader);
             }
         }

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     }
     if options.detach {
         // Syslog first, while the terminal can still be told what goes wrong.
-        if let Err(e) = hb_supervisor::log::init_syslog("hbc", options.verbosity) {
+        if let Err(e) = hb_child::log::init_syslog("hbc", options.verbosity) {
             eprintln!("hbc: warning: cannot reach syslog at /dev/log ({e}); running without a log");
         }
         match hb_supervisor::daemon::detach(std::path::Path::new("/dev/null")) {
@@ -70,9 +70,9 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        hb_supervisor::log::init("hbc", options.verbosity);
+        hb_child::log::init("hbc", options.verbosity);
     }
-    let runtime = match hb_supervisor::runtime() {
+    let runtime = match hb_child::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the runtime.");

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use hb_child::passwd::PasswordHash;
 use hb_ipc::ctl::{CtlRequest, CtlResponse, ServerStatus};
 use hb_ipc::edge::{Answer, Query};
 use hb_supervisor::config::{Config, DEFAULT_PATH};
-use hb_supervisor::passwd::PasswordHash;
 
 const USAGE: &str =
     "usage: hbctl [-s SOCKET] [-c FILE] [-j] status|reload|hosts|messages|counters ROLE
@@ -144,7 +144,7 @@ fn run() -> anyhow::Result<ExitCode> {
             config.control_socket
         }
     };
-    let response = hb_supervisor::ctl::call(&socket, &request, Duration::from_secs(30))?;
+    let response = hb_ipc::ctl::call(&socket, &request, Duration::from_secs(30))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&response)?);
     }
@@ -296,8 +296,8 @@ fn count(word: Option<&&str>, default: u32) -> anyhow::Result<u32> {
     }
 }
 
-fn time(ms: u64) -> hb_supervisor::log::Timestamp {
-    hb_supervisor::log::Timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+fn time(ms: u64) -> hb_child::log::Timestamp {
+    hb_child::log::Timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 fn print_events(events: &[hb_ipc::edge::EventSummary]) {

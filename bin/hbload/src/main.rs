@@ -288,7 +288,7 @@ fn server_counters(socket: &std::path::Path) -> anyhow::Result<Counters> {
     let mut all = Counters::new();
     for role in [hb_ipc::Role::Receiver, hb_ipc::Role::Engine] {
         let request = CtlRequest::Counters { role };
-        match hb_supervisor::ctl::call(socket, &request, Duration::from_secs(10))? {
+        match hb_ipc::ctl::call(socket, &request, Duration::from_secs(10))? {
             CtlResponse::Counters { counters, .. } => {
                 all.insert(role.to_string(), counters);
             }

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    hb_supervisor::log::init("hbsupervisor", args.verbosity);
+    hb_child::log::init("hbsupervisor", args.verbosity);
     if let Err(e) = prepared.make_dirs() {
         tracing::error!(error = %e, "Cannot create the server's directories.");
         return ExitCode::from(EX_CANTCREAT);
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             }
         }
     };
-    let runtime = match hb_supervisor::runtime() {
+    let runtime = match hb_child::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the runtime.");

@@ -6,11 +6,11 @@
 
 use std::process::ExitCode;
 
+use hb_child::link::{self, Link};
+use hb_child::{self as child, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{Answer, EngineToNotifier, NotifierToEngine};
-use hb_supervisor::child::{self, ControlEvent, ControlSender};
-use hb_supervisor::link::{self, Link};
 use tokio::sync::mpsc;
 
 fn main() -> ExitCode {

@@ -60,7 +60,7 @@ impl Drop for Beating {
 #[test]
 fn the_dashboard_lives_in_a_real_browser() {
     let dir = scratch("browser");
-    let password = hb_supervisor::passwd::PasswordHash::with_salt("alice-pw", "browsersalt", 1000);
+    let password = hb_child::passwd::PasswordHash::with_salt("alice-pw", "browsersalt", 1000);
     let config = format!(
         "users:\n  alice: {{password: \"{password}\", admin: true}}\ninterval: 1\nmax_missed: 2\ngrace: 1\nhosts:\n  db1: {{watch: true}}\n"
     );

@@ -522,7 +522,7 @@ fn applications_are_made_changed_and_removed_through_the_api() {
 #[test]
 fn users_own_the_checks_they_make() {
     let hash =
-        |p: &str| hb_supervisor::passwd::PasswordHash::with_salt(p, "checksalt", 1000).to_string();
+        |p: &str| hb_child::passwd::PasswordHash::with_salt(p, "checksalt", 1000).to_string();
     let config = format!(
         "users:\n  alice: {{password: \"{}\", admin: true}}\n  bob: {{password: \"{}\"}}\n  carol: {{password: \"{}\"}}\n",
         hash("alice-pw"),

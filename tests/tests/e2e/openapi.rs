@@ -75,7 +75,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
 }
 
 fn hash(password: &str) -> String {
-    hb_supervisor::passwd::PasswordHash::with_salt(password, "openapisalt", 1000).to_string()
+    hb_child::passwd::PasswordHash::with_salt(password, "openapisalt", 1000).to_string()
 }
 
 #[test]

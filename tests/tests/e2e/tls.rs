@@ -62,7 +62,7 @@ fn curl(port: u16, path: &str, ca: &Path, extra: &[&str]) -> (u16, String) {
 fn https_and_wss_with_a_certificate_renewed_by_reload() {
     let dir = scratch("tls");
     let (cert, key) = certificate(&dir, "first");
-    let password = hb_supervisor::passwd::PasswordHash::with_salt("alice-pw", "tlssalt", 1000);
+    let password = hb_child::passwd::PasswordHash::with_salt("alice-pw", "tlssalt", 1000);
     let config = format!(
         "users:\n  alice: {{password: \"{password}\", admin: true}}\ntls_cert: {}\ntls_key: {}\n",
         cert.display(),

@@ -8,7 +8,7 @@ use crate::harness::*;
 
 /// A password hash as `hbctl passwd` writes it, with few rounds so tests stay quick.
 fn hash(password: &str) -> String {
-    hb_supervisor::passwd::PasswordHash::with_salt(password, "testsalt", 1000).to_string()
+    hb_child::passwd::PasswordHash::with_salt(password, "testsalt", 1000).to_string()
 }
 
 fn users_config() -> String {

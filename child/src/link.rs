@@ -25,7 +25,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-use crate::child::ControlSender;
+use crate::role::ControlSender;
 
 /// Messages waiting for a peer, per link.
 pub const LINK_QUEUE: usize = 8192;

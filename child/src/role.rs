@@ -3,6 +3,10 @@
 //! [`run`] is the whole life of a child: parse the hidden command line, set up logging, take
 //! fd 3, drop privileges, and only then build the async runtime, say Hello, and hand control
 //! events to the role's own code. EOF on fd 3 (the supervisor is gone) ends the child.
+//! [`dispatch`] is the one place a control event is answered: each role says what it does
+//! with its slice, its sockets, the start and the queries it takes ([`Control`]), and the
+//! refusals (another role's slice, a socket it does not use, a query it does not answer) are
+//! the same in every role.
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 
 use hb_ipc::codec::{CONTROL_MAX_LINE, encode_line};
 use hb_ipc::config::RoleConfig;
-use hb_ipc::control::{FromChild, PassedSocket, ToChild};
+use hb_ipc::control::{FromChild, PassedSocket, ServerStats, ToChild};
 use hb_ipc::edge::{Answer, Query};
 use hb_ipc::{Role, VERSION};
 use tokio::net::UnixStream;
@@ -52,7 +56,7 @@ pub enum ControlEvent {
         /// The id it was asked with.
         re: u64,
         /// The figures.
-        stats: hb_ipc::control::ServerStats,
+        stats: ServerStats,
     },
 }
 
@@ -96,6 +100,77 @@ impl ControlSender {
     pub fn peer_failed(&self, peer: Role, reason: String) {
         let _ = self.tx.send(FromChild::PeerFailed { peer, reason });
     }
+}
+
+/// What a role does with the supervisor's control events; [`dispatch`] routes each event to
+/// it. Only what differs between roles is here: the defaults are what most roles do.
+pub trait Control {
+    /// Which role this is.
+    const ROLE: Role;
+    /// Why a query the role does not answer is refused (`hbctl` shows it).
+    const REFUSED_QUERY: &'static str;
+    /// The role's configuration slice.
+    type Slice;
+
+    /// This role's slice out of a configuration message; `None` for another role's.
+    fn slice(config: RoleConfig) -> Option<Self::Slice>;
+
+    /// Applies a slice; an error refuses it, and the slice in force stays.
+    fn configure(&mut self, slice: Self::Slice) -> Result<(), String>;
+
+    /// Takes a socket the supervisor passed; gives back the kind of one the role has no use
+    /// for, which is then closed.
+    fn socket(&mut self, socket: PassedSocket, fd: OwnedFd)
+    -> anyhow::Result<Option<PassedSocket>>;
+
+    /// Begins work; an error ends the child.
+    fn start(&mut self) -> impl Future<Output = anyhow::Result<()>> {
+        tracing::info!("Running.");
+        std::future::ready(Ok(()))
+    }
+
+    /// Answers a relayed query, or gives it back if the role does not answer it.
+    fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> Result<(), Query> {
+        let _ = (id, control);
+        Err(query)
+    }
+
+    /// The server's figures, asked for with [`ControlSender::ask_stats`]; only the web asks.
+    fn stats(&mut self, re: u64, stats: ServerStats) {
+        let _ = (re, stats);
+    }
+}
+
+/// Hands one control event to the role. The end of the events (a shutdown, or the supervisor
+/// gone) is the caller's to handle: each role finishes its own way.
+pub async fn dispatch<C: Control>(
+    role: &mut C,
+    event: ControlEvent,
+    control: &ControlSender,
+) -> anyhow::Result<()> {
+    match event {
+        ControlEvent::Config { generation, config } => match C::slice(config) {
+            Some(slice) => match role.configure(slice) {
+                Ok(()) => control.config_applied(generation),
+                Err(why) => control.config_rejected(generation, why),
+            },
+            None => control.config_rejected(generation, format!("not a {} slice", C::ROLE)),
+        },
+        ControlEvent::Socket { socket, fd } => {
+            if let Some(socket) = role.socket(socket, fd)? {
+                tracing::warn!(?socket, "Unexpected socket; closing it.");
+            }
+        }
+        ControlEvent::Start => role.start().await?,
+        ControlEvent::Request { id, query } => {
+            if role.request(id, query, control).is_err() {
+                let message = C::REFUSED_QUERY.to_string();
+                control.answer(id, Answer::Error { message });
+            }
+        }
+        ControlEvent::Stats { re, stats } => role.stats(re, stats),
+    }
+    Ok(())
 }
 
 /// Command-line arguments of a role binary (all passed by the supervisor).

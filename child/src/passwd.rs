@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use hb_proto::sign::constant_time_eq;
 use sha2::Sha256;
 
 /// Iterations for new hashes (OWASP's 2023 figure for PBKDF2-HMAC-SHA256).
@@ -91,12 +92,6 @@ impl PasswordHash {
         let other = Self::with_salt(password, &self.salt, self.iterations);
         constant_time_eq(&self.digest, &other.digest)
     }
-}
-
-/// Whether `a` and `b` are equal, in a time that depends on their lengths only (for
-/// comparing secrets: tokens, keys, digests).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn random_salt() -> Result<String, getrandom::Error> {
