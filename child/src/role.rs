@@ -118,10 +118,14 @@ pub trait Control {
     /// Applies a slice; an error refuses it, and the slice in force stays.
     fn configure(&mut self, slice: Self::Slice) -> Result<(), String>;
 
-    /// Takes a socket the supervisor passed; gives back the kind of one the role has no use
-    /// for, which is then closed.
-    fn socket(&mut self, socket: PassedSocket, fd: OwnedFd)
-    -> anyhow::Result<Option<PassedSocket>>;
+    /// Takes a socket the supervisor passed (links to peers report broken peers through
+    /// `control`); gives back the kind of one the role has no use for, which is then closed.
+    fn socket(
+        &mut self,
+        socket: PassedSocket,
+        fd: OwnedFd,
+        control: &ControlSender,
+    ) -> anyhow::Result<Option<PassedSocket>>;
 
     /// Begins work; an error ends the child.
     fn start(&mut self) -> impl Future<Output = anyhow::Result<()>> {
@@ -129,10 +133,11 @@ pub trait Control {
         std::future::ready(Ok(()))
     }
 
-    /// Answers a relayed query, or gives it back if the role does not answer it.
-    fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> Result<(), Query> {
-        let _ = (id, control);
-        Err(query)
+    /// Answers a relayed query (now, or later through `control`); false when the role does
+    /// not answer such a query, which is then refused with [`Control::REFUSED_QUERY`].
+    fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> bool {
+        let _ = (id, query, control);
+        false
     }
 
     /// The server's figures, asked for with [`ControlSender::ask_stats`]; only the web asks.
@@ -157,13 +162,13 @@ pub async fn dispatch<C: Control>(
             None => control.config_rejected(generation, format!("not a {} slice", C::ROLE)),
         },
         ControlEvent::Socket { socket, fd } => {
-            if let Some(socket) = role.socket(socket, fd)? {
+            if let Some(socket) = role.socket(socket, fd, control)? {
                 tracing::warn!(?socket, "Unexpected socket; closing it.");
             }
         }
         ControlEvent::Start => role.start().await?,
         ControlEvent::Request { id, query } => {
-            if role.request(id, query, control).is_err() {
+            if !role.request(id, query, control) {
                 let message = C::REFUSED_QUERY.to_string();
                 control.answer(id, Answer::Error { message });
             }
@@ -339,4 +344,144 @@ pub fn unix_stream(fd: OwnedFd) -> std::io::Result<UnixStream> {
     let stream = std::os::unix::net::UnixStream::from(fd);
     stream.set_nonblocking(true)?;
     UnixStream::from_std(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_ipc::config::{DnsupdateConfig, ReceiverConfig};
+
+    /// A role that takes the receiver's slice, refuses a negative burst, keeps the
+    /// UDP socket and answers only counters.
+    #[derive(Default)]
+    struct Probe {
+        configured: u32,
+        udp: Option<OwnedFd>,
+        started: bool,
+    }
+
+    impl Control for Probe {
+        const ROLE: Role = Role::Receiver;
+        const REFUSED_QUERY: &'static str = "probe answers only counters";
+        type Slice = ReceiverConfig;
+
+        fn slice(config: RoleConfig) -> Option<ReceiverConfig> {
+            match config {
+                RoleConfig::Receiver(c) => Some(c),
+                _ => None,
+            }
+        }
+
+        fn configure(&mut self, slice: ReceiverConfig) -> Result<(), String> {
+            if slice.source_burst < 0.0 {
+                return Err("negative burst".into());
+            }
+            self.configured += 1;
+            Ok(())
+        }
+
+        fn socket(
+            &mut self,
+            socket: PassedSocket,
+            fd: OwnedFd,
+            _: &ControlSender,
+        ) -> anyhow::Result<Option<PassedSocket>> {
+            match socket {
+                PassedSocket::UdpListener => self.udp = Some(fd),
+                other => return Ok(Some(other)),
+            }
+            Ok(None)
+        }
+
+        async fn start(&mut self) -> anyhow::Result<()> {
+            self.started = true;
+            Ok(())
+        }
+
+        fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> bool {
+            let Query::Counters {} = query else {
+                return false;
+            };
+            control.answer(
+                id,
+                Answer::Counters {
+                    counters: Default::default(),
+                },
+            );
+            true
+        }
+    }
+
+    fn fd() -> OwnedFd {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        a.into()
+    }
+
+    #[tokio::test]
+    async fn every_event_reaches_the_role_or_is_refused_alike() {
+        let (control, mut out) = ControlSender::detached();
+        let mut probe = Probe::default();
+        let events = [
+            ControlEvent::Config {
+                generation: 1,
+                config: RoleConfig::Receiver(ReceiverConfig::default()),
+            },
+            ControlEvent::Config {
+                generation: 2,
+                config: RoleConfig::Dnsupdate(DnsupdateConfig::default()),
+            },
+            ControlEvent::Config {
+                generation: 3,
+                config: RoleConfig::Receiver(ReceiverConfig {
+                    source_burst: -1.0,
+                    ..ReceiverConfig::default()
+                }),
+            },
+            ControlEvent::Socket {
+                socket: PassedSocket::UdpListener,
+                fd: fd(),
+            },
+            ControlEvent::Socket {
+                socket: PassedSocket::TcpListener,
+                fd: fd(),
+            },
+            ControlEvent::Start,
+            ControlEvent::Request {
+                id: 7,
+                query: Query::Counters {},
+            },
+            ControlEvent::Request {
+                id: 8,
+                query: Query::ListHosts {},
+            },
+        ];
+        for event in events {
+            dispatch(&mut probe, event, &control)
+                .await
+                .expect("dispatch");
+        }
+        assert_eq!(probe.configured, 1);
+        assert!(probe.udp.is_some() && probe.started);
+        let mut said = Vec::new();
+        while let Ok(msg) = out.try_recv() {
+            said.push(serde_json::to_string(&msg).expect("encode"));
+        }
+        let expected = [
+            r#"{"type":"config_applied","generation":1}"#,
+            r#"{"type":"config_rejected","generation":2,"reason":"not a receiver slice"}"#,
+            r#"{"type":"config_rejected","generation":3,"reason":"negative burst"}"#,
+        ];
+        assert_eq!(said[..3], expected);
+        assert!(
+            said[3].contains(r#""re":7"#) && said[3].contains("counters"),
+            "{}",
+            said[3]
+        );
+        assert!(
+            said[4].contains(r#""re":8"#) && said[4].contains("probe answers only counters"),
+            "{}",
+            said[4]
+        );
+        assert_eq!(said.len(), 5);
+    }
 }

@@ -7,18 +7,19 @@
 #![forbid(unsafe_code)]
 
 use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hb_child::link::{self, Link};
-use hb_child::{self as child, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_dnsupdate::{Pending, Queue, Target, Wish, record_name, script};
 use hb_ipc::Role;
 use hb_ipc::config::{DnsupdateConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
-use hb_ipc::edge::{Answer, DnsOutcome, DnsWish, DnsupdateToEngine, EngineToDnsupdate};
+use hb_ipc::edge::{DnsOutcome, DnsWish, DnsupdateToEngine, EngineToDnsupdate};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -38,6 +39,54 @@ struct Updater {
     queue: Queue,
     clock: Instant,
     engine: Link<DnsupdateToEngine>,
+    inbound: mpsc::Sender<EngineToDnsupdate>,
+}
+
+impl Control for Updater {
+    const ROLE: Role = Role::Dnsupdate;
+    const REFUSED_QUERY: &'static str =
+        "the DNS updater answers no queries; ask the engine (hbctl dns HOST)";
+    type Slice = DnsupdateConfig;
+
+    fn slice(config: RoleConfig) -> Option<DnsupdateConfig> {
+        match config {
+            RoleConfig::Dnsupdate(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn configure(&mut self, config: DnsupdateConfig) -> Result<(), String> {
+        if let Some(key) = &config.rndc_key
+            && let Err(e) = std::fs::File::open(key)
+        {
+            // Reads are governed by ordinary permissions: the key must be readable by this
+            // role's user, and by no other role's.
+            tracing::error!(
+                key = %key.display(),
+                "Cannot read rndc_key: {e}; every update fails until dnsupdate_user can read it."
+            );
+        }
+        self.config = Some(Arc::new(config));
+        // What failed may work now.
+        self.queue.retry_now();
+        Ok(())
+    }
+
+    fn socket(
+        &mut self,
+        socket: PassedSocket,
+        fd: OwnedFd,
+        control: &ControlSender,
+    ) -> anyhow::Result<Option<PassedSocket>> {
+        match socket {
+            PassedSocket::Peer { role: Role::Engine } => {
+                let stream = child::unix_stream(fd)?;
+                link::connect(stream, &self.engine, self.inbound.clone(), control.clone());
+                Ok(None)
+            }
+            other => Ok(Some(other)),
+        }
+    }
 }
 
 impl Updater {
@@ -55,22 +104,6 @@ impl Updater {
             outcome,
             text,
         });
-    }
-
-    fn configure(&mut self, config: DnsupdateConfig) {
-        if let Some(key) = &config.rndc_key
-            && let Err(e) = std::fs::File::open(key)
-        {
-            // Reads are governed by ordinary permissions: the key must be readable by this
-            // role's user, and by no other role's.
-            tracing::error!(
-                key = %key.display(),
-                "Cannot read rndc_key: {e}; every update fails until dnsupdate_user can read it."
-            );
-        }
-        self.config = Some(Arc::new(config));
-        // What failed may work now.
-        self.queue.retry_now();
     }
 
     /// Queues the engine's wishes, one per dynamic domain; refuses what cannot be a record.
@@ -111,7 +144,7 @@ impl Updater {
     }
 
     /// Starts what is ready, up to [`PARALLEL`] runs.
-    fn start(&mut self, runs: &mut JoinSet<Finished>) {
+    fn start_ready(&mut self, runs: &mut JoinSet<Finished>) {
         let Some(config) = self.config.clone() else {
             return;
         };
@@ -182,16 +215,17 @@ async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
+    let (inbound_tx, mut inbound) = mpsc::channel::<EngineToDnsupdate>(1024);
     let mut updater = Updater {
         config: None,
         queue: Queue::default(),
         clock: Instant::now(),
         engine: Link::new(Role::Engine),
+        inbound: inbound_tx,
     };
-    let (inbound_tx, mut inbound) = mpsc::channel::<EngineToDnsupdate>(1024);
     let mut runs = JoinSet::<Finished>::new();
     loop {
-        updater.start(&mut runs);
+        updater.start_ready(&mut runs);
         // With every slot busy, the next wake-up is a run ending.
         let wake = (updater.queue.running() < PARALLEL)
             .then(|| updater.queue.next_due())
@@ -200,28 +234,7 @@ async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 None => return Ok(()),
-                Some(ControlEvent::Config { generation, config: RoleConfig::Dnsupdate(c) }) => {
-                    updater.configure(c);
-                    control.config_applied(generation);
-                }
-                Some(ControlEvent::Config { generation, .. }) => {
-                    control.config_rejected(generation, "not a dnsupdate slice".into());
-                }
-                Some(ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd }) => {
-                    link::connect(child::unix_stream(fd)?, &updater.engine, inbound_tx.clone(), control.clone());
-                }
-                Some(ControlEvent::Socket { socket, .. }) => {
-                    tracing::warn!(?socket, "Unexpected socket; closing it.");
-                }
-                Some(ControlEvent::Start) => tracing::info!("Running."),
-                // Only the web asks for the server's figures.
-                Some(ControlEvent::Stats { .. }) => {}
-                Some(ControlEvent::Request { id, .. }) => control.answer(
-                    id,
-                    Answer::Error {
-                        message: "the DNS updater answers no queries; ask the engine (hbctl dns HOST)".into(),
-                    },
-                ),
+                Some(event) => child::dispatch(&mut updater, event, &control).await?,
             },
             // Matched inside, not in the pattern: a refused pattern would leave the branch
             // off until another branch fires.

@@ -8,17 +8,18 @@ use hb_engine::feed::{ChangeFeed, Handoff};
 use hb_engine::state::{EVENTS_KEPT, Reply, State};
 use hb_engine::{journal, store};
 
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use hb_child::link::{self, Link};
-use hb_child::{self as child, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
-use hb_ipc::config::RoleConfig;
+use hb_ipc::config::{EngineConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
     Change, DnsupdateToEngine, EngineToDnsupdate, EngineToNotifier, EngineToReceiver, EngineToWeb,
-    Notification, NotifierToEngine, ReceiverToEngine, WebToEngine,
+    Notification, NotifierToEngine, Query, ReceiverToEngine, WebToEngine,
 };
 use tokio::sync::mpsc;
 
@@ -72,35 +73,189 @@ struct Links {
     dnsupdate: Link<EngineToDnsupdate>,
 }
 
+/// Where the peers' messages to the engine go, for the links made when a peer's socket
+/// arrives.
+struct Inbound {
+    received: mpsc::Sender<ReceiverToEngine>,
+    web: mpsc::Sender<WebToEngine>,
+    notifier: mpsc::Sender<NotifierToEngine>,
+    dnsupdate: mpsc::Sender<DnsupdateToEngine>,
+    committed: mpsc::UnboundedSender<Vec<Notification>>,
+}
+
+/// Everything the event loop works on but the queues it waits on.
+struct Engine {
+    state: State,
+    links: Links,
+    inbound: Inbound,
+    feed: ChangeFeed,
+    handoff: Handoff,
+    journal: Option<journal::Journal>,
+    reader: Option<store::Reader>,
+    started: bool,
+    notifier_attached: bool,
+}
+
+impl Control for Engine {
+    const ROLE: Role = Role::Engine;
+    // The engine answers every query; a query it has nothing for is answered by `State`.
+    const REFUSED_QUERY: &'static str = "the engine cannot answer this query";
+    type Slice = EngineConfig;
+
+    fn slice(config: RoleConfig) -> Option<EngineConfig> {
+        match config {
+            RoleConfig::Engine(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    fn configure(&mut self, config: EngineConfig) -> Result<(), String> {
+        self.state.configure(config, hb_ipc::now_ms())
+    }
+
+    fn socket(
+        &mut self,
+        socket: PassedSocket,
+        fd: OwnedFd,
+        control: &ControlSender,
+    ) -> anyhow::Result<Option<PassedSocket>> {
+        let PassedSocket::Peer { role } = socket else {
+            return Ok(Some(socket));
+        };
+        let stream = child::unix_stream(fd)?;
+        let (links, inbound, control) = (&self.links, &self.inbound, control.clone());
+        match role {
+            Role::Receiver => {
+                link::connect(stream, &links.receiver, inbound.received.clone(), control);
+                // A fresh receiver knows nothing: give it the whole table.
+                links.receiver.send(self.state.host_table());
+            }
+            Role::Web => {
+                link::connect(stream, &links.web, inbound.web.clone(), control);
+                // A fresh web knows nothing either.
+                let changes = vec![Change::Resync {}];
+                links.web.send(EngineToWeb::Changes { changes });
+            }
+            Role::Notifier => {
+                link::connect(stream, &links.notifier, inbound.notifier.clone(), control);
+                // A restarted notifier may have lost what was in flight: everything not
+                // reported done goes again, with the same ids.
+                if self.notifier_attached {
+                    let pending = self.state.pending_notifications(hb_ipc::now_ms());
+                    self.handoff.replace(pending);
+                }
+                self.notifier_attached = true;
+                // It knows only the file's channels and users' choices.
+                self.state.routing_changed = true;
+            }
+            Role::Dnsupdate => {
+                link::connect(stream, &links.dnsupdate, inbound.dnsupdate.clone(), control);
+                // A restarted updater lost its queue: every record is asked for again (the
+                // first time, the hosts are not restored yet).
+                if self.started {
+                    self.state.dns_resync();
+                }
+            }
+            Role::Engine => tracing::warn!("Edge to myself; closing it."),
+        }
+        Ok(None)
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        // Opened now, after the privilege drop, as the engine's own user.
+        let config = self.state.config().cloned();
+        self.journal = config
+            .as_ref()
+            .and_then(|c| journal::Journal::open(&c.journal));
+        if let Some(c) = config {
+            let path = c.state_dir.join(STORE_FILE);
+            let db = store::open(&path)?;
+            let loaded = store::load(&db, EVENTS_KEPT)?;
+            tracing::info!(
+                hosts = loaded.hosts.len(),
+                alerts = loaded.alerts.len(),
+                outbox = loaded.outbox.len(),
+                "Store opened."
+            );
+            self.state.restore(loaded, hb_ipc::now_ms());
+            let retention = store::Retention {
+                samples: c.sample_count,
+                events: c.event_retention,
+                pings: c.ping_retention,
+            };
+            let committed = self.inbound.committed.clone();
+            self.state
+                .attach_store(store::spawn_writer(db, retention, move |n| {
+                    let _ = committed.send(n);
+                }));
+            self.reader = Some(store::spawn_reader(&path)?);
+        }
+        // Whatever the last run left undelivered goes out first.
+        let pending = self.state.pending_notifications(hb_ipc::now_ms());
+        if !pending.is_empty() {
+            tracing::info!(
+                count = pending.len(),
+                "Handing undelivered notifications to the notifier again."
+            );
+        }
+        self.handoff.extend(pending);
+        // Records decided before a crash may not have been made.
+        self.state.dns_resync();
+        self.started = true;
+        tracing::info!("Running.");
+        Ok(())
+    }
+
+    fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> bool {
+        let reply = self.state.query(query, hb_ipc::now_ms());
+        let changes = std::mem::take(&mut self.state.changes);
+        self.feed.send(&self.links.web, changes);
+        let control = control.clone();
+        match reply {
+            Reply::Now(answer) => {
+                self.state
+                    .answer_when_stored(answer, move |a| control.answer(id, a));
+            }
+            Reply::Store(read) => {
+                ask_store(self.reader.as_ref(), read, move |a| control.answer(id, a));
+            }
+        }
+        true
+    }
+}
+
 async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
-    let links = Links {
-        receiver: Link::new(Role::Receiver),
-        web: Link::new(Role::Web),
-        notifier: Link::new(Role::Notifier),
-        dnsupdate: Link::new(Role::Dnsupdate),
-    };
-    let Links {
-        receiver,
-        web,
-        notifier,
-        dnsupdate,
-    } = &links;
     let (received_tx, mut received) = mpsc::channel::<ReceiverToEngine>(4096);
     let (web_tx, mut web_requests) = mpsc::channel::<WebToEngine>(256);
     let (notifier_tx, mut from_notifier) = mpsc::channel::<NotifierToEngine>(1024);
     let (dnsupdate_tx, mut from_dnsupdate) = mpsc::channel::<DnsupdateToEngine>(1024);
     // Notifications the store's writer has committed, to hand to the notifier.
     let (committed_tx, mut committed) = mpsc::unbounded_channel::<Vec<Notification>>();
-    let mut state = State::default();
-    let mut feed = ChangeFeed::default();
-    let mut handoff = Handoff::default();
-    let mut journal: Option<journal::Journal> = None;
-    let mut reader: Option<store::Reader> = None;
-    let mut started = false;
-    let mut notifier_attached = false;
+    let mut engine = Engine {
+        state: State::default(),
+        links: Links {
+            receiver: Link::new(Role::Receiver),
+            web: Link::new(Role::Web),
+            notifier: Link::new(Role::Notifier),
+            dnsupdate: Link::new(Role::Dnsupdate),
+        },
+        inbound: Inbound {
+            received: received_tx,
+            web: web_tx,
+            notifier: notifier_tx,
+            dnsupdate: dnsupdate_tx,
+            committed: committed_tx,
+        },
+        feed: ChangeFeed::default(),
+        handoff: Handoff::default(),
+        journal: None,
+        reader: None,
+        started: false,
+        notifier_attached: false,
+    };
     let mut deadlines = tokio::time::interval(Duration::from_millis(DEADLINE_TICK_MS));
     deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flushes = tokio::time::interval(SECOND);
@@ -109,9 +264,20 @@ async fn run(
     let mut feed_ticks = tokio::time::interval(CHANGES_EVERY);
     feed_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let Engine {
+            state,
+            links,
+            feed,
+            handoff,
+            journal,
+            reader,
+            started,
+            ..
+        } = &mut engine;
+        let started = *started;
         tokio::select! {
             _ = deadlines.tick(), if started => state.tick_heard(hb_ipc::now_ms()),
-            _ = feed_ticks.tick(), if started => feed_tick(&mut state, &links, &mut feed),
+            _ = feed_ticks.tick(), if started => feed_tick(state, links, feed),
             _ = flushes.tick(), if started => {
                 state.second(hb_ipc::now_ms());
                 state.save_hosts(false);
@@ -134,104 +300,7 @@ async fn run(
                     state.close_store();
                     return Ok(());
                 }
-                Some(ControlEvent::Config { generation, config: RoleConfig::Engine(c) }) => {
-                    match state.configure(*c, hb_ipc::now_ms()) {
-                        Ok(()) => control.config_applied(generation),
-                        Err(e) => control.config_rejected(generation, e),
-                    }
-                }
-                Some(ControlEvent::Config { generation, .. }) => {
-                    control.config_rejected(generation, "not an engine slice".into());
-                }
-                Some(ControlEvent::Socket { socket: PassedSocket::Peer { role }, fd }) => {
-                    let stream = child::unix_stream(fd)?;
-                    match role {
-                        Role::Receiver => {
-                            link::connect(stream, receiver, received_tx.clone(), control.clone());
-                            // A fresh receiver knows nothing: give it the whole table.
-                            receiver.send(state.host_table());
-                        }
-                        Role::Web => {
-                            link::connect(stream, web, web_tx.clone(), control.clone());
-                            // A fresh web knows nothing either.
-                            web.send(EngineToWeb::Changes { changes: vec![Change::Resync {}] });
-                        }
-                        Role::Notifier => {
-                            link::connect(stream, notifier, notifier_tx.clone(), control.clone());
-                            // A restarted notifier may have lost what was in flight: everything
-                            // not reported done goes again, with the same ids.
-                            if notifier_attached {
-                                handoff.replace(state.pending_notifications(hb_ipc::now_ms()));
-                            }
-                            notifier_attached = true;
-                            // It knows only the file's channels and users' choices.
-                            state.routing_changed = true;
-                        }
-                        Role::Dnsupdate => {
-                            link::connect(stream, dnsupdate, dnsupdate_tx.clone(), control.clone());
-                            // A restarted updater lost its queue: every record is asked for
-                            // again (the first time, the hosts are not restored yet).
-                            if started {
-                                state.dns_resync();
-                            }
-                        }
-                        Role::Engine => tracing::warn!("Edge to myself; closing it."),
-                    }
-                }
-                Some(ControlEvent::Socket { socket, .. }) => tracing::warn!(?socket, "Unexpected socket; closing it."),
-                // Only the web asks for the server's figures.
-                Some(ControlEvent::Stats { .. }) => {}
-                Some(ControlEvent::Start) => {
-                    // Opened now, after the privilege drop, as the engine's own user.
-                    let config = state.config().cloned();
-                    journal = config.as_ref().and_then(|c| journal::Journal::open(&c.journal));
-                    if let Some(c) = config {
-                        let path = c.state_dir.join(STORE_FILE);
-                        let db = store::open(&path)?;
-                        let loaded = store::load(&db, EVENTS_KEPT)?;
-                        tracing::info!(
-                            hosts = loaded.hosts.len(),
-                            alerts = loaded.alerts.len(),
-                            outbox = loaded.outbox.len(),
-                            "Store opened."
-                        );
-                        state.restore(loaded, hb_ipc::now_ms());
-                        let retention = store::Retention {
-                            samples: c.sample_count,
-                            events: c.event_retention,
-                            pings: c.ping_retention,
-                        };
-                        let committed_tx = committed_tx.clone();
-                        state.attach_store(store::spawn_writer(db, retention, move |n| {
-                            let _ = committed_tx.send(n);
-                        }));
-                        reader = Some(store::spawn_reader(&path)?);
-                    }
-                    // Whatever the last run left undelivered goes out first.
-                    let pending = state.pending_notifications(hb_ipc::now_ms());
-                    if !pending.is_empty() {
-                        tracing::info!(count = pending.len(), "Handing undelivered notifications to the notifier again.");
-                    }
-                    handoff.extend(pending);
-                    // Records decided before a crash may not have been made.
-                    state.dns_resync();
-                    started = true;
-                    tracing::info!("Running.");
-                }
-                Some(ControlEvent::Request { id, query }) => {
-                    let reply = state.query(query, hb_ipc::now_ms());
-                    feed.send(&links.web, std::mem::take(&mut state.changes));
-                    match reply {
-                        Reply::Now(answer) => {
-                            let control = control.clone();
-                            state.answer_when_stored(answer, move |a| control.answer(id, a));
-                        }
-                        Reply::Store(read) => {
-                            let control = control.clone();
-                            ask_store(reader.as_ref(), read, move |a| control.answer(id, a));
-                        }
-                    }
-                }
+                Some(event) => child::dispatch(&mut engine, event, &control).await?,
             },
             Some(msg) = received.recv(), if started => {
                 if let Some(journal) = journal.as_mut() {
@@ -261,13 +330,13 @@ async fn run(
                 feed.send(&links.web, std::mem::take(&mut state.changes));
                 match reply {
                     Reply::Now(answer) => {
-                        let web = web.clone();
+                        let web = links.web.clone();
                         state.answer_when_stored(answer, move |answer| {
                             web.send(EngineToWeb::Answer { re: id, answer });
                         });
                     }
                     Reply::Store(read) => {
-                        let web = web.clone();
+                        let web = links.web.clone();
                         ask_store(reader.as_ref(), read, move |answer| {
                             web.send(EngineToWeb::Answer { re: id, answer });
                         });
@@ -289,8 +358,8 @@ async fn run(
                 handoff.extend(state.committed(batch, hb_ipc::now_ms()));
             }
         }
-        drain(&mut state, &links, &mut handoff);
-        handoff.pump(notifier);
+        drain(&mut engine.state, &engine.links, &mut engine.handoff);
+        engine.handoff.pump(&engine.links.notifier);
     }
 }
 

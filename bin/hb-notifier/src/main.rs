@@ -12,12 +12,13 @@ mod exec;
 mod transport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
 use hb_child::link::{self, Link};
-use hb_child::{self as child, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
-use hb_ipc::config::RoleConfig;
+use hb_ipc::config::{NotifierConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
     Answer, ChannelFailure, EngineToNotifier, Notification, NotifierToEngine, Query,
@@ -61,7 +62,7 @@ struct Notifier {
 impl Notifier {
     fn configure(
         &mut self,
-        config: hb_ipc::config::NotifierConfig,
+        config: NotifierConfig,
         results: &mpsc::UnboundedSender<deliver::Outcome>,
     ) -> Result<(), String> {
         self.file_channels =
@@ -340,6 +341,57 @@ impl Notifier {
     }
 }
 
+/// The notifier as the supervisor sees it, for one control event.
+struct NotifierRole<'a> {
+    notifier: &'a mut Notifier,
+    engine: &'a Link<NotifierToEngine>,
+    inbound: &'a mpsc::Sender<EngineToNotifier>,
+    results: &'a mpsc::UnboundedSender<deliver::Outcome>,
+}
+
+impl Control for NotifierRole<'_> {
+    const ROLE: Role = Role::Notifier;
+    const REFUSED_QUERY: &'static str = "the notifier answers only test notifications";
+    type Slice = NotifierConfig;
+
+    fn slice(config: RoleConfig) -> Option<NotifierConfig> {
+        match config {
+            RoleConfig::Notifier(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn configure(&mut self, config: NotifierConfig) -> Result<(), String> {
+        self.notifier.configure(config, self.results)
+    }
+
+    fn socket(
+        &mut self,
+        socket: PassedSocket,
+        fd: OwnedFd,
+        control: &ControlSender,
+    ) -> anyhow::Result<Option<PassedSocket>> {
+        match socket {
+            PassedSocket::Peer { role: Role::Engine } => {
+                let stream = child::unix_stream(fd)?;
+                link::connect(stream, self.engine, self.inbound.clone(), control.clone());
+                Ok(None)
+            }
+            other => Ok(Some(other)),
+        }
+    }
+
+    fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> bool {
+        match query {
+            Query::TestNotify { channel } => {
+                self.notifier.test(id, channel, control.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
@@ -352,33 +404,15 @@ async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 None => return Ok(()),
-                Some(ControlEvent::Config { generation, config: RoleConfig::Notifier(c) }) => {
-                    match notifier.configure(c, &results_tx) {
-                        Ok(()) => control.config_applied(generation),
-                        Err(e) => control.config_rejected(generation, e),
-                    }
+                Some(event) => {
+                    let mut role = NotifierRole {
+                        notifier: &mut notifier,
+                        engine: &engine,
+                        inbound: &inbound_tx,
+                        results: &results_tx,
+                    };
+                    child::dispatch(&mut role, event, &control).await?;
                 }
-                Some(ControlEvent::Config { generation, .. }) => {
-                    control.config_rejected(generation, "not a notifier slice".into());
-                }
-                Some(ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd }) => {
-                    link::connect(child::unix_stream(fd)?, &engine, inbound_tx.clone(), control.clone());
-                }
-                Some(ControlEvent::Socket { socket, .. }) => {
-                    tracing::warn!(?socket, "Unexpected socket; closing it.");
-                }
-                Some(ControlEvent::Start) => tracing::info!("Running."),
-                // Only the web asks for the server's figures.
-                Some(ControlEvent::Stats { .. }) => {}
-                Some(ControlEvent::Request { id, query: Query::TestNotify { channel } }) => {
-                    notifier.test(id, channel, control.clone());
-                }
-                Some(ControlEvent::Request { id, .. }) => control.answer(
-                    id,
-                    Answer::Error {
-                        message: "the notifier answers only test notifications".into(),
-                    },
-                ),
             },
             Some(msg) = inbound.recv() => match msg {
                 EngineToNotifier::Notify { notification } => {

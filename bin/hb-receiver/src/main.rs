@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use gate::{Gate, Outcome};
 use hb_child::link::{self, Link};
-use hb_child::{self as child, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::config::{ReceiverConfig, RoleConfig};
 use hb_ipc::control::PassedSocket;
@@ -59,93 +59,109 @@ enum ToGate {
     Counters(oneshot::Sender<BTreeMap<String, u64>>),
 }
 
+/// The receiver as the supervisor sees it: what it is given before the start, and the
+/// gate's task after.
+struct Receiver {
+    engine: Link<ReceiverToEngine>,
+    table_tx: mpsc::Sender<EngineToReceiver>,
+    table_rx: Option<mpsc::Receiver<EngineToReceiver>>,
+    config: ReceiverConfig,
+    udp: Option<OwnedFd>,
+    gate_tx: Option<mpsc::UnboundedSender<ToGate>>,
+}
+
+impl Control for Receiver {
+    const ROLE: Role = Role::Receiver;
+    const REFUSED_QUERY: &'static str = "the receiver answers only counters";
+    type Slice = ReceiverConfig;
+
+    fn slice(config: RoleConfig) -> Option<ReceiverConfig> {
+        match config {
+            RoleConfig::Receiver(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn configure(&mut self, config: ReceiverConfig) -> Result<(), String> {
+        self.config = config.clone();
+        if let Some(tx) = &self.gate_tx {
+            let _ = tx.send(ToGate::Config(config));
+        }
+        Ok(())
+    }
+
+    fn socket(
+        &mut self,
+        socket: PassedSocket,
+        fd: OwnedFd,
+        control: &ControlSender,
+    ) -> anyhow::Result<Option<PassedSocket>> {
+        match socket {
+            PassedSocket::UdpListener => self.udp = Some(fd),
+            PassedSocket::Peer { role: Role::Engine } => {
+                let stream = child::unix_stream(fd)?;
+                link::connect(stream, &self.engine, self.table_tx.clone(), control.clone());
+            }
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        let (Some(fd), Some(table)) = (self.udp.take(), self.table_rx.take()) else {
+            anyhow::bail!("started twice, or without a UDP socket");
+        };
+        let socket = std::net::UdpSocket::from(fd);
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        tracing::info!(addr = ?socket.local_addr().ok(), "Receiving.");
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.gate_tx = Some(tx);
+        let gate = Gate::new(self.config.clone(), hb_ipc::now_ms());
+        tokio::spawn(receive(socket, gate, self.engine.clone(), table, rx));
+        Ok(())
+    }
+
+    fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> bool {
+        let Query::Counters {} = query else {
+            return false;
+        };
+        match &self.gate_tx {
+            Some(tx) => {
+                let (reply, answer) = oneshot::channel();
+                let _ = tx.send(ToGate::Counters(reply));
+                let control = control.clone();
+                tokio::spawn(async move {
+                    let counters = answer.await.unwrap_or_default();
+                    control.answer(id, Answer::Counters { counters });
+                });
+            }
+            None => control.answer(
+                id,
+                Answer::Counters {
+                    counters: BTreeMap::new(),
+                },
+            ),
+        }
+        true
+    }
+}
+
 async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
 ) -> anyhow::Result<()> {
-    let engine = Link::<ReceiverToEngine>::new(Role::Engine);
     let (table_tx, table_rx) = mpsc::channel::<EngineToReceiver>(1024);
-    let mut table_rx = Some(table_rx);
-    let mut config = ReceiverConfig::default();
-    let mut udp: Option<OwnedFd> = None;
-    let mut gate_tx: Option<mpsc::UnboundedSender<ToGate>> = None;
+    let mut receiver = Receiver {
+        engine: Link::new(Role::Engine),
+        table_tx,
+        table_rx: Some(table_rx),
+        config: ReceiverConfig::default(),
+        udp: None,
+        gate_tx: None,
+    };
     while let Some(event) = events.recv().await {
-        match event {
-            ControlEvent::Config {
-                generation,
-                config: RoleConfig::Receiver(c),
-            } => {
-                config = c.clone();
-                if let Some(tx) = &gate_tx {
-                    let _ = tx.send(ToGate::Config(c));
-                }
-                control.config_applied(generation);
-            }
-            ControlEvent::Config { generation, .. } => {
-                control.config_rejected(generation, "not a receiver slice".into());
-            }
-            ControlEvent::Socket {
-                socket: PassedSocket::UdpListener,
-                fd,
-            } => udp = Some(fd),
-            ControlEvent::Socket {
-                socket: PassedSocket::Peer { role: Role::Engine },
-                fd,
-            } => {
-                link::connect(
-                    child::unix_stream(fd)?,
-                    &engine,
-                    table_tx.clone(),
-                    control.clone(),
-                );
-            }
-            ControlEvent::Socket { socket, .. } => {
-                tracing::warn!(?socket, "Unexpected socket; closing it.")
-            }
-            // Only the web asks for the server's figures.
-            ControlEvent::Stats { .. } => {}
-            ControlEvent::Start => {
-                let (Some(fd), Some(table)) = (udp.take(), table_rx.take()) else {
-                    anyhow::bail!("started twice, or without a UDP socket");
-                };
-                let socket = std::net::UdpSocket::from(fd);
-                socket.set_nonblocking(true)?;
-                let socket = tokio::net::UdpSocket::from_std(socket)?;
-                tracing::info!(addr = ?socket.local_addr().ok(), "Receiving.");
-                let (tx, rx) = mpsc::unbounded_channel();
-                gate_tx = Some(tx);
-                let gate = Gate::new(config.clone(), hb_ipc::now_ms());
-                tokio::spawn(receive(socket, gate, engine.clone(), table, rx));
-            }
-            ControlEvent::Request {
-                id,
-                query: Query::Counters {},
-            } => match &gate_tx {
-                Some(tx) => {
-                    let (reply, answer) = oneshot::channel();
-                    let _ = tx.send(ToGate::Counters(reply));
-                    let control = control.clone();
-                    tokio::spawn(async move {
-                        let counters = answer.await.unwrap_or_default();
-                        control.answer(id, Answer::Counters { counters });
-                    });
-                }
-                None => control.answer(
-                    id,
-                    Answer::Counters {
-                        counters: BTreeMap::new(),
-                    },
-                ),
-            },
-            ControlEvent::Request { id, .. } => {
-                control.answer(
-                    id,
-                    Answer::Error {
-                        message: "the receiver answers only counters".into(),
-                    },
-                );
-            }
-        }
+        child::dispatch(&mut receiver, event, &control).await?;
     }
     Ok(())
 }

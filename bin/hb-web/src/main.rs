@@ -15,7 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use hb_child::link::{self, Link};
 use hb_child::passwd::PasswordHash;
-use hb_child::{self as child, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::config::{RoleConfig, WebConfig};
 use hb_ipc::control::PassedSocket;
@@ -473,137 +473,153 @@ async fn run(
             feed.live.publish(batch);
         }
     });
-    let mut tcp: Option<OwnedFd> = None;
-    let mut ws_port: Option<OwnedFd> = None;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut bound: Option<std::net::SocketAddr> = None;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut role = WebRole {
+        web,
+        answers: answers_tx,
+        tcp: None,
+        ws_port: None,
+        stop,
+        bound: None,
+    };
     while let Some(event) = events.recv().await {
-        match event {
-            ControlEvent::Config {
-                generation,
-                config: RoleConfig::Web(c),
-            } => {
-                let open = c.users.is_empty();
-                let stale = match web.configure(c) {
-                    Ok(stale) => stale,
-                    Err(e) => {
-                        control.config_rejected(generation, format!("TLS: {e}"));
-                        continue;
-                    }
-                };
-                if !stale.is_empty() {
-                    let web = web.clone();
-                    tokio::spawn(async move { web.clean(stale).await });
-                }
-                // Before the start it is said once the listener is known.
-                if open && bound.is_some() {
-                    unauthenticated_warning(bound);
-                }
-                control.config_applied(generation);
-            }
-            ControlEvent::Config { generation, .. } => {
-                control.config_rejected(generation, "not a web slice".into())
-            }
-            ControlEvent::Socket {
-                socket: PassedSocket::TcpListener,
-                fd,
-            } => tcp = Some(fd),
-            ControlEvent::Socket {
-                socket: PassedSocket::WsListener,
-                fd,
-            } => ws_port = Some(fd),
-            ControlEvent::Socket {
-                socket: PassedSocket::Peer { role: Role::Engine },
-                fd,
-            } => {
-                link::connect(
-                    child::unix_stream(fd)?,
-                    &web.engine,
-                    answers_tx.clone(),
-                    control.clone(),
-                );
-            }
-            ControlEvent::Socket { socket, .. } => {
-                tracing::warn!(?socket, "Unexpected socket; closing it.")
-            }
-            ControlEvent::Start => {
-                let first = {
-                    let web = web.clone();
-                    tokio::spawn(async move { web.refresh_users().await })
-                };
-                if tokio::time::timeout(USERS_WAIT, first).await.is_err() {
-                    tracing::warn!(
-                        "The engine did not tell the users' own changes in time; the file's users apply until it does."
-                    );
-                }
-                let Some(fd) = tcp.take() else {
-                    anyhow::bail!("started without a TCP listener");
-                };
-                let listener = std::net::TcpListener::from(fd);
-                listener.set_nonblocking(true)?;
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                bound = listener.local_addr().ok();
-                if let Some(addr) = bound {
-                    let _ = web.bound.set(addr);
-                }
-                tracing::info!(addr = ?bound, tls = web.tls(), "Serving HTTP.");
-                let listener = tls::HbListener::new(listener, web.clone())?;
-                if web.users().is_empty() {
-                    unauthenticated_warning(bound);
-                }
-                let app = Router::new()
-                    .merge(api::router())
-                    .merge(checks::router())
-                    .merge(pages::router())
-                    .fallback(api::not_found)
-                    .method_not_allowed_fallback(api::method_not_allowed)
-                    .layer(DefaultBodyLimit::max(BODY_LIMIT))
-                    .layer(axum::middleware::from_fn_with_state(
-                        web.clone(),
-                        request_guard,
-                    ))
-                    .layer(axum::middleware::from_fn(security_headers))
-                    .with_state(web.clone());
-                serve(listener, app.clone(), stop_rx.clone());
-                // ws_port: the same, for clients of the original's WebSocket port.
-                if let Some(fd) = ws_port.take() {
-                    let second = std::net::TcpListener::from(fd);
-                    second.set_nonblocking(true)?;
-                    let second = tokio::net::TcpListener::from_std(second)?;
-                    tracing::info!(addr = ?second.local_addr().ok(), "Serving HTTP on ws_port too.");
-                    serve(
-                        tls::HbListener::new(second, web.clone())?,
-                        app,
-                        stop_rx.clone(),
-                    );
-                }
-            }
-            ControlEvent::Stats { re, stats } => {
-                if !web.stats_pending.complete(re, stats) {
-                    tracing::debug!(re, "Late figures from the supervisor dropped.");
-                }
-            }
-            ControlEvent::Request {
-                id,
-                query: Query::Counters {},
-            } => control.answer(
-                id,
-                Answer::Counters {
-                    counters: web.counters(),
-                },
-            ),
-            ControlEvent::Request { id, .. } => {
-                control.answer(
-                    id,
-                    Answer::Error {
-                        message: "the web answers no queries but counters".into(),
-                    },
-                );
-            }
-        }
+        child::dispatch(&mut role, event, &control).await?;
     }
     let _ = stop_tx.send(true);
     Ok(())
+}
+
+/// The web as the supervisor sees it: its listeners until the start, and where it listens.
+struct WebRole {
+    web: Arc<Web>,
+    answers: mpsc::Sender<EngineToWeb>,
+    tcp: Option<OwnedFd>,
+    ws_port: Option<OwnedFd>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    bound: Option<std::net::SocketAddr>,
+}
+
+impl Control for WebRole {
+    const ROLE: Role = Role::Web;
+    const REFUSED_QUERY: &'static str = "the web answers no queries but counters";
+    type Slice = WebConfig;
+
+    fn slice(config: RoleConfig) -> Option<WebConfig> {
+        match config {
+            RoleConfig::Web(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn configure(&mut self, config: WebConfig) -> Result<(), String> {
+        let open = config.users.is_empty();
+        let stale = self
+            .web
+            .configure(config)
+            .map_err(|e| format!("TLS: {e}"))?;
+        if !stale.is_empty() {
+            let web = self.web.clone();
+            tokio::spawn(async move { web.clean(stale).await });
+        }
+        // Before the start it is said once the listener is known.
+        if open && self.bound.is_some() {
+            unauthenticated_warning(self.bound);
+        }
+        Ok(())
+    }
+
+    fn socket(
+        &mut self,
+        socket: PassedSocket,
+        fd: OwnedFd,
+        control: &ControlSender,
+    ) -> anyhow::Result<Option<PassedSocket>> {
+        match socket {
+            PassedSocket::TcpListener => self.tcp = Some(fd),
+            PassedSocket::WsListener => self.ws_port = Some(fd),
+            PassedSocket::Peer { role: Role::Engine } => {
+                let stream = child::unix_stream(fd)?;
+                link::connect(
+                    stream,
+                    &self.web.engine,
+                    self.answers.clone(),
+                    control.clone(),
+                );
+            }
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        let web = &self.web;
+        let first = {
+            let web = web.clone();
+            tokio::spawn(async move { web.refresh_users().await })
+        };
+        if tokio::time::timeout(USERS_WAIT, first).await.is_err() {
+            tracing::warn!(
+                "The engine did not tell the users' own changes in time; the file's users apply until it does."
+            );
+        }
+        let Some(fd) = self.tcp.take() else {
+            anyhow::bail!("started without a TCP listener");
+        };
+        let listener = std::net::TcpListener::from(fd);
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        self.bound = listener.local_addr().ok();
+        if let Some(addr) = self.bound {
+            let _ = web.bound.set(addr);
+        }
+        tracing::info!(addr = ?self.bound, tls = web.tls(), "Serving HTTP.");
+        let listener = tls::HbListener::new(listener, web.clone())?;
+        if web.users().is_empty() {
+            unauthenticated_warning(self.bound);
+        }
+        let app = Router::new()
+            .merge(api::router())
+            .merge(checks::router())
+            .merge(pages::router())
+            .fallback(api::not_found)
+            .method_not_allowed_fallback(api::method_not_allowed)
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(axum::middleware::from_fn_with_state(
+                web.clone(),
+                request_guard,
+            ))
+            .layer(axum::middleware::from_fn(security_headers))
+            .with_state(web.clone());
+        serve(listener, app.clone(), self.stop.clone());
+        // ws_port: the same, for clients of the original's WebSocket port.
+        if let Some(fd) = self.ws_port.take() {
+            let second = std::net::TcpListener::from(fd);
+            second.set_nonblocking(true)?;
+            let second = tokio::net::TcpListener::from_std(second)?;
+            tracing::info!(addr = ?second.local_addr().ok(), "Serving HTTP on ws_port too.");
+            serve(
+                tls::HbListener::new(second, web.clone())?,
+                app,
+                self.stop.clone(),
+            );
+        }
+        Ok(())
+    }
+
+    fn stats(&mut self, re: u64, stats: ServerStats) {
+        if !self.web.stats_pending.complete(re, stats) {
+            tracing::debug!(re, "Late figures from the supervisor dropped.");
+        }
+    }
+
+    fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> bool {
+        let Query::Counters {} = query else {
+            return false;
+        };
+        let counters = self.web.counters();
+        control.answer(id, Answer::Counters { counters });
+        true
+    }
 }
 
 /// A hash no password matches, costing `iterations` rounds to check. Parsing costs nothing.

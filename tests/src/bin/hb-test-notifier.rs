@@ -4,17 +4,52 @@
 
 #![forbid(unsafe_code)]
 
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
 use hb_child::link::{self, Link};
-use hb_child::{self as child, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
+use hb_ipc::config::RoleConfig;
 use hb_ipc::control::PassedSocket;
-use hb_ipc::edge::{Answer, EngineToNotifier, NotifierToEngine};
+use hb_ipc::edge::{EngineToNotifier, NotifierToEngine};
 use tokio::sync::mpsc;
 
 fn main() -> ExitCode {
     child::run(Role::Notifier, run)
+}
+
+/// Takes any slice, and the engine's socket.
+struct TestNotifier<'a> {
+    engine: &'a Link<NotifierToEngine>,
+    inbound: &'a mpsc::Sender<EngineToNotifier>,
+}
+
+impl Control for TestNotifier<'_> {
+    const ROLE: Role = Role::Notifier;
+    const REFUSED_QUERY: &'static str = "no queries";
+    type Slice = RoleConfig;
+
+    fn slice(config: RoleConfig) -> Option<RoleConfig> {
+        Some(config)
+    }
+
+    fn configure(&mut self, _: RoleConfig) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn socket(
+        &mut self,
+        socket: PassedSocket,
+        fd: OwnedFd,
+        control: &ControlSender,
+    ) -> anyhow::Result<Option<PassedSocket>> {
+        if socket == (PassedSocket::Peer { role: Role::Engine }) {
+            let stream = child::unix_stream(fd)?;
+            link::connect(stream, self.engine, self.inbound.clone(), control.clone());
+        }
+        Ok(None)
+    }
 }
 
 async fn run(
@@ -27,15 +62,10 @@ async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 None => return Ok(()),
-                Some(ControlEvent::Config { generation, .. }) => control.config_applied(generation),
-                Some(ControlEvent::Socket { socket: PassedSocket::Peer { role: Role::Engine }, fd }) => {
-                    link::connect(child::unix_stream(fd)?, &engine, inbound_tx.clone(), control.clone());
+                Some(event) => {
+                    let mut role = TestNotifier { engine: &engine, inbound: &inbound_tx };
+                    child::dispatch(&mut role, event, &control).await?;
                 }
-                Some(ControlEvent::Socket { .. } | ControlEvent::Start | ControlEvent::Stats { .. }) => {}
-                Some(ControlEvent::Request { id, .. }) => control.answer(
-                    id,
-                    Answer::Error { message: "no queries".into() },
-                ),
             },
             // Every message must be taken: a refused pattern would leave the branch off
             // until a control event comes.
