@@ -234,7 +234,7 @@ where
             return ExitCode::from(71);
         }
     };
-    let confinement = match privdrop::confine(&args.plan) {
+    let confinement = match privdrop::confine(&args.plan, role) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "Cannot confine; refusing to run.");
@@ -245,7 +245,7 @@ where
         tracing::error!(escaped = ?confinement.escaped, "Write probes succeeded outside the allowed directories; refusing to run.");
         return ExitCode::from(71);
     }
-    tracing::debug!(?confinement, "Confined.");
+    tracing::info!("Confined: {}.", confinement.layers.join(", "));
     let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {

@@ -94,6 +94,62 @@ pub fn fork_with_pipe() -> io::Result<Forked> {
     }
 }
 
+/// FreeBSD's no_new_privs: set-id programs this process runs do not gain their owner's
+/// privileges. FreeBSD 14 and later; older kernels answer EINVAL.
+#[cfg(target_os = "freebsd")]
+pub fn proc_no_new_privs() -> io::Result<()> {
+    let mut enable: libc::c_int = libc::PROC_NO_NEW_PRIVS_ENABLE;
+    // SAFETY: procctl on our own pid with a pointer to a live c_int, which is what
+    // PROC_NO_NEW_PRIVS_CTL reads; the kernel does not keep the pointer.
+    let rc = unsafe {
+        libc::procctl(
+            libc::P_PID,
+            libc::id_t::from(std::process::id()),
+            libc::PROC_NO_NEW_PRIVS_CTL,
+            (&raw mut enable).cast(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// OpenBSD's pledge with `promises`; programs the process runs are not pledged.
+#[cfg(target_os = "openbsd")]
+pub fn pledge(promises: &str) -> io::Result<()> {
+    let promises = std::ffi::CString::new(promises)?;
+    // SAFETY: a NUL-terminated string that outlives the call, and a null execpromises,
+    // which leaves exec'd programs unrestricted; pledge keeps no pointer.
+    if unsafe { libc::pledge(promises.as_ptr(), std::ptr::null()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// OpenBSD's unveil of `path` with `permissions` (`r`, `w`, `x`, `c`).
+#[cfg(target_os = "openbsd")]
+pub fn unveil(path: &std::path::Path, permissions: &str) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let permissions = std::ffi::CString::new(permissions)?;
+    // SAFETY: two NUL-terminated strings that outlive the call; unveil copies them.
+    if unsafe { libc::unveil(path.as_ptr(), permissions.as_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Locks the unveiled list: no later unveil can widen it.
+#[cfg(target_os = "openbsd")]
+pub fn unveil_lock() -> io::Result<()> {
+    // SAFETY: two null pointers are unveil's documented way to lock the list.
+    if unsafe { libc::unveil(std::ptr::null(), std::ptr::null()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Gives the memory the allocator holds free back to the system. After a burst (a fleet's
 /// heartbeats at once, 100,000 new hosts) glibc keeps what the burst freed, and the process
 /// would show that peak as its size for good. Costs about what there is to give back.

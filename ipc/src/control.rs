@@ -151,7 +151,8 @@ pub struct Confinement {
     pub gid: u32,
     /// The chroot directory, if the role is chrooted.
     pub chroot: Option<String>,
-    /// Whether `PR_SET_NO_NEW_PRIVS` is set.
+    /// Whether the kernel refuses new privileges on exec (`PR_SET_NO_NEW_PRIVS` on Linux,
+    /// `PROC_NO_NEW_PRIVS_CTL` on FreeBSD).
     pub no_new_privs: bool,
     /// Landlock status: `full`, `partial`, `none` or `off` (not root, nothing to confine).
     pub landlock: String,
@@ -159,6 +160,10 @@ pub struct Confinement {
     pub writable: Vec<String>,
     /// Places outside `writable` where a write probe succeeded; empty when confined.
     pub escaped: Vec<String>,
+    /// Each layer in force, as logged at start (`chroot /var/empty`, `uid 61001 gid 61001`,
+    /// `no_new_privs (prctl)`, `landlock full`, `unveil`, `pledge "..."`), or `none`.
+    #[serde(default)]
+    pub layers: Vec<String>,
 }
 
 #[cfg(test)]

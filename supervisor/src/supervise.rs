@@ -260,19 +260,32 @@ impl Listeners {
     }
 }
 
-/// Sizes the heartbeat socket's receive buffer (`udp_receive_buffer`): as root past
-/// `net.core.rmem_max` (`SO_RCVBUFFORCE`), otherwise up to it. Logs what the kernel granted.
+/// Sizes the heartbeat socket's receive buffer (`udp_receive_buffer`): on Linux as root past
+/// `net.core.rmem_max` (`SO_RCVBUFFORCE`), otherwise up to it (the BSDs' limit is
+/// `kern.ipc.maxsockbuf`). Logs what the kernel granted.
 fn size_receive_buffer(udp: &std::net::UdpSocket, wanted: usize) {
     use nix::sys::socket::{setsockopt, sockopt};
-    if setsockopt(udp, sockopt::RcvBufForce, &wanted).is_err() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let forced = setsockopt(udp, sockopt::RcvBufForce, &wanted).is_ok();
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let forced = false;
+    if !forced {
         let _ = setsockopt(udp, sockopt::RcvBuf, &wanted);
     }
+    // Linux grants (and reports) twice what is asked, half of it for its own overhead; the
+    // BSDs grant what is asked.
+    let usable = |granted: usize| {
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            granted / 2
+        } else {
+            granted
+        }
+    };
     match nix::sys::socket::getsockopt(udp, sockopt::RcvBuf) {
-        // Linux grants (and reports) twice what is asked; half of it is for its own overhead.
-        Ok(granted) if granted / 2 < wanted => tracing::warn!(
+        Ok(granted) if usable(granted) < wanted => tracing::warn!(
             granted,
             wanted,
-            "UDP receive buffer is small; a burst of heartbeats may be dropped by the kernel (raise net.core.rmem_max, or start as root)."
+            "UDP receive buffer is small; a burst of heartbeats may be dropped by the kernel (raise net.core.rmem_max or kern.ipc.maxsockbuf, or start as root on Linux)."
         ),
         Ok(granted) => tracing::debug!(granted, "UDP receive buffer sized."),
         Err(e) => tracing::warn!(error = %e, "Cannot read the UDP receive buffer size."),

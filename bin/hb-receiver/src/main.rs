@@ -207,12 +207,11 @@ impl Batch {
         use nix::sys::socket::{
             ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
         };
+        use nix::sys::time::TimeValLike;
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
-            BATCH,
-            Some(nix::cmsg_space!(u32, nix::sys::time::TimeSpec)),
-        );
+        let mut headers =
+            MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(arrival_cmsg_space()));
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
             self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
         let results = recvmmsg(
@@ -231,15 +230,21 @@ impl Batch {
             let mut at_ms = None;
             // The socket's running count of drops (it wraps), as it was when the datagram
             // was queued; the kernel leaves it out while it is 0.
+            #[cfg_attr(
+                not(any(target_os = "linux", target_os = "android")),
+                allow(unused_mut)
+            )]
             let mut count = 0;
             for cmsg in r.cmsgs().into_iter().flatten() {
                 match cmsg {
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
                     ControlMessageOwned::RxqOvfl(n) => count = n,
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
                     ControlMessageOwned::ScmTimestampns(t) => {
-                        at_ms = u64::try_from(t.tv_sec()).ok().map(|s| {
-                            s.saturating_mul(1000)
-                                .saturating_add(t.tv_nsec().unsigned_abs() / 1_000_000)
-                        });
+                        at_ms = u64::try_from(t.num_milliseconds()).ok();
+                    }
+                    ControlMessageOwned::ScmTimestamp(t) => {
+                        at_ms = u64::try_from(t.num_milliseconds()).ok();
                     }
                     _ => {}
                 }
@@ -261,6 +266,39 @@ impl Batch {
         });
         self.kernel_dropped = dropped;
         Ok(self.meta.len())
+    }
+}
+
+/// Room for what the kernel says of each datagram: its drop count and arrival time in ns
+/// (Linux), or its arrival time in µs (the BSDs, which count no drops per socket).
+fn arrival_cmsg_space() -> Vec<u8> {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        nix::cmsg_space!(u32, nix::sys::time::TimeSpec)
+    } else {
+        nix::cmsg_space!(nix::sys::time::TimeVal)
+    }
+}
+
+/// Asks the kernel to stamp each datagram with its arrival and, where it can (Linux), to
+/// report the socket's count of drops with it.
+fn ask_arrival_info(socket: &tokio::net::UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        if let Err(e) = setsockopt(socket, sockopt::RxqOvfl, &1) {
+            tracing::warn!(error = %e, "Cannot count the kernel's drops on the UDP socket (SO_RXQ_OVFL).");
+        }
+        if let Err(e) = setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
+            tracing::warn!(error = %e, "Cannot stamp datagrams with their arrival (SO_TIMESTAMPNS); a backlog in the server may make hosts late.");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        // No per-socket drop count here: the kernel's drops hold no host's down (see
+        // docs/OPERATIONS.md); `netstat -s -p udp` counts them ("full socket buffers").
+        if let Err(e) = setsockopt(socket, sockopt::ReceiveTimestamp, &true) {
+            tracing::warn!(error = %e, "Cannot stamp datagrams with their arrival (SO_TIMESTAMP); a backlog in the server may make hosts late.");
+        }
     }
 }
 
@@ -386,7 +424,6 @@ async fn receive(
     mut table: mpsc::Receiver<EngineToReceiver>,
     mut work: mpsc::UnboundedReceiver<ToGate>,
 ) {
-    use nix::sys::socket::{setsockopt, sockopt};
     let mut batch = Batch::new();
     let mut fwd = Forwarder {
         gate,
@@ -404,12 +441,7 @@ async fn receive(
     let mut drained_reports =
         tokio::time::interval(std::time::Duration::from_millis(DRAINED_EVERY_MS));
     drained_reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    if let Err(e) = setsockopt(&socket, sockopt::RxqOvfl, &1) {
-        tracing::warn!(error = %e, "Cannot count the kernel's drops on the UDP socket (SO_RXQ_OVFL).");
-    }
-    if let Err(e) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
-        tracing::warn!(error = %e, "Cannot stamp datagrams with their arrival (SO_TIMESTAMPNS); a backlog in the server may make hosts late.");
-    }
+    ask_arrival_info(&socket);
     loop {
         // Room for a whole batch (a message per datagram at most), news of drops ahead of it
         // and a drained after it.
@@ -531,6 +563,7 @@ async fn send_acks(
 mod tests {
     use super::*;
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[tokio::test]
     async fn the_kernels_drops_are_counted() {
         use nix::sys::socket::{setsockopt, sockopt};
@@ -612,9 +645,8 @@ mod tests {
     // time it was read: the engine must not count the server's own delay against the host.
     #[tokio::test]
     async fn datagrams_carry_the_time_the_kernel_received_them() {
-        use nix::sys::socket::{setsockopt, sockopt};
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).unwrap();
+        ask_arrival_info(&socket);
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut batch = Batch::new();
         let mut seen = Vec::new();

@@ -242,14 +242,24 @@ impl Received {
     }
 }
 
+/// Asks for a receive buffer of `bytes`: on Linux as root past `net.core.rmem_max`
+/// (`SO_RCVBUFFORCE`), else up to what the system allows.
+fn big_receive_buffer(socket: &UdpSocket, bytes: usize) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if setsockopt(socket, sockopt::RcvBufForce, &bytes).is_ok() {
+        return;
+    }
+    let _ = setsockopt(socket, sockopt::RcvBuf, &bytes);
+}
+
 /// The bare sink: counts datagrams, taken 64 at a time with `recvmmsg` (as the receiver
 /// takes them); nothing parsed.
 fn sink(port: u16, seconds: f64, echo: bool) -> anyhow::Result<()> {
     let socket = UdpSocket::bind(("127.0.0.1", port)).context("bind the sink")?;
     // The same buffer the server asks for by default: what the generator sends in a burst
     // waits here rather than being dropped.
-    let _ =
-        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBufForce, &(64 << 20));
+    big_receive_buffer(&socket, 64 << 20);
     // The first datagram of a call is waited for this long (recvmmsg's own timeout is
     // checked only after a datagram arrives).
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -360,10 +370,7 @@ fn load(o: Options) -> anyhow::Result<()> {
             // ACKs come in batches; the default buffer lost some while the reader was busy,
             // which showed as unanswered datagrams the server had answered. Root may go past
             // rmem_max; anyone else gets what it allows.
-            use nix::sys::socket::{setsockopt, sockopt};
-            if setsockopt(&s, sockopt::RcvBufForce, &(8 << 20)).is_err() {
-                let _ = setsockopt(&s, sockopt::RcvBuf, &(8 << 20));
-            }
+            big_receive_buffer(&s, 8 << 20);
             Ok(Arc::new(s))
         })
         .collect::<anyhow::Result<_>>()?;
