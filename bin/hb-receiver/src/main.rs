@@ -189,6 +189,8 @@ struct Batch {
     /// Drops the last read brought news of: how many, and the first datagram (an index in
     /// `meta`) that arrived after them.
     news_of_drops: Option<(u32, usize)>,
+    /// The drop count the kernel gave with each datagram of the last read.
+    drop_counts: Vec<u32>,
 }
 
 impl Batch {
@@ -199,15 +201,40 @@ impl Batch {
             meta: Vec::with_capacity(BATCH),
             kernel_dropped: None,
             news_of_drops: None,
+            drop_counts: Vec::with_capacity(BATCH),
         }
     }
 
-    /// One non-blocking `recvmmsg`; the number of datagrams now in the buffers.
+    /// One non-blocking read of up to [`BATCH`] datagrams; how many are now in the buffers.
     fn receive(&mut self, socket: &tokio::net::UdpSocket) -> std::io::Result<usize> {
-        use nix::sys::socket::{
-            ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
-        };
-        use nix::sys::time::TimeValLike;
+        self.meta.clear();
+        self.drop_counts.clear();
+        #[cfg(mmsg)]
+        self.read_many(socket)?;
+        #[cfg(not(mmsg))]
+        self.read_each(socket)?;
+        let mut before = self.kernel_dropped;
+        let mut dropped = before;
+        let mut first_after_drops = None;
+        for (i, &count) in self.drop_counts.iter().enumerate() {
+            before.get_or_insert(count);
+            if *dropped.get_or_insert(count) != count {
+                first_after_drops.get_or_insert(i);
+            }
+            dropped = Some(count);
+        }
+        self.news_of_drops = first_after_drops.map(|i| {
+            let delta = dropped.unwrap_or(0).wrapping_sub(before.unwrap_or(0));
+            (delta, i)
+        });
+        self.kernel_dropped = dropped;
+        Ok(self.meta.len())
+    }
+
+    /// One `recvmmsg`: a system call for the whole batch.
+    #[cfg(mmsg)]
+    fn read_many(&mut self, socket: &tokio::net::UdpSocket) -> std::io::Result<()> {
+        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
         let mut headers =
@@ -222,51 +249,84 @@ impl Batch {
             None,
         )
         .map_err(std::io::Error::from)?;
-        let mut before = self.kernel_dropped;
-        let mut dropped = before;
-        let mut first_after_drops = None;
-        self.meta.clear();
-        for (i, r) in results.enumerate() {
-            let mut at_ms = None;
-            // The socket's running count of drops (it wraps), as it was when the datagram
-            // was queued; the kernel leaves it out while it is 0.
-            #[cfg_attr(
-                not(any(target_os = "linux", target_os = "android")),
-                allow(unused_mut)
-            )]
-            let mut count = 0;
-            for cmsg in r.cmsgs().into_iter().flatten() {
-                match cmsg {
-                    #[cfg(any(target_os = "linux", target_os = "android"))]
-                    ControlMessageOwned::RxqOvfl(n) => count = n,
-                    #[cfg(any(target_os = "linux", target_os = "android"))]
-                    ControlMessageOwned::ScmTimestampns(t) => {
-                        at_ms = u64::try_from(t.num_milliseconds()).ok();
-                    }
-                    ControlMessageOwned::ScmTimestamp(t) => {
-                        at_ms = u64::try_from(t.num_milliseconds()).ok();
-                    }
-                    _ => {}
-                }
-            }
-            before.get_or_insert(count);
-            if *dropped.get_or_insert(count) != count {
-                first_after_drops.get_or_insert(i);
-            }
-            dropped = Some(count);
+        for r in results {
+            let (count, at_ms) = arrival(r.cmsgs().into_iter().flatten());
+            self.drop_counts.push(count);
             self.meta.push(Arrival {
                 len: r.bytes,
                 from: r.address.as_ref().and_then(to_std),
                 at_ms,
             });
         }
-        self.news_of_drops = first_after_drops.map(|i| {
-            let delta = dropped.unwrap_or(0).wrapping_sub(before.unwrap_or(0));
-            (delta, i)
-        });
-        self.kernel_dropped = dropped;
-        Ok(self.meta.len())
+        Ok(())
     }
+
+    /// A `recvmsg` per datagram, for systems without `recvmmsg` (OpenBSD in nix, macOS).
+    /// Built everywhere so that it is tested beside [`Batch::read_many`].
+    #[cfg_attr(mmsg, allow(dead_code))]
+    fn read_each(&mut self, socket: &tokio::net::UdpSocket) -> std::io::Result<()> {
+        use nix::errno::Errno;
+        use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmsg};
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+        let mut cmsgs = arrival_cmsg_space();
+        for buf in &mut self.bufs {
+            let mut iov = [IoSliceMut::new(buf)];
+            let read = recvmsg::<SockaddrStorage>(
+                socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsgs),
+                MsgFlags::MSG_DONTWAIT,
+            );
+            match read {
+                Ok(r) => {
+                    let (count, at_ms) = arrival(r.cmsgs().into_iter().flatten());
+                    self.drop_counts.push(count);
+                    self.meta.push(Arrival {
+                        len: r.bytes,
+                        from: r.address.as_ref().and_then(to_std),
+                        at_ms,
+                    });
+                }
+                // What there was has been read; nothing at all is the caller's WouldBlock.
+                Err(Errno::EAGAIN) if !self.meta.is_empty() => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the kernel said of a datagram: the socket's running count of drops (it wraps) as it
+/// was when the datagram was queued (Linux leaves it out while it is 0; elsewhere it is
+/// never told), and when the datagram arrived, Unix ms.
+fn arrival(
+    cmsgs: impl Iterator<Item = nix::sys::socket::ControlMessageOwned>,
+) -> (u32, Option<u64>) {
+    use nix::sys::socket::ControlMessageOwned;
+    use nix::sys::time::TimeValLike;
+    let mut at_ms = None;
+    // Only Linux tells a count.
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(unused_mut)
+    )]
+    let mut count = 0;
+    for cmsg in cmsgs {
+        match cmsg {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            ControlMessageOwned::RxqOvfl(n) => count = n,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            ControlMessageOwned::ScmTimestampns(t) => {
+                at_ms = u64::try_from(t.num_milliseconds()).ok();
+            }
+            ControlMessageOwned::ScmTimestamp(t) => {
+                at_ms = u64::try_from(t.num_milliseconds()).ok();
+            }
+            _ => {}
+        }
+    }
+    (count, at_ms)
 }
 
 /// Room for what the kernel says of each datagram: its drop count and arrival time in ns
@@ -511,6 +571,47 @@ async fn receive(
     }
 }
 
+/// One `sendmmsg`: how many of `acks`, from the first, the kernel took.
+#[cfg(mmsg)]
+fn send_many(
+    fd: std::os::fd::RawFd,
+    acks: &[(Vec<u8>, SockaddrStorage)],
+) -> std::io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, sendmmsg};
+    use std::io::IoSlice;
+    let slices: Vec<[IoSlice<'_>; 1]> = acks.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = acks.iter().map(|(_, a)| Some(*a)).collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(acks.len(), None);
+    let no_cmsgs: [ControlMessage<'_>; 0] = [];
+    sendmmsg(
+        fd,
+        &mut headers,
+        &slices,
+        &addrs,
+        no_cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map(|results| results.count())
+    .map_err(std::io::Error::from)
+}
+
+/// A `sendto` per ACK, for systems without `sendmmsg` (OpenBSD in nix, macOS): the same
+/// answer as [`send_many`]. Built everywhere so that it is tested here.
+#[cfg_attr(mmsg, allow(dead_code))]
+fn send_each(
+    fd: std::os::fd::RawFd,
+    acks: &[(Vec<u8>, SockaddrStorage)],
+) -> std::io::Result<usize> {
+    use nix::sys::socket::{MsgFlags, sendto};
+    for (i, (ack, to)) in acks.iter().enumerate() {
+        if let Err(e) = sendto(fd, ack, to, MsgFlags::MSG_DONTWAIT) {
+            // Like sendmmsg: what went out counts; a failure of the first is the error.
+            return if i == 0 { Err(e.into()) } else { Ok(i) };
+        }
+    }
+    Ok(acks.len())
+}
+
 /// Sends a batch's ACKs with as few `sendmmsg` calls as the kernel allows: one under load,
 /// instead of a system call (and a wake-up of the client) per ACK. An ACK the kernel
 /// refuses (an unreachable source) is counted and skipped; the rest still go.
@@ -519,32 +620,16 @@ async fn send_acks(
     gate: &mut Gate,
     acks: &[(Vec<u8>, SockaddrStorage)],
 ) {
-    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, sendmmsg};
-    use std::io::IoSlice;
     use std::os::fd::AsRawFd;
     let mut start = 0;
     while start < acks.len() {
         let part = &acks[start..];
-        let sent = socket
-            .async_io(tokio::io::Interest::WRITABLE, || {
-                let slices: Vec<[IoSlice<'_>; 1]> =
-                    part.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
-                let addrs: Vec<Option<SockaddrStorage>> =
-                    part.iter().map(|(_, a)| Some(*a)).collect();
-                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(part.len(), None);
-                let no_cmsgs: [ControlMessage<'_>; 0] = [];
-                sendmmsg(
-                    socket.as_raw_fd(),
-                    &mut headers,
-                    &slices,
-                    &addrs,
-                    no_cmsgs,
-                    MsgFlags::MSG_DONTWAIT,
-                )
-                .map(|results| results.count())
-                .map_err(std::io::Error::from)
-            })
-            .await;
+        let fd = socket.as_raw_fd();
+        #[cfg(mmsg)]
+        let send = || send_many(fd, part);
+        #[cfg(not(mmsg))]
+        let send = || send_each(fd, part);
+        let sent = socket.async_io(tokio::io::Interest::WRITABLE, send).await;
         match sent {
             Ok(n) if n > 0 => start += n,
             // The first of the rest failed: skip it.
@@ -639,6 +724,88 @@ mod tests {
             assert_eq!(&buf[..n], format!("ack{i}").as_bytes());
         }
         assert_eq!(gate.counters()["ack_send_failed"], 1);
+    }
+
+    // Where there is no sendmmsg a sendto per ACK answers as sendmmsg does: what went out
+    // from the first, or the error when the first is refused.
+    #[tokio::test]
+    async fn one_ack_per_call_answers_as_sendmmsg_does() {
+        use std::os::fd::AsRawFd;
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to: SockaddrStorage = client.local_addr().unwrap().into();
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let acks = vec![
+            (b"a".to_vec(), to),
+            (b"b".to_vec(), to),
+            (b"lost".to_vec(), v6.into()),
+            (b"c".to_vec(), to),
+        ];
+        let fd = socket.as_raw_fd();
+        assert_eq!(send_each(fd, &acks).unwrap(), 2);
+        assert!(send_each(fd, &acks[2..]).is_err());
+        assert_eq!(send_each(fd, &acks[3..]).unwrap(), 1);
+        #[cfg(mmsg)]
+        {
+            assert_eq!(send_many(fd, &acks).unwrap(), 2);
+            assert!(send_many(fd, &acks[2..]).is_err());
+        }
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        let expected: &[&[u8]] = if cfg!(mmsg) {
+            &[b"a", b"b", b"c", b"a", b"b"]
+        } else {
+            &[b"a", b"b", b"c"]
+        };
+        for _ in expected {
+            let mut buf = [0u8; 8];
+            let n = client.recv(&mut buf).unwrap();
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(got, expected);
+    }
+
+    // Where there is no recvmmsg a recvmsg per datagram takes the same batch: lengths,
+    // senders and arrival stamps, a batch at most, then the rest on the next read.
+    #[tokio::test]
+    async fn one_datagram_per_call_reads_what_recvmmsg_reads() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        ask_arrival_info(&socket);
+        let to = socket.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..BATCH + 3 {
+            sender.send_to(&vec![b'x'; i + 1], to).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut one_by_one = Batch::new();
+        let read = |batch: &mut Batch| {
+            batch.meta.clear();
+            batch.drop_counts.clear();
+            batch.read_each(&socket).map(|()| batch.meta.len())
+        };
+        assert_eq!(read(&mut one_by_one).unwrap(), BATCH);
+        let lens: Vec<usize> = one_by_one.meta.iter().map(|a| a.len).collect();
+        assert_eq!(lens, (1..=BATCH).collect::<Vec<_>>());
+        assert!(one_by_one.meta.iter().all(
+            |a| a.from == Some(sender.local_addr().unwrap()) && a.at_ms.is_some_and(|t| t > 0)
+        ));
+        assert_eq!(read(&mut one_by_one).unwrap(), 3);
+        let err = read(&mut one_by_one).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        // The same datagrams through recvmmsg, as the receiver reads on Linux.
+        for i in 0..3 {
+            sender.send_to(&vec![b'y'; i + 1], to).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut many = Batch::new();
+        assert_eq!(many.receive(&socket).unwrap(), 3);
+        let from = Some(sender.local_addr().unwrap());
+        let seen: Vec<(usize, Option<SocketAddr>)> =
+            many.meta.iter().map(|a| (a.len, a.from)).collect();
+        assert_eq!(seen, [(1, from), (2, from), (3, from)]);
+        assert!(many.meta.iter().all(|a| a.at_ms.is_some()));
     }
 
     // A datagram that waited in the socket's buffer carries the time it arrived, not the
