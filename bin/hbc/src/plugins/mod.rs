@@ -73,7 +73,7 @@ pub struct Spec {
 
 /// A plugin with its state between runs.
 enum Job {
-    Cpu(system::Cpu),
+    Cpu(Box<system::Cpu>),
     Disk(system::Disk),
     Network(system::Network),
     Checks(Box<checks::ServiceChecks>),
@@ -83,10 +83,10 @@ enum Job {
 impl Spec {
     fn start(&self) -> Job {
         match &self.kind {
-            Kind::Cpu { per_core } => Job::Cpu(system::Cpu {
+            Kind::Cpu { per_core } => Job::Cpu(Box::new(system::Cpu {
                 per_core: *per_core,
                 ..Default::default()
-            }),
+            })),
             Kind::Disk => Job::Disk(system::Disk::default()),
             Kind::Network => Job::Network(system::Network::default()),
             Kind::ServiceChecks {
@@ -113,12 +113,7 @@ impl Spec {
             (Kind::OsInfo, _) => system::os_info(),
             (Kind::Filesystems, _) => system::filesystems(),
             (Kind::Cpu { .. }, Job::Cpu(c)) => c.collect().await,
-            (Kind::Memory, _) => {
-                let meminfo = std::fs::read_to_string("/proc/meminfo")
-                    .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
-                let arc = std::fs::read_to_string("/proc/spl/kstat/zfs/arcstats").ok();
-                system::memory(&meminfo, arc.as_deref())
-            }
+            (Kind::Memory, _) => system::memory(),
             (Kind::Disk, Job::Disk(d)) => d.collect(),
             (Kind::Network, Job::Network(n)) => n.collect(),
             (
