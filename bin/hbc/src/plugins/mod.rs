@@ -36,6 +36,7 @@ pub enum Kind {
     Network,
     Ping {
         ping: String,
+        flavour: ping::Flavour,
         targets: Vec<String>,
         count: u32,
         wait: Duration,
@@ -119,12 +120,13 @@ impl Spec {
             (
                 Kind::Ping {
                     ping,
+                    flavour,
                     targets,
                     count,
                     wait,
                 },
                 _,
-            ) => Ok(ping::collect(ping, targets, *count, *wait).await),
+            ) => Ok(ping::collect(*flavour, ping, targets, *count, *wait).await),
             (Kind::Nagios { checks }, _) => Ok(nagios::run(checks, self.command_timeout).await),
             (Kind::Zfs { zpool }, _) => zfs::collect(zpool, self.command_timeout).await,
             (Kind::ServiceChecks { .. }, Job::Checks(c)) => c.collect(self.command_timeout).await,
@@ -416,8 +418,11 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
                         as u32,
                 };
                 let wait = o.seconds("wait", 2)?;
+                // Linux's places, then the BSDs' and macOS's.
+                let ping = o.program("ping", &["/usr/bin/ping", "/bin/ping", "/sbin/ping"])?;
                 Kind::Ping {
-                    ping: o.program("ping", &["/usr/bin/ping", "/bin/ping"])?,
+                    flavour: ping::flavour(&ping),
+                    ping,
                     targets,
                     count,
                     wait,
@@ -467,9 +472,9 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
                     + timeout
                     + Duration::from_secs(5)
             }
-            Kind::Ping { count, wait, .. } => {
-                timeout.max(*wait * (count + 1) + Duration::from_secs(5))
-            }
+            // ping waits whole seconds, at least one (ping::collect).
+            Kind::Ping { count, wait, .. } => timeout
+                .max((*wait).max(Duration::from_secs(1)) * (count + 1) + Duration::from_secs(5)),
             Kind::Custom { .. } => timeout + Duration::from_secs(1),
             _ => timeout,
         };
