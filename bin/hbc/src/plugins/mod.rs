@@ -549,6 +549,10 @@ fn service_checks(o: &mut Options) -> Result<Kind, String> {
                 if tls != (t == "https") {
                     return Err(o.err("checks", format!("{name}: the url's scheme is not {t}")));
                 }
+                #[cfg(not(feature = "https"))]
+                if tls {
+                    return Err(o.err("checks", format!("{name}: {}", checks::NO_TLS)));
+                }
                 let expect_status = match c.get("expect_status") {
                     None => None,
                     Some(v) => Some(v.as_u64().filter(|s| (100..=599).contains(s)).ok_or_else(
@@ -824,6 +828,18 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_checks_need_the_https_feature() {
+        let config = json!({"service_checks": {"checks": [
+            {"name": "api", "type": "https", "host": "example.net"},
+        ]}});
+        let r = configure(Some(&config), None);
+        #[cfg(feature = "https")]
+        assert!(r.is_ok(), "{r:?}");
+        #[cfg(not(feature = "https"))]
+        assert!(r.is_err_and(|e| e.contains("without TLS")));
+    }
 
     #[test]
     fn the_default_set_and_bad_configurations() {
