@@ -94,6 +94,25 @@ pub fn argv(
         u64::from(count)
     };
     let deadline = sending + secs;
+    // macOS's and NetBSD's ping are IPv4 only; their ping6 beside it is KAME's, with no
+    // flag that bounds the wait: a target that never answers is killed at hbc's timeout.
+    if matches!(flavour, Flavour::MacOs | Flavour::NetBsd)
+        && target.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        let ping6 = std::path::Path::new(ping).with_file_name("ping6");
+        return [
+            &ping6.to_string_lossy(),
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval,
+            target,
+        ]
+        .map(str::to_string)
+        .to_vec();
+    }
     let mut v: Vec<String> = vec![ping.into()];
     let mut add = |args: &[&str]| v.extend(args.iter().map(|a| a.to_string()));
     match flavour {
@@ -302,6 +321,16 @@ mod tests {
             line(Flavour::NetBsd, false),
             "/sbin/ping -n -q -c 3 -i 1 -w 5 192.0.2.1"
         );
+        // IPv6 addresses go to ping6 where ping is IPv4 only.
+        assert_eq!(
+            argv(Flavour::MacOs, "/sbin/ping", 2, w, false, "2001:db8::1").join(" "),
+            "/sbin/ping6 -n -q -c 2 -i 1 2001:db8::1"
+        );
+        assert_eq!(
+            argv(Flavour::NetBsd, "/sbin/ping", 2, w, true, "::1").join(" "),
+            "/sbin/ping6 -n -q -c 2 -i 0.2 ::1"
+        );
+        assert!(argv(Flavour::FreeBsd, "/sbin/ping", 2, w, false, "::1")[0] == "/sbin/ping");
         // A wait under a second is one second: every flavour counts whole ones or ms of them.
         let short = argv(
             Flavour::Iputils,
