@@ -8,11 +8,21 @@
 mod client;
 mod commands;
 mod config;
+mod daemon;
+mod log;
 mod plugins;
 
 use std::process::ExitCode;
 
 use config::Settings;
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it): the protocol's
+/// timestamps.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 const USAGE: &str = "usage: hbc [-c FILE] [-d] [-b] [-v] [-m TEXT] [-1] [-n] [-N NAME] [-i SECONDS] [-p PORT] [SERVER...]
   -c FILE     configuration (default ~/.hbc.yaml, else /etc/hbc.yaml, if they exist)
@@ -50,35 +60,46 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    if options.detach {
+    let readiness = if options.detach {
         // Syslog first, while the terminal can still be told what goes wrong.
-        if let Err(e) = hb_child::log::init_syslog("hbc", options.verbosity) {
-            eprintln!("hbc: warning: cannot reach syslog at /dev/log ({e}); running without a log");
+        if let Err(e) = log::init_syslog(options.verbosity) {
+            eprintln!(
+                "hbc: warning: cannot reach syslog at {} ({e}); running without a log",
+                log::SYSLOG_SOCKET
+            );
         }
-        match hb_supervisor::daemon::detach(std::path::Path::new("/dev/null")) {
-            Ok(hb_supervisor::daemon::Detached::Parent { ready }) => {
+        match daemon::detach() {
+            Ok(daemon::Detached::Parent { ready }) => {
                 return if ready {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::from(71)
                 };
             }
-            Ok(hb_supervisor::daemon::Detached::Daemon(readiness)) => readiness.ready(),
+            Ok(daemon::Detached::Daemon(readiness)) => Some(readiness),
             Err(e) => {
                 eprintln!("hbc: cannot detach: {e:#}");
                 return ExitCode::from(71);
             }
         }
     } else {
-        hb_child::log::init("hbc", options.verbosity);
-    }
-    let runtime = match hb_child::runtime() {
+        log::init(options.verbosity);
+        None
+    };
+    // One thread: hbc sends a few datagrams a second and starts the odd program.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the runtime.");
             return ExitCode::from(71);
         }
     };
+    if let Some(readiness) = readiness {
+        readiness.ready();
+    }
     match runtime.block_on(client::run(settings, options.mode)) {
         Ok(code) => code,
         Err(e) => {

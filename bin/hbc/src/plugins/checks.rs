@@ -7,14 +7,18 @@
 //! configuration and run without a shell.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+#[cfg(feature = "https")]
+pub use tokio_rustls::rustls::ClientConfig;
+#[cfg(feature = "https")]
+use tokio_rustls::rustls::RootCertStore;
+#[cfg(feature = "https")]
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::commands;
 
@@ -105,9 +109,28 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16, String), String> {
     Ok((tls, host, port, path.to_string()))
 }
 
-/// The Mozilla roots, and a CA file's certificates when one is given.
+/// Built without the `https` feature: there is nothing to configure, and https checks are
+/// refused when the configuration is loaded.
+#[cfg(not(feature = "https"))]
+#[derive(Debug)]
+pub struct ClientConfig;
+
+/// Why an https check or a `ca_file` cannot be had without the `https` feature.
+#[cfg(not(feature = "https"))]
+pub const NO_TLS: &str = "this hbc was built without TLS (cargo feature https)";
+
+#[cfg(not(feature = "https"))]
 pub fn tls_config(ca_file: Option<&str>) -> Result<Arc<ClientConfig>, String> {
-    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    match ca_file {
+        None => Ok(Arc::new(ClientConfig)),
+        Some(_) => Err(NO_TLS.into()),
+    }
+}
+
+/// The Mozilla roots, and a CA file's certificates when one is given.
+#[cfg(feature = "https")]
+pub fn tls_config(ca_file: Option<&str>) -> Result<Arc<ClientConfig>, String> {
+    static DEFAULT: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -256,13 +279,7 @@ impl Check {
                     format!("{bracketed}:{port}")
                 };
                 let answer = if *secure {
-                    let name =
-                        ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
-                    let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| format!("TLS: {e}"))?;
-                    exchange(&mut stream, &authority, path).await?
+                    https_exchange(tls, host, tcp, &authority, path).await?
                 } else {
                     exchange(&mut tcp, &authority, path).await?
                 };
@@ -283,6 +300,35 @@ impl Check {
             }
         }
     }
+}
+
+/// A GET over TLS.
+#[cfg(feature = "https")]
+async fn https_exchange(
+    tls: &Arc<ClientConfig>,
+    host: &str,
+    tcp: TcpStream,
+    authority: &str,
+    path: &str,
+) -> Result<Vec<u8>, String> {
+    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+    let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    exchange(&mut stream, authority, path).await
+}
+
+/// Never reached: https checks are refused when the configuration is loaded.
+#[cfg(not(feature = "https"))]
+async fn https_exchange(
+    _: &Arc<ClientConfig>,
+    _: &str,
+    _: TcpStream,
+    _: &str,
+    _: &str,
+) -> Result<Vec<u8>, String> {
+    Err(NO_TLS.into())
 }
 
 impl ServiceChecks {
@@ -347,7 +393,7 @@ impl ServiceChecks {
             }
             self.ran.insert(
                 key,
-                json!({"ran": what, "exit": o.exit, "at_ms": hb_ipc::now_ms()}),
+                json!({"ran": what, "exit": o.exit, "at_ms": crate::now_ms()}),
             );
         }
         let actions: Map<String, Value> = self

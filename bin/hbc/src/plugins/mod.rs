@@ -36,6 +36,7 @@ pub enum Kind {
     Network,
     Ping {
         ping: String,
+        flavour: ping::Flavour,
         targets: Vec<String>,
         count: u32,
         wait: Duration,
@@ -73,7 +74,7 @@ pub struct Spec {
 
 /// A plugin with its state between runs.
 enum Job {
-    Cpu(system::Cpu),
+    Cpu(Box<system::Cpu>),
     Disk(system::Disk),
     Network(system::Network),
     Checks(Box<checks::ServiceChecks>),
@@ -83,10 +84,10 @@ enum Job {
 impl Spec {
     fn start(&self) -> Job {
         match &self.kind {
-            Kind::Cpu { per_core } => Job::Cpu(system::Cpu {
+            Kind::Cpu { per_core } => Job::Cpu(Box::new(system::Cpu {
                 per_core: *per_core,
                 ..Default::default()
-            }),
+            })),
             Kind::Disk => Job::Disk(system::Disk::default()),
             Kind::Network => Job::Network(system::Network::default()),
             Kind::ServiceChecks {
@@ -113,23 +114,19 @@ impl Spec {
             (Kind::OsInfo, _) => system::os_info(),
             (Kind::Filesystems, _) => system::filesystems(),
             (Kind::Cpu { .. }, Job::Cpu(c)) => c.collect().await,
-            (Kind::Memory, _) => {
-                let meminfo = std::fs::read_to_string("/proc/meminfo")
-                    .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
-                let arc = std::fs::read_to_string("/proc/spl/kstat/zfs/arcstats").ok();
-                system::memory(&meminfo, arc.as_deref())
-            }
+            (Kind::Memory, _) => system::memory(),
             (Kind::Disk, Job::Disk(d)) => d.collect(),
             (Kind::Network, Job::Network(n)) => n.collect(),
             (
                 Kind::Ping {
                     ping,
+                    flavour,
                     targets,
                     count,
                     wait,
                 },
                 _,
-            ) => Ok(ping::collect(ping, targets, *count, *wait).await),
+            ) => Ok(ping::collect(*flavour, ping, targets, *count, *wait).await),
             (Kind::Nagios { checks }, _) => Ok(nagios::run(checks, self.command_timeout).await),
             (Kind::Zfs { zpool }, _) => zfs::collect(zpool, self.command_timeout).await,
             (Kind::ServiceChecks { .. }, Job::Checks(c)) => c.collect(self.command_timeout).await,
@@ -421,8 +418,11 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
                         as u32,
                 };
                 let wait = o.seconds("wait", 2)?;
+                // Linux's places, then the BSDs' and macOS's.
+                let ping = o.program("ping", &["/usr/bin/ping", "/bin/ping", "/sbin/ping"])?;
                 Kind::Ping {
-                    ping: o.program("ping", &["/usr/bin/ping", "/bin/ping"])?,
+                    flavour: ping::flavour(&ping),
+                    ping,
                     targets,
                     count,
                     wait,
@@ -472,9 +472,9 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
                     + timeout
                     + Duration::from_secs(5)
             }
-            Kind::Ping { count, wait, .. } => {
-                timeout.max(*wait * (count + 1) + Duration::from_secs(5))
-            }
+            // ping waits whole seconds, at least one (ping::collect).
+            Kind::Ping { count, wait, .. } => timeout
+                .max((*wait).max(Duration::from_secs(1)) * (count + 1) + Duration::from_secs(5)),
             Kind::Custom { .. } => timeout + Duration::from_secs(1),
             _ => timeout,
         };
@@ -548,6 +548,10 @@ fn service_checks(o: &mut Options) -> Result<Kind, String> {
                     checks::parse_url(&url).map_err(|e| o.err("checks", format!("{name}: {e}")))?;
                 if tls != (t == "https") {
                     return Err(o.err("checks", format!("{name}: the url's scheme is not {t}")));
+                }
+                #[cfg(not(feature = "https"))]
+                if tls {
+                    return Err(o.err("checks", format!("{name}: {}", checks::NO_TLS)));
                 }
                 let expect_status = match c.get("expect_status") {
                     None => None,
@@ -824,6 +828,18 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_checks_need_the_https_feature() {
+        let config = json!({"service_checks": {"checks": [
+            {"name": "api", "type": "https", "host": "example.net"},
+        ]}});
+        let r = configure(Some(&config), None);
+        #[cfg(feature = "https")]
+        assert!(r.is_ok(), "{r:?}");
+        #[cfg(not(feature = "https"))]
+        assert!(r.is_err_and(|e| e.contains("without TLS")));
+    }
 
     #[test]
     fn the_default_set_and_bad_configurations() {
