@@ -7,7 +7,6 @@
 //!   the one control-event loop every role runs.
 //! - [`link`]: its data channels to the other roles.
 //! - [`privdrop`]: the confinement sequence; [`fdpass`]: descriptors over the control channel.
-//! - [`log`]: log line format.
 //! - [`passwd`]: password hashes; [`program`]: running an outside program for a role.
 //! - [`rate`]: token buckets per key in a bounded table (the receiver's, the web's pings).
 //! - [`sys`]: the only unsafe code.
@@ -17,7 +16,6 @@
 
 pub mod fdpass;
 pub mod link;
-pub mod log;
 pub mod passwd;
 pub mod privdrop;
 pub mod program;

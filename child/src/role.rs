@@ -219,7 +219,7 @@ where
             return ExitCode::from(64);
         }
     };
-    crate::log::init(role.binary(), args.verbosity);
+    hb_log::init(role.binary(), args.verbosity);
     if args.role.as_deref() != Some(role.name()) {
         tracing::error!(
             "This program is started by hbsupervisor (--role={}), not by hand.",

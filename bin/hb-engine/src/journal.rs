@@ -98,7 +98,7 @@ impl Journal {
     fn begin(&mut self, at_ms: u64) {
         if self.datetime.0 != at_ms {
             let time = SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms);
-            self.datetime = (at_ms, hb_child::log::Timestamp(time).to_string());
+            self.datetime = (at_ms, hb_log::Timestamp(time).to_string());
         }
         self.line.clear();
         self.line.extend_from_slice(b"{\"datetime\":\"");

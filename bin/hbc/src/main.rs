@@ -9,7 +9,6 @@ mod client;
 mod commands;
 mod config;
 mod daemon;
-mod log;
 mod plugins;
 
 use std::process::ExitCode;
@@ -62,10 +61,10 @@ fn main() -> ExitCode {
     }
     let readiness = if options.detach {
         // Syslog first, while the terminal can still be told what goes wrong.
-        if let Err(e) = log::init_syslog(options.verbosity) {
+        if let Err(e) = hb_log::init_syslog("hbc", options.verbosity) {
             eprintln!(
                 "hbc: warning: cannot reach syslog at {} ({e}); running without a log",
-                log::SYSLOG_SOCKET
+                hb_log::SYSLOG_SOCKET
             );
         }
         match daemon::detach() {
@@ -83,7 +82,7 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        log::init(options.verbosity);
+        hb_log::init("hbc", options.verbosity);
         None
     };
     // One thread: hbc sends a few datagrams a second and starts the odd program.

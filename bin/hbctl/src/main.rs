@@ -296,8 +296,8 @@ fn count(word: Option<&&str>, default: u32) -> anyhow::Result<u32> {
     }
 }
 
-fn time(ms: u64) -> hb_child::log::Timestamp {
-    hb_child::log::Timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+fn time(ms: u64) -> hb_log::Timestamp {
+    hb_log::Timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 fn print_events(events: &[hb_ipc::edge::EventSummary]) {

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    hb_child::log::init("hbsupervisor", args.verbosity);
+    hb_log::init("hbsupervisor", args.verbosity);
     if let Err(e) = prepared.make_dirs() {
         tracing::error!(error = %e, "Cannot create the server's directories.");
         return ExitCode::from(EX_CANTCREAT);

@@ -1,10 +1,11 @@
-//! hbc's logging: one line per event on stderr, or one datagram per event to the local
-//! syslog with `-d`.
+//! Logging for every hb program: one line per event on stderr
+//! (`<RFC 3339 time> program[pid]: LEVEL message`), or one datagram per event to the local
+//! syslog (`<PRI>program[pid]: message`, for `hbc -d`).
 //!
-//! The formats are copied from the server's `hb-supervisor` log module (lines
-//! `<RFC 3339 time> hbc[pid]: LEVEL message`, datagrams `<PRI>hbc[pid]: message`): hbc must
-//! not link the server's crates (they pull in Landlock, prctl and SQLite, which do not build
-//! on the BSDs or macOS), and the two dozen lines are cheaper than a shared crate.
+//! The server's children inherit the supervisor's stderr, so in daemon mode (stderr on the
+//! log file) and under systemd (stderr to the journal) every process's lines end up in one
+//! place, in order, each written with a single write(2). A crate of its own, with nothing
+//! but std and tracing, because hbc shares it and must build wherever its hosts run.
 
 use std::fmt;
 use std::os::unix::net::UnixDatagram;
@@ -14,8 +15,6 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
-
-const PROGRAM: &str = "hbc";
 
 /// The local syslog daemon's socket on the system hbc was built for.
 pub const SYSLOG_SOCKET: &str = syslog_socket(std::env::consts::OS);
@@ -31,24 +30,25 @@ pub const fn syslog_socket(os: &str) -> &'static str {
 }
 
 /// Installs the global subscriber. `verbosity` counts `-v` flags: 0 info, 1 debug, 2+ trace.
-pub fn init(verbosity: u8) {
+pub fn init(program: &'static str, verbosity: u8) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(max_level(verbosity))
         .with_writer(std::io::stderr)
-        .event_format(LineFormat)
+        .event_format(LineFormat { program })
         .try_init();
 }
 
 /// Installs a subscriber that sends each event to the local syslog ([`SYSLOG_SOCKET`]).
 /// The pid in each line is read when the line is written, so a subscriber installed before
 /// detaching names the daemon, not the parent that exited.
-pub fn init_syslog(verbosity: u8) -> std::io::Result<()> {
+pub fn init_syslog(program: &'static str, verbosity: u8) -> std::io::Result<()> {
     let socket = UnixDatagram::unbound()?;
     socket.connect(SYSLOG_SOCKET)?;
     let _ = tracing_subscriber::fmt()
         .with_max_level(max_level(verbosity))
         .with_writer(SyslogWriters {
             socket: Arc::new(socket),
+            program,
         })
         .event_format(SyslogFormat)
         .try_init();
@@ -66,9 +66,10 @@ fn max_level(verbosity: u8) -> Level {
 
 struct SyslogWriters {
     socket: Arc<UnixDatagram>,
+    program: &'static str,
 }
 
-/// One datagram per event: `<PRI>hbc[pid]: message` (RFC 3164 without a timestamp, which
+/// One datagram per event: `<PRI>program[pid]: message` (RFC 3164 without a timestamp, which
 /// syslog daemons add).
 struct SyslogLine {
     socket: Arc<UnixDatagram>,
@@ -118,15 +119,15 @@ fn severity(level: Level) -> u8 {
 }
 
 /// The start of a syslog datagram: facility daemon (3).
-fn syslog_prefix(severity: u8, pid: u32) -> String {
-    format!("<{}>{PROGRAM}[{pid}]: ", 3 * 8 + severity)
+fn syslog_prefix(program: &str, severity: u8, pid: u32) -> String {
+    format!("<{}>{program}[{pid}]: ", 3 * 8 + severity)
 }
 
 impl SyslogWriters {
     fn make_line(&self, severity: u8) -> SyslogLine {
         SyslogLine {
             socket: Arc::clone(&self.socket),
-            line: syslog_prefix(severity, std::process::id()).into_bytes(),
+            line: syslog_prefix(self.program, severity, std::process::id()).into_bytes(),
         }
     }
 }
@@ -149,7 +150,9 @@ where
     }
 }
 
-struct LineFormat;
+struct LineFormat {
+    program: &'static str,
+}
 
 impl<S, N> FormatEvent<S, N> for LineFormat
 where
@@ -164,8 +167,9 @@ where
     ) -> fmt::Result {
         write!(
             writer,
-            "{} {PROGRAM}[{}]: {:<5} ",
+            "{} {}[{}]: {:<5} ",
             Timestamp(std::time::SystemTime::now()),
+            self.program,
             std::process::id(),
             event.metadata().level()
         )?;
@@ -174,8 +178,9 @@ where
     }
 }
 
-/// RFC 3339 UTC with milliseconds, computed without time zone files.
-struct Timestamp(std::time::SystemTime);
+/// RFC 3339 UTC with milliseconds, computed without time zone files (chrooted children have
+/// none).
+pub struct Timestamp(pub std::time::SystemTime);
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -235,10 +240,22 @@ mod tests {
 
     #[test]
     fn syslog_datagrams_and_lines_keep_their_format() {
-        assert_eq!(syslog_prefix(severity(Level::ERROR), 42), "<27>hbc[42]: ");
-        assert_eq!(syslog_prefix(severity(Level::WARN), 42), "<28>hbc[42]: ");
-        assert_eq!(syslog_prefix(severity(Level::INFO), 7), "<30>hbc[7]: ");
-        assert_eq!(syslog_prefix(severity(Level::DEBUG), 7), "<31>hbc[7]: ");
+        assert_eq!(
+            syslog_prefix("hbc", severity(Level::ERROR), 42),
+            "<27>hbc[42]: "
+        );
+        assert_eq!(
+            syslog_prefix("hbc", severity(Level::WARN), 42),
+            "<28>hbc[42]: "
+        );
+        assert_eq!(
+            syslog_prefix("hbc", severity(Level::INFO), 7),
+            "<30>hbc[7]: "
+        );
+        assert_eq!(
+            syslog_prefix("hbc", severity(Level::DEBUG), 7),
+            "<31>hbc[7]: "
+        );
         let t = |s| Timestamp(UNIX_EPOCH + Duration::from_millis(s)).to_string();
         assert_eq!(t(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(t(951_782_400_123), "2000-02-29T00:00:00.123Z");
@@ -247,7 +264,7 @@ mod tests {
 
     #[test]
     fn syslog_datagrams_reach_a_socket() {
-        let dir = std::env::temp_dir().join(format!("hbc-syslog-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("hb-log-syslog-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("log");
@@ -256,6 +273,7 @@ mod tests {
         client.connect(&path).expect("connect");
         let writers = SyslogWriters {
             socket: Arc::new(client),
+            program: "hbc",
         };
         {
             use std::io::Write;
