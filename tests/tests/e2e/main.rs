@@ -8,6 +8,7 @@ mod engine;
 mod harness;
 mod openapi;
 mod plugins;
+mod portable;
 mod protocol;
 mod tls;
 mod web;
