@@ -11,6 +11,7 @@
 //! for the direction is a protocol violation: the channel is closed and the supervisor told,
 //! which restarts the offending peer.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,7 +21,6 @@ use hb_ipc::codec::{EDGE_MAX_LINE, ENGINE_MAX_LINE, JsonLines, edge_limit};
 use hb_ipc::edge::Silent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
@@ -211,20 +211,22 @@ fn encode<Out: Serialize>(
     }
 }
 
-/// Splits a fresh edge socket: attaches its write half to `link` and decodes its read half
-/// into `inbound`.
+/// Splits a fresh edge socket, passed by the supervisor: attaches its write half to `link`
+/// and decodes its read half into `inbound`.
 pub fn connect<In, Out>(
-    stream: UnixStream,
+    fd: OwnedFd,
     link: &Link<Out>,
     inbound: mpsc::Sender<In>,
     control: ControlSender,
-) where
+) -> std::io::Result<()>
+where
     In: DeserializeOwned + Send + 'static,
     Out: Serialize + Clone + Send + 'static,
 {
-    let (read, write) = stream.into_split();
+    let (read, write) = crate::role::unix_stream(fd)?.into_split();
     link.attach(write);
     spawn_reader(link.peer, read, inbound, control);
+    Ok(())
 }
 
 /// Decodes frames from `peer` into `inbound` until the channel closes or misbehaves.
@@ -271,6 +273,7 @@ mod tests {
     use hb_ipc::control::FromChild;
     use hb_ipc::edge::ReceiverToEngine;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::UnixStream;
 
     fn heartbeat(n: u64) -> ReceiverToEngine {
         received(format!("h{n}"))

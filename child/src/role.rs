@@ -109,11 +109,9 @@ pub trait Control {
     const ROLE: Role;
     /// Why a query the role does not answer is refused (`hbctl` shows it).
     const REFUSED_QUERY: &'static str;
-    /// The role's configuration slice.
-    type Slice;
-
-    /// This role's slice out of a configuration message; `None` for another role's.
-    fn slice(config: RoleConfig) -> Option<Self::Slice>;
+    /// The role's configuration slice, taken out of a configuration message (another role's
+    /// slice is refused).
+    type Slice: TryFrom<RoleConfig>;
 
     /// Applies a slice; an error refuses it, and the slice in force stays.
     fn configure(&mut self, slice: Self::Slice) -> Result<(), String>;
@@ -154,12 +152,12 @@ pub async fn dispatch<C: Control>(
     control: &ControlSender,
 ) -> anyhow::Result<()> {
     match event {
-        ControlEvent::Config { generation, config } => match C::slice(config) {
-            Some(slice) => match role.configure(slice) {
+        ControlEvent::Config { generation, config } => match C::Slice::try_from(config) {
+            Ok(slice) => match role.configure(slice) {
                 Ok(()) => control.config_applied(generation),
                 Err(why) => control.config_rejected(generation, why),
             },
-            None => control.config_rejected(generation, format!("not a {} slice", C::ROLE)),
+            Err(_) => control.config_rejected(generation, format!("not a {} slice", C::ROLE)),
         },
         ControlEvent::Socket { socket, fd } => {
             if let Some(socket) = role.socket(socket, fd, control)? {
@@ -364,13 +362,6 @@ mod tests {
         const ROLE: Role = Role::Receiver;
         const REFUSED_QUERY: &'static str = "probe answers only counters";
         type Slice = ReceiverConfig;
-
-        fn slice(config: RoleConfig) -> Option<ReceiverConfig> {
-            match config {
-                RoleConfig::Receiver(c) => Some(c),
-                _ => None,
-            }
-        }
 
         fn configure(&mut self, slice: ReceiverConfig) -> Result<(), String> {
             if slice.source_burst < 0.0 {

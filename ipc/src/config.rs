@@ -25,6 +25,29 @@ pub enum RoleConfig {
     Web(WebConfig),
 }
 
+/// Each role's slice out of a configuration message: another role's slice comes back as the
+/// error, so a role can say it was refused (`hb_child::dispatch`).
+macro_rules! slice_of {
+    ($variant:ident, $slice:ty, $unbox:expr) => {
+        impl TryFrom<RoleConfig> for $slice {
+            type Error = RoleConfig;
+
+            fn try_from(config: RoleConfig) -> Result<$slice, RoleConfig> {
+                match config {
+                    RoleConfig::$variant(c) => Ok($unbox(c)),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+
+slice_of!(Receiver, ReceiverConfig, std::convert::identity);
+slice_of!(Engine, EngineConfig, |c: Box<EngineConfig>| *c);
+slice_of!(Notifier, NotifierConfig, std::convert::identity);
+slice_of!(Dnsupdate, DnsupdateConfig, std::convert::identity);
+slice_of!(Web, WebConfig, std::convert::identity);
+
 impl RoleConfig {
     /// The role this slice is for.
     pub fn role(&self) -> crate::Role {

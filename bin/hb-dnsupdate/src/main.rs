@@ -17,7 +17,7 @@ use hb_child::link::{self, Link};
 use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_dnsupdate::{Pending, Queue, Target, Wish, record_name, script};
 use hb_ipc::Role;
-use hb_ipc::config::{DnsupdateConfig, RoleConfig};
+use hb_ipc::config::DnsupdateConfig;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{DnsOutcome, DnsWish, DnsupdateToEngine, EngineToDnsupdate};
 use tokio::sync::mpsc;
@@ -48,13 +48,6 @@ impl Control for Updater {
         "the DNS updater answers no queries; ask the engine (hbctl dns HOST)";
     type Slice = DnsupdateConfig;
 
-    fn slice(config: RoleConfig) -> Option<DnsupdateConfig> {
-        match config {
-            RoleConfig::Dnsupdate(c) => Some(c),
-            _ => None,
-        }
-    }
-
     fn configure(&mut self, config: DnsupdateConfig) -> Result<(), String> {
         if let Some(key) = &config.rndc_key
             && let Err(e) = std::fs::File::open(key)
@@ -80,8 +73,7 @@ impl Control for Updater {
     ) -> anyhow::Result<Option<PassedSocket>> {
         match socket {
             PassedSocket::Peer { role: Role::Engine } => {
-                let stream = child::unix_stream(fd)?;
-                link::connect(stream, &self.engine, self.inbound.clone(), control.clone());
+                link::connect(fd, &self.engine, self.inbound.clone(), control.clone())?;
                 Ok(None)
             }
             other => Ok(Some(other)),

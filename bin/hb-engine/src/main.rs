@@ -15,7 +15,7 @@ use std::time::Duration;
 use hb_child::link::{self, Link};
 use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
-use hb_ipc::config::{EngineConfig, RoleConfig};
+use hb_ipc::config::EngineConfig;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
     Change, DnsupdateToEngine, EngineToDnsupdate, EngineToNotifier, EngineToReceiver, EngineToWeb,
@@ -102,13 +102,6 @@ impl Control for Engine {
     const REFUSED_QUERY: &'static str = "the engine cannot answer this query";
     type Slice = EngineConfig;
 
-    fn slice(config: RoleConfig) -> Option<EngineConfig> {
-        match config {
-            RoleConfig::Engine(c) => Some(*c),
-            _ => None,
-        }
-    }
-
     fn configure(&mut self, config: EngineConfig) -> Result<(), String> {
         self.state.configure(config, hb_ipc::now_ms())
     }
@@ -122,22 +115,21 @@ impl Control for Engine {
         let PassedSocket::Peer { role } = socket else {
             return Ok(Some(socket));
         };
-        let stream = child::unix_stream(fd)?;
         let (links, inbound, control) = (&self.links, &self.inbound, control.clone());
         match role {
             Role::Receiver => {
-                link::connect(stream, &links.receiver, inbound.received.clone(), control);
+                link::connect(fd, &links.receiver, inbound.received.clone(), control)?;
                 // A fresh receiver knows nothing: give it the whole table.
                 links.receiver.send(self.state.host_table());
             }
             Role::Web => {
-                link::connect(stream, &links.web, inbound.web.clone(), control);
+                link::connect(fd, &links.web, inbound.web.clone(), control)?;
                 // A fresh web knows nothing either.
                 let changes = vec![Change::Resync {}];
                 links.web.send(EngineToWeb::Changes { changes });
             }
             Role::Notifier => {
-                link::connect(stream, &links.notifier, inbound.notifier.clone(), control);
+                link::connect(fd, &links.notifier, inbound.notifier.clone(), control)?;
                 // A restarted notifier may have lost what was in flight: everything not
                 // reported done goes again, with the same ids.
                 if self.notifier_attached {
@@ -149,7 +141,7 @@ impl Control for Engine {
                 self.state.routing_changed = true;
             }
             Role::Dnsupdate => {
-                link::connect(stream, &links.dnsupdate, inbound.dnsupdate.clone(), control);
+                link::connect(fd, &links.dnsupdate, inbound.dnsupdate.clone(), control)?;
                 // A restarted updater lost its queue: every record is asked for again (the
                 // first time, the hosts are not restored yet).
                 if self.started {

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use hb_child::link::{self, Link};
 use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
-use hb_ipc::config::{NotifierConfig, RoleConfig};
+use hb_ipc::config::NotifierConfig;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
     Answer, ChannelFailure, EngineToNotifier, Notification, NotifierToEngine, Query,
@@ -354,13 +354,6 @@ impl Control for NotifierRole<'_> {
     const REFUSED_QUERY: &'static str = "the notifier answers only test notifications";
     type Slice = NotifierConfig;
 
-    fn slice(config: RoleConfig) -> Option<NotifierConfig> {
-        match config {
-            RoleConfig::Notifier(c) => Some(c),
-            _ => None,
-        }
-    }
-
     fn configure(&mut self, config: NotifierConfig) -> Result<(), String> {
         self.notifier.configure(config, self.results)
     }
@@ -373,8 +366,7 @@ impl Control for NotifierRole<'_> {
     ) -> anyhow::Result<Option<PassedSocket>> {
         match socket {
             PassedSocket::Peer { role: Role::Engine } => {
-                let stream = child::unix_stream(fd)?;
-                link::connect(stream, self.engine, self.inbound.clone(), control.clone());
+                link::connect(fd, self.engine, self.inbound.clone(), control.clone())?;
                 Ok(None)
             }
             other => Ok(Some(other)),

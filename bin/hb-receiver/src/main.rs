@@ -31,7 +31,7 @@ use gate::{Gate, Outcome};
 use hb_child::link::{self, Link};
 use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
-use hb_ipc::config::{ReceiverConfig, RoleConfig};
+use hb_ipc::config::ReceiverConfig;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{Answer, EngineToReceiver, Query, RawMessage, ReceiverToEngine};
 use nix::sys::socket::SockaddrStorage;
@@ -75,13 +75,6 @@ impl Control for Receiver {
     const REFUSED_QUERY: &'static str = "the receiver answers only counters";
     type Slice = ReceiverConfig;
 
-    fn slice(config: RoleConfig) -> Option<ReceiverConfig> {
-        match config {
-            RoleConfig::Receiver(c) => Some(c),
-            _ => None,
-        }
-    }
-
     fn configure(&mut self, config: ReceiverConfig) -> Result<(), String> {
         self.config = config.clone();
         if let Some(tx) = &self.gate_tx {
@@ -99,8 +92,7 @@ impl Control for Receiver {
         match socket {
             PassedSocket::UdpListener => self.udp = Some(fd),
             PassedSocket::Peer { role: Role::Engine } => {
-                let stream = child::unix_stream(fd)?;
-                link::connect(stream, &self.engine, self.table_tx.clone(), control.clone());
+                link::connect(fd, &self.engine, self.table_tx.clone(), control.clone())?;
             }
             other => return Ok(Some(other)),
         }

@@ -17,7 +17,7 @@ use hb_child::link::{self, Link};
 use hb_child::passwd::PasswordHash;
 use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
-use hb_ipc::config::{RoleConfig, WebConfig};
+use hb_ipc::config::WebConfig;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::control::ServerStats;
 use hb_ipc::edge::{Answer, EngineToWeb, Query, WebToEngine};
@@ -504,13 +504,6 @@ impl Control for WebRole {
     const REFUSED_QUERY: &'static str = "the web answers no queries but counters";
     type Slice = WebConfig;
 
-    fn slice(config: RoleConfig) -> Option<WebConfig> {
-        match config {
-            RoleConfig::Web(c) => Some(c),
-            _ => None,
-        }
-    }
-
     fn configure(&mut self, config: WebConfig) -> Result<(), String> {
         let open = config.users.is_empty();
         let stale = self
@@ -538,13 +531,7 @@ impl Control for WebRole {
             PassedSocket::TcpListener => self.tcp = Some(fd),
             PassedSocket::WsListener => self.ws_port = Some(fd),
             PassedSocket::Peer { role: Role::Engine } => {
-                let stream = child::unix_stream(fd)?;
-                link::connect(
-                    stream,
-                    &self.web.engine,
-                    self.answers.clone(),
-                    control.clone(),
-                );
+                link::connect(fd, &self.web.engine, self.answers.clone(), control.clone())?;
             }
             other => return Ok(Some(other)),
         }

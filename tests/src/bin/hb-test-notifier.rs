@@ -30,10 +30,6 @@ impl Control for TestNotifier<'_> {
     const REFUSED_QUERY: &'static str = "no queries";
     type Slice = RoleConfig;
 
-    fn slice(config: RoleConfig) -> Option<RoleConfig> {
-        Some(config)
-    }
-
     fn configure(&mut self, _: RoleConfig) -> Result<(), String> {
         Ok(())
     }
@@ -45,8 +41,7 @@ impl Control for TestNotifier<'_> {
         control: &ControlSender,
     ) -> anyhow::Result<Option<PassedSocket>> {
         if socket == (PassedSocket::Peer { role: Role::Engine }) {
-            let stream = child::unix_stream(fd)?;
-            link::connect(stream, self.engine, self.inbound.clone(), control.clone());
+            link::connect(fd, self.engine, self.inbound.clone(), control.clone())?;
         }
         Ok(None)
     }
