@@ -107,10 +107,12 @@ pub fn confine(plan: &Plan, role: Role) -> Result<Confinement, PrivdropError> {
     if write_limit.enforced() {
         layers.push(write_limit.to_string());
     }
+    let escaped = probe_writes(&writable, write_limit.enforced());
+    // Last: the probes create files, which most roles' promises do not allow (OpenBSD kills
+    // a process that breaks its pledge).
     if let Some(promises) = restrict_calls(role)? {
         layers.push(format!("pledge \"{promises}\""));
     }
-    let escaped = probe_writes(&writable, write_limit.enforced());
     if layers.is_empty() {
         layers.push("none".into());
     }
@@ -294,7 +296,9 @@ fn restrict_writes(writable: &[PathBuf]) -> Result<WriteLimit, PrivdropError> {
 #[cfg(target_os = "openbsd")]
 fn restrict_writes(writable: &[PathBuf]) -> Result<WriteLimit, PrivdropError> {
     crate::sys::unveil(Path::new("/"), "rx").map_err(|e| fail("unveil", e))?;
-    for path in write_paths(writable) {
+    // unveil refuses a path that is not there (/dev/null inside an empty chroot), where
+    // Landlock's rules skip it.
+    for path in write_paths(writable).filter(|p| p.exists()) {
         crate::sys::unveil(path, "rwc")
             .map_err(|e| fail("unveil", format!("{}: {e}", path.display())))?;
     }

@@ -19,11 +19,12 @@ use tracing_subscriber::registry::LookupSpan;
 /// The local syslog daemon's socket on the system hbc was built for.
 pub const SYSLOG_SOCKET: &str = syslog_socket(std::env::consts::OS);
 
-/// Where each system's syslogd listens: Linux's `/dev/log`, the BSDs' `/var/run/log`,
-/// macOS's `/var/run/syslog`. Any other system gets `/dev/log`, the most common one.
+/// Where each system's syslogd listens: `/dev/log` on Linux and OpenBSD, `/var/run/log` on
+/// FreeBSD and NetBSD, `/var/run/syslog` on macOS. Any other system gets `/dev/log`, the most
+/// common one.
 pub const fn syslog_socket(os: &str) -> &'static str {
     match os.as_bytes() {
-        b"freebsd" | b"netbsd" | b"openbsd" | b"dragonfly" => "/var/run/log",
+        b"freebsd" | b"netbsd" | b"dragonfly" => "/var/run/log",
         b"macos" | b"ios" => "/var/run/syslog",
         _ => "/dev/log",
     }
@@ -227,7 +228,7 @@ mod tests {
         assert_eq!(syslog_socket("android"), "/dev/log");
         assert_eq!(syslog_socket("freebsd"), "/var/run/log");
         assert_eq!(syslog_socket("netbsd"), "/var/run/log");
-        assert_eq!(syslog_socket("openbsd"), "/var/run/log");
+        assert_eq!(syslog_socket("openbsd"), "/dev/log");
         assert_eq!(syslog_socket("macos"), "/var/run/syslog");
         // The one compiled in is the one for this build's system.
         #[cfg(target_os = "linux")]
