@@ -111,12 +111,30 @@ impl Spec {
 
     async fn collect(&self, job: &mut Job) -> Result<Value, String> {
         match (&self.kind, job) {
-            (Kind::OsInfo, _) => system::os_info(),
-            (Kind::Filesystems, _) => system::filesystems(),
+            (Kind::OsInfo, _) => off_thread(system::os_info).await,
+            (Kind::Filesystems, _) => off_thread(system::filesystems).await,
             (Kind::Cpu { .. }, Job::Cpu(c)) => c.collect().await,
-            (Kind::Memory, _) => system::memory(),
-            (Kind::Disk, Job::Disk(d)) => d.collect(),
-            (Kind::Network, Job::Network(n)) => n.collect(),
+            (Kind::Memory, _) => off_thread(system::memory).await,
+            (Kind::Disk, Job::Disk(d)) => {
+                let mut disk = std::mem::take(d);
+                let (disk, r) = off_thread(move || {
+                    let r = disk.collect();
+                    Ok((disk, r))
+                })
+                .await?;
+                *d = disk;
+                r
+            }
+            (Kind::Network, Job::Network(n)) => {
+                let mut network = std::mem::take(n);
+                let (network, r) = off_thread(move || {
+                    let r = network.collect();
+                    Ok((network, r))
+                })
+                .await?;
+                *n = network;
+                r
+            }
             (
                 Kind::Ping {
                     ping,
@@ -134,6 +152,17 @@ impl Spec {
             _ => Err("internal: plugin state does not fit its kind".into()),
         }
     }
+}
+
+/// Runs a collector that reads files, calls statvfs or runs a program (sysctl, mount on the
+/// BSDs) on tokio's blocking threads: hbc has one thread for its heartbeats, which a hung
+/// file system or program must not hold, and the run's timeout must be able to fire.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(format!("the collector failed: {e}")))
 }
 
 /// Starts every plugin; results arrive on `out` as (plugin, data). A new value on `refresh`
@@ -228,6 +257,18 @@ const DEFAULTS: &[&str] = &[
     "disk_monitor",
     "network_monitor",
 ];
+
+/// Plugins that need sysinfo, which NetBSD and OpenBSD lack.
+const NEED_SYSINFO: &[&str] = &["cpu_monitor", "memory_monitor", "network_monitor"];
+
+/// The default set: where sysinfo cannot serve the system those that need it are left out,
+/// not run to fail every interval (named in `plugins`, they run and say why they fail).
+fn defaults(sysinfo_here: bool) -> impl Iterator<Item = &'static str> {
+    DEFAULTS
+        .iter()
+        .copied()
+        .filter(move |name| sysinfo_here || !NEED_SYSINFO.contains(name))
+}
 
 /// Built-in plugin names.
 pub const BUILTIN: &[&str] = &[
@@ -334,7 +375,7 @@ impl Options<'_> {
 pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<Vec<Spec>, String> {
     // The default set, changed by what `plugins` says of each.
     let mut named: BTreeMap<String, Value> = BTreeMap::new();
-    for name in DEFAULTS {
+    for name in defaults(sysinfo::IS_SUPPORTED_SYSTEM) {
         named.insert(name.to_string(), json!({}));
     }
     if find_program(&["/sbin/zpool", "/usr/sbin/zpool"]).is_some() {
@@ -848,6 +889,11 @@ mod tests {
         for d in DEFAULTS {
             assert!(names.contains(d), "{d}");
         }
+        let without_sysinfo: Vec<&str> = defaults(false).collect();
+        assert_eq!(
+            without_sysinfo,
+            ["os_info", "filesystem_info", "disk_monitor"]
+        );
         assert!(specs.iter().find(|s| s.name == "os_info").unwrap().info);
         for (config, want) in [
             (

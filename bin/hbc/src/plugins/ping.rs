@@ -58,12 +58,32 @@ fn is_busybox(ping: &str) -> bool {
     {
         return true;
     }
-    // iputils prints its version for -V; busybox prints its banner and usage.
-    std::process::Command::new(ping)
+    // iputils prints its version for -V; busybox prints its banner and usage. Asked while
+    // the configuration loads: a ping that does not answer within a second is not busybox.
+    let Ok(mut child) = std::process::Command::new(ping)
         .arg("-V")
         .stdin(std::process::Stdio::null())
-        .output()
-        .is_ok_and(|o| banner_is_busybox(&o.stdout) || banner_is_busybox(&o.stderr))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(_)) => {
+                return child
+                    .wait_with_output()
+                    .is_ok_and(|o| banner_is_busybox(&o.stdout) || banner_is_busybox(&o.stderr));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
 
 fn banner_is_busybox(text: &[u8]) -> bool {
@@ -209,8 +229,9 @@ pub async fn collect(
     let runs = targets.iter().map(|t| {
         let argv = argv(flavour, ping, count, timeout, root, t);
         // Pings at most a second apart, then the wait: within (count + 1) waits of at
-        // least a second each, so ping's own deadline comes first.
-        let whole = timeout.max(Duration::from_secs(1)) * (count + 1);
+        // least a second each, which is ping's own deadline on some systems; two seconds
+        // more, so that deadline comes first and a lossy target reports its loss.
+        let whole = timeout.max(Duration::from_secs(1)) * (count + 1) + Duration::from_secs(2);
         async move { commands::execute(&argv, whole, &[]).await }
     });
     let outcomes = super::join_all(runs.collect::<Vec<_>>()).await;

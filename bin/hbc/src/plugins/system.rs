@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use sysinfo::{CpuRefreshKind, MemoryRefreshKind, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, System};
 
 const MB: f64 = 1024.0 * 1024.0;
 const GB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -180,13 +180,13 @@ impl Cpu {
             (None, _) => {
                 let mut sys = System::new();
                 sys.refresh_cpu_specifics(what);
-                let times = cpu_times();
+                let times = super::off_thread(|| Ok(cpu_times())).await?;
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 (sys, times)
             }
         };
         sys.refresh_cpu_specifics(what);
-        let now = cpu_times();
+        let now = super::off_thread(|| Ok(cpu_times())).await?;
         let mut m = Map::new();
         m.insert("cpu_percent".into(), json!(percent(sys.global_cpu_usage())));
         if let (Some(before), Some(now)) = (&before, &now) {
@@ -213,7 +213,10 @@ impl Cpu {
         m.insert("load_1min".into(), json!(load.one));
         m.insert("load_5min".into(), json!(load.five));
         m.insert("load_15min".into(), json!(load.fifteen));
-        m.insert("process_count".into(), json!(process_count()));
+        m.insert(
+            "process_count".into(),
+            json!(super::off_thread(|| Ok(process_count())).await?),
+        );
         m.insert("cpu_count".into(), json!(sys.cpus().len()));
         let mhz: Vec<f64> = sys
             .cpus()
@@ -234,16 +237,37 @@ impl Cpu {
     }
 }
 
-/// Processes sysinfo lists, threads included where it lists them (Linux). A fresh `System`
-/// each time: kept, it would hold a record of every process between reports.
+/// Processes and threads, as the kernel schedules them: the fourth field of /proc/loadavg
+/// (`running/total`), one read where sysinfo would open a file per process and thread.
+#[cfg(target_os = "linux")]
+fn process_count() -> usize {
+    read("/proc/loadavg")
+        .ok()
+        .and_then(|t| parse_loadavg_tasks(&t))
+        .unwrap_or(0)
+}
+
+/// Processes sysinfo lists (threads are not listed on these systems). A fresh `System` each
+/// time: kept, it would hold a record of every process between reports.
+#[cfg(not(target_os = "linux"))]
 fn process_count() -> usize {
     let mut sys = System::new();
     sys.refresh_processes_specifics(
-        ProcessesToUpdate::All,
+        sysinfo::ProcessesToUpdate::All,
         true,
-        ProcessRefreshKind::nothing().with_tasks(),
+        sysinfo::ProcessRefreshKind::nothing(),
     );
     sys.processes().len()
+}
+
+/// The total of /proc/loadavg's `running/total` field.
+pub fn parse_loadavg_tasks(text: &str) -> Option<usize> {
+    text.split_whitespace()
+        .nth(3)?
+        .split_once('/')?
+        .1
+        .parse()
+        .ok()
 }
 
 // --- memory ---------------------------------------------------------------------------------
@@ -581,7 +605,8 @@ fn statvfs_json(path: &str) -> Option<Map<String, Value>> {
     let total = s.blocks() as f64 * frag;
     let free = s.blocks_available() as f64 * frag;
     // Used as df counts it: blocks not free to anyone, over what users can have.
-    let used = (s.blocks() - s.blocks_free()) as f64 * frag;
+    // Saturating: a FUSE file system may claim more free blocks than it has.
+    let used = s.blocks().saturating_sub(s.blocks_free()) as f64 * frag;
     let usable = used + free;
     let mut m = Map::new();
     let percent = if usable > 0.0 {
@@ -1114,6 +1139,17 @@ mod tests {
         let m = physical(parse_mounts(text));
         let paths: Vec<&str> = m.iter().map(|m| m.path.as_str()).collect();
         assert_eq!(paths, ["/", "/home", "/mnt/with space"]);
+    }
+
+    #[test]
+    fn loadavg_gives_the_tasks_the_kernel_schedules() {
+        assert_eq!(
+            parse_loadavg_tasks("0.12 0.30 0.25 2/137 4242\n"),
+            Some(137)
+        );
+        assert_eq!(parse_loadavg_tasks("0.12 0.30 0.25"), None);
+        assert_eq!(parse_loadavg_tasks("0.12 0.30 0.25 137 1"), None);
+        assert_eq!(parse_loadavg_tasks("a b c 1/x"), None);
     }
 
     #[test]
