@@ -3,8 +3,9 @@
 //! stay in `hb-supervisor`, which no role links).
 //!
 //! Layout:
-//! - [`role`]: a role binary's start-up, handshake and control events, and [`role::Control`],
-//!   the one control-event loop every role runs.
+//! - [`role`]: a role binary's start-up, handshake and control events; [`role::Control`] is
+//!   what a role does with each event and [`role::dispatch`] the one place every role's loop
+//!   hands an event to it.
 //! - [`link`]: its data channels to the other roles.
 //! - [`privdrop`]: the confinement sequence; [`fdpass`]: descriptors over the control channel.
 //! - [`passwd`]: password hashes; [`program`]: running an outside program for a role.

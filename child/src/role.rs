@@ -157,7 +157,7 @@ pub async fn dispatch<C: Control>(
                 Ok(()) => control.config_applied(generation),
                 Err(why) => control.config_rejected(generation, why),
             },
-            Err(_) => control.config_rejected(generation, format!("not a {} slice", C::ROLE)),
+            Err(_) => control.config_rejected(generation, format!("not the {}'s slice", C::ROLE)),
         },
         ControlEvent::Socket { socket, fd } => {
             if let Some(socket) = role.socket(socket, fd, control)? {
@@ -459,7 +459,7 @@ mod tests {
         }
         let expected = [
             r#"{"type":"config_applied","generation":1}"#,
-            r#"{"type":"config_rejected","generation":2,"reason":"not a receiver slice"}"#,
+            r#"{"type":"config_rejected","generation":2,"reason":"not the receiver's slice"}"#,
             r#"{"type":"config_rejected","generation":3,"reason":"negative burst"}"#,
         ];
         assert_eq!(said[..3], expected);

@@ -170,7 +170,8 @@ struct Arrival {
     at_ms: Option<u64>,
 }
 
-/// Buffers for one `recvmmsg` call: up to [`BATCH`] datagrams per wake-up under a burst.
+/// Buffers for one read: up to [`BATCH`] datagrams per wake-up under a burst, with one
+/// `recvmmsg` where the system has it.
 struct Batch {
     bufs: Vec<Vec<u8>>,
     meta: Vec<Arrival>,
@@ -257,7 +258,6 @@ impl Batch {
     /// Built everywhere so that it is tested beside [`Batch::read_many`].
     #[cfg_attr(mmsg, allow(dead_code))]
     fn read_each(&mut self, socket: &tokio::net::UdpSocket) -> std::io::Result<()> {
-        use nix::errno::Errno;
         use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmsg};
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
@@ -280,8 +280,9 @@ impl Batch {
                         at_ms,
                     });
                 }
-                // What there was has been read; nothing at all is the caller's WouldBlock.
-                Err(Errno::EAGAIN) if !self.meta.is_empty() => break,
+                // What was read is kept (it has left the socket); the error, if it lasts,
+                // comes again on the next read. Nothing at all: the caller's WouldBlock.
+                Err(_) if !self.meta.is_empty() => break,
                 Err(e) => return Err(e.into()),
             }
         }
