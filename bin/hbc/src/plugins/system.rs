@@ -261,6 +261,7 @@ fn process_count() -> usize {
 }
 
 /// The total of /proc/loadavg's `running/total` field.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn parse_loadavg_tasks(text: &str) -> Option<usize> {
     text.split_whitespace()
         .nth(3)?
