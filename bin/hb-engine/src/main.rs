@@ -1,5 +1,5 @@
 //! hb-engine: host state, alerts, the notification outbox, the store and the journal. The
-//! state lives in `state.rs`; this is the event loop that feeds it and sends out what it
+//! state lives in `state/`; this is the event loop that feeds it and sends out what it
 //! decides.
 
 #![forbid(unsafe_code)]
