@@ -4,7 +4,7 @@
 //! ([`State::to_receiver`], [`State::changes`], [`State::ready`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use hb_ipc::config::EngineConfig;
 use hb_ipc::edge::{
@@ -14,6 +14,9 @@ use hb_ipc::edge::{
 use hb_proto::message::ClientMessage;
 
 mod checks;
+mod intake;
+
+use intake::{Intake, LogBudget, Rejection};
 
 use crate::alerts::{Action, Alert, Alerts, Kind};
 use crate::liveness::{self, Liveness};
@@ -40,13 +43,6 @@ const MAX_FINDINGS: usize = 1000;
 const MAX_CHANNEL_COUNTERS: usize = 4096;
 /// Events kept in memory for `/api/0/messages` (the original shows 30).
 pub const EVENTS_KEPT: usize = 30;
-/// A rejected datagram is an event at most once per source address and reason in this
-/// time, so a flood of garbage cannot push real events out of the list.
-const REJECTION_EVENT_EVERY_MS: u64 = 60_000;
-/// (Source, reason) pairs tracked for that; beyond it, rejections are only counted.
-const REJECTION_SOURCES: usize = 1024;
-/// And at most this many such events a minute from all sources together.
-const REJECTION_EVENTS_PER_MINUTE: u32 = 10;
 
 struct Host {
     last_seen_ms: u64,
@@ -133,14 +129,8 @@ pub struct State {
     save_round: Vec<String>,
     /// Hosts held at most.
     host_limit: usize,
-    /// Per (source address, reason): when its rejection was last an event, and how many
-    /// were rejected since.
-    rejections: HashMap<(IpAddr, String), (u64, u64)>,
-    /// Start of the current minute of rejection events, and how many were made in it.
-    rejection_minute: (u64, u32),
-    /// The server's own losses (datagrams the kernel dropped): when the last event about them
-    /// was made, and how many since.
-    losses: (Option<u64>, u64),
+    /// Rejected datagrams and the server's own losses, told as events sparingly.
+    intake: Intake,
     /// Which DNS records to ask hb-dnsupdate for; its `out` is drained like `to_receiver`.
     pub dns: crate::dns::DnsFollow,
     /// Settings changed through the API.
@@ -158,49 +148,6 @@ pub struct State {
     pub ready: Vec<Notification>,
     /// Per-host lines logged in the current second, and those left out.
     log_budget: LogBudget,
-}
-
-/// Per-host log lines (a host is new, overdue, down...) logged per second at most; the
-/// rest are counted and summed up in one line. Every event is still stored and shown: a
-/// million new hosts, or a fleet gone overdue while the server was behind, were a million
-/// log lines, each a write to stderr.
-const HOST_LINES_PER_SECOND: u32 = 100;
-
-#[derive(Debug, Default)]
-struct LogBudget {
-    second: u64,
-    logged: u32,
-    left_out: u64,
-}
-
-impl LogBudget {
-    /// Whether a line at `now_ms` may be logged; says how many were left out in the last
-    /// second that left any out, once, when a new one starts.
-    fn take(&mut self, now_ms: u64) -> bool {
-        let second = now_ms / 1000;
-        // Only forward: lines are timed by arrival and by what was heard, which trail each
-        // other, and going back and forth would start a fresh budget each time.
-        if second > self.second {
-            if self.left_out > 0 {
-                tracing::info!(
-                    left_out = self.left_out,
-                    "{} more host events in a second were not logged (over {HOST_LINES_PER_SECOND} a second); the event list and the store have them all.",
-                    self.left_out
-                );
-            }
-            *self = LogBudget {
-                second,
-                ..LogBudget::default()
-            };
-        }
-        if self.logged < HOST_LINES_PER_SECOND {
-            self.logged += 1;
-            true
-        } else {
-            self.left_out += 1;
-            false
-        }
-    }
 }
 
 impl Default for State {
@@ -288,9 +235,7 @@ impl State {
             dirty: HashSet::new(),
             save_round: Vec::new(),
             host_limit: hb_ipc::config::DEFAULT_MAX_HOSTS as usize,
-            rejections: HashMap::new(),
-            rejection_minute: (0, 0),
-            losses: (None, 0),
+            intake: Intake::default(),
             dns: crate::dns::DnsFollow::default(),
             settings: crate::settings::Settings::default(),
             routing_changed: false,
@@ -827,60 +772,18 @@ impl State {
         let at_ms = at_ms.min(hb_ipc::now_ms());
         self.liveness.server_lost(at_ms);
         hb_ipc::add_to_counter(&mut self.counters, "server_dropped", count);
-        self.losses.1 = self.losses.1.saturating_add(count);
-        if self.losses.0.is_none_or(|last| at_ms >= last + 60_000) {
-            let n = std::mem::take(&mut self.losses.1);
-            self.losses.0 = Some(at_ms);
-            self.event(
-                at_ms,
-                "*",
-                format!(
-                    "the server dropped {n} datagrams (it is behind and its UDP receive buffer was full): no host is shown overdue or reported down until a whole such period has passed without a loss"
-                ),
-            );
+        if let Some(text) = self.intake.lost(count, at_ms) {
+            self.event(at_ms, "*", text);
         }
     }
 
-    /// Makes a rejection an event, at most once per source address and reason a minute.
+    /// Makes a rejection an event, sparingly (intake::Intake::rejected).
     fn rejection_event(&mut self, source: SocketAddr, now: u64, reason: String, detail: &str) {
-        let key = (source.ip(), reason);
-        let suppressed = match self.rejections.get_mut(&key) {
-            Some((last, n)) if now < *last + REJECTION_EVENT_EVERY_MS => {
-                *n += 1;
-                return;
-            }
-            Some((_, n)) => *n,
-            None => {
-                if self.rejections.len() >= REJECTION_SOURCES {
-                    self.rejections
-                        .retain(|_, (last, _)| now < *last + REJECTION_EVENT_EVERY_MS);
-                }
-                if self.rejections.len() >= REJECTION_SOURCES {
-                    self.count("rejection_events_suppressed");
-                    return;
-                }
-                0
-            }
-        };
-        if now >= self.rejection_minute.0 + 60_000 {
-            self.rejection_minute = (now, 0);
+        match self.intake.rejected(source, now, reason, detail) {
+            Rejection::Event(text) => self.event(now, &source.ip().to_string(), text),
+            Rejection::Suppressed => self.count("rejection_events_suppressed"),
+            Rejection::Held => {}
         }
-        if self.rejection_minute.1 >= REJECTION_EVENTS_PER_MINUTE {
-            self.count("rejection_events_suppressed");
-            return;
-        }
-        self.rejection_minute.1 += 1;
-        let detail: String = detail.chars().take(200).collect();
-        let more = match suppressed {
-            0 => String::new(),
-            n => format!(" ({n} more since the last report)"),
-        };
-        let text = format!(
-            "datagram from {source} rejected ({}): {detail}{more}",
-            key.1
-        );
-        self.rejections.insert(key, (now, 0));
-        self.event(now, &source.ip().to_string(), text);
     }
 
     /// Applies one valid message; false if it was refused.
@@ -2486,22 +2389,6 @@ fn lookup(
         .rev()
         .find_map(|m| m.get(name).filter(|v| !v.is_object() && !v.is_array()))
         .cloned()
-}
-
-#[cfg(test)]
-mod log_budget_tests {
-    use super::*;
-
-    #[test]
-    fn host_lines_are_capped_per_second_and_the_rest_counted() {
-        let mut b = LogBudget::default();
-        let logged = (0..250).filter(|_| b.take(5_000)).count();
-        assert_eq!(logged, HOST_LINES_PER_SECOND as usize);
-        assert_eq!(b.left_out, 150);
-        // A new second starts afresh (and sums up the last one).
-        assert!(b.take(6_000));
-        assert_eq!((b.logged, b.left_out), (1, 0));
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,3 @@
-
 use super::*;
 use hb_ipc::config::CheckFile;
 use hb_ipc::config::{HostConfig, JournalConfig};
@@ -361,7 +360,7 @@ fn rejections_are_events_at_most_once_a_minute_per_source_and_reason() {
         let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
         reject(&mut s, &format!("{ip}:1"), 62_000, "bad_json");
     }
-    assert!(s.rejections.len() <= REJECTION_SOURCES);
+    assert!(s.intake.tracked_sources() <= intake::REJECTION_SOURCES);
     assert!(s.counters["rejection_events_suppressed"] > 3000);
     let flood_events = s
         .events
