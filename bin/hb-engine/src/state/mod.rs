@@ -9,13 +9,15 @@ use std::net::SocketAddr;
 use hb_ipc::config::EngineConfig;
 use hb_ipc::edge::{
     AlertSummary, Answer, Change, ChannelFailure, DnsOutcome, EngineToReceiver, EventSummary,
-    HostSummary, Notification, PluginLatest, Query, QueuedCommand, ReceiverToEngine,
+    HostSummary, Notification, PluginLatest, Query, ReceiverToEngine,
 };
 use hb_proto::message::ClientMessage;
 
 mod checks;
+mod commands;
 mod intake;
 
+use commands::Commands;
 use intake::{Intake, LogBudget, Rejection};
 
 use crate::alerts::{Action, Alert, Alerts, Kind};
@@ -33,10 +35,6 @@ const MAX_PLUGIN_BYTES_TOTAL: usize = 512 << 20;
 /// How long a notification may wait for the notifier's report before it is handed over
 /// again (the notifier recognises the id).
 const OUTBOX_RESEND_AFTER_MS: u64 = 300_000;
-/// Answered command ids remembered to recognise repeated results.
-const ANSWERED_KEPT: usize = 4096;
-/// Commands waiting for one host at most (they ride in every ACK to it).
-const MAX_QUEUED: usize = 16;
 /// Metrics with a threshold checked per plugin report at most.
 const MAX_FINDINGS: usize = 1000;
 /// Counters held at most before per-channel counts are lumped together.
@@ -90,11 +88,8 @@ pub struct State {
     hosts: HashMap<String, Host>,
     events: VecDeque<Event>,
     counters: BTreeMap<String, u64>,
-    /// Commands waiting for each host, until its result arrives.
-    queues: BTreeMap<String, Vec<QueuedCommand>>,
-    next_command_id: u64,
-    /// Ids of commands whose result arrived, newest last.
-    answered: VecDeque<u64>,
+    /// Commands waiting for each host, and the results that arrived.
+    commands: Commands,
     liveness: Liveness,
     /// What has been heard: deadlines are judged at it (liveness::Heard).
     heard: liveness::Heard,
@@ -210,9 +205,7 @@ impl State {
             hosts: HashMap::new(),
             events: VecDeque::new(),
             counters: BTreeMap::new(),
-            queues: BTreeMap::new(),
-            next_command_id: now_ms,
-            answered: VecDeque::new(),
+            commands: Commands::new(now_ms),
             liveness: Liveness::default(),
             heard: liveness::Heard::default(),
             alerts: Alerts::default(),
@@ -665,18 +658,10 @@ impl State {
                 message: format!("no host {host:?}"),
             };
         }
-        let queue = self.queues.entry(host.clone()).or_default();
-        if queue.len() >= MAX_QUEUED {
-            let message = format!("{host} already has {MAX_QUEUED} commands waiting");
-            return Answer::Error { message };
-        }
-        self.next_command_id += 1;
-        let id = self.next_command_id;
-        queue.push(QueuedCommand {
-            id,
-            command: command.clone(),
-        });
-        let queue = queue.clone();
+        let (id, queue) = match self.commands.queue(&host, command.clone()) {
+            Ok(queued) => queued,
+            Err(message) => return Answer::Error { message },
+        };
         let what = command.map_or("update".to_string(), |c| format!("command {c:?}"));
         self.event(
             hb_ipc::now_ms(),
@@ -964,13 +949,9 @@ impl State {
             }
             ClientMessage::Message(m) => {
                 let answered = m.cmd.and_then(|id| {
-                    let queue = self.queues.get_mut(host)?;
-                    let before = queue.len();
-                    queue.retain(|c| c.id != id);
-                    (queue.len() != before).then(|| EngineToReceiver::Queue {
-                        host: host.to_string(),
-                        queue: queue.clone(),
-                    })
+                    let queue = self.commands.answered(host, id)?;
+                    let host = host.to_string();
+                    Some(EngineToReceiver::Queue { host, queue })
                 });
                 let text = match (m.cmd, m.exit) {
                     (Some(id), Some(code)) => {
@@ -981,15 +962,11 @@ impl State {
                 };
                 // A result can arrive more than once (the host resends it while the command
                 // still rides in ACKs); it is an event once.
-                if let Some(id) = m.cmd {
-                    if answered.is_none() && self.answered.contains(&id) {
-                        self.count("duplicate_result");
-                        return true;
-                    }
-                    self.answered.push_back(id);
-                    if self.answered.len() > ANSWERED_KEPT {
-                        self.answered.pop_front();
-                    }
+                if let Some(id) = m.cmd
+                    && !self.commands.first_result(id, answered.is_some())
+                {
+                    self.count("duplicate_result");
+                    return true;
                 }
                 self.event(received_ms, host, text);
                 self.to_receiver.extend(answered);
@@ -1775,7 +1752,7 @@ impl State {
             }
         }
         self.dirty.remove(host);
-        self.queues.remove(host);
+        self.commands.forget(host);
         self.dns.forget(host);
         self.write(store::Write::Drop {
             host: host.to_string(),
@@ -1974,7 +1951,7 @@ impl State {
                 .filter(|(_, h)| !h.plugins.is_empty())
                 .map(|(name, _)| name.clone())
                 .collect(),
-            queues: self.queues.clone(),
+            queues: self.commands.all(),
         }
     }
 
