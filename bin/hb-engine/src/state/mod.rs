@@ -16,9 +16,11 @@ use hb_proto::message::ClientMessage;
 mod checks;
 mod commands;
 mod intake;
+mod outbox;
 
 use commands::Commands;
 use intake::{Intake, LogBudget, Rejection};
+use outbox::Outbox;
 
 use crate::alerts::{Action, Alert, Alerts, Kind};
 use crate::liveness::{self, Liveness};
@@ -32,9 +34,6 @@ use hb_rules::{HostRules, Level, Rules};
 const MAX_PLUGINS: usize = 64;
 const MAX_PLUGIN_BYTES: usize = 1 << 20;
 const MAX_PLUGIN_BYTES_TOTAL: usize = 512 << 20;
-/// How long a notification may wait for the notifier's report before it is handed over
-/// again (the notifier recognises the id).
-const OUTBOX_RESEND_AFTER_MS: u64 = 300_000;
 /// Metrics with a threshold checked per plugin report at most.
 const MAX_FINDINGS: usize = 1000;
 /// Counters held at most before per-channel counts are lumped together.
@@ -107,12 +106,10 @@ pub struct State {
     flap_noticed: BTreeSet<String>,
     /// Users and channels the current storm's summary went to.
     storm_recipients: (BTreeSet<String>, BTreeSet<String>),
-    /// Notifications not yet reported done by the notifier, by id, with when they were last
-    /// handed over (`None`: not yet committed to the store, so not to be handed over).
-    outbox: BTreeMap<u64, (Notification, Option<u64>)>,
+    /// Notifications not yet reported done by the notifier.
+    outbox: Outbox,
     /// Bytes of plugin data held, all hosts.
     plugin_bytes: usize,
-    next_notification_id: u64,
     /// The store's writer thread.
     store: Option<store::Writer>,
     /// Whether anything was written since the last answer (see `answer_when_stored`).
@@ -217,11 +214,8 @@ impl State {
             bad_templates: BTreeSet::new(),
             flap_noticed: BTreeSet::new(),
             storm_recipients: Default::default(),
-            outbox: BTreeMap::new(),
+            outbox: Outbox::new(now_ms),
             plugin_bytes: 0,
-            // A thousand ids per ms: a storm of notifications cannot catch up with the clock
-            // before a restart.
-            next_notification_id: now_ms.saturating_mul(1000),
             store: None,
             wrote: std::sync::atomic::AtomicBool::new(false),
             check_runs: checks::CheckRuns::default(),
@@ -493,66 +487,33 @@ impl State {
         }
 
         self.routing_changed = true;
-        self.next_notification_id = self.next_notification_id.max(loaded.last_notification_id);
-        for n in loaded.outbox {
-            // Committed in the last run: ready to hand over.
-            self.outbox.insert(n.id, (n, Some(0)));
-        }
+        self.outbox
+            .restore(loaded.outbox, loaded.last_notification_id);
     }
 
     /// Notifications committed and not yet done, oldest first: handed to the notifier
     /// again when it (re)connects, with their original ids.
     pub fn pending_notifications(&mut self, now: u64) -> Vec<Notification> {
-        self.outbox
-            .values_mut()
-            .filter_map(|(n, handed)| {
-                handed.as_mut()?;
-                *handed = Some(now);
-                Some(n.clone())
-            })
-            .collect()
+        self.outbox.pending(now)
     }
 
     /// The store committed these notifications: those still pending go out now.
     pub fn committed(&mut self, notifications: Vec<Notification>, now: u64) -> Vec<Notification> {
-        notifications
-            .into_iter()
-            .filter(|n| match self.outbox.get_mut(&n.id) {
-                Some((_, handed)) => {
-                    *handed = Some(now);
-                    true
-                }
-                None => false,
-            })
-            .collect()
+        self.outbox.committed(notifications, now)
     }
 
     /// Notifications handed over long ago and still not reported done (a report lost on the
     /// way): handed over again.
     pub fn overdue_notifications(&mut self, now: u64) -> Vec<Notification> {
-        self.outbox
-            .values_mut()
-            .filter_map(|(n, handed)| match handed {
-                Some(at) if now.saturating_sub(*at) >= OUTBOX_RESEND_AFTER_MS => {
-                    *at = now;
-                    Some(n.clone())
-                }
-                _ => None,
-            })
-            .collect()
+        self.outbox.overdue(now)
     }
 
     /// One channel delivered notification `id`: stored at once, so a resend skips it.
     pub fn channel_delivered(&mut self, id: u64, channel: String, now: u64) {
-        let Some((n, _)) = self.outbox.get_mut(&id) else {
+        let Some(n) = self.outbox.delivered(id, &channel) else {
             return;
         };
-        if n.done_channels.contains(&channel) {
-            return;
-        }
-        n.done_channels.push(channel.clone());
-        let alert = n.alert.clone();
-        let recovery = n.kind == "recovery";
+        let (alert, recovery) = (n.alert.clone(), n.kind == "recovery");
         self.write(store::Write::Delivered {
             id,
             channel: channel.clone(),
@@ -570,7 +531,7 @@ impl State {
         failed: Vec<ChannelFailure>,
         now: u64,
     ) {
-        let Some((n, _)) = self.outbox.remove(&id) else {
+        let Some(n) = self.outbox.done(id) else {
             self.count("notifications_done_unknown");
             return;
         };
@@ -1092,22 +1053,12 @@ impl State {
 
     /// Gives a notification its id, puts it in the outbox and on its way.
     fn enqueue(&mut self, mut n: Notification) {
-        // Ids follow the clock (a thousand per ms), so they stay unique across restarts.
-        self.next_notification_id = self
-            .next_notification_id
-            .max(n.created_ms.saturating_mul(1000))
-            + 1;
-        n.id = self.next_notification_id;
         self.count("notifications");
+        // With a store it goes out once committed; without one, now.
+        n.id = self.outbox.add(n.clone(), self.store.is_none());
         match &self.store {
-            Some(store) => {
-                self.outbox.insert(n.id, (n.clone(), None));
-                store.send(store::Write::Notify(n));
-            }
-            None => {
-                self.outbox.insert(n.id, (n.clone(), Some(n.created_ms)));
-                self.ready.push(n);
-            }
+            Some(store) => store.send(store::Write::Notify(n)),
+            None => self.ready.push(n),
         }
     }
 
