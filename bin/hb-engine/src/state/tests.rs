@@ -1,7 +1,7 @@
 use super::*;
 use hb_ipc::config::CheckFile;
 use hb_ipc::config::{HostConfig, JournalConfig};
-use hb_ipc::edge::Query;
+use hb_ipc::edge::{Query, ReceiverToEngine};
 
 const S: u64 = 1000;
 
