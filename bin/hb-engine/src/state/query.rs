@@ -126,7 +126,7 @@ impl State {
         })
     }
 
-    fn host_answer(&self, host: &str) -> Answer {
+    pub(super) fn host_answer(&self, host: &str) -> Answer {
         let Some(summary) = self.summary(host) else {
             return Answer::Error {
                 message: format!("no host {host:?}"),
@@ -155,7 +155,7 @@ impl State {
         }
     }
 
-    fn thresholds_answer(&self) -> Answer {
+    pub(super) fn thresholds_answer(&self) -> Answer {
         match &self.config {
             Some(c) => Answer::Thresholds {
                 thresholds: c.thresholds.clone(),
@@ -168,7 +168,7 @@ impl State {
         }
     }
 
-    fn unsilence(&mut self, id: u64, now: u64) -> Answer {
+    pub(super) fn unsilence(&mut self, id: u64, now: u64) -> Answer {
         let Some(s) = self.silences.remove(&id) else {
             return Answer::Error {
                 message: format!("no silence {id}"),
@@ -180,7 +180,7 @@ impl State {
         Answer::Done { message: text }
     }
 
-    fn silences_answer(&self, now: u64) -> Answer {
+    pub(super) fn silences_answer(&self, now: u64) -> Answer {
         Answer::Silences {
             silences: self
                 .silences
@@ -203,7 +203,7 @@ impl State {
         }
     }
 
-    fn acknowledge(&mut self, key: &str, by: &str, now: u64) -> Answer {
+    pub(super) fn acknowledge(&mut self, key: &str, by: &str, now: u64) -> Answer {
         let Some(action) = self.alerts.acknowledge(key, by) else {
             return Answer::Error {
                 message: format!("no active alert {key:?}"),
@@ -216,7 +216,7 @@ impl State {
         Answer::Done { message: text }
     }
 
-    fn put_setting(
+    pub(super) fn put_setting(
         &mut self,
         kind: String,
         name: String,
@@ -244,7 +244,7 @@ impl State {
     }
 
     /// The counters, with the figures that are read rather than counted.
-    fn counters_now(&self) -> BTreeMap<String, u64> {
+    pub(super) fn counters_now(&self) -> BTreeMap<String, u64> {
         let mut counters = self.counters.clone();
         counters.insert("hosts".into(), self.hosts.len() as u64);
         counters.insert("deadlines".into(), self.liveness.pending() as u64);

@@ -90,7 +90,7 @@ impl State {
     /// The kernel dropped `count` datagrams, the last before `at_ms`: a host is overdue or
     /// down only after a whole such period without a loss (liveness::Liveness::server_lost).
     /// One event a minute at most says so.
-    fn server_lost(&mut self, count: u64, at_ms: u64) {
+    pub(super) fn server_lost(&mut self, count: u64, at_ms: u64) {
         // Never ahead of now: a time far ahead would hold every host up.
         let at_ms = at_ms.min(hb_ipc::now_ms());
         self.liveness.server_lost(at_ms);
@@ -101,7 +101,13 @@ impl State {
     }
 
     /// Makes a rejection an event, sparingly (intake::Intake::rejected).
-    fn rejection_event(&mut self, source: SocketAddr, now: u64, reason: String, detail: &str) {
+    pub(super) fn rejection_event(
+        &mut self,
+        source: SocketAddr,
+        now: u64,
+        reason: String,
+        detail: &str,
+    ) {
         match self.intake.rejected(source, now, reason, detail) {
             Rejection::Event(text) => self.event(now, &source.ip().to_string(), text),
             Rejection::Suppressed => self.count("rejection_events_suppressed"),
@@ -139,7 +145,13 @@ impl State {
     }
 
     /// Makes room for a host first heard from: false when there is none (`max_hosts`).
-    fn admit(&mut self, host: &str, source: SocketAddr, received_ms: u64, signed: bool) -> bool {
+    pub(super) fn admit(
+        &mut self,
+        host: &str,
+        source: SocketAddr,
+        received_ms: u64,
+        signed: bool,
+    ) -> bool {
         if self.hosts.contains_key(host) {
             return true;
         }
@@ -169,7 +181,7 @@ impl State {
 
     /// What every message tells of its host: where it is, that it is alive, and whether it
     /// signs.
-    fn seen(
+    pub(super) fn seen(
         &mut self,
         host: &str,
         source: SocketAddr,
@@ -211,7 +223,7 @@ impl State {
         }
     }
 
-    fn heard_heartbeat(&mut self, host: &str, h: Heartbeat, received_ms: u64) {
+    pub(super) fn heard_heartbeat(&mut self, host: &str, h: Heartbeat, received_ms: u64) {
         let Some(entry) = self.hosts.get_mut(host) else {
             return;
         };
@@ -254,7 +266,7 @@ impl State {
     }
 
     /// Keeps a plugin report within the bounds per host and in all; false if refused.
-    fn heard_plugin(&mut self, host: &str, p: PluginData, received_ms: u64) -> bool {
+    pub(super) fn heard_plugin(&mut self, host: &str, p: PluginData, received_ms: u64) -> bool {
         let Some(entry) = self.hosts.get_mut(host) else {
             return false;
         };
@@ -297,7 +309,7 @@ impl State {
     }
 
     /// A boot or shutdown notice; one sent again (the same `seq`) is counted, not news.
-    fn heard_notice(&mut self, host: &str, n: Notice, boot: bool, received_ms: u64) {
+    pub(super) fn heard_notice(&mut self, host: &str, n: Notice, boot: bool, received_ms: u64) {
         let Some(entry) = self.hosts.get_mut(host) else {
             return;
         };
@@ -322,7 +334,7 @@ impl State {
     }
 
     /// A free-text message, or a command's result (an event once).
-    fn heard_message(&mut self, host: &str, m: TextMessage, received_ms: u64) {
+    pub(super) fn heard_message(&mut self, host: &str, m: TextMessage, received_ms: u64) {
         let answered = m.cmd.and_then(|id| {
             let queue = self.commands.answered(host, id)?;
             let host = host.to_string();
