@@ -4,6 +4,32 @@
 
 use super::*;
 
+/// What alerting owns: the alerts, storms, silences and windows, the rules, and what it
+/// remembers of each.
+#[derive(Default)]
+pub(super) struct Alerting {
+    pub(super) alerts: Alerts,
+    pub(super) storms: Storms,
+    /// Ad-hoc silences by id, and the maintenance windows of the configuration.
+    pub(super) silences: BTreeMap<u64, Silence>,
+    pub(super) windows: Vec<Window>,
+    /// The alerting rules, and those of each combination of profiles in use.
+    pub(super) rules: Rules,
+    pub(super) host_rules: HashMap<Vec<String>, std::sync::Arc<HostRules>>,
+    /// Display templates that failed, reported once each.
+    pub(super) bad_templates: BTreeSet<String>,
+    /// Alert keys whose "flapping" notice went out (so their "settled" notice does too).
+    pub(super) flap_noticed: BTreeSet<String>,
+    /// Who the current storm's summary went to: its "back" notice goes there too.
+    pub(super) storm_recipients: StormRecipients,
+}
+
+#[derive(Default)]
+pub(super) struct StormRecipients {
+    users: BTreeSet<String>,
+    channels: BTreeSet<String>,
+}
+
 impl State {
     /// One channel delivered notification `id`: stored at once, so a resend skips it.
     pub fn channel_delivered(&mut self, id: u64, channel: String, now: u64) {
@@ -15,7 +41,7 @@ impl State {
             id,
             channel: channel.clone(),
         });
-        if !recovery && self.alerts.alerted(&alert, &[channel]) {
+        if !recovery && self.alerting.alerts.alerted(&alert, &[channel]) {
             self.act(vec![Action::Changed { key: alert }], now);
         }
     }
@@ -33,7 +59,7 @@ impl State {
             return;
         };
         // The channels that got an alert get its recovery.
-        if n.kind != "recovery" && self.alerts.alerted(&n.alert, &delivered) {
+        if n.kind != "recovery" && self.alerting.alerts.alerted(&n.alert, &delivered) {
             self.act(
                 vec![Action::Changed {
                     key: n.alert.clone(),
@@ -156,20 +182,24 @@ impl State {
     /// Whether alerts of `host` may notify now: it is watched, and not cut off behind a
     /// parent.
     pub(super) fn may_notify(&self, host: &str, now: u64) -> bool {
-        self.watched(host) && self.blocking_parent(host, now).is_none() && !self.storms.holds(host)
+        self.watched(host)
+            && self.blocking_parent(host, now).is_none()
+            && !self.alerting.storms.holds(host)
     }
 
     /// What silences `metric` of `host` at `now`: a maintenance window's name or an ad-hoc
     /// silence.
     pub(super) fn silenced(&self, host: &str, metric: &str, now: u64) -> Option<String> {
         if let Some(s) = self
+            .alerting
             .silences
             .values()
             .find(|s| s.silences(host, metric, now))
         {
             return Some(format!("silence {} by {}", s.id, s.author));
         }
-        self.windows
+        self.alerting
+            .windows
             .iter()
             .find(|w| w.covers(host, metric) && w.is_open(now))
             .map(|w| format!("maintenance window {:?}", w.name))
@@ -207,7 +237,7 @@ impl State {
         for action in actions {
             match action {
                 Action::Changed { key } => {
-                    let Some(alert) = self.alerts.get(&key) else {
+                    let Some(alert) = self.alerting.alerts.get(&key) else {
                         continue;
                     };
                     let summary = Self::alert_summary(&key, alert);
@@ -231,7 +261,7 @@ impl State {
                     kind: kind @ (Kind::Flapping | Kind::Settled),
                 } => self.notify_flap(&key, kind, now),
                 Action::Notify { key, kind } => {
-                    let Some(alert) = self.alerts.get(&key).cloned() else {
+                    let Some(alert) = self.alerting.alerts.get(&key).cloned() else {
                         continue;
                     };
                     // The stored row must say it was notified before the notification goes.
@@ -305,14 +335,14 @@ impl State {
         let allowed = match kind {
             Kind::Flapping => {
                 self.may_notify_metric(&host, &metric, now)
-                    && self.flap_noticed.insert(key.to_string())
+                    && self.alerting.flap_noticed.insert(key.to_string())
             }
-            _ => self.flap_noticed.remove(key),
+            _ => self.alerting.flap_noticed.remove(key),
         };
         if !allowed {
             return;
         }
-        let level = self.alerts.level(key);
+        let level = self.alerting.alerts.level(key);
         let (tag, level_name, title, text) = match kind {
             Kind::Flapping => (
                 "FLAPPING",
@@ -391,10 +421,10 @@ impl State {
         };
         self.event(now, host, text_event);
         if silent && self.may_notify_metric(host, "down", now) {
-            self.storms.down(host, now);
+            self.alerting.storms.down(host, now);
         }
         let may_notify = self.may_notify_metric(host, "down", now);
-        let actions = self.alerts.observe(
+        let actions = self.alerting.alerts.observe(
             &format!("{host}/down"),
             (host, "down"),
             (Level::Critical, text),
@@ -415,15 +445,15 @@ impl State {
         );
         let text = format!("{host} is back after {} s", silent_ms / 1000);
         let key = format!("{host}/down");
-        let (member, all_back) = self.storms.back(host);
+        let (member, all_back) = self.alerting.storms.back(host);
         if member {
             // Part of a storm: its recovery is the storm's, not a page of its own.
-            self.alerts.mark_notified(&key, false, now);
+            self.alerting.alerts.mark_notified(&key, false, now);
         }
         if let Some(total) = all_back {
             self.storm_notice(now, total, Vec::new());
         }
-        let actions = self.alerts.observe(
+        let actions = self.alerting.alerts.observe(
             &format!("{host}/down"),
             (host, "down"),
             (Level::Ok, text),
@@ -443,14 +473,14 @@ impl State {
             .and_then(|h| h.threshold_config.as_ref())
             .map(|p| p.names().into_iter().map(String::from).collect())
             .unwrap_or_default();
-        if let Some(r) = self.host_rules.get(&profiles) {
+        if let Some(r) = self.alerting.host_rules.get(&profiles) {
             return Some(r.clone());
         }
         let names: Vec<&str> = profiles.iter().map(String::as_str).collect();
-        match self.rules.for_host(&names) {
+        match self.alerting.rules.for_host(&names) {
             Ok(r) => {
                 let r = std::sync::Arc::new(r);
-                self.host_rules.insert(profiles, r.clone());
+                self.alerting.host_rules.insert(profiles, r.clone());
                 Some(r)
             }
             Err(e) => {
@@ -483,7 +513,7 @@ impl State {
         match hb_rules::template::render(template, vars) {
             Ok(text) => format!("{metric}: {text}"),
             Err(e) => {
-                if self.bad_templates.insert(template.to_string()) {
+                if self.alerting.bad_templates.insert(template.to_string()) {
                     let text = format!(
                         "{host}: display template of {metric} fails ({e}); the default text is used"
                     );
@@ -518,7 +548,7 @@ impl State {
             let metric = format!("{plugin}.{}", finding.path.join("."));
             let may_notify = may_notify && self.silenced(host, &metric, now).is_none();
             let key = format!("{host}/{metric}");
-            let current = self.alerts.level(&key);
+            let current = self.alerting.alerts.level(&key);
             let eval = finding.threshold.evaluate(&finding.value, current);
             let template = finding.threshold.display.clone();
             let name = finding.path.last().cloned().unwrap_or_default();
@@ -549,7 +579,7 @@ impl State {
             vars.insert("metric_name".into(), name.into());
             vars.insert("level".into(), eval.level.name().into());
             let text = self.alert_text((host, &metric), template.as_deref(), &vars);
-            let actions = self.alerts.observe(
+            let actions = self.alerting.alerts.observe(
                 &key,
                 (host, &metric),
                 (eval.level, text),
@@ -568,6 +598,7 @@ impl State {
         }
         let prefix = format!("{host}/{plugin}.");
         let stale: Vec<String> = self
+            .alerting
             .alerts
             .of_host(host)
             .into_iter()
@@ -575,7 +606,7 @@ impl State {
             .collect();
         for key in stale {
             let text = format!("{} is no longer reported", &key[host.len() + 1..]);
-            if let Some(action) = self.alerts.end(&key, text) {
+            if let Some(action) = self.alerting.alerts.end(&key, text) {
                 self.act(vec![action], now);
             }
         }
@@ -584,7 +615,7 @@ impl State {
     /// Checks a heartbeat's RTT against `thresholds.rtt`.
     pub(super) fn check_rtt(&mut self, host: &str, rtt_ms: f64, now: u64) {
         // Every heartbeat comes here: without RTT thresholds (or an RTT alert to end), out.
-        if !self.rules.mentions("rtt") && self.alerts.is_empty() {
+        if !self.alerting.rules.mentions("rtt") && self.alerting.alerts.is_empty() {
             return;
         }
         let Some(rules) = self.rules_for(host) else {
@@ -593,15 +624,18 @@ impl State {
         let key = format!("{host}/rtt");
         let Some(threshold) = rules.rtt(host) else {
             // Its threshold was removed or disabled: an alert it raised ends.
-            if self.alerts.get(&key).is_some()
-                && let Some(action) = self.alerts.end(&key, "rtt no longer checked".into())
+            if self.alerting.alerts.get(&key).is_some()
+                && let Some(action) = self
+                    .alerting
+                    .alerts
+                    .end(&key, "rtt no longer checked".into())
             {
                 self.act(vec![action], now);
             }
             return;
         };
         let value = serde_json::Value::from(rtt_ms);
-        let eval = threshold.evaluate(&value, self.alerts.level(&key));
+        let eval = threshold.evaluate(&value, self.alerting.alerts.level(&key));
         let metric = "rtt".to_string();
         let mut vars = serde_json::Map::new();
         vars.insert("value".into(), value);
@@ -614,7 +648,7 @@ impl State {
         let text = self.alert_text((host, &metric), template.as_deref(), &vars);
         let grace_ms = self.grace_ms();
         let may_notify = self.may_notify_metric(host, "rtt", now);
-        let actions = self.alerts.observe(
+        let actions = self.alerting.alerts.observe(
             &key,
             (host, &metric),
             (eval.level, text),
@@ -633,7 +667,10 @@ impl State {
 
     /// A storm summary: `hosts` went down together (or, empty, all of the `total` are back).
     pub(super) fn storm_notice(&mut self, now: u64, total: usize, hosts: Vec<String>) {
-        let (mut users, mut channels) = std::mem::take(&mut self.storm_recipients);
+        let StormRecipients {
+            mut users,
+            mut channels,
+        } = std::mem::take(&mut self.alerting.storm_recipients);
         for host in &hosts {
             let (u, c) = self.recipients(host);
             users.extend(u);
@@ -641,9 +678,12 @@ impl State {
         }
         // The "back" notice goes where the summary went.
         if !hosts.is_empty() {
-            self.storm_recipients = (users.clone(), channels.clone());
+            self.alerting.storm_recipients = StormRecipients {
+                users: users.clone(),
+                channels: channels.clone(),
+            };
         }
-        let window = self.storms.limits.window_ms / 1000;
+        let window = self.alerting.storms.limits.window_ms / 1000;
         let (kind, level, title, text) = if hosts.is_empty() {
             (
                 "recovery",
@@ -679,7 +719,7 @@ impl State {
         // does not page them one by one.
         for host in &hosts {
             let key = format!("{host}/down");
-            self.alerts.mark_notified(&key, true, now);
+            self.alerting.alerts.mark_notified(&key, true, now);
             self.act(vec![Action::Changed { key }], now);
         }
         let n = Notification {
@@ -727,12 +767,13 @@ impl State {
                 message: "host and metric patterns are needed; no control characters; comment at most 500 bytes".into(),
             };
         }
-        if self.silences.len() >= MAX_SILENCES {
+        if self.alerting.silences.len() >= MAX_SILENCES {
             return Answer::Error {
                 message: format!("already {MAX_SILENCES} silences"),
             };
         }
         let id = self
+            .alerting
             .silences
             .keys()
             .next_back()
@@ -753,7 +794,7 @@ impl State {
         );
         self.event(now, &silence.host.clone(), text);
         self.write(store::Write::Silence(silence.clone()));
-        self.silences.insert(id, silence);
+        self.alerting.silences.insert(id, silence);
         Answer::Silenced { id }
     }
 }

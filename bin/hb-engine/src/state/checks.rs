@@ -232,7 +232,7 @@ impl State {
             config.checks.insert(name.clone(), check);
             self.check_runs.merged.insert(name);
         }
-        self.host_rules.clear();
+        self.alerting.host_rules.clear();
     }
 
     /// Defines, replaces or removes a check made through the API (the web checked who may).

@@ -20,6 +20,7 @@ mod outbox;
 mod query;
 mod received;
 
+use alerting::Alerting;
 use commands::Commands;
 use intake::{Intake, LogBudget, Rejection};
 use outbox::Outbox;
@@ -94,20 +95,8 @@ pub struct State {
     liveness: Liveness,
     /// What has been heard: deadlines are judged at it (liveness::Heard).
     heard: liveness::Heard,
-    alerts: Alerts,
-    storms: Storms,
-    /// Ad-hoc silences by id, and the maintenance windows of the configuration.
-    silences: BTreeMap<u64, Silence>,
-    windows: Vec<Window>,
-    /// The alerting rules, and those of each combination of profiles in use.
-    rules: Rules,
-    host_rules: HashMap<Vec<String>, std::sync::Arc<HostRules>>,
-    /// Display templates that failed, reported once each.
-    bad_templates: BTreeSet<String>,
-    /// Alert keys whose "flapping" notice went out (so their "settled" notice does too).
-    flap_noticed: BTreeSet<String>,
-    /// Users and channels the current storm's summary went to.
-    storm_recipients: (BTreeSet<String>, BTreeSet<String>),
+    /// Alerts, storms, silences, windows and the rules, with what they remember.
+    alerting: Alerting,
     /// Notifications not yet reported done by the notifier.
     outbox: Outbox,
     /// Bytes of plugin data held, all hosts.
@@ -207,15 +196,7 @@ impl State {
             commands: Commands::new(now_ms),
             liveness: Liveness::default(),
             heard: liveness::Heard::default(),
-            alerts: Alerts::default(),
-            storms: Storms::default(),
-            silences: BTreeMap::new(),
-            windows: Vec::new(),
-            rules: Rules::default(),
-            host_rules: HashMap::new(),
-            bad_templates: BTreeSet::new(),
-            flap_noticed: BTreeSet::new(),
-            storm_recipients: Default::default(),
+            alerting: Alerting::default(),
             outbox: Outbox::new(now_ms),
             plugin_bytes: 0,
             store: None,
@@ -249,27 +230,27 @@ impl State {
             &config.default_threshold_config,
         )
         .map_err(|e| e.to_string())?;
-        self.windows =
+        self.alerting.windows =
             hb_rules::silence::parse_windows(&config.maintenance).map_err(|e| e.to_string())?;
-        self.rules = rules;
-        self.host_rules.clear();
-        self.storms.limits = crate::storm::StormLimits {
+        self.alerting.rules = rules;
+        self.alerting.host_rules.clear();
+        self.alerting.storms.limits = crate::storm::StormLimits {
             enabled: config.storm_detection,
             fraction: config.storm_fraction,
             min_hosts: config.storm_min_hosts as usize,
             window_ms: (config.storm_window * 1000.0) as u64,
         };
-        self.alerts.flap_limits = crate::alerts::FlapLimits {
+        self.alerting.alerts.flap_limits = crate::alerts::FlapLimits {
             enabled: config.flap_detection,
             high: config.flap_high,
             low: config.flap_low,
         };
         if !config.flap_detection {
             // Keys held as flapping notify again.
-            self.alerts.forget_flaps(None);
-            self.flap_noticed.clear();
+            self.alerting.alerts.forget_flaps(None);
+            self.alerting.flap_noticed.clear();
         }
-        self.bad_templates.clear();
+        self.alerting.bad_templates.clear();
         self.dns.configure(&config);
         let dropped: Vec<String> = config
             .drophosts
@@ -462,7 +443,7 @@ impl State {
                 continue;
             }
             let level = Level::parse(&a.level).unwrap_or(Level::Unknown);
-            self.alerts.restore(
+            self.alerting.alerts.restore(
                 a.key,
                 Alert {
                     host: a.host,
@@ -485,7 +466,7 @@ impl State {
             );
         }
         for silence in loaded.silences {
-            self.silences.insert(silence.id, silence);
+            self.alerting.silences.insert(silence.id, silence);
         }
 
         self.routing_changed = true;
@@ -631,13 +612,13 @@ impl State {
     /// Once a second: storms are decided, alerts past their grace notify, ongoing ones
     /// remind.
     pub fn second(&mut self, now: u64) {
-        if self.storms.gathering() {
+        if self.alerting.storms.gathering() {
             // Downs are timed by what was heard (tick_heard), so their window is too: judged
             // by the wall clock, a server behind by more than the window would close each
             // storm at once and page its hosts one by one.
             let heard_now = self.heard.clock(now);
             let fleet = self.hosts.keys().filter(|h| self.watched(h)).count();
-            match self.storms.tick(heard_now, fleet) {
+            match self.alerting.storms.tick(heard_now, fleet) {
                 Some(Decision::Declared { hosts, count }) => {
                     self.storm_notice(heard_now, count, hosts);
                 }
@@ -656,26 +637,29 @@ impl State {
             .map(|s| s * 1000);
         let grace_ms = self.grace_ms();
         let allowed: BTreeSet<String> = self
+            .alerting
             .alerts
             .iter()
             .filter(|(_, a)| self.may_notify_metric(&a.host, &a.metric, now))
             .map(|(key, _)| key.clone())
             .collect();
         let actions = self
+            .alerting
             .alerts
             .tick(now, grace_ms, renotify, |key, _| allowed.contains(key));
         self.act(actions, now);
-        let settled = self.alerts.forget_stale_flaps(now);
+        let settled = self.alerting.alerts.forget_stale_flaps(now);
         self.act(settled, now);
         // Ad-hoc silences that are over are forgotten.
         let over: Vec<u64> = self
+            .alerting
             .silences
             .values()
             .filter(|s| s.end_ms <= now)
             .map(|s| s.id)
             .collect();
         for id in over {
-            self.silences.remove(&id);
+            self.alerting.silences.remove(&id);
             self.write(store::Write::Unsilence { id });
         }
     }
@@ -691,20 +675,21 @@ impl State {
             .map(|(_, d)| d.len())
             .sum::<usize>();
         self.liveness.remove(host);
-        let (member, all_back) = self.storms.back(host);
+        let (member, all_back) = self.alerting.storms.back(host);
         if member {
             // Its page was the storm's; so is its end.
-            self.alerts
+            self.alerting
+                .alerts
                 .mark_notified(&format!("{host}/down"), false, now);
         }
         if let Some(total) = all_back {
             self.storm_notice(now, total, Vec::new());
         }
-        self.alerts.forget_flaps(Some(host));
-        for key in self.alerts.of_host(host) {
+        self.alerting.alerts.forget_flaps(Some(host));
+        for key in self.alerting.alerts.of_host(host) {
             // Whoever was paged hears that it is closed.
             let text = format!("{host} was dropped ({why}); its alert is closed");
-            if let Some(action) = self.alerts.end(&key, text) {
+            if let Some(action) = self.alerting.alerts.end(&key, text) {
                 self.act(vec![action], now);
             }
         }

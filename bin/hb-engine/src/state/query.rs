@@ -36,6 +36,7 @@ impl State {
             },
             Query::Alerts {} => {
                 let mut alerts: Vec<AlertSummary> = self
+                    .alerting
                     .alerts
                     .iter()
                     .map(|(key, a)| Self::alert_summary(key, a))
@@ -147,6 +148,7 @@ impl State {
                 .get(host)
                 .map_or_else(BTreeMap::new, |h| h.plugins.iter().map(latest).collect()),
             alerts: self
+                .alerting
                 .alerts
                 .iter()
                 .filter(|(_, a)| a.host == host)
@@ -169,7 +171,7 @@ impl State {
     }
 
     pub(super) fn unsilence(&mut self, id: u64, now: u64) -> Answer {
-        let Some(s) = self.silences.remove(&id) else {
+        let Some(s) = self.alerting.silences.remove(&id) else {
             return Answer::Error {
                 message: format!("no silence {id}"),
             };
@@ -183,6 +185,7 @@ impl State {
     pub(super) fn silences_answer(&self, now: u64) -> Answer {
         Answer::Silences {
             silences: self
+                .alerting
                 .silences
                 .values()
                 .map(|s| hb_ipc::edge::SilenceSummary {
@@ -196,6 +199,7 @@ impl State {
                 })
                 .collect(),
             windows: self
+                .alerting
                 .windows
                 .iter()
                 .map(|w| (w.name.clone(), w.is_open(now)))
@@ -204,7 +208,7 @@ impl State {
     }
 
     pub(super) fn acknowledge(&mut self, key: &str, by: &str, now: u64) -> Answer {
-        let Some(action) = self.alerts.acknowledge(key, by) else {
+        let Some(action) = self.alerting.alerts.acknowledge(key, by) else {
             return Answer::Error {
                 message: format!("no active alert {key:?}"),
             };
@@ -248,8 +252,8 @@ impl State {
         let mut counters = self.counters.clone();
         counters.insert("hosts".into(), self.hosts.len() as u64);
         counters.insert("deadlines".into(), self.liveness.pending() as u64);
-        counters.insert("alerts".into(), self.alerts.len() as u64);
-        counters.insert("alerts_refused".into(), self.alerts.refused);
+        counters.insert("alerts".into(), self.alerting.alerts.len() as u64);
+        counters.insert("alerts_refused".into(), self.alerting.alerts.refused);
         counters.insert("outbox_pending".into(), self.outbox.len() as u64);
         counters.insert("plugin_bytes".into(), self.plugin_bytes as u64);
         if let Some(store) = &self.store {

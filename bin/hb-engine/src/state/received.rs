@@ -244,8 +244,11 @@ impl State {
         let timing = self.timing(host);
         let before = self.liveness.state(host);
         let change = self.liveness.heartbeat(host, received_ms, timing);
-        if change.is_none() && self.alerts.has_flaps() {
-            let actions = self.alerts.note_ok(&format!("{host}/down"), received_ms);
+        if change.is_none() && self.alerting.alerts.has_flaps() {
+            let actions = self
+                .alerting
+                .alerts
+                .note_ok(&format!("{host}/down"), received_ms);
             self.act(actions, received_ms);
         }
         // The new state is stored ahead of the recovery, which goes out only after the batch
@@ -258,7 +261,9 @@ impl State {
                 self.recovered(host, received_ms, silent_ms);
             }
             // A down alert whose end was lost (a store write that failed) ends now.
-            _ if !self.alerts.is_empty() && self.alerts.get(&format!("{host}/down")).is_some() => {
+            _ if !self.alerting.alerts.is_empty()
+                && self.alerting.alerts.get(&format!("{host}/down")).is_some() =>
+            {
                 self.recovered(host, received_ms, 0);
             }
             _ => {}

@@ -398,7 +398,7 @@ fn a_down_host_that_shuts_down_recovers_and_its_alert_ends() {
     );
     let kinds: Vec<&str> = s.ready.iter().map(|n| n.kind.as_str()).collect();
     assert_eq!(kinds, ["alert", "recovery"]);
-    assert!(s.alerts.is_empty());
+    assert!(s.alerting.alerts.is_empty());
 }
 
 #[test]
@@ -416,7 +416,7 @@ fn dropping_a_paged_host_closes_its_alert() {
     assert_eq!(last.title, "[RECOVER] web1 down: closed");
     assert!(last.text.contains("dropped"), "{}", last.text);
     assert_eq!(last.alert, "web1/down");
-    assert!(s.alerts.is_empty());
+    assert!(s.alerting.alerts.is_empty());
     assert!(matches!(
         s.to_receiver.last(),
         Some(EngineToReceiver::Forget { .. })
@@ -459,7 +459,7 @@ fn restore_skips_dropped_hosts_and_orphan_alerts() {
         100 * S,
     );
     assert!(s.summary("old").is_none(), "in drophosts");
-    let keys: Vec<&String> = s.alerts.iter().map(|(k, _)| k).collect();
+    let keys: Vec<&String> = s.alerting.alerts.iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["web1/down"]);
     // The restored down host recovers to whoever was paged.
     heartbeat(&mut s, "web1", 101 * S);
@@ -837,7 +837,7 @@ fn stale_alerts_end_and_bad_templates_fall_back_once() {
         S + 200,
         serde_json::json!({"check_disk_status_code": 2, "_trimmed": ["x"]}),
     );
-    assert_eq!(s.alerts.len(), 2, "no alert ended");
+    assert_eq!(s.alerting.alerts.len(), 2, "no alert ended");
     // check_load is no longer reported: its alert ends and its recovery goes out.
     report(
         &mut s,
@@ -848,7 +848,7 @@ fn stale_alerts_end_and_bad_templates_fall_back_once() {
         titles(&s)[2],
         "[RECOVER] web1 nagios_runner.check_load_status_code: closed"
     );
-    assert_eq!(s.alerts.len(), 1);
+    assert_eq!(s.alerting.alerts.len(), 1);
 }
 
 #[test]
@@ -873,7 +873,8 @@ fn alerts_survive_a_restart_of_the_engine() {
     cpu(&mut s, 0, 95.0);
     s.second(5 * S);
     assert_eq!(
-        s.alerts
+        s.alerting
+            .alerts
             .get("web1/cpu_monitor.cpu_percent")
             .map(|a| a.notified),
         Some(true)
@@ -884,7 +885,11 @@ fn alerts_survive_a_restart_of_the_engine() {
     let mut s = State::new(10 * S);
     s.configure(alerting_config(), 10 * S).unwrap();
     s.restore(loaded, 10 * S);
-    let a = s.alerts.get("web1/cpu_monitor.cpu_percent").unwrap();
+    let a = s
+        .alerting
+        .alerts
+        .get("web1/cpu_monitor.cpu_percent")
+        .unwrap();
     assert_eq!((a.level, a.notified), (Level::Critical, true));
     // No second alert after the restart; the recovery goes out.
     cpu(&mut s, 11 * S, 95.0);
@@ -1105,7 +1110,7 @@ fn silences_hold_alerts_until_they_end_and_acknowledgement_stops_reminders() {
     cpu(&mut s, S, 95.0);
     s.second(2 * S);
     assert!(s.ready.is_empty(), "silenced");
-    assert_eq!(s.alerts.len(), 1, "but shown");
+    assert_eq!(s.alerting.alerts.len(), 1, "but shown");
     s.second(599 * S);
     assert!(s.ready.is_empty());
     s.second(600 * S);
@@ -1114,7 +1119,10 @@ fn silences_hold_alerts_until_they_end_and_acknowledgement_stops_reminders() {
         ["[CRITICAL] web1 cpu_monitor.cpu_percent"],
         "at the end"
     );
-    assert!(s.silences.is_empty(), "an ended silence is forgotten");
+    assert!(
+        s.alerting.silences.is_empty(),
+        "an ended silence is forgotten"
+    );
     // Reminders every hour, until acknowledged.
     s.second(600 * S + 3600 * S);
     assert_eq!(s.ready.len(), 2);
@@ -1213,7 +1221,11 @@ fn holds_apply_to_rtt_flapping_and_escalations() {
     for i in 0..20u64 {
         cpu(&mut s, 10 * S + i * S, if i % 2 == 0 { 95.0 } else { 10.0 });
     }
-    assert!(s.alerts.is_flapping("web1/cpu_monitor.cpu_percent"));
+    assert!(
+        s.alerting
+            .alerts
+            .is_flapping("web1/cpu_monitor.cpu_percent")
+    );
     for i in 20..60u64 {
         cpu(&mut s, 10 * S + i * S, 10.0);
     }
@@ -1242,5 +1254,5 @@ fn a_hostile_report_is_bounded() {
         serde_json::json!({"ID": "PLG", "name": "web1", "plugin": "nagios_runner", "data": data}),
     );
     assert_eq!(s.counters.get("findings_refused"), Some(&1));
-    assert_eq!(s.alerts.len(), crate::alerts::MAX_ALERTS_PER_HOST);
+    assert_eq!(s.alerting.alerts.len(), crate::alerts::MAX_ALERTS_PER_HOST);
 }
