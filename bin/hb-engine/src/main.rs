@@ -216,6 +216,114 @@ impl Control for Engine {
     }
 }
 
+impl Engine {
+    fn new(inbound: Inbound) -> Engine {
+        Engine {
+            state: State::default(),
+            links: Links {
+                receiver: Link::new(Role::Receiver),
+                web: Link::new(Role::Web),
+                notifier: Link::new(Role::Notifier),
+                dnsupdate: Link::new(Role::Dnsupdate),
+            },
+            inbound,
+            feed: ChangeFeed::default(),
+            handoff: Handoff::default(),
+            journal: None,
+            reader: None,
+            started: false,
+            notifier_attached: false,
+        }
+    }
+
+    /// The once-a-second work; `seconds` since the start.
+    fn every_second(&mut self, seconds: u64) {
+        let state = &mut self.state;
+        state.second(hb_ipc::now_ms());
+        state.save_hosts(false);
+        if seconds.is_multiple_of(10) {
+            hb_child::release_free_memory();
+        }
+        if seconds.is_multiple_of(60) {
+            self.handoff
+                .extend(state.overdue_notifications(hb_ipc::now_ms()));
+        }
+        if self.feed.left_out > 0 {
+            state.set_counter("web_changes_left_out", self.feed.left_out);
+        }
+    }
+
+    /// A report from the receiver, journaled first; `burst_over`: nothing more is queued.
+    fn heard(&mut self, msg: ReceiverToEngine, burst_over: bool) {
+        if let Some(journal) = self.journal.as_mut() {
+            match &msg {
+                ReceiverToEngine::Received {
+                    source,
+                    received_ms,
+                    message,
+                    ..
+                } => journal.received(*received_ms, *source, message.get()),
+                ReceiverToEngine::Rejected {
+                    source,
+                    received_ms,
+                    reason,
+                    detail,
+                } => journal.rejected(*received_ms, *source, reason, detail),
+                ReceiverToEngine::Drained { .. } | ReceiverToEngine::Lost { .. } => {}
+            }
+            // Flush once what has arrived is drained: one write per burst.
+            if burst_over {
+                journal.flush();
+            }
+            if journal.failed > 0 {
+                self.state.set_counter("journal_failed", journal.failed);
+            }
+        }
+        self.state.received(msg);
+    }
+
+    /// A query from the web, answered on its link.
+    fn web_asked(&mut self, id: u64, query: Query) {
+        // What a change made through the API changed goes out ahead of its answer (figures
+        // heard meanwhile wait for the tick).
+        let reply = self.state.query(query, hb_ipc::now_ms());
+        let changes = std::mem::take(&mut self.state.changes);
+        self.feed.send(&self.links.web, changes);
+        let web = self.links.web.clone();
+        let answer = move |answer| {
+            web.send(EngineToWeb::Answer { re: id, answer });
+        };
+        match reply {
+            Reply::Now(now) => self.state.answer_when_stored(now, answer),
+            Reply::Store(read) => ask_store(self.reader.as_ref(), read, answer),
+        }
+    }
+
+    fn notifier_said(&mut self, msg: NotifierToEngine) {
+        match msg {
+            NotifierToEngine::Delivered { id, channel } => {
+                self.state.channel_delivered(id, channel, hb_ipc::now_ms());
+            }
+            NotifierToEngine::Done {
+                id,
+                delivered,
+                failed,
+            } => {
+                let now = hb_ipc::now_ms();
+                self.state.notification_done(id, delivered, failed, now);
+            }
+        }
+    }
+
+    /// The supervisor is gone or said shut down: what is held is written.
+    fn stop(&mut self) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.flush();
+        }
+        self.state.close_store();
+    }
+}
+
 async fn run(
     mut events: mpsc::UnboundedReceiver<ControlEvent>,
     control: ControlSender,
@@ -226,28 +334,13 @@ async fn run(
     let (dnsupdate_tx, mut from_dnsupdate) = mpsc::channel::<DnsupdateToEngine>(1024);
     // Notifications the store's writer has committed, to hand to the notifier.
     let (committed_tx, mut committed) = mpsc::unbounded_channel::<Vec<Notification>>();
-    let mut engine = Engine {
-        state: State::default(),
-        links: Links {
-            receiver: Link::new(Role::Receiver),
-            web: Link::new(Role::Web),
-            notifier: Link::new(Role::Notifier),
-            dnsupdate: Link::new(Role::Dnsupdate),
-        },
-        inbound: Inbound {
-            received: received_tx,
-            web: web_tx,
-            notifier: notifier_tx,
-            dnsupdate: dnsupdate_tx,
-            committed: committed_tx,
-        },
-        feed: ChangeFeed::default(),
-        handoff: Handoff::default(),
-        journal: None,
-        reader: None,
-        started: false,
-        notifier_attached: false,
-    };
+    let mut engine = Engine::new(Inbound {
+        received: received_tx,
+        web: web_tx,
+        notifier: notifier_tx,
+        dnsupdate: dnsupdate_tx,
+        committed: committed_tx,
+    });
     let mut deadlines = tokio::time::interval(Duration::from_millis(DEADLINE_TICK_MS));
     deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flushes = tokio::time::interval(SECOND);
@@ -256,98 +349,34 @@ async fn run(
     let mut feed_ticks = tokio::time::interval(CHANGES_EVERY);
     feed_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let Engine {
-            state,
-            links,
-            feed,
-            handoff,
-            journal,
-            reader,
-            started,
-            ..
-        } = &mut engine;
-        let started = *started;
+        let started = engine.started;
         tokio::select! {
-            _ = deadlines.tick(), if started => state.tick_heard(hb_ipc::now_ms()),
-            _ = feed_ticks.tick(), if started => feed_tick(state, links, feed),
+            _ = deadlines.tick(), if started => engine.state.tick_heard(hb_ipc::now_ms()),
+            _ = feed_ticks.tick(), if started => {
+                feed_tick(&mut engine.state, &engine.links, &mut engine.feed);
+            }
             _ = flushes.tick(), if started => {
-                state.second(hb_ipc::now_ms());
-                state.save_hosts(false);
                 seconds += 1;
-                if seconds.is_multiple_of(10) {
-                    hb_child::release_free_memory();
-                }
-                if seconds.is_multiple_of(60) {
-                    handoff.extend(state.overdue_notifications(hb_ipc::now_ms()));
-                }
-                if feed.left_out > 0 {
-                    state.set_counter("web_changes_left_out", feed.left_out);
-                }
+                engine.every_second(seconds);
             }
             event = events.recv() => match event {
                 None => {
-                    if let Some(journal) = journal.as_mut() {
-                        journal.flush();
-                    }
-                    state.close_store();
+                    engine.stop();
                     return Ok(());
                 }
                 Some(event) => child::dispatch(&mut engine, event, &control).await?,
             },
-            Some(msg) = received.recv(), if started => {
-                if let Some(journal) = journal.as_mut() {
-                    match &msg {
-                        ReceiverToEngine::Received { source, received_ms, message, .. } => {
-                            journal.received(*received_ms, *source, message.get());
-                        }
-                        ReceiverToEngine::Rejected { source, received_ms, reason, detail } => {
-                            journal.rejected(*received_ms, *source, reason, detail);
-                        }
-                        ReceiverToEngine::Drained { .. } | ReceiverToEngine::Lost { .. } => {}
-                    }
-                    // Flush once what has arrived is drained: one write per burst.
-                    if received.is_empty() {
-                        journal.flush();
-                    }
-                    if journal.failed > 0 {
-                        state.set_counter("journal_failed", journal.failed);
-                    }
-                }
-                state.received(msg);
-            }
+            Some(msg) = received.recv(), if started => engine.heard(msg, received.is_empty()),
             Some(WebToEngine::Request { id, query }) = web_requests.recv(), if started => {
-                // What a change made through the API changed goes out ahead of its answer
-                // (figures heard meanwhile wait for the tick).
-                let reply = state.query(query, hb_ipc::now_ms());
-                feed.send(&links.web, std::mem::take(&mut state.changes));
-                match reply {
-                    Reply::Now(answer) => {
-                        let web = links.web.clone();
-                        state.answer_when_stored(answer, move |answer| {
-                            web.send(EngineToWeb::Answer { re: id, answer });
-                        });
-                    }
-                    Reply::Store(read) => {
-                        let web = links.web.clone();
-                        ask_store(reader.as_ref(), read, move |answer| {
-                            web.send(EngineToWeb::Answer { re: id, answer });
-                        });
-                    }
-                }
+                engine.web_asked(id, query);
             }
-            Some(msg) = from_notifier.recv(), if started => match msg {
-                NotifierToEngine::Delivered { id, channel } => {
-                    state.channel_delivered(id, channel, hb_ipc::now_ms());
-                }
-                NotifierToEngine::Done { id, delivered, failed } => {
-                    state.notification_done(id, delivered, failed, hb_ipc::now_ms());
-                }
-            },
+            Some(msg) = from_notifier.recv(), if started => engine.notifier_said(msg),
             Some(DnsupdateToEngine::Outcome { host, outcome, text }) = from_dnsupdate.recv(), if started => {
-                state.dns_outcome(host, outcome, text, hb_ipc::now_ms());
+                engine.state.dns_outcome(host, outcome, text, hb_ipc::now_ms());
             }
             Some(batch) = committed.recv() => {
-                handoff.extend(state.committed(batch, hb_ipc::now_ms()));
+                let now = hb_ipc::now_ms();
+                engine.handoff.extend(engine.state.committed(batch, now));
             }
         }
         drain(&mut engine.state, &engine.links, &mut engine.handoff);
