@@ -427,6 +427,17 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 /// Reads what the engine needs at start.
 pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     let mut loaded = Loaded::default();
+    load_hosts(db, &mut loaded)?;
+    load_events(db, events, &mut loaded)?;
+    load_alerts(db, &mut loaded)?;
+    load_outbox(db, &mut loaded)?;
+    load_silences(db, &mut loaded)?;
+    load_settings(db, &mut loaded)?;
+    load_latest(db, &mut loaded)?;
+    Ok(loaded)
+}
+
+fn load_hosts(db: &Connection, loaded: &mut Loaded) -> rusqlite::Result<()> {
     let mut q = db.prepare(
         "SELECT name, last_seen_ms, address, interval, version, rtt_ms, signed, state,
                 state_since_ms FROM hosts",
@@ -447,6 +458,10 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     for row in rows {
         loaded.hosts.push(row?);
     }
+    Ok(())
+}
+
+fn load_events(db: &Connection, events: usize, loaded: &mut Loaded) -> rusqlite::Result<()> {
     let mut q = db.prepare("SELECT at_ms, host, text FROM events ORDER BY id DESC LIMIT ?1")?;
     let rows = q.query_map([events as i64], |r| {
         Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
@@ -455,6 +470,10 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
         loaded.events.push(row?);
     }
     loaded.events.reverse();
+    Ok(())
+}
+
+fn load_alerts(db: &Connection, loaded: &mut Loaded) -> rusqlite::Result<()> {
     let mut q = db.prepare(
         "SELECT key, host, metric, level, since_ms, opened_ms, text, notified,
                 last_notified_ms, acknowledged, alerted FROM alerts",
@@ -477,6 +496,12 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     for row in rows {
         loaded.alerts.push(row?);
     }
+    Ok(())
+}
+
+/// Notifications not yet done, with the channels that delivered them, and the highest id
+/// ever given.
+fn load_outbox(db: &Connection, loaded: &mut Loaded) -> rusqlite::Result<()> {
     let mut q = db.prepare(
         "SELECT id, notification, delivered FROM outbox WHERE done_ms IS NULL ORDER BY id",
     )?;
@@ -509,6 +534,10 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
             r.get::<_, Option<i64>>(0)
         })?
         .unwrap_or(0) as u64;
+    Ok(())
+}
+
+fn load_silences(db: &Connection, loaded: &mut Loaded) -> rusqlite::Result<()> {
     let mut q = db.prepare(
         "SELECT id, host, metric, start_ms, end_ms, author, comment FROM silences ORDER BY id",
     )?;
@@ -526,6 +555,10 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
     for row in rows {
         loaded.silences.push(row?);
     }
+    Ok(())
+}
+
+fn load_settings(db: &Connection, loaded: &mut Loaded) -> rusqlite::Result<()> {
     let mut q = db.prepare("SELECT kind, name, value FROM settings ORDER BY kind, name")?;
     let rows = q.query_map([], |r| {
         Ok((
@@ -540,6 +573,10 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
             loaded.settings.push((kind, name, value));
         }
     }
+    Ok(())
+}
+
+fn load_latest(db: &Connection, loaded: &mut Loaded) -> rusqlite::Result<()> {
     // The newest row of each (host, plugin): the index makes MAX(id) per group cheap.
     let mut q = db.prepare(
         "SELECT host, plugin, at_ms, data FROM samples WHERE id IN
@@ -561,7 +598,7 @@ pub fn load(db: &Connection, events: usize) -> rusqlite::Result<Loaded> {
                 .push((host, plugin, u64::try_from(at_ms).unwrap_or(0), data));
         }
     }
-    Ok(loaded)
+    Ok(())
 }
 
 /// The writer thread and the channel to it.
@@ -672,202 +709,19 @@ pub fn spawn_writer(
     }
 }
 
+/// The checks, hosts and (host, plugin) pairs a batch added history rows for: the ones
+/// retention trims.
+#[derive(Default)]
+struct Touched<'a> {
+    sampled: HashSet<(&'a str, &'a str)>,
+    pinged: HashSet<&'a str>,
+    timed: HashSet<&'a str>,
+}
+
 fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlite::Result<()> {
     let tx = db.transaction()?;
-    {
-        let mut host = tx.prepare_cached(
-            "INSERT INTO hosts (name, last_seen_ms, address, interval, version, rtt_ms, signed,
-                                state, state_since_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (name) DO UPDATE SET last_seen_ms = ?2, address = ?3, interval = ?4,
-                 version = ?5, rtt_ms = ?6, signed = ?7, state = ?8, state_since_ms = ?9",
-        )?;
-        let mut event =
-            tx.prepare_cached("INSERT INTO events (at_ms, host, text) VALUES (?1, ?2, ?3)")?;
-        let mut sample = tx.prepare_cached(
-            "INSERT INTO samples (host, plugin, at_ms, data) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut rtt =
-            tx.prepare_cached("INSERT INTO rtt (host, at_ms, rtt_ms) VALUES (?1, ?2, ?3)")?;
-        let mut alert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO alerts (key, host, metric, level, since_ms, opened_ms, text,
-                                            notified, last_notified_ms, acknowledged, alerted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        let mut alert_ended = tx.prepare_cached("DELETE FROM alerts WHERE key = ?1")?;
-        let mut notify = tx.prepare_cached(
-            "INSERT OR IGNORE INTO outbox (id, created_ms, notification) VALUES (?1, ?2, ?3)",
-        )?;
-        let mut done = tx.prepare_cached(
-            "UPDATE outbox SET done_ms = ?2, outcome = ?3 WHERE id = ?1 AND done_ms IS NULL",
-        )?;
-        // A host heartbeating often appears many times in a batch: only its last row counts.
-        let mut last_row: HashMap<&str, usize> = HashMap::new();
-        for (i, write) in batch.iter().enumerate() {
-            if let Write::Host(h) = write {
-                last_row.insert(h.name.as_str(), i);
-            }
-        }
-        let mut sampled: HashSet<(&str, &str)> = HashSet::new();
-        let mut pinged: HashSet<&str> = HashSet::new();
-        let mut timed: HashSet<&str> = HashSet::new();
-        for (i, write) in batch.iter().enumerate() {
-            match write {
-                Write::Host(h) if last_row.get(h.name.as_str()) != Some(&i) => {}
-                Write::Host(h) => {
-                    host.execute(params![
-                        h.name,
-                        h.last_seen_ms as i64,
-                        h.address,
-                        h.interval,
-                        h.version,
-                        h.rtt_ms,
-                        h.signed,
-                        h.state,
-                        h.state_since_ms as i64
-                    ])?;
-                }
-                Write::Event { at_ms, host, text } => {
-                    event.execute(params![*at_ms as i64, host, text])?;
-                }
-                Write::Sample {
-                    host,
-                    plugin,
-                    at_ms,
-                    data,
-                } => {
-                    sample.execute(params![host, plugin, *at_ms as i64, data])?;
-                    sampled.insert((host, plugin));
-                }
-                Write::Rtt {
-                    host,
-                    at_ms,
-                    rtt_ms,
-                } => {
-                    rtt.execute(params![host, *at_ms as i64, rtt_ms])?;
-                    timed.insert(host);
-                }
-                Write::Alert(a) => {
-                    alert.execute(params![
-                        a.key,
-                        a.host,
-                        a.metric,
-                        a.level,
-                        a.since_ms as i64,
-                        a.opened_ms as i64,
-                        a.text,
-                        a.notified,
-                        a.last_notified_ms as i64,
-                        a.acknowledged,
-                        a.alerted
-                    ])?;
-                }
-                Write::AlertEnded { key } => {
-                    alert_ended.execute([key])?;
-                }
-                Write::Notify(n) => {
-                    let json = serde_json::to_string(n).unwrap_or_default();
-                    notify.execute(params![n.id as i64, n.created_ms as i64, json])?;
-                }
-                Write::Delivered { id, channel } => {
-                    tx.prepare_cached(
-                        "UPDATE outbox SET delivered = delivered || ',' || ?2
-                         WHERE id = ?1 AND done_ms IS NULL",
-                    )?
-                    .execute(params![*id as i64, channel])?;
-                }
-                Write::Done { id, at_ms, outcome } => {
-                    done.execute(params![*id as i64, *at_ms as i64, outcome])?;
-                }
-                Write::Silence(s) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO silences (id, host, metric, start_ms, end_ms, author, comment)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )?
-                    .execute(params![
-                        s.id as i64,
-                        s.host,
-                        s.metric,
-                        s.start_ms as i64,
-                        s.end_ms as i64,
-                        s.author,
-                        s.comment
-                    ])?;
-                }
-                Write::Committed(_) => {}
-                Write::Ping { check, ping } => {
-                    tx.prepare_cached(
-                        "INSERT INTO pings (check_name, at_ms, kind, exit, rid, source, method, user_agent, body, duration_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )?
-                    .execute(params![
-                        check,
-                        ping.at_ms as i64,
-                        ping.kind,
-                        ping.exit,
-                        ping.rid,
-                        ping.source,
-                        ping.method,
-                        ping.user_agent,
-                        ping.body,
-                        ping.duration_ms.map(|d| d as i64)
-                    ])?;
-                    pinged.insert(check.as_str());
-                }
-                Write::Setting { kind, name, value } => match value {
-                    Some(value) => {
-                        tx.prepare_cached(
-                            "INSERT OR REPLACE INTO settings (kind, name, value) VALUES (?1, ?2, ?3)",
-                        )?
-                        .execute(params![kind, name, value])?;
-                    }
-                    None => {
-                        tx.prepare_cached("DELETE FROM settings WHERE kind = ?1 AND name = ?2")?
-                            .execute(params![kind, name])?;
-                    }
-                },
-                Write::Unsilence { id } => {
-                    tx.prepare_cached("DELETE FROM silences WHERE id = ?1")?
-                        .execute([*id as i64])?;
-                }
-                Write::Drop { host } => {
-                    for table in [
-                        "DELETE FROM hosts WHERE name = ?1",
-                        "DELETE FROM samples WHERE host = ?1",
-                        "DELETE FROM rtt WHERE host = ?1",
-                        "DELETE FROM alerts WHERE host = ?1",
-                        "DELETE FROM pings WHERE check_name = ?1",
-                    ] {
-                        tx.prepare_cached(table)?.execute([host])?;
-                    }
-                }
-            }
-        }
-        // Retention: the newest `samples` rows per (host, plugin) and per host for RTT.
-        let keep = i64::from(retention.samples.max(1));
-        let mut trim_samples = tx.prepare_cached(
-            "DELETE FROM samples WHERE host = ?1 AND plugin = ?2 AND id <=
-                 (SELECT id FROM samples WHERE host = ?1 AND plugin = ?2
-                  ORDER BY id DESC LIMIT 1 OFFSET ?3)",
-        )?;
-        for (h, p) in sampled {
-            trim_samples.execute(params![h, p, keep])?;
-        }
-        let mut trim_rtt = tx.prepare_cached(
-            "DELETE FROM rtt WHERE host = ?1 AND id <=
-                 (SELECT id FROM rtt WHERE host = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )?;
-        for h in timed {
-            trim_rtt.execute(params![h, keep])?;
-        }
-        let mut trim_pings = tx.prepare_cached(
-            "DELETE FROM pings WHERE check_name = ?1 AND id <=
-                 (SELECT id FROM pings WHERE check_name = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )?;
-        for c in pinged {
-            trim_pings.execute(params![c, i64::from(retention.pings.max(1))])?;
-        }
-    }
+    let touched = write_batch(&tx, batch)?;
+    trim_history(&tx, &touched, retention)?;
     tx.execute(
         "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
         [i64::from(retention.events.max(1))],
@@ -878,6 +732,234 @@ fn commit(db: &mut Connection, batch: &[Write], retention: Retention) -> rusqlit
         [OUTBOX_DONE_RETAINED],
     )?;
     tx.commit()
+}
+
+/// Writes a batch's rows, the frequent kinds through statements prepared once a batch.
+fn write_batch<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &'a [Write],
+) -> rusqlite::Result<Touched<'a>> {
+    let mut host = tx.prepare_cached(
+        "INSERT INTO hosts (name, last_seen_ms, address, interval, version, rtt_ms, signed,
+                            state, state_since_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (name) DO UPDATE SET last_seen_ms = ?2, address = ?3, interval = ?4,
+             version = ?5, rtt_ms = ?6, signed = ?7, state = ?8, state_since_ms = ?9",
+    )?;
+    let mut event =
+        tx.prepare_cached("INSERT INTO events (at_ms, host, text) VALUES (?1, ?2, ?3)")?;
+    let mut sample = tx.prepare_cached(
+        "INSERT INTO samples (host, plugin, at_ms, data) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut rtt = tx.prepare_cached("INSERT INTO rtt (host, at_ms, rtt_ms) VALUES (?1, ?2, ?3)")?;
+    let mut alert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO alerts (key, host, metric, level, since_ms, opened_ms, text,
+                                        notified, last_notified_ms, acknowledged, alerted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let mut alert_ended = tx.prepare_cached("DELETE FROM alerts WHERE key = ?1")?;
+    let mut notify = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (id, created_ms, notification) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut done = tx.prepare_cached(
+        "UPDATE outbox SET done_ms = ?2, outcome = ?3 WHERE id = ?1 AND done_ms IS NULL",
+    )?;
+    // A host heartbeating often appears many times in a batch: only its last row counts.
+    let mut last_row: HashMap<&str, usize> = HashMap::new();
+    for (i, write) in batch.iter().enumerate() {
+        if let Write::Host(h) = write {
+            last_row.insert(h.name.as_str(), i);
+        }
+    }
+    let mut touched = Touched::default();
+    for (i, write) in batch.iter().enumerate() {
+        match write {
+            Write::Host(h) if last_row.get(h.name.as_str()) != Some(&i) => {}
+            Write::Host(h) => {
+                host.execute(params![
+                    h.name,
+                    h.last_seen_ms as i64,
+                    h.address,
+                    h.interval,
+                    h.version,
+                    h.rtt_ms,
+                    h.signed,
+                    h.state,
+                    h.state_since_ms as i64
+                ])?;
+            }
+            Write::Event { at_ms, host, text } => {
+                event.execute(params![*at_ms as i64, host, text])?;
+            }
+            Write::Sample {
+                host,
+                plugin,
+                at_ms,
+                data,
+            } => {
+                sample.execute(params![host, plugin, *at_ms as i64, data])?;
+                touched.sampled.insert((host, plugin));
+            }
+            Write::Rtt {
+                host,
+                at_ms,
+                rtt_ms,
+            } => {
+                rtt.execute(params![host, *at_ms as i64, rtt_ms])?;
+                touched.timed.insert(host);
+            }
+            Write::Alert(a) => {
+                alert.execute(params![
+                    a.key,
+                    a.host,
+                    a.metric,
+                    a.level,
+                    a.since_ms as i64,
+                    a.opened_ms as i64,
+                    a.text,
+                    a.notified,
+                    a.last_notified_ms as i64,
+                    a.acknowledged,
+                    a.alerted
+                ])?;
+            }
+            Write::AlertEnded { key } => {
+                alert_ended.execute([key])?;
+            }
+            Write::Notify(n) => {
+                let json = serde_json::to_string(n).unwrap_or_default();
+                notify.execute(params![n.id as i64, n.created_ms as i64, json])?;
+            }
+            Write::Done { id, at_ms, outcome } => {
+                done.execute(params![*id as i64, *at_ms as i64, outcome])?;
+            }
+            Write::Committed(_) => {}
+            Write::Ping { check, .. } => {
+                write_rare(tx, write)?;
+                touched.pinged.insert(check.as_str());
+            }
+            _ => write_rare(tx, write)?,
+        }
+    }
+    Ok(touched)
+}
+
+/// The writes that come a few a minute at most: deliveries, silences, pings, settings,
+/// dropped hosts.
+fn write_rare(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
+    match write {
+        Write::Delivered { id, channel } => {
+            tx.prepare_cached(
+                "UPDATE outbox SET delivered = delivered || ',' || ?2
+                 WHERE id = ?1 AND done_ms IS NULL",
+            )?
+            .execute(params![*id as i64, channel])?;
+        }
+        Write::Silence(s) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO silences (id, host, metric, start_ms, end_ms, author, comment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                s.id as i64,
+                s.host,
+                s.metric,
+                s.start_ms as i64,
+                s.end_ms as i64,
+                s.author,
+                s.comment
+            ])?;
+        }
+        Write::Ping { check, ping } => {
+            tx.prepare_cached(
+                "INSERT INTO pings (check_name, at_ms, kind, exit, rid, source, method, user_agent, body, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                check,
+                ping.at_ms as i64,
+                ping.kind,
+                ping.exit,
+                ping.rid,
+                ping.source,
+                ping.method,
+                ping.user_agent,
+                ping.body,
+                ping.duration_ms.map(|d| d as i64)
+            ])?;
+        }
+        Write::Setting { kind, name, value } => match value {
+            Some(value) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO settings (kind, name, value) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![kind, name, value])?;
+            }
+            None => {
+                tx.prepare_cached("DELETE FROM settings WHERE kind = ?1 AND name = ?2")?
+                    .execute(params![kind, name])?;
+            }
+        },
+        Write::Unsilence { id } => {
+            tx.prepare_cached("DELETE FROM silences WHERE id = ?1")?
+                .execute([*id as i64])?;
+        }
+        Write::Drop { host } => {
+            for table in [
+                "DELETE FROM hosts WHERE name = ?1",
+                "DELETE FROM samples WHERE host = ?1",
+                "DELETE FROM rtt WHERE host = ?1",
+                "DELETE FROM alerts WHERE host = ?1",
+                "DELETE FROM pings WHERE check_name = ?1",
+            ] {
+                tx.prepare_cached(table)?.execute([host])?;
+            }
+        }
+        // The frequent kinds are write_batch's.
+        Write::Host(_)
+        | Write::Event { .. }
+        | Write::Sample { .. }
+        | Write::Rtt { .. }
+        | Write::Alert(_)
+        | Write::AlertEnded { .. }
+        | Write::Notify(_)
+        | Write::Done { .. }
+        | Write::Committed(_) => {}
+    }
+    Ok(())
+}
+
+/// Retention: the newest `samples` rows per (host, plugin) and per host for RTT, and
+/// `pings` per check, for what the batch added to.
+fn trim_history(
+    tx: &rusqlite::Transaction<'_>,
+    touched: &Touched<'_>,
+    retention: Retention,
+) -> rusqlite::Result<()> {
+    let keep = i64::from(retention.samples.max(1));
+    let mut trim_samples = tx.prepare_cached(
+        "DELETE FROM samples WHERE host = ?1 AND plugin = ?2 AND id <=
+             (SELECT id FROM samples WHERE host = ?1 AND plugin = ?2
+              ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+    )?;
+    for (h, p) in &touched.sampled {
+        trim_samples.execute(params![h, p, keep])?;
+    }
+    let mut trim_rtt = tx.prepare_cached(
+        "DELETE FROM rtt WHERE host = ?1 AND id <=
+             (SELECT id FROM rtt WHERE host = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?;
+    for h in &touched.timed {
+        trim_rtt.execute(params![h, keep])?;
+    }
+    let mut trim_pings = tx.prepare_cached(
+        "DELETE FROM pings WHERE check_name = ?1 AND id <=
+             (SELECT id FROM pings WHERE check_name = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?;
+    for c in &touched.pinged {
+        trim_pings.execute(params![c, i64::from(retention.pings.max(1))])?;
+    }
+    Ok(())
 }
 
 /// A history query for the reader thread.
