@@ -307,6 +307,82 @@ pub const TYPES: &[&str] = &[
     "webhook",
 ];
 
+/// `email`: SMTP with STARTTLS (port 587), TLS (465) or neither.
+fn email(o: &mut Options<'_>) -> Result<Kind, ChannelError> {
+    let security = match o.opt_str("security")?.as_deref() {
+        None | Some("starttls") => SmtpSecurity::StartTls,
+        Some("tls") => SmtpSecurity::Tls,
+        Some("none") => SmtpSecurity::Plain,
+        Some(other) => {
+            return Err(o.err("security", format!("{other:?}: use starttls, tls or none")));
+        }
+    };
+    let default_port = if security == SmtpSecurity::Tls {
+        465
+    } else {
+        587
+    };
+    let port = match o.opt_str("smtp_port")? {
+        None => default_port,
+        Some(p) => p
+            .parse()
+            .map_err(|_| o.err("smtp_port", format!("{p:?} is not a port")))?,
+    };
+    Ok(Kind::Email {
+        server: o.str("smtp_server")?,
+        port,
+        security,
+        user: o.opt_str("smtp_user")?,
+        password: o.opt_str("smtp_password")?.map(Secret),
+        sender: o.str("sender")?,
+        recipients: o.list("recipients")?,
+    })
+}
+
+/// `mattermost`: the hook's whole URL, or the original's host and token.
+fn mattermost(o: &mut Options<'_>) -> Result<Kind, ChannelError> {
+    // The original's form: host and token; or the hook's whole URL.
+    let url = match (o.opt_str("url")?, o.opt_str("host")?) {
+        (Some(_), _) => o.secret_url("url")?,
+        (None, Some(host)) => {
+            let host = host.trim_end_matches('/');
+            let base = if host.contains("://") {
+                host.to_string()
+            } else {
+                format!("https://{host}")
+            };
+            Secret(format!("{base}/hooks/{}", o.secret("token")?.expose()))
+        }
+        (None, None) => return Err(o.err("url", "url (or host and token) is required")),
+    };
+    Ok(Kind::Mattermost {
+        url,
+        channel: o.opt_str("channel")?,
+        username: o.opt_str("username")?,
+    })
+}
+
+/// `signal`: signal-cli on this machine (`cli_path`), or its REST API.
+fn signal(o: &mut Options<'_>) -> Result<Kind, ChannelError> {
+    Ok(match o.opt_str("cli_path")? {
+        Some(cli_path) => {
+            if !cli_path.starts_with('/') {
+                return Err(o.err("cli_path", "must be an absolute path"));
+            }
+            Kind::SignalCli {
+                cli_path,
+                user: o.str("user")?,
+                recipient: o.str("recipient")?,
+            }
+        }
+        None => Kind::SignalRest {
+            url: o.url("url", None)?,
+            number: o.str("number")?,
+            recipients: o.list("recipients")?,
+        },
+    })
+}
+
 impl Channel {
     /// Parses a definition: `type` and its options; unknown options are errors.
     pub fn parse(name: &str, definition: &Value) -> Result<Channel, ChannelError> {
@@ -319,86 +395,19 @@ impl Channel {
         };
         let kind_name = map.get("type").and_then(Value::as_str).unwrap_or("");
         let kind = match kind_name {
-            "email" => {
-                let security = match o.opt_str("security")?.as_deref() {
-                    None | Some("starttls") => SmtpSecurity::StartTls,
-                    Some("tls") => SmtpSecurity::Tls,
-                    Some("none") => SmtpSecurity::Plain,
-                    Some(other) => {
-                        return Err(
-                            o.err("security", format!("{other:?}: use starttls, tls or none"))
-                        );
-                    }
-                };
-                let default_port = if security == SmtpSecurity::Tls {
-                    465
-                } else {
-                    587
-                };
-                let port = match o.opt_str("smtp_port")? {
-                    None => default_port,
-                    Some(p) => p
-                        .parse()
-                        .map_err(|_| o.err("smtp_port", format!("{p:?} is not a port")))?,
-                };
-                Kind::Email {
-                    server: o.str("smtp_server")?,
-                    port,
-                    security,
-                    user: o.opt_str("smtp_user")?,
-                    password: o.opt_str("smtp_password")?.map(Secret),
-                    sender: o.str("sender")?,
-                    recipients: o.list("recipients")?,
-                }
-            }
+            "email" => email(&mut o)?,
             "pushover" => Kind::Pushover {
                 base_url: o.url("base_url", Some("https://api.pushover.net"))?,
                 token: o.secret("token")?,
                 user: o.secret("user")?,
             },
-            "mattermost" => {
-                // The original's form: host and token; or the hook's whole URL.
-                let url = match (o.opt_str("url")?, o.opt_str("host")?) {
-                    (Some(_), _) => o.secret_url("url")?,
-                    (None, Some(host)) => {
-                        let host = host.trim_end_matches('/');
-                        let base = if host.contains("://") {
-                            host.to_string()
-                        } else {
-                            format!("https://{host}")
-                        };
-                        Secret(format!("{base}/hooks/{}", o.secret("token")?.expose()))
-                    }
-                    (None, None) => return Err(o.err("url", "url (or host and token) is required")),
-                };
-                Kind::Mattermost {
-                    url,
-                    channel: o.opt_str("channel")?,
-                    username: o.opt_str("username")?,
-                }
-            }
+            "mattermost" => mattermost(&mut o)?,
             "matrix" => Kind::Matrix {
                 homeserver: o.url("homeserver", None)?,
                 access_token: o.secret("access_token")?,
                 room_id: o.str("room_id")?,
             },
-            "signal" => match o.opt_str("cli_path")? {
-                Some(cli_path) => {
-                    if !cli_path.starts_with('/') {
-                        return Err(o.err("cli_path", "must be an absolute path"));
-                    }
-                    Kind::SignalCli {
-                        cli_path,
-                        user: o.str("user")?,
-                        recipient: o.str("recipient")?,
-                    }
-                }
-                None => Kind::SignalRest {
-                    url: o.url("url", None)?,
-                    number: o.str("number")?,
-                    recipients: o.list("recipients")?,
-                },
-            },
+            "signal" => signal(&mut o)?,
             "sms_voipms" => Kind::SmsVoipms {
                 base_url: o.url("base_url", Some("https://voip.ms/api/v1/rest.php"))?,
                 api_user: o.str("api_user")?,

@@ -6,6 +6,7 @@ use hb_ipc::edge::Notification;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::Secret;
 use crate::channel::{Channel, Kind};
 use crate::message::{Message, shorten};
 
@@ -107,6 +108,117 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Mattermost's incoming hook: the title as a heading, and the room and name if set.
+fn mattermost(url: &Secret, room: Option<&str>, username: Option<&str>, m: &Message) -> Request {
+    let mut body = serde_json::json!({"text": format!("#### {}\n{}", m.title, m.body)});
+    if let Some(room) = room {
+        body["channel"] = room.into();
+    }
+    if let Some(name) = username {
+        body["username"] = name.into();
+    }
+    Request {
+        method: "POST",
+        url: url.expose().to_string(),
+        headers: vec![header("Content-Type", JSON)],
+        body: json(body),
+    }
+}
+
+/// ntfy: the body as the message, the level as priority and tag.
+fn ntfy(
+    base_url: &str,
+    topic: &str,
+    token: Option<&Secret>,
+    n: &Notification,
+    m: &Message,
+) -> Request {
+    let priority = match n.level.as_str() {
+        "CRITICAL" => "5",
+        "WARNING" | "UNKNOWN" => "4",
+        _ => "3",
+    };
+    let mut headers = vec![
+        header("Title", m.title.clone()),
+        header("Priority", priority),
+        header("Tags", n.level.to_ascii_lowercase()),
+    ];
+    if let Some(link) = &m.link {
+        headers.push(header("Click", link.clone()));
+    }
+    if let Some(token) = token {
+        headers.push(header(
+            "Authorization",
+            format!("Bearer {}", token.expose()),
+        ));
+    }
+    Request {
+        method: "POST",
+        url: format!("{base_url}/{}", encode(topic)),
+        headers,
+        body: m.body.clone().into_bytes(),
+    }
+}
+
+/// Pushover's message API, the level as priority.
+fn pushover(
+    base_url: &str,
+    token: &Secret,
+    user: &Secret,
+    n: &Notification,
+    m: &Message,
+) -> Request {
+    // Pushover priorities: 1 high, 0 normal, -1 quiet.
+    let priority = match n.level.as_str() {
+        "CRITICAL" => "1",
+        "WARNING" | "UNKNOWN" => "0",
+        _ => "-1",
+    };
+    let mut pairs = vec![
+        ("token", token.expose()),
+        ("user", user.expose()),
+        ("title", m.title.as_str()),
+        ("message", m.body.as_str()),
+        ("priority", priority),
+    ];
+    if let Some(link) = &m.link {
+        pairs.push(("url", link.as_str()));
+    }
+    Request {
+        method: "POST",
+        url: format!("{base_url}/1/messages.json"),
+        headers: vec![header("Content-Type", FORM)],
+        body: form(&pairs),
+    }
+}
+
+/// One Twilio message, to one number: the short text.
+fn twilio(
+    base_url: &str,
+    account_sid: &str,
+    auth_token: &Secret,
+    from: &str,
+    to: &str,
+    m: &Message,
+) -> Request {
+    let login = format!("{account_sid}:{}", auth_token.expose());
+    Request {
+        method: "POST",
+        url: format!(
+            "{base_url}/2010-04-01/Accounts/{}/Messages.json",
+            encode(account_sid)
+        ),
+        headers: vec![
+            header("Content-Type", FORM),
+            header(
+                "Authorization",
+                format!("Basic {}", base64(login.as_bytes())),
+            ),
+        ],
+        body: form(&[("From", from), ("To", to), ("Body", &m.short)]),
+    }
+}
+
 /// The requests that deliver `n` (rendered as `m`) on `channel`; empty for channels that
 /// are not HTTP (email, exec, signal-cli).
 pub fn requests(channel: &Channel, n: &Notification, m: &Message) -> Vec<Request> {
@@ -131,21 +243,7 @@ pub fn requests(channel: &Channel, n: &Notification, m: &Message) -> Vec<Request
             url,
             channel: room,
             username,
-        } => {
-            let mut body = serde_json::json!({"text": format!("#### {}\n{}", m.title, m.body)});
-            if let Some(room) = room {
-                body["channel"] = room.clone().into();
-            }
-            if let Some(name) = username {
-                body["username"] = name.clone().into();
-            }
-            vec![Request {
-                method: "POST",
-                url: url.expose().to_string(),
-                headers: vec![header("Content-Type", JSON)],
-                body: json(body),
-            }]
-        }
+        } => vec![mattermost(url, room.as_deref(), username.as_deref(), m)],
         Kind::Webhook { url, secret } => {
             let body = json(webhook_body(n, m));
             let mut headers = vec![header("Content-Type", JSON)];
@@ -163,61 +261,12 @@ pub fn requests(channel: &Channel, n: &Notification, m: &Message) -> Vec<Request
             base_url,
             topic,
             token,
-        } => {
-            let priority = match n.level.as_str() {
-                "CRITICAL" => "5",
-                "WARNING" | "UNKNOWN" => "4",
-                _ => "3",
-            };
-            let mut headers = vec![
-                header("Title", m.title.clone()),
-                header("Priority", priority),
-                header("Tags", n.level.to_ascii_lowercase()),
-            ];
-            if let Some(link) = &m.link {
-                headers.push(header("Click", link.clone()));
-            }
-            if let Some(token) = token {
-                headers.push(header(
-                    "Authorization",
-                    format!("Bearer {}", token.expose()),
-                ));
-            }
-            vec![Request {
-                method: "POST",
-                url: format!("{base_url}/{}", encode(topic)),
-                headers,
-                body: m.body.clone().into_bytes(),
-            }]
-        }
+        } => vec![ntfy(base_url, topic, token.as_ref(), n, m)],
         Kind::Pushover {
             base_url,
             token,
             user,
-        } => {
-            // Pushover priorities: 1 high, 0 normal, -1 quiet.
-            let priority = match n.level.as_str() {
-                "CRITICAL" => "1",
-                "WARNING" | "UNKNOWN" => "0",
-                _ => "-1",
-            };
-            let mut pairs = vec![
-                ("token", token.expose()),
-                ("user", user.expose()),
-                ("title", m.title.as_str()),
-                ("message", m.body.as_str()),
-                ("priority", priority),
-            ];
-            if let Some(link) = &m.link {
-                pairs.push(("url", link.as_str()));
-            }
-            vec![Request {
-                method: "POST",
-                url: format!("{base_url}/1/messages.json"),
-                headers: vec![header("Content-Type", FORM)],
-                body: form(&pairs),
-            }]
-        }
+        } => vec![pushover(base_url, token, user, n, m)],
         Kind::Matrix {
             homeserver,
             access_token,
@@ -259,24 +308,7 @@ pub fn requests(channel: &Channel, n: &Notification, m: &Message) -> Vec<Request
             to,
         } => to
             .iter()
-            .map(|to| Request {
-                method: "POST",
-                url: format!(
-                    "{base_url}/2010-04-01/Accounts/{}/Messages.json",
-                    encode(account_sid)
-                ),
-                headers: vec![
-                    header("Content-Type", FORM),
-                    header(
-                        "Authorization",
-                        format!(
-                            "Basic {}",
-                            base64(format!("{account_sid}:{}", auth_token.expose()).as_bytes())
-                        ),
-                    ),
-                ],
-                body: form(&[("From", from), ("To", to), ("Body", &m.short)]),
-            })
+            .map(|to| twilio(base_url, account_sid, auth_token, from, to, m))
             .collect(),
         Kind::SmsVoipms {
             base_url,
