@@ -373,6 +373,83 @@ impl Options<'_> {
 /// The plugins to run: the default set and those `plugins` names, each with its options
 /// (`false` leaves one out); plus every executable in `plugins_dir`.
 pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<Vec<Spec>, String> {
+    let named = named_plugins(config)?;
+    let custom = match plugins_dir {
+        Some(dir) => custom::discover(dir)?,
+        None => BTreeMap::new(),
+    };
+    let mut specs = Vec::new();
+    for (name, options) in &named {
+        let mut o = Options {
+            plugin: name,
+            map: options.as_object().cloned().unwrap_or_default(),
+        };
+        if o.take("enabled").is_some_and(|v| v == false) {
+            continue;
+        }
+        let info =
+            matches!(name.as_str(), "os_info" | "filesystem_info") && !custom.contains_key(name);
+        let interval = o.seconds("interval", DEFAULT_INTERVAL)?;
+        let timeout = o.seconds("timeout", DEFAULT_TIMEOUT)?;
+        let kind = match name.as_str() {
+            // A site's own script replaces the built-in of its name.
+            _ if custom.contains_key(name) => Kind::Custom {
+                path: custom[name].clone(),
+            },
+            "os_info" => Kind::OsInfo,
+            "filesystem_info" => Kind::Filesystems,
+            "cpu_monitor" => Kind::Cpu {
+                per_core: o.take("per_core").is_some_and(|v| v == true),
+            },
+            "memory_monitor" => Kind::Memory,
+            "disk_monitor" => Kind::Disk,
+            "network_monitor" => Kind::Network,
+            "ping_monitor" => ping_monitor(&mut o)?,
+            "nagios_runner" => nagios_runner(&mut o)?,
+            "zfs_monitor" => Kind::Zfs {
+                zpool: o.program("zpool", &["/sbin/zpool", "/usr/sbin/zpool"])?,
+            },
+            "service_checks" => service_checks(&mut o)?,
+            other => match custom.get(other) {
+                Some(path) => Kind::Custom { path: path.clone() },
+                None => {
+                    return Err(format!(
+                        "plugins.{other}: no such plugin (built in: {}; or an executable named so in plugins_dir)",
+                        BUILTIN.join(", ")
+                    ));
+                }
+            },
+        };
+        o.done()?;
+        let run_timeout = run_timeout(&kind, timeout);
+        specs.push(Spec {
+            name: name.clone(),
+            kind,
+            info,
+            interval,
+            timeout: run_timeout,
+            command_timeout: timeout,
+        });
+    }
+    for (name, path) in custom {
+        if !named.contains_key(&name)
+            && config.is_none_or(|c| c.get(&name) != Some(&Value::Bool(false)))
+        {
+            specs.push(Spec {
+                name: name.clone(),
+                kind: Kind::Custom { path },
+                info: false,
+                interval: Duration::from_secs(DEFAULT_INTERVAL),
+                timeout: Duration::from_secs(DEFAULT_TIMEOUT + 1),
+                command_timeout: Duration::from_secs(DEFAULT_TIMEOUT),
+            });
+        }
+    }
+    Ok(specs)
+}
+
+/// The plugins to run: the default set, changed by what `plugins` says of each.
+fn named_plugins(config: Option<&Value>) -> Result<BTreeMap<String, Value>, String> {
     // The default set, changed by what `plugins` says of each.
     let mut named: BTreeMap<String, Value> = BTreeMap::new();
     for name in defaults(sysinfo::IS_SUPPORTED_SYSTEM) {
@@ -405,144 +482,82 @@ pub fn configure(config: Option<&Value>, plugins_dir: Option<&Path>) -> Result<V
         }
         Some(_) => return Err("plugins: must be a map of plugin names to their options".into()),
     }
-    let custom = match plugins_dir {
-        Some(dir) => custom::discover(dir)?,
-        None => BTreeMap::new(),
+    Ok(named)
+}
+
+/// `ping_monitor`: the hosts to ping, how often each, and the system's ping.
+fn ping_monitor(o: &mut Options) -> Result<Kind, String> {
+    let targets = match o.take("hosts") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|h| {
+                h.as_str()
+                    .filter(|s| !s.is_empty() && !s.starts_with('-'))
+                    .map(str::to_string)
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| o.err("hosts", "must be a list of host names or addresses"))?,
+        _ => return Err(o.err("hosts", "is required: the hosts to ping")),
     };
-    let mut specs = Vec::new();
-    for (name, options) in &named {
-        let mut o = Options {
-            plugin: name,
-            map: options.as_object().cloned().unwrap_or_default(),
-        };
-        if o.take("enabled").is_some_and(|v| v == false) {
-            continue;
-        }
-        let info =
-            matches!(name.as_str(), "os_info" | "filesystem_info") && !custom.contains_key(name);
-        let interval = o.seconds("interval", DEFAULT_INTERVAL)?;
-        let timeout = o.seconds("timeout", DEFAULT_TIMEOUT)?;
-        let kind = match name.as_str() {
-            // A site's own script replaces the built-in of its name.
-            _ if custom.contains_key(name) => Kind::Custom {
-                path: custom[name].clone(),
-            },
-            "os_info" => Kind::OsInfo,
-            "filesystem_info" => Kind::Filesystems,
-            "cpu_monitor" => Kind::Cpu {
-                per_core: o.take("per_core").is_some_and(|v| v == true),
-            },
-            "memory_monitor" => Kind::Memory,
-            "disk_monitor" => Kind::Disk,
-            "network_monitor" => Kind::Network,
-            "ping_monitor" => {
-                let targets = match o.take("hosts") {
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .map(|h| {
-                            h.as_str()
-                                .filter(|s| !s.is_empty() && !s.starts_with('-'))
-                                .map(str::to_string)
-                        })
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| {
-                            o.err("hosts", "must be a list of host names or addresses")
-                        })?,
-                    _ => return Err(o.err("hosts", "is required: the hosts to ping")),
-                };
-                let count = match o.take("count") {
-                    None => 3,
-                    Some(v) => v
-                        .as_u64()
-                        .filter(|n| (1..=20).contains(n))
-                        .ok_or_else(|| o.err("count", "must be 1 to 20"))?
-                        as u32,
-                };
-                let wait = o.seconds("wait", 2)?;
-                // Linux's places, then the BSDs' and macOS's.
-                let ping = o.program("ping", &["/usr/bin/ping", "/bin/ping", "/sbin/ping"])?;
-                Kind::Ping {
-                    flavour: ping::flavour(&ping),
-                    ping,
-                    targets,
-                    count,
-                    wait,
-                }
-            }
-            "nagios_runner" => {
-                let list = match o.take("commands") {
-                    Some(Value::Array(a)) => a,
-                    _ => return Err(o.err("commands", "is required: a list of {name, command}")),
-                };
-                let mut checks = Vec::new();
-                for c in &list {
-                    let name = c["name"].as_str().unwrap_or("").to_string();
-                    let argv = o.argv("commands", &c["command"])?;
-                    if c.as_object()
-                        .is_some_and(|m| m.keys().any(|k| k != "name" && k != "command"))
-                    {
-                        return Err(o.err("commands", "each is {name, command}"));
-                    }
-                    checks.push(nagios::Check { name, argv });
-                }
-                nagios::validate(&checks)?;
-                Kind::Nagios { checks }
-            }
-            "zfs_monitor" => Kind::Zfs {
-                zpool: o.program("zpool", &["/sbin/zpool", "/usr/sbin/zpool"])?,
-            },
-            "service_checks" => service_checks(&mut o)?,
-            other => match custom.get(other) {
-                Some(path) => Kind::Custom { path: path.clone() },
-                None => {
-                    return Err(format!(
-                        "plugins.{other}: no such plugin (built in: {}; or an executable named so in plugins_dir)",
-                        BUILTIN.join(", ")
-                    ));
-                }
-            },
-        };
-        o.done()?;
-        // A run that starts programs outlives their own timeouts (zpool runs two in a row,
-        // service checks run their action after the checks, ping waits per answer).
-        let run_timeout = match &kind {
-            Kind::Nagios { .. } | Kind::Zfs { .. } => timeout * 2 + Duration::from_secs(5),
-            // The slowest check, then an action.
-            Kind::ServiceChecks { checks, .. } => {
-                checks.iter().map(|c| c.timeout).max().unwrap_or_default()
-                    + timeout
-                    + Duration::from_secs(5)
-            }
-            // ping waits whole seconds, at least one (ping::collect).
-            Kind::Ping { count, wait, .. } => timeout
-                .max((*wait).max(Duration::from_secs(1)) * (count + 1) + Duration::from_secs(5)),
-            Kind::Custom { .. } => timeout + Duration::from_secs(1),
-            _ => timeout,
-        };
-        specs.push(Spec {
-            name: name.clone(),
-            kind,
-            info,
-            interval,
-            timeout: run_timeout,
-            command_timeout: timeout,
-        });
-    }
-    for (name, path) in custom {
-        if !named.contains_key(&name)
-            && config.is_none_or(|c| c.get(&name) != Some(&Value::Bool(false)))
+    let count = match o.take("count") {
+        None => 3,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=20).contains(n))
+            .ok_or_else(|| o.err("count", "must be 1 to 20"))? as u32,
+    };
+    let wait = o.seconds("wait", 2)?;
+    // Linux's places, then the BSDs' and macOS's.
+    let ping = o.program("ping", &["/usr/bin/ping", "/bin/ping", "/sbin/ping"])?;
+    Ok(Kind::Ping {
+        flavour: ping::flavour(&ping),
+        ping,
+        targets,
+        count,
+        wait,
+    })
+}
+
+/// `nagios_runner`: a list of `{name, command}`.
+fn nagios_runner(o: &mut Options) -> Result<Kind, String> {
+    let list = match o.take("commands") {
+        Some(Value::Array(a)) => a,
+        _ => return Err(o.err("commands", "is required: a list of {name, command}")),
+    };
+    let mut checks = Vec::new();
+    for c in &list {
+        let name = c["name"].as_str().unwrap_or("").to_string();
+        let argv = o.argv("commands", &c["command"])?;
+        if c.as_object()
+            .is_some_and(|m| m.keys().any(|k| k != "name" && k != "command"))
         {
-            specs.push(Spec {
-                name: name.clone(),
-                kind: Kind::Custom { path },
-                info: false,
-                interval: Duration::from_secs(DEFAULT_INTERVAL),
-                timeout: Duration::from_secs(DEFAULT_TIMEOUT + 1),
-                command_timeout: Duration::from_secs(DEFAULT_TIMEOUT),
-            });
+            return Err(o.err("commands", "each is {name, command}"));
         }
+        checks.push(nagios::Check { name, argv });
     }
-    Ok(specs)
+    nagios::validate(&checks)?;
+    Ok(Kind::Nagios { checks })
+}
+
+/// How long a run may take in all: a run that starts programs outlives their own timeouts
+/// (zpool runs two in a row, service checks run their action after the checks, ping waits
+/// per answer).
+fn run_timeout(kind: &Kind, timeout: Duration) -> Duration {
+    match kind {
+        Kind::Nagios { .. } | Kind::Zfs { .. } => timeout * 2 + Duration::from_secs(5),
+        // The slowest check, then an action.
+        Kind::ServiceChecks { checks, .. } => {
+            checks.iter().map(|c| c.timeout).max().unwrap_or_default()
+                + timeout
+                + Duration::from_secs(5)
+        }
+        // ping waits whole seconds, at least one (ping::collect).
+        Kind::Ping { count, wait, .. } => {
+            timeout.max((*wait).max(Duration::from_secs(1)) * (count + 1) + Duration::from_secs(5))
+        }
+        Kind::Custom { .. } => timeout + Duration::from_secs(1),
+        _ => timeout,
+    }
 }
 
 fn service_checks(o: &mut Options) -> Result<Kind, String> {
@@ -571,64 +586,8 @@ fn service_checks(o: &mut Options) -> Result<Kind, String> {
         };
         let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
         let probe = match c["type"].as_str().unwrap_or("") {
-            t @ ("http" | "https") => {
-                let url = match (text("url"), text("host")) {
-                    (Some(u), _) => u,
-                    (None, Some(h)) => format!(
-                        "{t}://{h}:{}{}",
-                        c.get("port")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(if t == "https" { 443 } else { 80 }),
-                        text("path").unwrap_or_else(|| "/".into())
-                    ),
-                    (None, None) => {
-                        return Err(o.err("checks", format!("{name}: url (or host) is required")));
-                    }
-                };
-                let (tls, host, port, path) =
-                    checks::parse_url(&url).map_err(|e| o.err("checks", format!("{name}: {e}")))?;
-                if tls != (t == "https") {
-                    return Err(o.err("checks", format!("{name}: the url's scheme is not {t}")));
-                }
-                #[cfg(not(feature = "https"))]
-                if tls {
-                    return Err(o.err("checks", format!("{name}: {}", checks::NO_TLS)));
-                }
-                let expect_status = match c.get("expect_status") {
-                    None => None,
-                    Some(v) => Some(v.as_u64().filter(|s| (100..=599).contains(s)).ok_or_else(
-                        || {
-                            o.err(
-                                "checks",
-                                format!("{name}: expect_status must be 100 to 599"),
-                            )
-                        },
-                    )? as u16),
-                };
-                Probe::Http {
-                    tls,
-                    host,
-                    port,
-                    path,
-                    expect_status,
-                    expect_body: text("expect_body"),
-                }
-            }
-            "tcp" => {
-                let host = text("host")
-                    .ok_or_else(|| o.err("checks", format!("{name}: host is required")))?;
-                let port = c
-                    .get("port")
-                    .and_then(Value::as_u64)
-                    .filter(|p| (1..=65535).contains(p))
-                    .ok_or_else(|| {
-                        o.err("checks", format!("{name}: port (1 to 65535) is required"))
-                    })?;
-                Probe::Tcp {
-                    host,
-                    port: port as u16,
-                }
-            }
+            t @ ("http" | "https") => http_probe(o, c, name, t == "https")?,
+            "tcp" => tcp_probe(o, c, name)?,
             other => {
                 return Err(o.err(
                     "checks",
@@ -664,6 +623,94 @@ fn service_checks(o: &mut Options) -> Result<Kind, String> {
             action: text("action"),
         });
     }
+    let actions = service_actions(o)?;
+    for c in &out {
+        if let Some(key) = &c.action
+            && !actions.contains_key(key)
+        {
+            return Err(o.err(
+                "checks",
+                format!("{}: action {key:?} is not under actions", c.name),
+            ));
+        }
+    }
+    let ca_file = o.string("ca_file")?;
+    if let Some(f) = &ca_file {
+        checks::tls_config(Some(f)).map_err(|e| o.err("ca_file", e))?;
+    }
+    Ok(Kind::ServiceChecks {
+        checks: out,
+        actions,
+        ca_file,
+    })
+}
+
+/// An `http` or `https` check: a `url`, or `host`, `port` and `path`.
+fn http_probe(o: &Options, c: &Value, name: &str, https: bool) -> Result<Probe, String> {
+    let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+    let t = if https { "https" } else { "http" };
+    let url = match (text("url"), text("host")) {
+        (Some(u), _) => u,
+        (None, Some(h)) => format!(
+            "{t}://{h}:{}{}",
+            c.get("port")
+                .and_then(Value::as_u64)
+                .unwrap_or(if https { 443 } else { 80 }),
+            text("path").unwrap_or_else(|| "/".into())
+        ),
+        (None, None) => {
+            return Err(o.err("checks", format!("{name}: url (or host) is required")));
+        }
+    };
+    let (tls, host, port, path) =
+        checks::parse_url(&url).map_err(|e| o.err("checks", format!("{name}: {e}")))?;
+    if tls != https {
+        return Err(o.err("checks", format!("{name}: the url's scheme is not {t}")));
+    }
+    #[cfg(not(feature = "https"))]
+    if tls {
+        return Err(o.err("checks", format!("{name}: {}", checks::NO_TLS)));
+    }
+    let expect_status = match c.get("expect_status") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|s| (100..=599).contains(s))
+                .ok_or_else(|| {
+                    o.err(
+                        "checks",
+                        format!("{name}: expect_status must be 100 to 599"),
+                    )
+                })? as u16,
+        ),
+    };
+    Ok(Probe::Http {
+        tls,
+        host,
+        port,
+        path,
+        expect_status,
+        expect_body: text("expect_body"),
+    })
+}
+
+/// A `tcp` check: `host` and `port`.
+fn tcp_probe(o: &Options, c: &Value, name: &str) -> Result<Probe, String> {
+    let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+    let host = text("host").ok_or_else(|| o.err("checks", format!("{name}: host is required")))?;
+    let port = c
+        .get("port")
+        .and_then(Value::as_u64)
+        .filter(|p| (1..=65535).contains(p))
+        .ok_or_else(|| o.err("checks", format!("{name}: port (1 to 65535) is required")))?;
+    Ok(Probe::Tcp {
+        host,
+        port: port as u16,
+    })
+}
+
+/// `actions`: what a key runs when its checks all pass (`promote`) or one fails (`demote`).
+fn service_actions(o: &mut Options) -> Result<BTreeMap<String, checks::Action>, String> {
     let mut actions = BTreeMap::new();
     if let Some(v) = o.take("actions") {
         let Value::Object(m) = v else {
@@ -687,25 +734,7 @@ fn service_checks(o: &mut Options) -> Result<Kind, String> {
             actions.insert(key, action);
         }
     }
-    for c in &out {
-        if let Some(key) = &c.action
-            && !actions.contains_key(key)
-        {
-            return Err(o.err(
-                "checks",
-                format!("{}: action {key:?} is not under actions", c.name),
-            ));
-        }
-    }
-    let ca_file = o.string("ca_file")?;
-    if let Some(f) = &ca_file {
-        checks::tls_config(Some(f)).map_err(|e| o.err("ca_file", e))?;
-    }
-    Ok(Kind::ServiceChecks {
-        checks: out,
-        actions,
-        ca_file,
-    })
+    Ok(actions)
 }
 
 use checks::Probe;
