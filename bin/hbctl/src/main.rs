@@ -53,8 +53,27 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let request = match words.as_slice() {
-        ["passwd", name] => return passwd(name),
+    if let ["passwd", name] = words.as_slice() {
+        return passwd(name);
+    }
+    let Some(request) = request_for(&words)? else {
+        eprintln!("{USAGE}");
+        return Ok(ExitCode::from(64));
+    };
+    let socket = match socket {
+        Some(path) => path,
+        None => control_socket(config)?,
+    };
+    let response = hb_ipc::ctl::call(&socket, &request, Duration::from_secs(30))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&response)?);
+    }
+    Ok(show(response, json))
+}
+
+/// The request the words name; `None`: they name none (the usage is printed).
+fn request_for(words: &[&str]) -> anyhow::Result<Option<CtlRequest>> {
+    let request = match words {
         ["status"] => CtlRequest::Status {},
         ["reload"] => CtlRequest::Reload {},
         ["hosts"] => CtlRequest::Hosts {},
@@ -126,29 +145,25 @@ fn run() -> anyhow::Result<ExitCode> {
             Some(role) => CtlRequest::Counters { role },
             None => anyhow::bail!("unknown role {role:?}"),
         },
-        _ => {
-            eprintln!("{USAGE}");
-            return Ok(ExitCode::from(64));
-        }
+        _ => return Ok(None),
     };
-    let socket = match socket {
-        Some(path) => path,
-        None => {
-            let config = match config {
-                Some(path) => Config::load(&path)?,
-                None if std::path::Path::new(DEFAULT_PATH).exists() => {
-                    Config::load(DEFAULT_PATH.as_ref())?
-                }
-                None => Config::builtin(),
-            };
-            config.control_socket
-        }
+    Ok(Some(request))
+}
+
+/// The control socket of the configuration `-c` names, else of /etc/hb.yaml if it
+/// exists, else of the built-in default.
+fn control_socket(config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let config = match config {
+        Some(path) => Config::load(&path)?,
+        None if std::path::Path::new(DEFAULT_PATH).exists() => Config::load(DEFAULT_PATH.as_ref())?,
+        None => Config::builtin(),
     };
-    let response = hb_ipc::ctl::call(&socket, &request, Duration::from_secs(30))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&response)?);
-    }
-    Ok(match response {
+    Ok(config.control_socket)
+}
+
+/// Prints an answer for a person (or, with `-j`, only says how it went: the JSON is out).
+fn show(response: CtlResponse, json: bool) -> ExitCode {
+    match response {
         CtlResponse::Error { message } => {
             eprintln!("hbctl: {message}");
             ExitCode::from(1)
@@ -195,7 +210,7 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             ExitCode::SUCCESS
         }
-    })
+    }
 }
 
 fn print_status(s: &ServerStatus) {
