@@ -394,53 +394,109 @@ fn load(o: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     // ACK round trips in µs. One thread reads every socket: ACKs sent in a batch wake it
     // once, where a thread per socket would be woken once per socket.
-    let reader = {
-        let (sockets, stop, acks, sent_at, o) = (
-            sockets.clone(),
-            stop.clone(),
-            acks.clone(),
-            sent_at.clone(),
-            o.clone(),
-        );
-        std::thread::spawn(move || {
-            use nix::poll::{PollFd, PollFlags, poll};
-            use std::os::fd::AsFd;
-            let mut rtts = Vec::new();
-            let mut batch = Received::new();
-            while !stop.load(Ordering::Relaxed) {
-                let mut fds: Vec<PollFd<'_>> = sockets
-                    .iter()
-                    .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
-                    .collect();
-                if poll(&mut fds, 50u16).unwrap_or(0) <= 0 {
-                    continue;
-                }
-                let ready: Vec<bool> = fds
-                    .iter()
-                    .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
-                    .collect();
-                let now = started.elapsed().as_nanos() as u64;
-                for (socket, _) in sockets.iter().zip(ready).filter(|(_, r)| *r) {
-                    for ack in batch.receive(socket, false) {
-                        acks.fetch_add(1, Ordering::Relaxed);
-                        let Some((name, seq)) = ack_of(ack) else {
-                            continue;
-                        };
-                        let host = name
-                            .strip_prefix(o.prefix.as_str())
-                            .and_then(|n| n.parse::<u64>().ok());
-                        if let (Some(host), true) = (host, seq > 0) {
-                            let number = (seq - 1).saturating_mul(o.hosts) + host;
-                            if let Some(at) = sent_at.get(number as usize) {
-                                rtts.push(now.saturating_sub(at.load(Ordering::Relaxed)) / 1000);
-                            }
+    let reader = spawn_ack_reader(&sockets, &stop, &acks, &sent_at, &o, started);
+    let (sent, errors) = send_paced(&o, &sockets, &sent_at, total, started);
+    let sending = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs_f64(o.wait));
+    stop.store(true, Ordering::Relaxed);
+    let mut rtts: Vec<u64> = reader.join().unwrap_or_default();
+    rtts.sort_unstable();
+    let acked = acks.load(Ordering::Relaxed);
+    let loss = 1.0 - acked as f64 / sent.max(1) as f64;
+    eprintln!(
+        "hbload: {sent} datagrams from {} hosts on {} addresses in {sending:.2} s ({:.0}/s; {errors} send errors); {acked} ACKs ({:.3} % unanswered); ACK round trip p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        o.hosts,
+        o.sources,
+        sent as f64 / sending.max(1e-6),
+        loss * 100.0,
+        percentile(&rtts, 0.5),
+        percentile(&rtts, 0.99),
+        percentile(&rtts, 1.0),
+    );
+    let server = match (&o.ctl, &before) {
+        (Some(socket), Some(before)) => server_report(socket, before)?,
+        _ => serde_json::Value::Null,
+    };
+    println!(
+        "{}",
+        json!({
+            "server": server,
+            "mode": if o.burst { "burst" } else { "rate" },
+            "hosts": o.hosts, "sources": o.sources, "sent": sent, "send_errors": errors,
+            "seconds": sending, "per_second": sent as f64 / sending.max(1e-6),
+            "acks": acked, "unanswered": sent.saturating_sub(acked),
+            "rtt_p50_ms": percentile(&rtts, 0.5), "rtt_p99_ms": percentile(&rtts, 0.99),
+            "rtt_max_ms": percentile(&rtts, 1.0),
+        })
+    );
+    Ok(())
+}
+
+/// Reads every socket's ACKs on one thread until `stop`: the round trip of each, in µs.
+fn spawn_ack_reader(
+    sockets: &[Arc<UdpSocket>],
+    stop: &Arc<AtomicBool>,
+    acks: &Arc<AtomicU64>,
+    sent_at: &Arc<Vec<AtomicU64>>,
+    o: &Arc<Options>,
+    started: Instant,
+) -> std::thread::JoinHandle<Vec<u64>> {
+    let (sockets, stop, acks, sent_at, o) = (
+        sockets.to_vec(),
+        stop.clone(),
+        acks.clone(),
+        sent_at.clone(),
+        o.clone(),
+    );
+    std::thread::spawn(move || {
+        use nix::poll::{PollFd, PollFlags, poll};
+        use std::os::fd::AsFd;
+        let mut rtts = Vec::new();
+        let mut batch = Received::new();
+        while !stop.load(Ordering::Relaxed) {
+            let mut fds: Vec<PollFd<'_>> = sockets
+                .iter()
+                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+                .collect();
+            if poll(&mut fds, 50u16).unwrap_or(0) <= 0 {
+                continue;
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+                .collect();
+            let now = started.elapsed().as_nanos() as u64;
+            for (socket, _) in sockets.iter().zip(ready).filter(|(_, r)| *r) {
+                for ack in batch.receive(socket, false) {
+                    acks.fetch_add(1, Ordering::Relaxed);
+                    let Some((name, seq)) = ack_of(ack) else {
+                        continue;
+                    };
+                    let host = name
+                        .strip_prefix(o.prefix.as_str())
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if let (Some(host), true) = (host, seq > 0) {
+                        let number = (seq - 1).saturating_mul(o.hosts) + host;
+                        if let Some(at) = sent_at.get(number as usize) {
+                            rtts.push(now.saturating_sub(at.load(Ordering::Relaxed)) / 1000);
                         }
                     }
                 }
             }
-            rtts
-        })
-    };
+        }
+        rtts
+    })
+}
+
+/// Sends `total` datagrams, paced to the rate (or at once for a burst): how many went, and
+/// how many the kernel refused.
+fn send_paced(
+    o: &Options,
+    sockets: &[Arc<UdpSocket>],
+    sent_at: &[AtomicU64],
+    total: u64,
+    started: Instant,
+) -> (u64, u64) {
     let mut sent = 0u64;
     let mut errors = 0u64;
     let mut counter = now_ms() * 1000;
@@ -465,7 +521,7 @@ fn load(o: Options) -> anyhow::Result<()> {
             let host = sent % o.hosts;
             let seq = sent / o.hosts + 1;
             counter += 1;
-            datagram(&o, host, seq, counter, &mut bytes);
+            datagram(o, host, seq, counter, &mut bytes);
             let socket = &sockets[(host % u64::from(o.sources)) as usize];
             if let Some(at) = sent_at.get(sent as usize) {
                 at.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -479,70 +535,40 @@ fn load(o: Options) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_micros(500));
         }
     }
-    let sending = started.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs_f64(o.wait));
-    stop.store(true, Ordering::Relaxed);
-    let mut rtts: Vec<u64> = reader.join().unwrap_or_default();
-    rtts.sort_unstable();
-    let acked = acks.load(Ordering::Relaxed);
-    let loss = 1.0 - acked as f64 / sent.max(1) as f64;
-    eprintln!(
-        "hbload: {sent} datagrams from {} hosts on {} addresses in {sending:.2} s ({:.0}/s; {errors} send errors); {acked} ACKs ({:.3} % unanswered); ACK round trip p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        o.hosts,
-        o.sources,
-        sent as f64 / sending.max(1e-6),
-        loss * 100.0,
-        percentile(&rtts, 0.5),
-        percentile(&rtts, 0.99),
-        percentile(&rtts, 1.0),
-    );
-    let server = match (&o.ctl, &before) {
-        (Some(socket), Some(before)) => {
-            let delta = counters_delta(before, &server_counters(socket)?);
-            let get = |role: &str, name: &str| {
-                delta
-                    .get(role)
-                    .and_then(|c| c.get(name))
-                    .copied()
-                    .unwrap_or(0)
-            };
-            // The receiver counts every rejection; the engine hears of at most 100 a second.
-            let rejected = get("receiver", "rejected");
-            let received: u64 = delta
-                .get("engine")
-                .map(|c| {
-                    c.iter()
-                        .filter(|(n, _)| n.starts_with("received_"))
-                        .map(|(_, v)| v)
-                        .sum()
-                })
-                .unwrap_or(0);
-            eprintln!(
-                "server: accepted {}, rejected {rejected}, taken by the engine {received}; dropped by the kernel {}, receiver to engine {}, store writes {}, web changes {}; the receiver waited for the engine {} ms",
-                get("receiver", "accepted"),
-                get("receiver", "kernel_dropped"),
-                get("receiver", "engine_queue_dropped"),
-                get("engine", "store_writes_dropped"),
-                get("engine", "web_changes_left_out"),
-                get("receiver", "engine_queue_wait_ms"),
-            );
-            serde_json::to_value(&delta)?
-        }
-        _ => serde_json::Value::Null,
+    (sent, errors)
+}
+
+/// The server's counters since `before`, printed and as JSON.
+fn server_report(socket: &std::path::Path, before: &Counters) -> anyhow::Result<serde_json::Value> {
+    let delta = counters_delta(before, &server_counters(socket)?);
+    let get = |role: &str, name: &str| {
+        delta
+            .get(role)
+            .and_then(|c| c.get(name))
+            .copied()
+            .unwrap_or(0)
     };
-    println!(
-        "{}",
-        json!({
-            "server": server,
-            "mode": if o.burst { "burst" } else { "rate" },
-            "hosts": o.hosts, "sources": o.sources, "sent": sent, "send_errors": errors,
-            "seconds": sending, "per_second": sent as f64 / sending.max(1e-6),
-            "acks": acked, "unanswered": sent.saturating_sub(acked),
-            "rtt_p50_ms": percentile(&rtts, 0.5), "rtt_p99_ms": percentile(&rtts, 0.99),
-            "rtt_max_ms": percentile(&rtts, 1.0),
+    // The receiver counts every rejection; the engine hears of at most 100 a second.
+    let rejected = get("receiver", "rejected");
+    let received: u64 = delta
+        .get("engine")
+        .map(|c| {
+            c.iter()
+                .filter(|(n, _)| n.starts_with("received_"))
+                .map(|(_, v)| v)
+                .sum()
         })
+        .unwrap_or(0);
+    eprintln!(
+        "server: accepted {}, rejected {rejected}, taken by the engine {received}; dropped by the kernel {}, receiver to engine {}, store writes {}, web changes {}; the receiver waited for the engine {} ms",
+        get("receiver", "accepted"),
+        get("receiver", "kernel_dropped"),
+        get("receiver", "engine_queue_dropped"),
+        get("engine", "store_writes_dropped"),
+        get("engine", "web_changes_left_out"),
+        get("receiver", "engine_queue_wait_ms"),
     );
-    Ok(())
+    Ok(serde_json::to_value(&delta)?)
 }
 
 #[cfg(test)]
