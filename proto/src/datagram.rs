@@ -57,6 +57,15 @@ impl Limits {
     }
 }
 
+impl From<crate::sign::Replay> for Reject {
+    fn from(r: crate::sign::Replay) -> Reject {
+        match r {
+            crate::sign::Replay::Stale => Reject::Stale,
+            crate::sign::Replay::Repeated => Reject::Replay,
+        }
+    }
+}
+
 /// Why a datagram was refused. [`Reject::reason`] names it for counters.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {

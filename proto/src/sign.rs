@@ -15,8 +15,6 @@ use std::collections::HashMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::datagram::Reject;
-
 /// Bytes of the trailer.
 pub const TRAILER_LEN: usize = 52;
 /// First bytes of the trailer.
@@ -101,6 +99,15 @@ pub fn verify(key: &[u8], signed: &[u8], trailer: &Trailer) -> bool {
     mac_over(key, signed).verify_slice(&trailer.mac).is_ok()
 }
 
+/// Why [`ReplayGuard::check`] refused a signed datagram (each is a `datagram::Reject` too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Signed too far from our clock.
+    Stale,
+    /// Its counter is not above the last accepted one.
+    Repeated,
+}
+
 /// Rejects stale and replayed datagrams: the timestamp must be within `window_ms` of now, and
 /// the counter above the last one accepted from that host.
 #[derive(Debug)]
@@ -119,12 +126,12 @@ impl ReplayGuard {
     }
 
     /// Checks, and on success records, a verified trailer from `host`.
-    pub fn check(&mut self, host: &str, trailer: &Trailer, now_ms: u64) -> Result<(), Reject> {
+    pub fn check(&mut self, host: &str, trailer: &Trailer, now_ms: u64) -> Result<(), Replay> {
         if trailer.ts_ms.abs_diff(now_ms) > self.window_ms {
-            return Err(Reject::Stale);
+            return Err(Replay::Stale);
         }
         match self.last.get_mut(host) {
-            Some(last) if trailer.counter <= *last => Err(Reject::Replay),
+            Some(last) if trailer.counter <= *last => Err(Replay::Repeated),
             Some(last) => {
                 *last = trailer.counter;
                 Ok(())
@@ -196,11 +203,11 @@ mod tests {
             mac: [0; 32],
         };
         assert_eq!(g.check("a", &t(100_000, 5), 100_000), Ok(()));
-        assert_eq!(g.check("a", &t(100_000, 5), 100_000), Err(Reject::Replay));
-        assert_eq!(g.check("a", &t(100_000, 4), 100_000), Err(Reject::Replay));
+        assert_eq!(g.check("a", &t(100_000, 5), 100_000), Err(Replay::Repeated));
+        assert_eq!(g.check("a", &t(100_000, 4), 100_000), Err(Replay::Repeated));
         assert_eq!(g.check("a", &t(100_000, 6), 100_000), Ok(()));
         assert_eq!(g.check("b", &t(100_000, 1), 100_000), Ok(()), "per host");
-        assert_eq!(g.check("a", &t(30_000, 9), 100_000), Err(Reject::Stale));
-        assert_eq!(g.check("a", &t(170_000, 9), 100_000), Err(Reject::Stale));
+        assert_eq!(g.check("a", &t(30_000, 9), 100_000), Err(Replay::Stale));
+        assert_eq!(g.check("a", &t(170_000, 9), 100_000), Err(Replay::Stale));
     }
 }

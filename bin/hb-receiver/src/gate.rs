@@ -184,7 +184,7 @@ impl Gate {
                     return Outcome::Rejected(Reject::BadSignature);
                 }
                 if let Err(e) = self.replay.check(&host, &trailer, now_ms) {
-                    return Outcome::Rejected(e);
+                    return Outcome::Rejected(e.into());
                 }
                 true
             }
