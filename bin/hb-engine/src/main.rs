@@ -386,7 +386,7 @@ async fn run(
 
 fn ask_store(
     reader: Option<&store::Reader>,
-    read: store::Read,
+    read: Query,
     reply: impl FnOnce(hb_ipc::edge::Answer) + Send + 'static,
 ) {
     match reader {

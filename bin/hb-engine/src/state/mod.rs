@@ -80,7 +80,7 @@ pub enum Reply {
     /// The answer.
     Now(Answer),
     /// Ask the store's reader.
-    Store(store::Read),
+    Store(hb_ipc::edge::Query),
 }
 
 /// The engine's state.

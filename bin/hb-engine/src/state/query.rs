@@ -86,7 +86,7 @@ impl State {
             Query::Checks {} => self.check_list(),
             Query::PutCheck { name, definition } => self.put_check(name, definition, now),
             Query::Pings { check, limit } if self.store.is_some() => {
-                return Reply::Store(store::Read::Pings { check, limit });
+                return Reply::Store(Query::Pings { check, limit });
             }
             Query::Pings { .. } => Answer::Error {
                 message: "history needs the store, which is not open".into(),
@@ -106,17 +106,17 @@ impl State {
                 limit,
             } if self.store.is_some() => {
                 let limit = limit.min(self.config.as_ref().map_or(100, |c| c.sample_count));
-                return Reply::Store(store::Read::Samples {
+                return Reply::Store(Query::Samples {
                     host,
                     plugin,
                     limit,
                 });
             }
             Query::Rtt { host, limit } if self.store.is_some() => {
-                return Reply::Store(store::Read::Rtt { host, limit });
+                return Reply::Store(Query::Rtt { host, limit });
             }
             Query::Events { host, limit } if self.store.is_some() => {
-                return Reply::Store(store::Read::Events { host, limit });
+                return Reply::Store(Query::Events { host, limit });
             }
             Query::Samples { .. } | Query::Rtt { .. } | Query::Events { .. } => Answer::Error {
                 message: "history needs the store, which is not open".into(),

@@ -30,7 +30,7 @@ mod reader;
 mod tests;
 mod writer;
 
-pub use reader::{MAX_READ, Read, Reader, spawn_reader};
+pub use reader::{MAX_READ, Reader, spawn_reader};
 pub use writer::{Writer, spawn_writer};
 
 /// How long the writer gathers before it commits (a notification ends the wait at once).

@@ -1,42 +1,10 @@
 //! The reader thread: history queries (samples, RTT, events, pings) on a connection of
-//! its own, so a long read never holds up the writer.
+//! its own, so a long read never holds up the writer. It takes the history queries as the
+//! web sends them (`Query::Samples`, `Rtt`, `Events`, `Pings`); any other is refused.
+
+use hb_ipc::edge::Query;
 
 use super::*;
-
-/// A history query for the reader thread.
-#[derive(Debug)]
-pub enum Read {
-    /// Newest samples of a plugin.
-    Samples {
-        /// Host.
-        host: String,
-        /// Plugin.
-        plugin: String,
-        /// At most.
-        limit: u32,
-    },
-    /// Newest RTTs.
-    Rtt {
-        /// Host.
-        host: String,
-        /// At most.
-        limit: u32,
-    },
-    /// Newest events.
-    Events {
-        /// Only this host's.
-        host: Option<String>,
-        /// At most.
-        limit: u32,
-    },
-    /// Newest pings of a check.
-    Pings {
-        /// The check.
-        check: String,
-        /// At most.
-        limit: u32,
-    },
-}
 
 /// Largest `limit` a history query may ask for.
 pub const MAX_READ: u32 = 1000;
@@ -47,12 +15,12 @@ type Reply = Box<dyn FnOnce(Answer) + Send>;
 /// disk delays only the query, never the engine.
 #[derive(Debug)]
 pub struct Reader {
-    tx: mpsc::Sender<(Read, Reply)>,
+    tx: mpsc::Sender<(Query, Reply)>,
 }
 
 impl Reader {
     /// Answers `read` on the reader thread; `reply` is called there with the answer.
-    pub fn ask(&self, read: Read, reply: impl FnOnce(Answer) + Send + 'static) {
+    pub fn ask(&self, read: Query, reply: impl FnOnce(Answer) + Send + 'static) {
         if let Err(mpsc::SendError((_, reply))) = self.tx.send((read, Box::new(reply))) {
             reply(Answer::Error {
                 message: "the store's reader is gone".into(),
@@ -69,7 +37,7 @@ pub fn spawn_reader(path: &Path) -> Result<Reader, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|source| StoreError::Sqlite { path: name, source })?;
-    let (tx, rx) = mpsc::channel::<(Read, Reply)>();
+    let (tx, rx) = mpsc::channel::<(Query, Reply)>();
     std::thread::spawn(move || {
         while let Ok((read, reply)) = rx.recv() {
             let answer = answer(&db, read).unwrap_or_else(|e| Answer::Error {
@@ -81,9 +49,9 @@ pub fn spawn_reader(path: &Path) -> Result<Reader, StoreError> {
     Ok(Reader { tx })
 }
 
-fn answer(db: &Connection, read: Read) -> rusqlite::Result<Answer> {
+fn answer(db: &Connection, read: Query) -> rusqlite::Result<Answer> {
     Ok(match read {
-        Read::Samples {
+        Query::Samples {
             host,
             plugin,
             limit,
@@ -105,7 +73,7 @@ fn answer(db: &Connection, read: Read) -> rusqlite::Result<Answer> {
             }
             Answer::Samples { samples }
         }
-        Read::Rtt { host, limit } => {
+        Query::Rtt { host, limit } => {
             let mut q = db.prepare_cached(
                 "SELECT at_ms, rtt_ms FROM rtt WHERE host = ?1 ORDER BY id DESC LIMIT ?2",
             )?;
@@ -119,7 +87,7 @@ fn answer(db: &Connection, read: Read) -> rusqlite::Result<Answer> {
                 samples: rows.collect::<rusqlite::Result<_>>()?,
             }
         }
-        Read::Events { host, limit } => {
+        Query::Events { host, limit } => {
             let mut q = db.prepare_cached(
                 "SELECT at_ms, host, text FROM events WHERE ?1 IS NULL OR host = ?1
                  ORDER BY id DESC LIMIT ?2",
@@ -135,7 +103,7 @@ fn answer(db: &Connection, read: Read) -> rusqlite::Result<Answer> {
                 messages: rows.collect::<rusqlite::Result<_>>()?,
             }
         }
-        Read::Pings { check, limit } => {
+        Query::Pings { check, limit } => {
             let mut q = db.prepare_cached(
                 "SELECT at_ms, kind, exit, rid, source, method, user_agent, body, duration_ms
                  FROM pings WHERE check_name = ?1 ORDER BY id DESC LIMIT ?2",
@@ -157,5 +125,8 @@ fn answer(db: &Connection, read: Read) -> rusqlite::Result<Answer> {
                 pings: rows.collect::<rusqlite::Result<_>>()?,
             }
         }
+        _ => Answer::Error {
+            message: "not a history query".into(),
+        },
     })
 }

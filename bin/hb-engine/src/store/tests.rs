@@ -1,5 +1,6 @@
 use super::writer::commit;
 use super::*;
+use hb_ipc::edge::Query;
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("hb-store-{name}-{}", std::process::id()));
@@ -45,7 +46,7 @@ fn notification(id: u64) -> Notification {
     }
 }
 
-fn ask(reader: &Reader, read: Read) -> Answer {
+fn ask(reader: &Reader, read: Query) -> Answer {
     let (tx, rx) = std::sync::mpsc::channel();
     reader.ask(read, move |a| tx.send(a).unwrap());
     rx.recv().unwrap()
@@ -219,7 +220,7 @@ fn history_is_trimmed_and_served_newest_first() {
     let reader = spawn_reader(&path).unwrap();
     let Answer::Samples { samples } = ask(
         &reader,
-        Read::Samples {
+        Query::Samples {
             host: "a".into(),
             plugin: "cpu".into(),
             limit: 100,
@@ -231,7 +232,7 @@ fn history_is_trimmed_and_served_newest_first() {
     assert_eq!(times, [9, 8, 7], "retention keeps 3, newest first");
     let Answer::Rtt { samples } = ask(
         &reader,
-        Read::Rtt {
+        Query::Rtt {
             host: "a".into(),
             limit: 2,
         },
