@@ -35,7 +35,9 @@ pub fn init(program: &'static str, verbosity: u8) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(max_level(verbosity))
         .with_writer(std::io::stderr)
-        .event_format(LineFormat { program })
+        .event_format(Format {
+            program: Some(program),
+        })
         .try_init();
 }
 
@@ -51,7 +53,7 @@ pub fn init_syslog(program: &'static str, verbosity: u8) -> std::io::Result<()> 
             socket: Arc::new(socket),
             program,
         })
-        .event_format(SyslogFormat)
+        .event_format(Format { program: None })
         .try_init();
     Ok(())
 }
@@ -133,9 +135,13 @@ impl SyslogWriters {
     }
 }
 
-struct SyslogFormat;
+/// One event as a line: with `program`, led by the time, program, pid and level (stderr);
+/// without, the message alone (a syslog datagram, whose writer puts its own head on).
+struct Format {
+    program: Option<&'static str>,
+}
 
-impl<S, N> FormatEvent<S, N> for SyslogFormat
+impl<S, N> FormatEvent<S, N> for Format
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -146,34 +152,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
-}
-
-struct LineFormat {
-    program: &'static str,
-}
-
-impl<S, N> FormatEvent<S, N> for LineFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        write!(
-            writer,
-            "{} {}[{}]: {:<5} ",
-            Timestamp(std::time::SystemTime::now()),
-            self.program,
-            std::process::id(),
-            event.metadata().level()
-        )?;
+        if let Some(program) = self.program {
+            write!(
+                writer,
+                "{} {program}[{}]: {:<5} ",
+                Timestamp(std::time::SystemTime::now()),
+                std::process::id(),
+                event.metadata().level()
+            )?;
+        }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
