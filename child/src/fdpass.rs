@@ -27,7 +27,7 @@ pub async fn send_frame(
     let mut fd = fd;
     while sent < frame.len() {
         stream.writable().await?;
-        let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+        let fds: Vec<RawFd> = fd.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
         let result = stream.try_io(Interest::WRITABLE, || {
             let iov = [IoSlice::new(&frame[sent..])];
             let cmsgs: &[ControlMessage] = if fds.is_empty() {

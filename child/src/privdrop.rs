@@ -275,14 +275,14 @@ fn restrict_writes(writable: &[PathBuf]) -> Result<WriteLimit, PrivdropError> {
     let abi = ABI::V5;
     let status = Ruleset::default()
         .handle_access(AccessFs::from_write(abi))
-        .and_then(|r| r.create())
+        .and_then(landlock::Ruleset::create)
         .and_then(|r| {
             r.add_rules(path_beneath_rules(
                 write_paths(writable),
                 AccessFs::from_write(abi),
             ))
         })
-        .and_then(|r| r.restrict_self())
+        .and_then(landlock::RulesetCreated::restrict_self)
         .map_err(|e| fail("landlock", e))?;
     Ok(WriteLimit::Landlock(match status.ruleset {
         RulesetStatus::FullyEnforced => "full",

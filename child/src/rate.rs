@@ -104,7 +104,7 @@ pub fn source_key(ip: IpAddr) -> IpAddr {
             octets[8..].fill(0);
             IpAddr::from(octets)
         }
-        v4 => v4,
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 

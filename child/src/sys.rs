@@ -44,7 +44,7 @@ pub fn take_control_fd() -> io::Result<OwnedFd> {
     // SAFETY: a zeroed `stat` is a valid value for fstat to overwrite.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd 3 is open (checked above) and `st` is a valid, writable stat buffer.
-    if unsafe { libc::fstat(CONTROL_FD, &mut st) } < 0 {
+    if unsafe { libc::fstat(CONTROL_FD, &raw mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }
     if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {

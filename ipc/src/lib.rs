@@ -101,8 +101,7 @@ impl fmt::Display for Role {
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Adds `n` to counter `name` (saturating). The name is looked up before it is inserted:

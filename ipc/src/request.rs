@@ -61,7 +61,9 @@ impl<A> Pending<A> {
 
     fn lock(&self) -> MutexGuard<'_, Inner<A>> {
         // A poisoned lock only means another task panicked, and panics abort the process.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers a request; send it with the returned id, then [`Pending::wait`].
@@ -130,8 +132,7 @@ impl<A> Pending<A> {
 fn first_id() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_nanos() as u64);
     // Spread by pid and time; below 2^62 so ids never wrap in practice.
     ((nanos ^ (u64::from(std::process::id()) << 32)) & ((1 << 62) - 1)) | 1
 }

@@ -212,7 +212,7 @@ struct Options<'a> {
     used: Vec<&'static str>,
 }
 
-impl<'a> Options<'a> {
+impl Options<'_> {
     fn err(&self, key: &str, message: impl Into<String>) -> ChannelError {
         ChannelError {
             channel: self.channel.to_string(),

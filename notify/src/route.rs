@@ -117,7 +117,10 @@ mod tests {
             // Owner alice, manager bob; carol is a monitor and not listed.
             users: vec!["alice".into(), "bob".into()],
             channels: vec!["host_chan".into()],
-            alerted: alerted.iter().map(|s| s.to_string()).collect(),
+            alerted: alerted
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             done_channels: Vec::new(),
         }
     }

@@ -670,7 +670,7 @@ mod tests {
             r#"{"ID":"PLG","name":"web1","plugin":"cpu","data":{"a":1}}"#,
             r#"{"name":"web1","ID":"HTB"}"#,
             r#"{"ID":"XXX","name":"web1"}"#,
-            r#"[1]"#,
+            r"[1]",
         ];
         for text in texts {
             let tree = serde_json::from_str::<Value>(text)

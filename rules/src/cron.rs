@@ -35,7 +35,7 @@ fn field(text: &str, lo: i8, hi: i8, names: &[&str], what: &str) -> Result<BTree
         let lower = s.to_ascii_lowercase();
         if let Some(i) = names.iter().position(|n| *n == lower) {
             // Months are named from 1, days from 0.
-            return Ok(i as i8 + if names.len() == 12 { 1 } else { 0 });
+            return Ok(i as i8 + i8::from(names.len() == 12));
         }
         s.parse::<i8>()
             .ok()

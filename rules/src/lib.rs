@@ -452,7 +452,7 @@ fn lookup<'a>(
     entries: &'a BTreeMap<Vec<String>, Threshold>,
     path: &[&str],
 ) -> Option<(&'a Threshold, Option<String>)> {
-    let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+    let key: Vec<String> = path.iter().map(std::string::ToString::to_string).collect();
     if let Some(t) = entries.get(&key) {
         return Some((t, None));
     }

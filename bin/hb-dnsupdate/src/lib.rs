@@ -203,8 +203,8 @@ impl Queue {
                 self.wishes.insert(
                     name.to_string(),
                     Pending {
-                        failures,
                         not_before,
+                        failures,
                         ..pending
                     },
                 );

@@ -237,7 +237,7 @@ async fn run(
                 Ok(finished) => updater.finished(finished),
                 Err(e) => tracing::error!("An update task failed: {e}"),
             },
-            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
+            () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
         }
     }
 }

@@ -104,7 +104,10 @@ mod tests {
 
     fn follow(dyndomains: &[&str]) -> DnsFollow {
         let mut config = crate::state::tests::config();
-        config.dyndomains = dyndomains.iter().map(|d| d.to_string()).collect();
+        config.dyndomains = dyndomains
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         config.hosts.insert(
             "web1".into(),
             HostConfig {

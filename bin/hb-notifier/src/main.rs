@@ -304,7 +304,7 @@ impl Notifier {
             while let Some(Ok((name, outcome))) = attempts.join_next().await {
                 match outcome {
                     hb_notify::retry::Attempt::Delivered => {
-                        lines.push(format!("{name}: delivered"))
+                        lines.push(format!("{name}: delivered"));
                     }
                     hb_notify::retry::Attempt::Transient { error, .. }
                     | hb_notify::retry::Attempt::Permanent { error } => {

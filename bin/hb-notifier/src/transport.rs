@@ -44,7 +44,10 @@ fn target(url: &str) -> Result<Target, String> {
     if host.is_empty() {
         return Err("the URL has no host".into());
     }
-    let path = match uri.path_and_query().map(|p| p.as_str()) {
+    let path = match uri
+        .path_and_query()
+        .map(hyper::http::uri::PathAndQuery::as_str)
+    {
         Some(p) if p.starts_with('/') => p.to_string(),
         Some(p) => format!("/{p}"),
         None => "/".to_string(),
@@ -100,13 +103,10 @@ async fn attempt(req: &Request) -> Attempt {
     };
     let _ = tcp.set_nodelay(true);
     let result = if t.tls {
-        let name = match ServerName::try_from(t.host.clone()) {
-            Ok(n) => n,
-            Err(_) => {
-                return Attempt::Permanent {
-                    error: "bad host name for TLS".into(),
-                };
-            }
+        let Ok(name) = ServerName::try_from(t.host.clone()) else {
+            return Attempt::Permanent {
+                error: "bad host name for TLS".into(),
+            };
         };
         match TlsConnector::from(tls_config()).connect(name, tcp).await {
             Ok(stream) => exchange(TokioIo::new(stream), req, &t).await,
@@ -170,7 +170,7 @@ where
     let mut read = 0;
     while read < MAX_RESPONSE {
         match body.frame().await {
-            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, hyper::body::Bytes::len),
             _ => break,
         }
     }

@@ -529,7 +529,7 @@ async fn receive(
                 }
             },
             // Woken as soon as the writer has taken enough from the queue.
-            _ = fwd.engine.room_for(BATCH + 2), if !room => {}
+            () = fwd.engine.room_for(BATCH + 2), if !room => {}
             // Ahead of the socket, which is always ready under load.
             _ = drained_reports.tick(), if room => {
                 // Nothing woke the loop lately: an idle socket, most likely. Look, so the
@@ -584,7 +584,7 @@ fn send_many(
         no_cmsgs,
         MsgFlags::MSG_DONTWAIT,
     )
-    .map(|results| results.count())
+    .map(std::iter::Iterator::count)
     .map_err(std::io::Error::from)
 }
 

@@ -363,7 +363,7 @@ impl Client {
                 return true;
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return false,
+                () = tokio::time::sleep_until(deadline) => return false,
                 r = recv(self.v4.as_ref(), &mut buf4) => {
                     if let Some((n, from)) = r { self.handle(&buf4[..n], from).await; }
                 }

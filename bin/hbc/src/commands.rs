@@ -157,7 +157,7 @@ mod tests {
     use super::*;
 
     fn argv(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| w.to_string()).collect()
+        words.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[tokio::test]

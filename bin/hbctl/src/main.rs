@@ -235,7 +235,7 @@ fn print_status(s: &ServerStatus) {
         println!(
             "{:<10} {:>8} {:<11} {:>7}s {:>8} {:>4}  {}",
             c.role.name(),
-            c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            c.pid.map_or_else(|| "-".into(), |p| p.to_string()),
             c.state,
             c.uptime_s.unwrap_or(0),
             c.restarts,

@@ -550,15 +550,12 @@ fn server_report(socket: &std::path::Path, before: &Counters) -> anyhow::Result<
     };
     // The receiver counts every rejection; the engine hears of at most 100 a second.
     let rejected = get("receiver", "rejected");
-    let received: u64 = delta
-        .get("engine")
-        .map(|c| {
-            c.iter()
-                .filter(|(n, _)| n.starts_with("received_"))
-                .map(|(_, v)| v)
-                .sum()
-        })
-        .unwrap_or(0);
+    let received: u64 = delta.get("engine").map_or(0, |c| {
+        c.iter()
+            .filter(|(n, _)| n.starts_with("received_"))
+            .map(|(_, v)| v)
+            .sum()
+    });
     eprintln!(
         "server: accepted {}, rejected {rejected}, taken by the engine {received}; dropped by the kernel {}, receiver to engine {}, store writes {}, web changes {}; the receiver waited for the engine {} ms",
         get("receiver", "accepted"),

@@ -118,7 +118,7 @@ fn a_ping_is_one_flat_object_and_refuses_strangers() {
     let q: Query = serde_json::from_str(line).unwrap();
     assert!(matches!(&q, Query::Ping(p) if p.kind == "start" && p.exit.is_none()));
     assert_eq!(serde_json::to_string(&q).unwrap(), line);
-    let stranger = line.replace("}", r#","extra":1}"#);
+    let stranger = line.replace('}', r#","extra":1}"#);
     assert!(serde_json::from_str::<Query>(&stranger).is_err());
 }
 

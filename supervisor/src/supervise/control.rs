@@ -16,7 +16,7 @@ impl Supervisor {
             CtlRequest::Counters { role } => self.ask(role, Query::Counters {}, reply),
             CtlRequest::Messages {} => self.ask(Role::Engine, Query::Messages {}, reply),
             CtlRequest::Command { host, command } => {
-                self.ask(Role::Engine, Query::QueueCommand { host, command }, reply)
+                self.ask(Role::Engine, Query::QueueCommand { host, command }, reply);
             }
             CtlRequest::Query { query } => self.ask(Role::Engine, query, reply),
             // A test notification waits for one attempt on each channel.

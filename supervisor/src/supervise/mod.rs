@@ -440,7 +440,7 @@ impl Supervisor {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Message { role, epoch, msg } if self.slots[&role].epoch == epoch => {
-                self.message(role, msg)
+                self.message(role, msg);
             }
             Event::Violation {
                 role,
@@ -472,7 +472,7 @@ impl Supervisor {
                 if self.slots[&role].state == State::Backoff
                     && !matches!(self.phase, Phase::ShuttingDown { .. }) =>
             {
-                self.spawn(role)
+                self.spawn(role);
             }
             Event::ReloadTimeout { generation } => self.reload_timeout(generation),
             Event::Escalate { stage } => self.escalate(stage),
@@ -608,7 +608,7 @@ impl Supervisor {
                     self.send(role, &ToChild::Socket { socket }, Some(fd));
                 }
                 Err(e) => {
-                    tracing::error!(role = %role, error = %e, "Cannot duplicate the listener.")
+                    tracing::error!(role = %role, error = %e, "Cannot duplicate the listener.");
                 }
             }
         }
@@ -730,7 +730,7 @@ impl Supervisor {
         // at it.
         let grace = self.config().shutdown_grace;
         let lead = TERM_BEFORE_KILL.min(grace / 2);
-        self.after(grace - lead, Event::Escalate { stage: 1 });
+        self.after(grace.saturating_sub(lead), Event::Escalate { stage: 1 });
     }
 
     fn escalate(&mut self, stage: u8) {

@@ -80,8 +80,7 @@ pub fn is_root() -> bool {
 /// Fails (never skips) when a tool the test needs is missing.
 pub fn require_tool(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
-        .unwrap_or(false);
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()));
     assert!(
         found,
         "{tool} is missing: install the Debian package {package} (the README's test command does)"
@@ -234,8 +233,7 @@ impl Server {
     /// `hbctl counters ROLE` as name -> value (missing names read as 0).
     pub fn counters(&self, role: &str) -> Value {
         self.ctl(&["counters", role])
-            .map(|v| v["counters"].clone())
-            .unwrap_or(Value::Null)
+            .map_or(Value::Null, |v| v["counters"].clone())
     }
 
     /// A counter, 0 when absent.

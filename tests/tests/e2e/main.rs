@@ -437,7 +437,7 @@ fn daemon_mode_and_sigterm() {
     assert!(alive(pid));
     assert_ne!(
         Some(pid),
-        server.child.as_ref().map(|c| c.id()),
+        server.child.as_ref().map(std::process::Child::id),
         "did not fork"
     );
     // A new session: no controlling terminal to lose.

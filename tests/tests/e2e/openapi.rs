@@ -61,7 +61,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
             match props.get(name) {
                 Some(s) => check(doc, s, v, &format!("{at}.{name}"), errors),
                 None if schema["additionalProperties"] == false => {
-                    errors.push(format!("{at}: undocumented field {name}"))
+                    errors.push(format!("{at}: undocumented field {name}"));
                 }
                 None => {}
             }

@@ -1067,7 +1067,10 @@ fn notification_channels_through_the_api() {
     assert_eq!(webhook[0]["secret"], true);
     assert_eq!(webhook[0]["required"], true);
     assert_eq!(types["types"]["exec"]["file_only"], true);
-    assert_eq!(types["types"].as_object().map(|t| t.len()), Some(12));
+    assert_eq!(
+        types["types"].as_object().map(serde_json::Map::len),
+        Some(12)
+    );
     assert!(
         types["common"]
             .as_array()

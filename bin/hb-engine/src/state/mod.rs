@@ -368,7 +368,7 @@ impl State {
                         Answer::Error {
                             message: hb_ipc::edge::STORE_FAILED.into(),
                         }
-                    })
+                    });
                 })),
             )),
             _ => reply(answer),

@@ -533,7 +533,7 @@ fn load_outbox(db: &Connection, loaded: &mut Loaded) -> rusqlite::Result<()> {
                 loaded.outbox.push(n);
             }
             Err(e) => {
-                tracing::error!(id, error = %e, "Unreadable notification in the outbox; skipped.")
+                tracing::error!(id, error = %e, "Unreadable notification in the outbox; skipped.");
             }
         }
     }

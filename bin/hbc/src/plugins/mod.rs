@@ -289,7 +289,7 @@ fn find_program(candidates: &[&str]) -> Option<String> {
     candidates
         .iter()
         .find(|p| Path::new(p).is_file())
-        .map(|p| p.to_string())
+        .map(std::string::ToString::to_string)
 }
 
 struct Options<'a> {
@@ -520,9 +520,8 @@ fn ping_monitor(o: &mut Options) -> Result<Kind, String> {
 
 /// `nagios_runner`: a list of `{name, command}`.
 fn nagios_runner(o: &mut Options) -> Result<Kind, String> {
-    let list = match o.take("commands") {
-        Some(Value::Array(a)) => a,
-        _ => return Err(o.err("commands", "is required: a list of {name, command}")),
+    let Some(Value::Array(list)) = o.take("commands") else {
+        return Err(o.err("commands", "is required: a list of {name, command}"));
     };
     let mut checks = Vec::new();
     for c in &list {
@@ -561,9 +560,8 @@ fn run_timeout(kind: &Kind, timeout: Duration) -> Duration {
 }
 
 fn service_checks(o: &mut Options) -> Result<Kind, String> {
-    let list = match o.take("checks") {
-        Some(Value::Array(a)) => a,
-        _ => return Err(o.err("checks", "is required: a list of checks")),
+    let Some(Value::Array(list)) = o.take("checks") else {
+        return Err(o.err("checks", "is required: a list of checks"));
     };
     let mut out = Vec::new();
     for c in &list {

@@ -134,7 +134,7 @@ pub fn argv(
         .to_vec();
     }
     let mut v: Vec<String> = vec![ping.into()];
-    let mut add = |args: &[&str]| v.extend(args.iter().map(|a| a.to_string()));
+    let mut add = |args: &[&str]| v.extend(args.iter().map(std::string::ToString::to_string));
     match flavour {
         Flavour::Iputils => add(&["-n", "-q", "-c", &count.to_string(), "-i", interval]),
         Flavour::Busybox => add(&["-q", "-c", &count.to_string()]),

@@ -960,7 +960,7 @@ pub fn os_info() -> Result<Value, String> {
         .first()
         .map(|c| c.brand().trim().to_string())
         .filter(|b| !b.is_empty());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let supported = sysinfo::IS_SUPPORTED_SYSTEM;
     let memory = (sys.total_memory() > 0).then(|| round2(sys.total_memory() as f64 / MB));
     Ok(json!({

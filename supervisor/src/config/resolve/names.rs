@@ -46,7 +46,9 @@ pub(super) fn fold_case(file: &mut File, text: &str, errors: &mut Vec<ConfigErro
         &mut file.dyndnshosts,
         &mut file.drophosts,
     ] {
-        list.iter_mut().for_each(|n| n.make_ascii_lowercase());
+        for name in list.iter_mut() {
+            name.make_ascii_lowercase();
+        }
     }
 }
 
