@@ -21,117 +21,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Web;
-
-/// An error answer: a status and a message for the client.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-    pub retry_after_s: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-            retry_after_s: None,
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn not_found(what: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, what)
-    }
-
-    fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, message)
-    }
-
-    fn engine(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
-    }
-}
-
-impl ApiError {
-    /// What the client is told.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
-        if let Some(s) = self.retry_after_s
-            && let Ok(v) = HeaderValue::from_str(&s.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(e: PathRejection) -> ApiError {
-        ApiError::bad_request(format!("bad path: {}", e.body_text()))
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(e: QueryRejection) -> ApiError {
-        ApiError::bad_request(format!("bad query string: {}", e.body_text()))
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(e: BytesRejection) -> ApiError {
-        ApiError::new(e.status(), format!("bad body: {}", e.body_text()))
-    }
-}
-
-pub(crate) type ApiResult = Result<Response, ApiError>;
-
-pub(crate) fn ok(value: Value) -> ApiResult {
-    Ok(axum::Json(value).into_response())
-}
-
-pub(crate) fn status(code: StatusCode, value: Value) -> ApiResult {
-    Ok((code, axum::Json(value)).into_response())
-}
-
-/// A JSON body of type `T`: 415 unless it says JSON, 400 unless it parses, 422 when it
-/// parses but does not fit `T` (a missing or unknown field, a wrong type).
-pub(crate) fn body<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    bytes: &[u8],
-) -> Result<T, ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let v = v.split(';').next().unwrap_or("").trim();
-            v.eq_ignore_ascii_case("application/json")
-        });
-    if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be JSON (Content-Type: application/json)",
-        ));
-    }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the body does not fit: {e}"),
-        )
-    })
-}
+use crate::reply::{
+    ApiError, ApiResult, Limit, body, checked_limit, limit, ok, status, unexpected,
+};
 
 /// Unix seconds with milliseconds, as the original's API gives times.
 fn seconds(ms: u64) -> f64 {
@@ -532,16 +424,6 @@ impl Web {
     }
 }
 
-pub(crate) fn unexpected(answer: Answer) -> ApiError {
-    match answer {
-        Answer::Error { message } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
-        _ => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected answer from the engine",
-        ),
-    }
-}
-
 async fn hosts(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
     let hosts = web.host_list().await?;
     let body = hosts_json(hosts.iter(), &authed.viewer);
@@ -594,33 +476,6 @@ async fn plugins(
         })
         .collect();
     ok(json!({"hostname": name, "plugins": plugins}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Limit {
-    limit: Option<u32>,
-}
-
-/// `?limit=`, with a default and a cap; 0 and values past the cap are errors.
-fn limit(
-    query: Result<Query<Limit>, QueryRejection>,
-    default: u32,
-    cap: u32,
-) -> Result<u32, ApiError> {
-    let Query(Limit { limit }) = query?;
-    checked_limit(limit, default, cap)
-}
-
-/// A `limit` given or not: the default, or 1 to `cap`, else 400.
-fn checked_limit(limit: Option<u32>, default: u32, cap: u32) -> Result<u32, ApiError> {
-    match limit {
-        None => Ok(default),
-        Some(n) if (1..=cap).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::bad_request(format!(
-            "limit must be 1 to {cap}, not {n}"
-        ))),
-    }
 }
 
 async fn samples(
@@ -1407,16 +1262,6 @@ async fn server_status(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult
         "hosts_by_state": by_state,
         "alerts_by_level": by_level,
     }))
-}
-
-/// Anything else under `/api/`: 404 in JSON.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint (see /api/0/openapi.json)")
-}
-
-/// A known path with the wrong method.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::Web;
-use crate::api::{ApiError, ApiResult, Authed, body, ok, status, unexpected};
+use crate::api::Authed;
+use crate::reply::{ApiError, ApiResult, body, ok, status, unexpected};
 
 /// Channels defined through the API, at most, and per owner.
 pub const MAX_CHANNELS: usize = 1000;

@@ -21,7 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Web;
-use crate::api::{ApiError, ApiResult, Authed, ok, status, unexpected};
+use crate::api::Authed;
+use crate::reply::{ApiError, ApiResult, ok, status, unexpected};
 use hb_child::rate::{RateTable, source_key};
 use hb_ipc::config::normalize_uuid;
 use hb_web::access::{HostAccess, HostRole, Viewer};

@@ -30,10 +30,11 @@ mod channels;
 mod checks;
 mod metrics;
 mod pages;
+mod reply;
 mod tls;
 mod ws;
 
-use api::ApiError;
+use reply::ApiError;
 
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Request bodies at most (logins, commands, silences): anything larger is refused with 413
@@ -568,8 +569,8 @@ impl Control for WebRole {
             .merge(api::router())
             .merge(checks::router())
             .merge(pages::router())
-            .fallback(api::not_found)
-            .method_not_allowed_fallback(api::method_not_allowed)
+            .fallback(reply::not_found)
+            .method_not_allowed_fallback(reply::method_not_allowed)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(axum::middleware::from_fn_with_state(
                 web.clone(),

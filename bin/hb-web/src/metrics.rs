@@ -19,7 +19,8 @@ use hb_ipc::control::{RoleStats, ServerStats};
 use hb_ipc::edge::{Answer, Query};
 
 use crate::Web;
-use crate::api::{ApiError, Authed};
+use crate::api::Authed;
+use crate::reply::ApiError;
 
 /// How long the supervisor has to gather the roles' counters.
 const STATS_WAIT: Duration = Duration::from_secs(4);

@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::Web;
-use crate::api::{ApiError, Authed, alert_json, event_json, host_json};
+use crate::api::{Authed, alert_json, event_json, host_json};
+use crate::reply::ApiError;
 
 /// Batches held for slow clients; one that falls further behind is dropped.
 const RING: usize = 1024;
