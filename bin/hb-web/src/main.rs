@@ -32,6 +32,7 @@ mod metrics;
 mod pages;
 mod reply;
 mod tls;
+mod views;
 mod ws;
 
 use reply::ApiError;

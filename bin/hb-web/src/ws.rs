@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::Web;
-use crate::api::{Authed, alert_json, event_json, host_json};
+use crate::api::Authed;
 use crate::reply::ApiError;
+use crate::views::{alert_json, event_json, host_json, hosts_json};
 
 /// Batches held for slow clients; one that falls further behind is dropped.
 const RING: usize = 1024;
@@ -421,7 +422,7 @@ async fn snapshot(web: &Web, viewer: &Viewer) -> Result<(String, HashSet<String>
         "messages": messages,
     })
     .to_string();
-    let hosts = crate::api::hosts_json(visible.into_iter(), viewer);
+    let hosts = hosts_json(visible.into_iter(), viewer);
     let head = head.strip_suffix('}').unwrap_or(&head);
     let snapshot = format!("{head},\"hosts\":{hosts}}}");
     Ok((snapshot, seen))
