@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 mod api;
 mod channels;
 mod checks;
+mod live;
 mod metrics;
 mod pages;
 mod reply;
@@ -84,7 +85,7 @@ pub struct Web {
     verify_waiting: std::sync::atomic::AtomicUsize,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// The live feed.
-    live: ws::Live,
+    live: live::Live,
     /// Whether the users' own changes were read from the engine.
     users_loaded: std::sync::atomic::AtomicBool,
     /// Where HTTP listens, once started.
@@ -112,7 +113,7 @@ impl Web {
             ping_limiter: checks::Limiter::default(),
             verify_waiting: std::sync::atomic::AtomicUsize::new(0),
             counters: Mutex::default(),
-            live: ws::Live::default(),
+            live: live::Live::default(),
             tls: RwLock::default(),
             bound: std::sync::OnceLock::new(),
             users_loaded: std::sync::atomic::AtomicBool::new(false),
@@ -452,7 +453,7 @@ async fn run(
                 EngineToWeb::Changes { changes } => changes,
             };
             // What is already queued goes out with it, as one batch.
-            while batch.len() < ws::BATCH_MAX {
+            while batch.len() < live::BATCH_MAX {
                 match answers.try_recv() {
                     Ok(EngineToWeb::Changes { changes }) => batch.extend(changes),
                     Ok(EngineToWeb::Answer { re, answer: a }) => answer(re, a),
