@@ -4,9 +4,8 @@
 //! credential; hb-web checks its form, rate-limits per address and per UUID, and hands the
 //! ping to the engine, which knows the checks and answers once the ping is stored.
 
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,65 +22,11 @@ use serde_json::{Value, json};
 use crate::Web;
 use crate::api::Authed;
 use crate::reply::{ApiError, ApiResult, ok, status, unexpected};
-use hb_child::rate::{RateTable, source_key};
 use hb_ipc::config::normalize_uuid;
 use hb_web::access::{HostAccess, HostRole, Viewer};
 
 /// Bytes of a ping's body kept in its history (more is cut, and said so).
 pub const BODY_KEPT: usize = 10 * 1024;
-/// A bucket holds this many seconds of its rate (the burst taken at once).
-const BURST_SECONDS: f64 = 5.0;
-/// Sources and checks with a bucket of their own at most (past it, they share one).
-const MAX_BUCKETS: usize = 100_000;
-
-/// The ping limits: a bucket per source address (an IPv6 /64, as the receiver counts) and
-/// one per check, in the receiver's bounded tables (hb_child::rate).
-pub struct Limiter {
-    sources: Mutex<RateTable<IpAddr>>,
-    checks: Mutex<RateTable<String>>,
-}
-
-impl Default for Limiter {
-    fn default() -> Limiter {
-        let now = Instant::now();
-        Limiter {
-            sources: Mutex::new(RateTable::new(MAX_BUCKETS, now)),
-            checks: Mutex::new(RateTable::new(MAX_BUCKETS, now)),
-        }
-    }
-}
-
-impl Limiter {
-    /// A token from `source`'s bucket and from the check's (`per_address` and `per_check`
-    /// pings per second); else the seconds to wait.
-    pub fn take(
-        &self,
-        source: IpAddr,
-        uuid: &str,
-        (per_address, per_check): (f64, f64),
-        now: Instant,
-    ) -> Result<(), u64> {
-        if per_address <= 0.0 || per_check <= 0.0 {
-            return Ok(()); // Not configured yet.
-        }
-        let wait = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
-        self.sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(
-                &source_key(source),
-                per_address,
-                per_address * BURST_SECONDS,
-                now,
-            )
-            .map_err(wait)?;
-        self.checks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(&uuid.to_string(), per_check, per_check * BURST_SECONDS, now)
-            .map_err(wait)
-    }
-}
 
 pub fn router() -> Router<Arc<Web>> {
     Router::new()
@@ -756,7 +701,7 @@ mod tests {
     }
 
     #[test]
-    fn uuids_and_buckets() {
+    fn uuids_are_checked() {
         assert_eq!(
             normalize_uuid("0F8FAD5B-D9CB-469F-A165-70867728950E").as_deref(),
             Some("0f8fad5b-d9cb-469f-a165-70867728950e")
@@ -770,18 +715,5 @@ mod tests {
         ] {
             assert!(normalize_uuid(bad).is_none(), "{bad}");
         }
-        // Both buckets: the source's and the check's (five seconds of each rate).
-        let l = Limiter::default();
-        let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
-        let t0 = Instant::now();
-        for _ in 0..5 {
-            assert!(l.take(a, "u1", (1.0, 100.0), t0).is_ok());
-        }
-        assert_eq!(l.take(a, "u2", (1.0, 100.0), t0), Err(1), "the source's");
-        for _ in 0..5 {
-            assert!(l.take(b, "u4", (100.0, 1.0), t0).is_ok());
-        }
-        assert!(l.take(b, "u4", (100.0, 1.0), t0).is_err(), "the check's");
-        assert!(l.take(b, "u5", (100.0, 1.0), t0).is_ok(), "per check");
     }
 }

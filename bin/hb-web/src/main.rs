@@ -31,6 +31,7 @@ mod checks;
 mod live;
 mod metrics;
 mod pages;
+mod ping_limits;
 mod reply;
 mod tls;
 mod views;
@@ -81,7 +82,7 @@ pub struct Web {
     limiter: Mutex<LoginLimiter>,
     verifying: Arc<tokio::sync::Semaphore>,
     /// Pings per source address and per check.
-    ping_limiter: checks::Limiter,
+    ping_limiter: ping_limits::Limiter,
     verify_waiting: std::sync::atomic::AtomicUsize,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// The live feed.
@@ -110,7 +111,7 @@ impl Web {
             sessions: Mutex::default(),
             limiter: Mutex::default(),
             verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING)),
-            ping_limiter: checks::Limiter::default(),
+            ping_limiter: ping_limits::Limiter::default(),
             verify_waiting: std::sync::atomic::AtomicUsize::new(0),
             counters: Mutex::default(),
             live: live::Live::default(),
@@ -161,7 +162,7 @@ impl Web {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn ping_limiter(&self) -> &checks::Limiter {
+    fn ping_limiter(&self) -> &ping_limits::Limiter {
         &self.ping_limiter
     }
 
