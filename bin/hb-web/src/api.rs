@@ -20,11 +20,11 @@ use hb_web::auth;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Web;
 use crate::reply::{
     ApiError, ApiResult, Limit, body, checked_limit, limit, ok, status, unexpected,
 };
 use crate::views::{alert_json, event_json, host_json, hosts_json, seconds};
+use crate::web::Web;
 
 /// Who is asking, from the session token (header or cookie). Cookie-authenticated writes
 /// must carry the session's CSRF token.
@@ -933,7 +933,7 @@ async fn unsilence(
 
 // --- Users and status ----------------------------------------------------------------------
 
-fn user_json(name: &str, a: &crate::Account) -> Value {
+fn user_json(name: &str, a: &crate::web::Account) -> Value {
     json!({
         "name": name,
         "full_name": a.full_name,

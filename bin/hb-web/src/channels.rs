@@ -17,9 +17,9 @@ use hb_web::access::Viewer;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::Web;
 use crate::api::Authed;
 use crate::reply::{ApiError, ApiResult, body, ok, status, unexpected};
+use crate::web::Web;
 
 /// Channels defined through the API, at most, and per owner.
 pub const MAX_CHANNELS: usize = 1000;

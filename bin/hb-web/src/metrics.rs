@@ -18,9 +18,9 @@ use hb_ipc::Role;
 use hb_ipc::control::{RoleStats, ServerStats};
 use hb_ipc::edge::{Answer, Query};
 
-use crate::Web;
 use crate::api::Authed;
 use crate::reply::ApiError;
+use crate::web::Web;
 
 /// How long the supervisor has to gather the roles' counters.
 const STATS_WAIT: Duration = Duration::from_secs(4);

@@ -16,8 +16,8 @@ use hb_ipc::edge::{Answer, HostSummary, Query};
 use hb_notify::message::html_escape as esc;
 use hb_web::access::{HostRole, Viewer};
 
-use crate::Web;
 use crate::api::Authed;
+use crate::web::Web;
 
 /// A page's viewer; without a session (and with users) the browser goes to `/login`.
 pub struct PageViewer {

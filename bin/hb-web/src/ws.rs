@@ -16,11 +16,11 @@ use hb_web::access::Viewer;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::Web;
 use crate::api::Authed;
 use crate::live::Update;
 use crate::reply::ApiError;
 use crate::views::{alert_json, event_json, hosts_json};
+use crate::web::Web;
 
 /// A client must take each message within this.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
