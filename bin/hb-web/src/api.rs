@@ -9,9 +9,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use hb_ipc::edge::{Answer, HostSummary, Query as EngineQuery};
@@ -20,98 +19,13 @@ use hb_web::auth;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::authed::Authed;
 use crate::reply::{
     ApiError, ApiResult, Limit, body, checked_limit, limit, ok, status, unexpected,
 };
 use crate::views::{alert_json, event_json, host_json, hosts_json, seconds};
+use crate::visibility::host_name;
 use crate::web::Web;
-
-/// Who is asking, from the session token (header or cookie). Cookie-authenticated writes
-/// must carry the session's CSRF token.
-pub struct Authed {
-    pub viewer: Viewer,
-    /// The token, to end it at logout.
-    pub token: Option<String>,
-    /// The session's CSRF token, for pages to carry.
-    pub csrf: Option<String>,
-}
-
-impl FromRequestParts<Arc<Web>> for Authed {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, web: &Arc<Web>) -> Result<Authed, ApiError> {
-        let users = web.users();
-        if users.is_empty() {
-            return Ok(Authed {
-                viewer: Viewer::Open,
-                token: None,
-                csrf: None,
-            });
-        }
-        let header_text = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
-        let bearer = header_text("authorization")
-            .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
-            .or_else(|| header_text("x-auth-token"));
-        let (token, by_cookie) = match bearer {
-            Some(t) => (t.to_string(), false),
-            None => match parts
-                .headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|c| auth::cookie(c, auth::COOKIE))
-            {
-                Some(t) => (t.to_string(), true),
-                None => {
-                    return Err(ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "log in first (POST /api/0/auth/login)",
-                    ));
-                }
-            },
-        };
-        let session = web
-            .sessions()
-            .touch(&token, hb_ipc::now_ms())
-            .ok_or_else(|| {
-                web.count("auth_bad_token");
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "the session is unknown or over; log in again",
-                )
-            })?;
-        let Some(user) = users.get(&session.user) else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "the user no longer exists",
-            ));
-        };
-        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if by_cookie && !safe {
-            let sent = header_text("x-csrf-token").unwrap_or("");
-            if !hb_proto::sign::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
-                web.count("csrf_refused");
-                return Err(ApiError::forbidden(
-                    "a write with the session cookie needs the session's X-CSRF-Token header",
-                ));
-            }
-        }
-        Ok(Authed {
-            viewer: Viewer::User {
-                name: session.user,
-                admin: user.admin,
-            },
-            token: Some(token),
-            csrf: Some(session.csrf),
-        })
-    }
-}
 
 pub fn router() -> Router<Arc<Web>> {
     Router::new()
@@ -247,87 +161,6 @@ async fn logout(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
 }
 
 // --- Hosts ---------------------------------------------------------------------------------
-
-/// A host name from a path: lower case, and a valid name, or it cannot exist.
-fn host_name(raw: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(raw) = raw?;
-    let name = raw.to_ascii_lowercase();
-    if hb_proto::names::check_host_name(&name).is_err() {
-        return Err(ApiError::not_found("no such host"));
-    }
-    Ok(name)
-}
-
-impl Web {
-    /// One host the viewer sees, with their role on it: 404 if they see none, 403 if their
-    /// role is below `needs`.
-    async fn host_for(
-        &self,
-        viewer: &Viewer,
-        name: &str,
-        needs: HostRole,
-    ) -> Result<(HostSummary, Answer), ApiError> {
-        let answer = self
-            .ask(EngineQuery::Host {
-                host: name.to_string(),
-            })
-            .await?;
-        let summary = match &answer {
-            Answer::Host { host, .. } => (**host).clone(),
-            _ => return Err(ApiError::not_found(format!("no host {name}"))),
-        };
-        let Some(role) = viewer.role(&summary) else {
-            return Err(ApiError::not_found(format!("no host {name}")));
-        };
-        if role < needs {
-            return Err(ApiError::forbidden(format!(
-                "this needs the {} role on {name}; you are {}",
-                needs.name(),
-                role.name()
-            )));
-        }
-        Ok((summary, answer))
-    }
-
-    /// Every host the viewer sees.
-    async fn visible_hosts(&self, viewer: &Viewer) -> Result<Vec<HostSummary>, ApiError> {
-        Ok(self
-            .host_list()
-            .await?
-            .into_iter()
-            .filter(|h| viewer.sees(h))
-            .collect())
-    }
-
-    /// Every host, sorted by name: kept by the live feed, or (until it has a full list)
-    /// from the engine.
-    pub async fn host_list(&self) -> Result<Vec<HostSummary>, ApiError> {
-        if let Some(list) = self.live.list() {
-            return Ok(list);
-        }
-        match self.ask(EngineQuery::ListHosts {}).await? {
-            Answer::Hosts { hosts } => Ok(hosts),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Names of the hosts the viewer sees (`None`: all, for admins).
-    pub(crate) async fn visible_names(
-        &self,
-        viewer: &Viewer,
-    ) -> Result<Option<std::collections::BTreeSet<String>>, ApiError> {
-        if viewer.is_admin() {
-            return Ok(None);
-        }
-        Ok(Some(
-            self.visible_hosts(viewer)
-                .await?
-                .into_iter()
-                .map(|h| h.name)
-                .collect(),
-        ))
-    }
-}
 
 async fn hosts(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
     let hosts = web.host_list().await?;

@@ -17,7 +17,7 @@ use hb_web::access::Viewer;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::Authed;
+use crate::authed::Authed;
 use crate::reply::{ApiError, ApiResult, body, ok, status, unexpected};
 use crate::web::Web;
 

@@ -19,7 +19,7 @@ use hb_ipc::edge::{Answer, CheckSummary, Query as EngineQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::Authed;
+use crate::authed::Authed;
 use crate::reply::{ApiError, ApiResult, ok, status, unexpected};
 use crate::web::Web;
 use hb_ipc::config::normalize_uuid;

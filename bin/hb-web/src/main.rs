@@ -22,6 +22,7 @@ use hb_ipc::edge::{Answer, EngineToWeb, Query};
 use tokio::sync::mpsc;
 
 mod api;
+mod authed;
 mod channels;
 mod checks;
 mod live;
@@ -31,6 +32,7 @@ mod ping_limits;
 mod reply;
 mod tls;
 mod views;
+mod visibility;
 mod web;
 mod ws;
 

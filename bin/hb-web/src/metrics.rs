@@ -18,7 +18,7 @@ use hb_ipc::Role;
 use hb_ipc::control::{RoleStats, ServerStats};
 use hb_ipc::edge::{Answer, Query};
 
-use crate::api::Authed;
+use crate::authed::Authed;
 use crate::reply::ApiError;
 use crate::web::Web;
 

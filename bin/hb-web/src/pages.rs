@@ -16,7 +16,7 @@ use hb_ipc::edge::{Answer, HostSummary, Query};
 use hb_notify::message::html_escape as esc;
 use hb_web::access::{HostRole, Viewer};
 
-use crate::api::Authed;
+use crate::authed::Authed;
 use crate::web::Web;
 
 /// A page's viewer; without a session (and with users) the browser goes to `/login`.

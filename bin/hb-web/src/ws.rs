@@ -16,7 +16,7 @@ use hb_web::access::Viewer;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::api::Authed;
+use crate::authed::Authed;
 use crate::live::Update;
 use crate::reply::ApiError;
 use crate::views::{alert_json, event_json, hosts_json};
