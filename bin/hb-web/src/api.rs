@@ -20,12 +20,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authed::Authed;
-use crate::reply::{
-    ApiError, ApiResult, Limit, body, checked_limit, limit, ok, status, unexpected,
-};
+use crate::reply::{ApiError, ApiResult, Limit, body, checked_limit, limit, ok, refused, status};
 use crate::views::{alert_json, event_json, host_json, hosts_json, seconds};
-use crate::visibility::host_name;
-use crate::web::Web;
+use crate::visibility::{HostSeen, host_name};
+use crate::web::{Web, answer};
 
 pub fn router() -> Router<Arc<Web>> {
     Router::new()
@@ -173,16 +171,16 @@ async fn host(
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let name = host_name(path)?;
-    let (summary, answer) = web
-        .host_for(&authed.viewer, &name, HostRole::Monitor)
+    let (
+        _,
+        HostSeen {
+            summary,
+            plugins,
+            alerts,
+        },
+    ) = web
+        .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
-    let Answer::Host {
-        plugins, alerts, ..
-    } = answer
-    else {
-        return Err(unexpected(answer));
-    };
     let mut value = host_json(&summary, authed.viewer.role(&summary));
     value["plugins"] = json!(plugins.keys().collect::<Vec<_>>());
     value["alerts"] = alerts.iter().map(alert_json).collect();
@@ -196,15 +194,12 @@ async fn plugins(
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let name = host_name(path)?;
-    let (_, answer) = web
-        .host_for(&authed.viewer, &name, HostRole::Monitor)
+    let (name, host) = web
+        .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
-    let Answer::Host { plugins, .. } = answer else {
-        return Err(unexpected(answer));
-    };
     let sample_count = web.config().sample_count;
-    let plugins: BTreeMap<String, Value> = plugins
+    let plugins: BTreeMap<String, Value> = host
+        .plugins
         .into_iter()
         .map(|(plugin, p)| {
             (
@@ -225,32 +220,30 @@ async fn samples(
     let Path((raw, plugin)) = path?;
     let name = host_name(Ok(Path(raw)))?;
     let limit = limit(query, 10, 100_000)?;
-    let (_, answer) = web
+    let host = web
         .host_for(&authed.viewer, &name, HostRole::Monitor)
         .await?;
-    if !matches!(&answer, Answer::Host { plugins, .. } if plugins.contains_key(&plugin)) {
+    if !host.plugins.contains_key(&plugin) {
         return Err(ApiError::not_found(format!(
             "{name} has no plugin {plugin:?}"
         )));
     }
-    match web
-        .ask(EngineQuery::Samples {
-            host: name.clone(),
-            plugin: plugin.clone(),
-            limit,
-        })
-        .await?
-    {
-        Answer::Samples { samples } => ok(json!({
-            "hostname": name,
-            "plugin": plugin,
-            "samples": samples
-                .iter()
-                .map(|s| json!({"timestamp": seconds(s.time_ms), "data": s.data}))
-                .collect::<Vec<_>>(),
-        })),
-        other => Err(unexpected(other)),
-    }
+    let query = EngineQuery::Samples {
+        host: name.clone(),
+        plugin: plugin.clone(),
+        limit,
+    };
+    let samples = web
+        .ask_for(query, answer!(Answer::Samples { samples } => samples))
+        .await?;
+    ok(json!({
+        "hostname": name,
+        "plugin": plugin,
+        "samples": samples
+            .iter()
+            .map(|s| json!({"timestamp": seconds(s.time_ms), "data": s.data}))
+            .collect::<Vec<_>>(),
+    }))
 }
 
 async fn rtt(
@@ -263,22 +256,20 @@ async fn rtt(
     let limit = limit(query, 100, 100_000)?;
     web.host_for(&authed.viewer, &name, HostRole::Monitor)
         .await?;
-    match web
-        .ask(EngineQuery::Rtt {
-            host: name.clone(),
-            limit,
-        })
-        .await?
-    {
-        Answer::Rtt { samples } => ok(json!({
-            "hostname": name,
-            "samples": samples
-                .iter()
-                .map(|s| json!({"timestamp": seconds(s.time_ms), "rtt": s.rtt_ms}))
-                .collect::<Vec<_>>(),
-        })),
-        other => Err(unexpected(other)),
-    }
+    let query = EngineQuery::Rtt {
+        host: name.clone(),
+        limit,
+    };
+    let samples = web
+        .ask_for(query, answer!(Answer::Rtt { samples } => samples))
+        .await?;
+    ok(json!({
+        "hostname": name,
+        "samples": samples
+            .iter()
+            .map(|s| json!({"timestamp": seconds(s.time_ms), "rtt": s.rtt_ms}))
+            .collect::<Vec<_>>(),
+    }))
 }
 
 async fn host_events(
@@ -291,16 +282,14 @@ async fn host_events(
     let limit = limit(query, 100, 1000)?;
     web.host_for(&authed.viewer, &name, HostRole::Monitor)
         .await?;
-    match web
-        .ask(EngineQuery::Events {
-            host: Some(name),
-            limit,
-        })
-        .await?
-    {
-        Answer::Messages { messages } => ok(messages.iter().map(event_json).collect()),
-        other => Err(unexpected(other)),
-    }
+    let query = EngineQuery::Events {
+        host: Some(name),
+        limit,
+    };
+    let messages = web
+        .ask_for(query, answer!(Answer::Messages { messages } => messages))
+        .await?;
+    ok(messages.iter().map(event_json).collect())
 }
 
 async fn host_alerts(
@@ -308,14 +297,10 @@ async fn host_alerts(
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let name = host_name(path)?;
-    let (_, answer) = web
-        .host_for(&authed.viewer, &name, HostRole::Monitor)
+    let (_, host) = web
+        .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
-    let Answer::Host { alerts, .. } = answer else {
-        return Err(unexpected(answer));
-    };
-    ok(alerts.iter().map(alert_json).collect())
+    ok(host.alerts.iter().map(alert_json).collect())
 }
 
 async fn access(
@@ -323,11 +308,10 @@ async fn access(
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let name = host_name(path)?;
-    let (h, _) = web
-        .host_for(&authed.viewer, &name, HostRole::Monitor)
+    let (name, host) = web
+        .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
-    ok(access_json(&name, &h, &authed.viewer))
+    ok(access_json(&name, &host.summary, &authed.viewer))
 }
 
 /// A host's roles, and the caller's.
@@ -408,25 +392,21 @@ async fn set_access(
     };
     let managers = change.managers.as_deref().map(check).transpose()?;
     let monitors = change.monitors.as_deref().map(check).transpose()?;
-    match web
-        .ask(EngineQuery::SetAccess {
-            host: name.clone(),
-            owner,
-            managers,
-            monitors,
-        })
-        .await?
-    {
-        Answer::Done { message } => {
-            tracing::info!(user = authed.viewer.name(), host = name, "{message}");
-            let (h, _) = web
-                .host_for(&authed.viewer, &name, HostRole::Monitor)
-                .await?;
-            ok(access_json(&name, &h, &authed.viewer))
-        }
-        Answer::Error { message } => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
-        other => Err(unexpected(other)),
-    }
+    let query = EngineQuery::SetAccess {
+        host: name.clone(),
+        owner,
+        managers,
+        monitors,
+    };
+    let refusal = refused(StatusCode::UNPROCESSABLE_ENTITY);
+    let message = web
+        .ask_for_or(query, refusal, answer!(Answer::Done { message } => message))
+        .await?;
+    tracing::info!(user = authed.viewer.name(), host = name, "{message}");
+    let host = web
+        .host_for(&authed.viewer, &name, HostRole::Monitor)
+        .await?;
+    ok(access_json(&name, &host.summary, &authed.viewer))
 }
 
 #[derive(Deserialize)]
@@ -460,30 +440,29 @@ async fn queue_upgrade(
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let name = host_name(path)?;
-    web.host_for(&authed.viewer, &name, HostRole::Manager)
+    let (name, _) = web
+        .host_in_path(&authed.viewer, path, HostRole::Manager)
         .await?;
     queued(&web, &authed, name, None).await
 }
 
 async fn queued(web: &Web, authed: &Authed, host: String, command: Option<String>) -> ApiResult {
-    match web
-        .ask(EngineQuery::QueueCommand {
-            host: host.clone(),
-            command: command.clone(),
-        })
-        .await?
-    {
-        Answer::Queued { id } => {
-            tracing::info!(user = authed.viewer.name(), host, ?command, id, "Queued.");
-            status(
-                StatusCode::ACCEPTED,
-                json!({"id": id, "host": host, "command": command}),
-            )
-        }
-        Answer::Error { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
-        other => Err(unexpected(other)),
-    }
+    let query = EngineQuery::QueueCommand {
+        host: host.clone(),
+        command: command.clone(),
+    };
+    let id = web
+        .ask_for_or(
+            query,
+            refused(StatusCode::CONFLICT),
+            answer!(Answer::Queued { id } => id),
+        )
+        .await?;
+    tracing::info!(user = authed.viewer.name(), host, ?command, id, "Queued.");
+    status(
+        StatusCode::ACCEPTED,
+        json!({"id": id, "host": host, "command": command}),
+    )
 }
 
 async fn dns(
@@ -491,21 +470,22 @@ async fn dns(
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let name = host_name(path)?;
-    web.host_for(&authed.viewer, &name, HostRole::Manager)
+    let (name, _) = web
+        .host_in_path(&authed.viewer, path, HostRole::Manager)
         .await?;
-    match web.ask(EngineQuery::Dns { host: name.clone() }).await? {
-        Answer::Done { message } => {
-            tracing::info!(
-                user = authed.viewer.name(),
-                host = name,
-                "DNS update asked for."
-            );
-            status(StatusCode::ACCEPTED, json!({"message": message}))
-        }
-        Answer::Error { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
-        other => Err(unexpected(other)),
-    }
+    let message = web
+        .ask_for_or(
+            EngineQuery::Dns { host: name.clone() },
+            refused(StatusCode::CONFLICT),
+            answer!(Answer::Done { message } => message),
+        )
+        .await?;
+    tracing::info!(
+        user = authed.viewer.name(),
+        host = name,
+        "DNS update asked for."
+    );
+    status(StatusCode::ACCEPTED, json!({"message": message}))
 }
 
 async fn drop_host(
@@ -513,34 +493,36 @@ async fn drop_host(
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let name = host_name(path)?;
-    web.host_for(&authed.viewer, &name, HostRole::Owner).await?;
-    match web
-        .ask(EngineQuery::DropHost { host: name.clone() })
-        .await?
-    {
-        Answer::Dropped { host } => {
-            tracing::info!(user = authed.viewer.name(), host, "Host dropped.");
-            ok(json!({"dropped": host}))
-        }
-        Answer::Error { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
-        other => Err(unexpected(other)),
-    }
+    let (name, _) = web
+        .host_in_path(&authed.viewer, path, HostRole::Owner)
+        .await?;
+    let host = web
+        .ask_for_or(
+            EngineQuery::DropHost { host: name },
+            refused(StatusCode::CONFLICT),
+            answer!(Answer::Dropped { host } => host),
+        )
+        .await?;
+    tracing::info!(user = authed.viewer.name(), host, "Host dropped.");
+    ok(json!({"dropped": host}))
 }
 
 // --- Events and alerts ---------------------------------------------------------------------
 
 async fn messages(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
     let visible = web.visible_names(&authed.viewer).await?;
-    match web.ask(EngineQuery::Messages {}).await? {
-        Answer::Messages { messages } => ok(messages
-            .iter()
-            .rev()
-            .filter(|m| visible.as_ref().is_none_or(|v| v.contains(&m.host)))
-            .map(event_json)
-            .collect()),
-        other => Err(unexpected(other)),
-    }
+    let messages = web
+        .ask_for(
+            EngineQuery::Messages {},
+            answer!(Answer::Messages { messages } => messages),
+        )
+        .await?;
+    ok(messages
+        .iter()
+        .rev()
+        .filter(|m| visible.as_ref().is_none_or(|v| v.contains(&m.host)))
+        .map(event_json)
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -558,27 +540,24 @@ async fn events(
     let Query(EventsQuery { host, limit }) = query?;
     let limit = checked_limit(limit, 100, 1000)?;
     if let Some(h) = &host {
-        let name = host_name(Ok(Path(h.clone())))?;
-        web.host_for(&authed.viewer, &name, HostRole::Monitor)
+        web.host_in_path(&authed.viewer, Ok(Path(h.clone())), HostRole::Monitor)
             .await?;
     }
     let visible = web.visible_names(&authed.viewer).await?;
-    match web
-        .ask(EngineQuery::Events {
-            host: host.map(|h| h.to_ascii_lowercase()),
-            // A user who sees few hosts asks for more, to fill the page after filtering.
-            limit: if visible.is_some() { 1000 } else { limit },
-        })
-        .await?
-    {
-        Answer::Messages { messages } => ok(messages
-            .iter()
-            .filter(|m| visible.as_ref().is_none_or(|v| v.contains(&m.host)))
-            .take(limit as usize)
-            .map(event_json)
-            .collect()),
-        other => Err(unexpected(other)),
-    }
+    let query = EngineQuery::Events {
+        host: host.map(|h| h.to_ascii_lowercase()),
+        // A user who sees few hosts asks for more, to fill the page after filtering.
+        limit: if visible.is_some() { 1000 } else { limit },
+    };
+    let messages = web
+        .ask_for(query, answer!(Answer::Messages { messages } => messages))
+        .await?;
+    ok(messages
+        .iter()
+        .filter(|m| visible.as_ref().is_none_or(|v| v.contains(&m.host)))
+        .take(limit as usize)
+        .map(event_json)
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -605,24 +584,27 @@ async fn alerts(
     };
     let host = match host {
         Some(h) => {
-            let name = host_name(Ok(Path(h)))?;
-            web.host_for(&authed.viewer, &name, HostRole::Monitor)
+            let (name, _) = web
+                .host_in_path(&authed.viewer, Ok(Path(h)), HostRole::Monitor)
                 .await?;
             Some(name)
         }
         None => None,
     };
     let visible = web.visible_names(&authed.viewer).await?;
-    match web.ask(EngineQuery::Alerts {}).await? {
-        Answer::Alerts { alerts } => ok(alerts
-            .iter()
-            .filter(|a| visible.as_ref().is_none_or(|v| v.contains(&a.host)))
-            .filter(|a| level.as_ref().is_none_or(|l| &a.level == l))
-            .filter(|a| host.as_ref().is_none_or(|h| &a.host == h))
-            .map(alert_json)
-            .collect()),
-        other => Err(unexpected(other)),
-    }
+    let alerts = web
+        .ask_for(
+            EngineQuery::Alerts {},
+            answer!(Answer::Alerts { alerts } => alerts),
+        )
+        .await?;
+    ok(alerts
+        .iter()
+        .filter(|a| visible.as_ref().is_none_or(|v| v.contains(&a.host)))
+        .filter(|a| level.as_ref().is_none_or(|l| &a.level == l))
+        .filter(|a| host.as_ref().is_none_or(|h| &a.host == h))
+        .map(alert_json)
+        .collect())
 }
 
 async fn acknowledge(
@@ -636,21 +618,26 @@ async fn acknowledge(
             "no alert {key:?} (keys look like web1/down)"
         )));
     };
-    let host = host_name(Ok(Path(host.to_string())))?;
-    let key = format!("{host}/{metric}");
-    web.host_for(&authed.viewer, &host, HostRole::Monitor)
+    let (host, _) = web
+        .host_in_path(
+            &authed.viewer,
+            Ok(Path(host.to_string())),
+            HostRole::Monitor,
+        )
         .await?;
-    match web
-        .ask(EngineQuery::Acknowledge {
-            key: key.clone(),
-            by: authed.viewer.name().to_string(),
-        })
-        .await?
-    {
-        Answer::Done { message } => ok(json!({"message": message, "key": key})),
-        Answer::Error { message } => Err(ApiError::not_found(message)),
-        other => Err(unexpected(other)),
-    }
+    let key = format!("{host}/{metric}");
+    let query = EngineQuery::Acknowledge {
+        key: key.clone(),
+        by: authed.viewer.name().to_string(),
+    };
+    let message = web
+        .ask_for_or(
+            query,
+            ApiError::not_found,
+            answer!(Answer::Done { message } => message),
+        )
+        .await?;
+    ok(json!({"message": message, "key": key}))
 }
 
 // --- Silences ------------------------------------------------------------------------------
@@ -658,23 +645,26 @@ async fn acknowledge(
 /// Silences: a non-admin sees those that match at least one host they see.
 async fn silences(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
     let visible = web.visible_names(&authed.viewer).await?;
-    match web.ask(EngineQuery::Silences {}).await? {
-        Answer::Silences { silences, windows } => ok(json!({
-            "silences": silences.iter().filter(|s| {
-                visible.as_ref().is_none_or(|v| v.iter().any(|h| glob(&s.host, h)))
-            }).map(|s| json!({
-                "id": s.id,
-                "host": s.host,
-                "metric": s.metric,
-                "start": seconds(s.start_ms),
-                "end": seconds(s.end_ms),
-                "author": s.author,
-                "comment": s.comment,
-            })).collect::<Vec<_>>(),
-            "maintenance": windows.iter().map(|(name, open)| json!({"name": name, "open": open})).collect::<Vec<_>>(),
-        })),
-        other => Err(unexpected(other)),
-    }
+    let (silences, windows) = web
+        .ask_for(
+            EngineQuery::Silences {},
+            answer!(Answer::Silences { silences, windows } => (silences, windows)),
+        )
+        .await?;
+    ok(json!({
+        "silences": silences.iter().filter(|s| {
+            visible.as_ref().is_none_or(|v| v.iter().any(|h| glob(&s.host, h)))
+        }).map(|s| json!({
+            "id": s.id,
+            "host": s.host,
+            "metric": s.metric,
+            "start": seconds(s.start_ms),
+            "end": seconds(s.end_ms),
+            "author": s.author,
+            "comment": s.comment,
+        })).collect::<Vec<_>>(),
+        "maintenance": windows.iter().map(|(name, open)| json!({"name": name, "open": open})).collect::<Vec<_>>(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -712,24 +702,24 @@ async fn silence(
             return Err(ApiError::forbidden("silencing by pattern is for admins"));
         }
     } else {
-        let name = host_name(Ok(Path(s.host.clone())))?;
-        web.host_for(&authed.viewer, &name, HostRole::Manager)
+        web.host_in_path(&authed.viewer, Ok(Path(s.host.clone())), HostRole::Manager)
             .await?;
     }
-    match web
-        .ask(EngineQuery::Silence {
-            host: s.host.to_ascii_lowercase(),
-            metric: s.metric,
-            minutes: s.minutes,
-            author: authed.viewer.name().to_string(),
-            comment: s.comment,
-        })
-        .await?
-    {
-        Answer::Silenced { id } => status(StatusCode::CREATED, json!({"id": id})),
-        Answer::Error { message } => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
-        other => Err(unexpected(other)),
-    }
+    let query = EngineQuery::Silence {
+        host: s.host.to_ascii_lowercase(),
+        metric: s.metric,
+        minutes: s.minutes,
+        author: authed.viewer.name().to_string(),
+        comment: s.comment,
+    };
+    let id = web
+        .ask_for_or(
+            query,
+            refused(StatusCode::UNPROCESSABLE_ENTITY),
+            answer!(Answer::Silenced { id } => id),
+        )
+        .await?;
+    status(StatusCode::CREATED, json!({"id": id}))
 }
 
 /// Ending a silence: its author or an admin.
@@ -757,11 +747,14 @@ async fn unsilence(
             "only its author or an admin may end a silence",
         ));
     }
-    match web.ask(EngineQuery::Unsilence { id }).await? {
-        Answer::Done { message } => ok(json!({"message": message})),
-        Answer::Error { message } => Err(ApiError::not_found(message)),
-        other => Err(unexpected(other)),
-    }
+    let message = web
+        .ask_for_or(
+            EngineQuery::Unsilence { id },
+            ApiError::not_found,
+            answer!(Answer::Done { message } => message),
+        )
+        .await?;
+    ok(json!({"message": message}))
 }
 
 // --- Users and status ----------------------------------------------------------------------
@@ -956,18 +949,16 @@ async fn change_me(
 
 /// The alerting rules in force (no secret in them: any user may read them).
 async fn thresholds(State(web): State<Arc<Web>>, _authed: Authed) -> ApiResult {
-    match web.ask(EngineQuery::Thresholds {}).await? {
-        Answer::Thresholds {
-            thresholds,
-            profiles,
-            default_profile,
-        } => ok(json!({
-            "thresholds": thresholds,
-            "threshold_configs": profiles,
-            "default_threshold_config": default_profile,
-        })),
-        other => Err(unexpected(other)),
-    }
+    let rules = answer!(Answer::Thresholds {
+        thresholds,
+        profiles,
+        default_profile,
+    } => json!({
+        "thresholds": thresholds,
+        "threshold_configs": profiles,
+        "default_threshold_config": default_profile,
+    }));
+    ok(web.ask_for(EngineQuery::Thresholds {}, rules).await?)
 }
 
 /// `GET /config`: the server's configuration without its secrets, for admins.

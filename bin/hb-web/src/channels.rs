@@ -18,8 +18,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, body, ok, status, unexpected};
-use crate::web::Web;
+use crate::reply::{ApiError, ApiResult, body, ok, status};
+use crate::web::{Web, answer};
 
 /// Channels defined through the API, at most, and per owner.
 pub const MAX_CHANNELS: usize = 1000;
@@ -95,19 +95,22 @@ impl Shown {
 
 /// Every channel: the file's, then those defined through the API under other names.
 async fn all(web: &Web) -> Result<BTreeMap<String, Shown>, ApiError> {
-    let mut channels: BTreeMap<String, Shown> = match web.ask(EngineQuery::Channels {}).await? {
-        Answer::Settings { values } => values
-            .into_iter()
-            .map(|(name, view)| {
-                let shown = Shown {
-                    view,
-                    source: Source::Api,
-                };
-                (name, shown)
-            })
-            .collect(),
-        other => return Err(unexpected(other)),
-    };
+    let defined = web
+        .ask_for(
+            EngineQuery::Channels {},
+            answer!(Answer::Settings { values } => values),
+        )
+        .await?;
+    let mut channels: BTreeMap<String, Shown> = defined
+        .into_iter()
+        .map(|(name, view)| {
+            let shown = Shown {
+                view,
+                source: Source::Api,
+            };
+            (name, shown)
+        })
+        .collect();
     for (name, view) in &web.config().channels {
         let shown = Shown {
             view: view.clone(),
@@ -297,21 +300,20 @@ fn definition(
 
 /// Stores a definition with the engine; its objection is the client's mistake.
 async fn put(web: &Web, name: &str, def: Option<Value>) -> Result<String, ApiError> {
-    match web
-        .ask(EngineQuery::PutChannel {
-            name: name.to_string(),
-            definition: def,
-        })
-        .await?
-    {
-        Answer::Done { message } => Ok(message),
-        // The engine could not keep it: not the client's mistake.
-        Answer::Error { message } if message == hb_ipc::edge::STORE_FAILED => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
+    let query = EngineQuery::PutChannel {
+        name: name.to_string(),
+        definition: def,
+    };
+    let refusal = |message: String| {
+        if message == hb_ipc::edge::STORE_FAILED {
+            // The engine could not keep it: not the client's mistake.
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        } else {
+            unprocessable(message)
         }
-        Answer::Error { message } => Err(unprocessable(message)),
-        other => Err(unexpected(other)),
-    }
+    };
+    web.ask_for_or(query, refusal, answer!(Answer::Done { message } => message))
+        .await
 }
 
 /// The channel as the engine now has it, as `viewer` sees it.

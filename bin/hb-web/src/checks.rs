@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, ok, status, unexpected};
-use crate::web::Web;
+use crate::reply::{ApiError, ApiResult, ok, status};
+use crate::web::{Web, answer};
 use hb_ipc::config::normalize_uuid;
 use hb_web::access::{HostAccess, HostRole, Viewer};
 
@@ -519,23 +519,21 @@ fn fields(
 
 /// Stores a check with the engine.
 async fn put(web: &Web, name: &str, definition: Option<Value>) -> Result<String, ApiError> {
-    match web
-        .ask(EngineQuery::PutCheck {
-            name: name.to_string(),
-            definition,
-        })
-        .await?
-    {
-        Answer::Done { message } => Ok(message),
-        Answer::Error { message } if message == hb_ipc::edge::STORE_FAILED => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
+    let query = EngineQuery::PutCheck {
+        name: name.to_string(),
+        definition,
+    };
+    let refusal = |message: String| {
+        if message == hb_ipc::edge::STORE_FAILED {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        } else if message.contains("configuration file") {
+            ApiError::new(StatusCode::CONFLICT, message)
+        } else {
+            bad(message)
         }
-        Answer::Error { message } if message.contains("configuration file") => {
-            Err(ApiError::new(StatusCode::CONFLICT, message))
-        }
-        Answer::Error { message } => Err(bad(message)),
-        other => Err(unexpected(other)),
-    }
+    };
+    web.ask_for_or(query, refusal, answer!(Answer::Done { message } => message))
+        .await
 }
 
 /// `POST /api/applications`: `name` and `expected_interval` are required; the caller owns it;
@@ -658,31 +656,29 @@ async fn heartbeats(
     let Path(id) = path?;
     let check = one(&web, &authed, &id).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    match web
-        .ask(EngineQuery::Pings {
-            check: check.name.clone(),
-            limit,
-        })
-        .await?
-    {
-        Answer::Pings { pings } => ok(pings
-            .iter()
-            .map(|p| {
-                json!({
-                    "timestamp": iso(p.at_ms),
-                    "kind": p.kind,
-                    "exit_status": p.exit,
-                    "rid": p.rid,
-                    "source": p.source,
-                    "method": p.method,
-                    "user_agent": p.user_agent,
-                    "body": p.body,
-                    "duration_ms": p.duration_ms,
-                })
+    let query = EngineQuery::Pings {
+        check: check.name.clone(),
+        limit,
+    };
+    let pings = web
+        .ask_for(query, answer!(Answer::Pings { pings } => pings))
+        .await?;
+    ok(pings
+        .iter()
+        .map(|p| {
+            json!({
+                "timestamp": iso(p.at_ms),
+                "kind": p.kind,
+                "exit_status": p.exit,
+                "rid": p.rid,
+                "source": p.source,
+                "method": p.method,
+                "user_agent": p.user_agent,
+                "body": p.body,
+                "duration_ms": p.duration_ms,
             })
-            .collect()),
-        other => Err(unexpected(other)),
-    }
+        })
+        .collect())
 }
 
 #[cfg(test)]

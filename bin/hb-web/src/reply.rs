@@ -102,6 +102,11 @@ pub fn unexpected(answer: Answer) -> ApiError {
     }
 }
 
+/// The engine's refusal as `code`, with its reason.
+pub fn refused(code: StatusCode) -> impl FnOnce(String) -> ApiError {
+    move |message| ApiError::new(code, message)
+}
+
 /// A JSON body of type `T`: 415 unless it says JSON, 400 unless it parses, 422 when it
 /// parses but does not fit `T` (a missing or unknown field, a wrong type).
 pub fn body<T: serde::de::DeserializeOwned>(

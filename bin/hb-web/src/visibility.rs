@@ -1,15 +1,15 @@
 //! What a viewer sees of the hosts: one host by the name in a path, with their role on it,
 //! and every host (or every name) they see.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use hb_ipc::edge::{Answer, HostSummary, Query};
+use hb_ipc::edge::{AlertSummary, Answer, HostSummary, PluginLatest, Query};
 use hb_web::access::{HostRole, Viewer};
 
-use crate::reply::{ApiError, unexpected};
-use crate::web::Web;
+use crate::reply::ApiError;
+use crate::web::{Web, answer};
 
 /// A host name from a path: lower case, and a valid name, or it cannot exist.
 pub fn host_name(raw: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -21,6 +21,15 @@ pub fn host_name(raw: Result<Path<String>, PathRejection>) -> Result<String, Api
     Ok(name)
 }
 
+/// One host as the engine tells of it.
+pub struct HostSeen {
+    pub summary: HostSummary,
+    /// The latest data of each plugin.
+    pub plugins: BTreeMap<String, PluginLatest>,
+    /// Its active alerts.
+    pub alerts: Vec<AlertSummary>,
+}
+
 impl Web {
     /// One host the viewer sees, with their role on it: 404 if they see none, 403 if their
     /// role is below `needs`.
@@ -29,16 +38,21 @@ impl Web {
         viewer: &Viewer,
         name: &str,
         needs: HostRole,
-    ) -> Result<(HostSummary, Answer), ApiError> {
+    ) -> Result<HostSeen, ApiError> {
         let answer = self
             .ask(Query::Host {
                 host: name.to_string(),
             })
             .await?;
-        let summary = match &answer {
-            Answer::Host { host, .. } => (**host).clone(),
-            _ => return Err(ApiError::not_found(format!("no host {name}"))),
+        let Answer::Host {
+            host,
+            plugins,
+            alerts,
+        } = answer
+        else {
+            return Err(ApiError::not_found(format!("no host {name}")));
         };
+        let summary = *host;
         let Some(role) = viewer.role(&summary) else {
             return Err(ApiError::not_found(format!("no host {name}")));
         };
@@ -49,7 +63,23 @@ impl Web {
                 role.name()
             )));
         }
-        Ok((summary, answer))
+        Ok(HostSeen {
+            summary,
+            plugins,
+            alerts,
+        })
+    }
+
+    /// The host named in `path` ([`host_name`]) with [`Web::host_for`]; its name too.
+    pub async fn host_in_path(
+        &self,
+        viewer: &Viewer,
+        path: Result<Path<String>, PathRejection>,
+        needs: HostRole,
+    ) -> Result<(String, HostSeen), ApiError> {
+        let name = host_name(path)?;
+        let host = self.host_for(viewer, &name, needs).await?;
+        Ok((name, host))
     }
 
     /// Every host the viewer sees.
@@ -68,10 +98,11 @@ impl Web {
         if let Some(list) = self.live.list() {
             return Ok(list);
         }
-        match self.ask(Query::ListHosts {}).await? {
-            Answer::Hosts { hosts } => Ok(hosts),
-            other => Err(unexpected(other)),
-        }
+        self.ask_for(
+            Query::ListHosts {},
+            answer!(Answer::Hosts { hosts } => hosts),
+        )
+        .await
     }
 
     /// Names of the hosts the viewer sees (`None`: all, for admins).

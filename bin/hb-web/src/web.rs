@@ -19,7 +19,19 @@ use hb_web::auth::{LoginLimiter, Sessions};
 
 use crate::live::Live;
 use crate::ping_limits;
-use crate::reply::ApiError;
+use crate::reply::{ApiError, unexpected};
+
+/// What [`Web::ask_for`] keeps of the engine's answer: the variant matching `$pattern`,
+/// as `$taken`; any other answer is given back.
+macro_rules! answer {
+    ($pattern:pat => $taken:expr) => {
+        |answer| match answer {
+            $pattern => Ok($taken),
+            other => Err(other),
+        }
+    };
+}
+pub(crate) use answer;
 
 /// How long the engine has to answer a question.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,6 +107,8 @@ impl Web {
         }
     }
 
+    /// The engine's answer to `query`; 503 if its queue is full or it does not answer in
+    /// time.
     pub async fn ask(&self, query: Query) -> Result<Answer, ApiError> {
         let (id, rx) = self.pending.register();
         if !self.engine.send(WebToEngine::Request { id, query }) {
@@ -113,6 +127,31 @@ impl Web {
                     format!("the engine did not answer: {e}"),
                 )
             })
+    }
+
+    /// Asks the engine and keeps what `wanted` (made by [`answer!`]) takes from its answer;
+    /// a refusal is a 500 with the engine's reason, and so is an answer of another kind.
+    pub async fn ask_for<T>(
+        &self,
+        query: Query,
+        wanted: impl FnOnce(Answer) -> Result<T, Answer>,
+    ) -> Result<T, ApiError> {
+        wanted(self.ask(query).await?).map_err(unexpected)
+    }
+
+    /// [`Web::ask_for`], with the engine's refusal (`Answer::Error`) made the client's error
+    /// by `refusal`.
+    pub async fn ask_for_or<T>(
+        &self,
+        query: Query,
+        refusal: impl FnOnce(String) -> ApiError,
+        wanted: impl FnOnce(Answer) -> Result<T, Answer>,
+    ) -> Result<T, ApiError> {
+        match wanted(self.ask(query).await?) {
+            Ok(taken) => Ok(taken),
+            Err(Answer::Error { message }) => Err(refusal(message)),
+            Err(other) => Err(unexpected(other)),
+        }
     }
 
     /// Every role's counters and restarts, from the supervisor.
