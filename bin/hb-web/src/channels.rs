@@ -4,13 +4,14 @@
 //! engine and delivered by the notifier; hb-web never holds a stored secret: it sees one
 //! only in the request that sets it, and every answer leaves secrets out.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
 use hb_ipc::edge::{Answer, Query as EngineQuery};
 use hb_notify::channel::{COMMON_OPTIONS, OptionKind, OptionSpec, TYPE_SPECS};
 use hb_web::access::Viewer;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::authed::Authed;
+use crate::channel_list::{Shown, Source, TOP_LEVEL, all};
 use crate::reply::{ApiError, ApiResult, body, ok, status};
 use crate::web::{Web, answer};
 
@@ -25,116 +27,14 @@ use crate::web::{Web, answer};
 pub const MAX_CHANNELS: usize = 1000;
 pub const MAX_PER_OWNER: usize = 50;
 
-/// Keys a definition has outside `options`.
-const TOP_LEVEL: &[&str] = &["type", "owner", "private", "min_level"];
-
-/// Where a channel is defined.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    File,
-    Api,
-}
-
-/// One channel as hb-web knows it: its public view (no secrets) and where it comes from.
-struct Shown {
-    view: Value,
-    source: Source,
-}
-
-impl Shown {
-    fn owner(&self) -> Option<&str> {
-        self.view.get("owner").and_then(Value::as_str)
-    }
-
-    fn private(&self) -> bool {
-        self.view.get("private").and_then(Value::as_bool) == Some(true)
-    }
-
-    /// Whether `viewer` sees it at all: admins all, others all but someone else's private
-    /// ones.
-    fn visible_to(&self, viewer: &Viewer) -> bool {
-        viewer.is_admin() || !self.private() || self.owner() == Some(viewer.name())
-    }
-
-    /// Whether `viewer` may choose it for their notifications.
-    fn choosable_by(&self, viewer: &Viewer) -> bool {
-        !self.private() || self.owner().is_none_or(|o| o == viewer.name())
-    }
-
-    /// Whether `viewer` sees its options and may change it.
-    fn owned_by(&self, viewer: &Viewer) -> bool {
-        viewer.is_admin() || self.owner().is_some_and(|o| o == viewer.name())
-    }
-
-    fn json(&self, name: &str, viewer: &Viewer) -> Value {
-        let v = &self.view;
-        let mut out = json!({
-            "name": name,
-            "type": v.get("type").cloned().unwrap_or(Value::Null),
-            "source": match self.source { Source::File => "file", Source::Api => "api" },
-            "owner": v.get("owner").cloned().unwrap_or(Value::Null),
-            "private": self.private(),
-            "min_level": v.get("min_level").cloned().unwrap_or_else(|| json!("WARNING")),
-            "editable": self.source == Source::Api && self.owned_by(viewer),
-        });
-        // Options (recipients, numbers, servers) only for its owner and admins.
-        if self.owned_by(viewer) {
-            let options: Map<String, Value> = v
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| !TOP_LEVEL.contains(&k.as_str()) && *k != "secrets_set")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            out["options"] = Value::Object(options);
-            out["secrets_set"] = v.get("secrets_set").cloned().unwrap_or_else(|| json!([]));
-        }
-        out
-    }
-}
-
-/// Every channel: the file's, then those defined through the API under other names.
-async fn all(web: &Web) -> Result<BTreeMap<String, Shown>, ApiError> {
-    let defined = web
-        .ask_for(
-            EngineQuery::Channels {},
-            answer!(Answer::Settings { values } => values),
+pub fn routes() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/api/0/notification_channel_types", get(types))
+        .route("/api/0/notification_channels", get(list).post(create))
+        .route(
+            "/api/0/notification_channels/{name}",
+            axum::routing::put(change).delete(remove),
         )
-        .await?;
-    let mut channels: BTreeMap<String, Shown> = defined
-        .into_iter()
-        .map(|(name, view)| {
-            let shown = Shown {
-                view,
-                source: Source::Api,
-            };
-            (name, shown)
-        })
-        .collect();
-    for (name, view) in &web.config().channels {
-        let shown = Shown {
-            view: view.clone(),
-            source: Source::File,
-        };
-        channels.insert(name.clone(), shown);
-    }
-    Ok(channels)
-}
-
-/// The names `viewer` may choose among `wanted` (others are dropped, as hbd did), sorted.
-pub async fn choosable(
-    web: &Web,
-    viewer: &Viewer,
-    wanted: Vec<String>,
-) -> Result<Vec<String>, ApiError> {
-    let channels = all(web).await?;
-    let mut names: Vec<String> = wanted
-        .into_iter()
-        .filter(|c| channels.get(c).is_some_and(|ch| ch.choosable_by(viewer)))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
 }
 
 fn option_json(o: &OptionSpec) -> Value {
@@ -158,7 +58,7 @@ fn option_json(o: &OptionSpec) -> Value {
 }
 
 /// `GET /notification_channel_types`: each type with its options, for forms.
-pub async fn types(_authed: Authed) -> ApiResult {
+async fn types(_authed: Authed) -> ApiResult {
     let types: Map<String, Value> = TYPE_SPECS
         .iter()
         .map(|t| {
@@ -177,7 +77,7 @@ pub async fn types(_authed: Authed) -> ApiResult {
 }
 
 /// `GET /notification_channels`: the channels the user sees, by name.
-pub async fn list(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn list(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
     let channels = all(&web).await?;
     ok(channels
         .iter()
@@ -326,7 +226,7 @@ async fn shown(web: &Web, name: &str, viewer: &Viewer) -> Result<Value, ApiError
 }
 
 /// `POST /notification_channels`: anyone logged in defines a channel of their own.
-pub async fn create(
+async fn create(
     State(web): State<Arc<Web>>,
     authed: Authed,
     headers: HeaderMap,
@@ -402,7 +302,7 @@ async fn editable(web: &Web, viewer: &Viewer, name: &str) -> Result<Shown, ApiEr
 /// `PUT /notification_channels/{name}`: its owner or an admin changes it. Fields not given
 /// stay; `options`, when given, replace the options, except secrets left out, which stay
 /// (they are never shown, so a form cannot send them back); a secret given as `null` goes.
-pub async fn change(
+async fn change(
     State(web): State<Arc<Web>>,
     authed: Authed,
     path: Result<Path<String>, PathRejection>,
@@ -432,13 +332,7 @@ pub async fn change(
     let options = match change.options {
         Some(options) => options,
         // The options as they are (the engine keeps the secrets left out).
-        None => view
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| !TOP_LEVEL.contains(&k.as_str()) && *k != "secrets_set")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        None => current.options(),
     };
     let def = definition(
         &kind,
@@ -454,7 +348,7 @@ pub async fn change(
 
 /// `DELETE /notification_channels/{name}`: its owner or an admin removes it. Users who chose
 /// it keep the name in their list; it routes nowhere until a channel has it again.
-pub async fn remove(
+async fn remove(
     State(web): State<Arc<Web>>,
     authed: Authed,
     path: Result<Path<String>, PathRejection>,

@@ -28,7 +28,7 @@ use hb_web::access::{HostAccess, HostRole, Viewer};
 /// Bytes of a ping's body kept in its history (more is cut, and said so).
 pub const BODY_KEPT: usize = 10 * 1024;
 
-pub fn router() -> Router<Arc<Web>> {
+pub fn routes() -> Router<Arc<Web>> {
     Router::new()
         .route("/health", get(health))
         .route("/heartbeat/{uuid}", post(heartbeat))

@@ -21,19 +21,32 @@ use hb_ipc::control::ServerStats;
 use hb_ipc::edge::{Answer, EngineToWeb, Query};
 use tokio::sync::mpsc;
 
-mod api;
+// Layers, each using only those above it: the replies, the JSON shapes, the fan-out and the
+// ping limits; the shared state (web); who asks (authed), what they see (visibility), the
+// channels known (channel_list), the listener (tls); then one module per resource, none
+// using another. A test (tests/layers.rs) holds them to it.
 mod authed;
-mod channels;
-mod checks;
+mod channel_list;
 mod live;
-mod metrics;
-mod pages;
 mod ping_limits;
 mod reply;
 mod tls;
 mod views;
 mod visibility;
 mod web;
+
+mod accounts;
+mod alerts;
+mod channels;
+mod checks;
+mod commands;
+mod events;
+mod host_access;
+mod hosts;
+mod metrics;
+mod pages;
+mod server;
+mod silences;
 mod ws;
 
 use reply::ApiError;
@@ -192,9 +205,7 @@ impl Control for WebRole {
             unauthenticated_warning(self.bound);
         }
         let app = Router::new()
-            .merge(api::router())
-            .merge(checks::router())
-            .merge(pages::router())
+            .merge(routes())
             .fallback(reply::not_found)
             .method_not_allowed_fallback(reply::method_not_allowed)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -234,6 +245,24 @@ impl Control for WebRole {
         control.answer(id, Answer::Counters { counters });
         true
     }
+}
+
+/// Every route, each resource's own.
+fn routes() -> Router<Arc<Web>> {
+    Router::new()
+        .merge(server::routes())
+        .merge(accounts::routes())
+        .merge(hosts::routes())
+        .merge(host_access::routes())
+        .merge(commands::routes())
+        .merge(events::routes())
+        .merge(alerts::routes())
+        .merge(silences::routes())
+        .merge(channels::routes())
+        .merge(ws::routes())
+        .merge(metrics::routes())
+        .merge(checks::routes())
+        .merge(pages::routes())
 }
 
 /// Refuses what a page of another site could make a browser send: a write or a WebSocket

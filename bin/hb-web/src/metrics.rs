@@ -10,10 +10,12 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use hb_ipc::Role;
 use hb_ipc::control::{RoleStats, ServerStats};
 use hb_ipc::edge::{Answer, Query};
@@ -251,7 +253,11 @@ impl FromRequestParts<Arc<Web>> for MetricsReader {
     }
 }
 
-pub async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Response {
+pub fn routes() -> Router<Arc<Web>> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Response {
     let hosts = match web.host_list().await {
         Ok(hosts) => hosts,
         Err(e) => return e.into_response(),

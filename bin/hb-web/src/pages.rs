@@ -57,7 +57,7 @@ fn url_escape(text: &str) -> String {
     })
 }
 
-pub fn router() -> Router<Arc<Web>> {
+pub fn routes() -> Router<Arc<Web>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/live") }))
         .route("/login", get(login))

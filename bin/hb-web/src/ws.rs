@@ -7,10 +7,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use hb_ipc::edge::{Answer, HostSummary, Query};
 use hb_web::access::Viewer;
 use serde_json::{Value, json};
@@ -29,8 +31,12 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// Clients at once.
 const MAX_CLIENTS: usize = 10_000;
 
+pub fn routes() -> Router<Arc<Web>> {
+    Router::new().route("/ws", get(upgrade))
+}
+
 /// `GET /ws`: upgrades a logged-in (or, without users, any) client.
-pub async fn upgrade(
+async fn upgrade(
     State(web): State<Arc<Web>>,
     authed: Authed,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
