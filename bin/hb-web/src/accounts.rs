@@ -4,8 +4,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
@@ -16,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, body, ok};
-use crate::web::Web;
+use crate::reply::{ApiError, ApiResult, BodyBytes, body, ok};
+use crate::web::{Web, WebState};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -35,10 +33,10 @@ struct Login {
 }
 
 async fn login(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let users = web.users();
     if users.is_empty() {
@@ -95,7 +93,7 @@ async fn login(
     Ok(response)
 }
 
-async fn logout(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn logout(State(web): WebState, authed: Authed) -> ApiResult {
     if let Some(token) = &authed.token {
         web.sessions().end(token);
     }
@@ -116,7 +114,7 @@ fn user_json(name: &str, a: &crate::web::Account) -> Value {
     })
 }
 
-async fn users(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn users(State(web): WebState, authed: Authed) -> ApiResult {
     if !authed.viewer.is_admin() {
         return Err(ApiError::forbidden("the user list is for admins"));
     }
@@ -127,7 +125,7 @@ async fn users(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
         .collect())
 }
 
-async fn me(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn me(State(web): WebState, authed: Authed) -> ApiResult {
     match &authed.viewer {
         Viewer::Open => ok(json!({
             "name": "anonymous",
@@ -167,11 +165,11 @@ struct MeChange {
 /// (the current one is checked like a login; the new one ends every other session and the
 /// answer carries a new token).
 async fn change_me(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
     ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let Viewer::User { name, .. } = &authed.viewer else {
         return Err(ApiError::new(

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use hb_ipc::edge::{Answer, Query as EngineQuery};
@@ -13,9 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, ok};
+use crate::reply::{ApiError, ApiResult, PathParams, QueryParams, ok};
 use crate::views::alert_json;
-use crate::web::{Web, answer};
+use crate::web::{Web, WebState, answer};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -33,9 +32,9 @@ struct AlertsQuery {
 }
 
 async fn alerts(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    query: Result<Query<AlertsQuery>, QueryRejection>,
+    query: QueryParams<AlertsQuery>,
 ) -> ApiResult {
     let Query(AlertsQuery { level, host }) = query?;
     let level = match level.as_deref().map(str::to_ascii_uppercase) {
@@ -72,11 +71,7 @@ async fn alerts(
         .collect())
 }
 
-async fn acknowledge(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn acknowledge(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let Path(key) = path?;
     let Some((host, metric)) = key.split_once('/') else {
         return Err(ApiError::not_found(format!(
@@ -105,11 +100,7 @@ async fn acknowledge(
     ok(json!({"message": message, "key": key}))
 }
 
-async fn host_alerts(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn host_alerts(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let (_, host) = web
         .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
@@ -117,7 +108,7 @@ async fn host_alerts(
 }
 
 /// The alerting rules in force (no secret in them: any user may read them).
-async fn thresholds(State(web): State<Arc<Web>>, _authed: Authed) -> ApiResult {
+async fn thresholds(State(web): WebState, _authed: Authed) -> ApiResult {
     let rules = answer!(Answer::Thresholds {
         thresholds,
         profiles,

@@ -7,8 +7,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
@@ -20,8 +18,8 @@ use serde_json::{Map, Value, json};
 
 use crate::authed::Authed;
 use crate::channel_list::{Shown, Source, TOP_LEVEL, all};
-use crate::reply::{ApiError, ApiResult, body, ok, status};
-use crate::web::{Web, answer};
+use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, body, ok, status};
+use crate::web::{Web, WebState, answer};
 
 /// Channels defined through the API, at most, and per owner.
 pub const MAX_CHANNELS: usize = 1000;
@@ -77,7 +75,7 @@ async fn types(_authed: Authed) -> ApiResult {
 }
 
 /// `GET /notification_channels`: the channels the user sees, by name.
-async fn list(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn list(State(web): WebState, authed: Authed) -> ApiResult {
     let channels = all(&web).await?;
     ok(channels
         .iter()
@@ -132,7 +130,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn channel_name(raw: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+fn channel_name(raw: PathParams) -> Result<String, ApiError> {
     let Path(name) = raw?;
     check_name(&name)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no channel {name:?}")))?;
@@ -227,10 +225,10 @@ async fn shown(web: &Web, name: &str, viewer: &Viewer) -> Result<Value, ApiError
 
 /// `POST /notification_channels`: anyone logged in defines a channel of their own.
 async fn create(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let new: NewChannel = body(&headers, &bytes?)?;
     check_name(&new.name)?;
@@ -303,11 +301,11 @@ async fn editable(web: &Web, viewer: &Viewer, name: &str) -> Result<Shown, ApiEr
 /// stay; `options`, when given, replace the options, except secrets left out, which stay
 /// (they are never shown, so a form cannot send them back); a secret given as `null` goes.
 async fn change(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let name = channel_name(path)?;
     let change: ChannelChange = body(&headers, &bytes?)?;
@@ -348,11 +346,7 @@ async fn change(
 
 /// `DELETE /notification_channels/{name}`: its owner or an admin removes it. Users who chose
 /// it keep the name in their list; it routes nowhere until a channel has it again.
-async fn remove(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn remove(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let name = channel_name(path)?;
     editable(&web, &authed.viewer, &name).await?;
     let message = put(&web, &name, None).await?;

@@ -9,8 +9,6 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,8 +18,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, ok, status};
-use crate::web::{Web, answer};
+use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, ok, status};
+use crate::web::{Web, WebState, answer};
 use hb_ipc::config::normalize_uuid;
 use hb_web::access::{HostAccess, HostRole, Viewer};
 
@@ -188,9 +186,9 @@ fn healthchecks_answer(p: Pinged) -> Response {
 
 /// `GET|POST|HEAD /ping/<uuid>`: success.
 async fn ping_success(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     Query(q): Query<PingQuery>,
     method: Method,
     headers: HeaderMap,
@@ -217,9 +215,9 @@ async fn ping_success(
 
 /// `/ping/<uuid>/start|fail|log|<exit status 0-255>`.
 async fn ping_action(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: PathParams<(String, String)>,
     Query(q): Query<PingQuery>,
     method: Method,
     headers: HeaderMap,
@@ -253,9 +251,9 @@ async fn ping_action(
 
 /// `POST /heartbeat/<uuid>`: Heartbeat Central's ping.
 async fn heartbeat(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
@@ -349,7 +347,7 @@ fn access(c: &CheckSummary) -> HostAccess {
 }
 
 /// `GET /api/applications`.
-async fn applications(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn applications(State(web): WebState, authed: Authed) -> ApiResult {
     let checks = visible(&web, &authed).await?;
     ok(checks.iter().map(application_json).collect())
 }
@@ -365,11 +363,7 @@ async fn one(web: &Web, authed: &Authed, id: &str) -> Result<CheckSummary, ApiEr
 }
 
 /// `GET /api/applications/<id>`.
-async fn application(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn application(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let Path(id) = path?;
     ok(application_json(&one(&web, &authed, &id).await?))
 }
@@ -421,9 +415,7 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-fn json_body(
-    bytes: Result<Bytes, BytesRejection>,
-) -> Result<serde_json::Map<String, Value>, ApiError> {
+fn json_body(bytes: BodyBytes) -> Result<serde_json::Map<String, Value>, ApiError> {
     let bytes = bytes.map_err(|e| bad(format!("the body could not be read: {e}")))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
@@ -538,11 +530,7 @@ async fn put(web: &Web, name: &str, definition: Option<Value>) -> Result<String,
 
 /// `POST /api/applications`: `name` and `expected_interval` are required; the caller owns it;
 /// 201 with its UUID.
-async fn create(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    bytes: Result<Bytes, BytesRejection>,
-) -> ApiResult {
+async fn create(State(web): WebState, authed: Authed, bytes: BodyBytes) -> ApiResult {
     let m = json_body(bytes)?;
     let Some(raw) = m.get("name").and_then(Value::as_str) else {
         return Err(bad("name is required"));
@@ -608,10 +596,10 @@ async fn changeable(web: &Web, authed: &Authed, id: &str) -> Result<CheckSummary
 
 /// `PUT /api/applications/<id>`: the fields given change.
 async fn change(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-    bytes: Result<Bytes, BytesRejection>,
+    path: PathParams,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let Path(id) = path?;
     let c = changeable(&web, &authed, &id).await?;
@@ -629,11 +617,7 @@ async fn change(
 }
 
 /// `DELETE /api/applications/<id>`: gone, with its state and history.
-async fn remove(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn remove(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let Path(id) = path?;
     let c = changeable(&web, &authed, &id).await?;
     let message = put(&web, &c.name, None).await?;
@@ -648,9 +632,9 @@ struct HistoryQuery {
 
 /// `GET /api/applications/<id>/heartbeats`: the ping history, newest first.
 async fn heartbeats(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult {
     let Path(id) = path?;

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use hb_ipc::edge::{Answer, Query as EngineQuery};
@@ -15,9 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, body, refused, status};
+use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, body, refused, status};
 use crate::visibility::host_name;
-use crate::web::{Web, answer};
+use crate::web::{Web, WebState, answer};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -33,11 +31,11 @@ struct CommandBody {
 }
 
 async fn queue_command(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let name = host_name(path)?;
     let CommandBody { command } = body(&headers, &bytes?)?;
@@ -52,11 +50,7 @@ async fn queue_command(
     queued(&web, &authed, name, Some(command)).await
 }
 
-async fn queue_upgrade(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn queue_upgrade(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let (name, _) = web
         .host_in_path(&authed.viewer, path, HostRole::Manager)
         .await?;
@@ -82,11 +76,7 @@ async fn queued(web: &Web, authed: &Authed, host: String, command: Option<String
     )
 }
 
-async fn dns(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn dns(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let (name, _) = web
         .host_in_path(&authed.viewer, path, HostRole::Manager)
         .await?;

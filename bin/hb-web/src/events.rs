@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use hb_ipc::edge::{Answer, Query as EngineQuery};
@@ -11,10 +10,10 @@ use hb_web::access::HostRole;
 use serde::Deserialize;
 
 use crate::authed::Authed;
-use crate::reply::{ApiResult, Limit, checked_limit, limit, ok};
+use crate::reply::{ApiResult, Limit, PathParams, QueryParams, checked_limit, limit, ok};
 use crate::views::event_json;
 use crate::visibility::host_name;
-use crate::web::{Web, answer};
+use crate::web::{Web, WebState, answer};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -23,7 +22,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/api/0/hosts/{host}/events", get(host_events))
 }
 
-async fn messages(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn messages(State(web): WebState, authed: Authed) -> ApiResult {
     let visible = web.visible_names(&authed.viewer).await?;
     let messages = web
         .ask_for(
@@ -47,9 +46,9 @@ struct EventsQuery {
 }
 
 async fn events(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    query: Result<Query<EventsQuery>, QueryRejection>,
+    query: QueryParams<EventsQuery>,
 ) -> ApiResult {
     let Query(EventsQuery { host, limit }) = query?;
     let limit = checked_limit(limit, 100, 1000)?;
@@ -75,10 +74,10 @@ async fn events(
 }
 
 async fn host_events(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Limit>, QueryRejection>,
+    path: PathParams,
+    query: QueryParams<Limit>,
 ) -> ApiResult {
     let name = host_name(path)?;
     let limit = limit(query, 100, 1000)?;

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use hb_ipc::edge::{Answer, HostSummary, Query as EngineQuery};
@@ -15,19 +13,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, body, ok, refused};
+use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, body, ok, refused};
 use crate::visibility::host_name;
-use crate::web::{Web, answer};
+use crate::web::{Web, WebState, answer};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new().route("/api/0/hosts/{host}/access", get(access).put(set_access))
 }
 
-async fn access(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn access(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let (name, host) = web
         .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
@@ -62,11 +56,11 @@ const MAX_ROLE_HOLDERS: usize = 100;
 /// Changing roles: the owner (or an admin) changes the owner and managers; a manager the
 /// monitors. Every name must be a user.
 async fn set_access(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let name = host_name(path)?;
     let change: AccessChange = body(&headers, &bytes?)?;

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -15,10 +14,10 @@ use hb_web::access::HostRole;
 use serde_json::{Value, json};
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, Limit, limit, ok, refused};
+use crate::reply::{ApiError, ApiResult, Limit, PathParams, QueryParams, limit, ok, refused};
 use crate::views::{alert_json, host_json, hosts_json, seconds};
 use crate::visibility::{HostSeen, host_name};
-use crate::web::{Web, answer};
+use crate::web::{Web, WebState, answer};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -29,17 +28,13 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/api/0/hosts/{host}/rtt", get(rtt))
 }
 
-async fn hosts(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn hosts(State(web): WebState, authed: Authed) -> ApiResult {
     let hosts = web.host_list().await?;
     let body = hosts_json(hosts.iter(), &authed.viewer);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn host(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn host(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let (
         _,
         HostSeen {
@@ -58,11 +53,7 @@ async fn host(
     ok(value)
 }
 
-async fn plugins(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn plugins(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let (name, host) = web
         .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
@@ -81,10 +72,10 @@ async fn plugins(
 }
 
 async fn samples(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<Limit>, QueryRejection>,
+    path: PathParams<(String, String)>,
+    query: QueryParams<Limit>,
 ) -> ApiResult {
     let Path((raw, plugin)) = path?;
     let name = host_name(Ok(Path(raw)))?;
@@ -116,10 +107,10 @@ async fn samples(
 }
 
 async fn rtt(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Limit>, QueryRejection>,
+    path: PathParams,
+    query: QueryParams<Limit>,
 ) -> ApiResult {
     let name = host_name(path)?;
     let limit = limit(query, 100, 100_000)?;
@@ -141,11 +132,7 @@ async fn rtt(
     }))
 }
 
-async fn drop_host(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn drop_host(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let (name, _) = web
         .host_in_path(&authed.viewer, path, HostRole::Owner)
         .await?;

@@ -22,7 +22,7 @@ use hb_ipc::edge::{Answer, Query};
 
 use crate::authed::Authed;
 use crate::reply::ApiError;
-use crate::web::Web;
+use crate::web::{Web, WebState};
 
 /// How long the supervisor has to gather the roles' counters.
 const STATS_WAIT: Duration = Duration::from_secs(4);
@@ -257,7 +257,7 @@ pub fn routes() -> Router<Arc<Web>> {
     Router::new().route("/metrics", get(metrics))
 }
 
-async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Response {
+async fn metrics(State(web): WebState, _reader: MetricsReader) -> Response {
     let hosts = match web.host_list().await {
         Ok(hosts) => hosts,
         Err(e) => return e.into_response(),

@@ -1,8 +1,9 @@
 //! How handlers answer: JSON bodies, and errors as `{"error": "..."}` with the status that
 //! says what went wrong; how a request's JSON body and `?limit=` are read.
 
-use axum::extract::Query;
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hb_ipc::edge::Answer;
@@ -82,6 +83,16 @@ impl From<BytesRejection> for ApiError {
 
 pub type ApiResult = Result<Response, ApiError>;
 
+// A handler takes its path, query string and body as these, not as plain extractors, so that
+// it checks them in its own order and a bad one is answered in JSON like any other error.
+
+/// The parameters in a request's path, or why they do not parse.
+pub type PathParams<T = String> = Result<Path<T>, PathRejection>;
+/// The parameters in a request's query string, or why they do not parse.
+pub type QueryParams<T> = Result<Query<T>, QueryRejection>;
+/// A request's body, or why it could not be read (too large, cut off).
+pub type BodyBytes = Result<Bytes, BytesRejection>;
+
 pub fn ok(value: Value) -> ApiResult {
     Ok(axum::Json(value).into_response())
 }
@@ -143,11 +154,7 @@ pub struct Limit {
 }
 
 /// `?limit=`, with a default and a cap; 0 and values past the cap are errors.
-pub fn limit(
-    query: Result<Query<Limit>, QueryRejection>,
-    default: u32,
-    cap: u32,
-) -> Result<u32, ApiError> {
+pub fn limit(query: QueryParams<Limit>, default: u32, cap: u32) -> Result<u32, ApiError> {
     let Query(Limit { limit }) = query?;
     checked_limit(limit, default, cap)
 }

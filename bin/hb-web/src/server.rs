@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::authed::Authed;
 use crate::reply::{ApiError, ApiResult, ok};
 use crate::views::seconds;
-use crate::web::Web;
+use crate::web::{Web, WebState};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -34,14 +34,14 @@ async fn openapi() -> Response {
 }
 
 /// `GET /config`: the server's configuration without its secrets, for admins.
-async fn server_config(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn server_config(State(web): WebState, authed: Authed) -> ApiResult {
     if !authed.viewer.is_admin() {
         return Err(ApiError::forbidden("the configuration is for admins"));
     }
     ok(web.config().server.clone())
 }
 
-async fn server_status(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn server_status(State(web): WebState, authed: Authed) -> ApiResult {
     let hosts = web.visible_hosts(&authed.viewer).await?;
     let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
     for h in &hosts {

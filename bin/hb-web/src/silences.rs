@@ -4,8 +4,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
@@ -15,9 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::authed::Authed;
-use crate::reply::{ApiError, ApiResult, body, ok, refused, status};
+use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, body, ok, refused, status};
 use crate::views::seconds;
-use crate::web::{Web, answer};
+use crate::web::{Web, WebState, answer};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -26,7 +24,7 @@ pub fn routes() -> Router<Arc<Web>> {
 }
 
 /// Silences: a non-admin sees those that match at least one host they see.
-async fn silences(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn silences(State(web): WebState, authed: Authed) -> ApiResult {
     let visible = web.visible_names(&authed.viewer).await?;
     let (silences, windows) = web
         .ask_for(
@@ -73,10 +71,10 @@ fn any_metric() -> String {
 /// Silences: a manager may silence a host of theirs by its exact name; patterns that can
 /// match other hosts (`*`, `?`) are for admins.
 async fn silence(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let s: NewSilence = body(&headers, &bytes?)?;
     // Lengths and the duration are the engine's to check (422 with its reason).
@@ -106,11 +104,7 @@ async fn silence(
 }
 
 /// Ending a silence: its author or an admin.
-async fn unsilence(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<u64>, PathRejection>,
-) -> ApiResult {
+async fn unsilence(State(web): WebState, authed: Authed, path: PathParams<u64>) -> ApiResult {
     let Path(id) = path?;
     let Answer::Silences { silences, .. } = web.ask(EngineQuery::Silences {}).await? else {
         return Err(ApiError::engine("no silences from the engine"));

@@ -4,15 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::Path;
-use axum::extract::rejection::PathRejection;
 use hb_ipc::edge::{AlertSummary, Answer, HostSummary, PluginLatest, Query};
 use hb_web::access::{HostRole, Viewer};
 
-use crate::reply::ApiError;
+use crate::reply::{ApiError, PathParams};
 use crate::web::{Web, answer};
 
 /// A host name from a path: lower case, and a valid name, or it cannot exist.
-pub fn host_name(raw: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub fn host_name(raw: PathParams) -> Result<String, ApiError> {
     let Path(raw) = raw?;
     let name = raw.to_ascii_lowercase();
     if hb_proto::names::check_host_name(&name).is_err() {
@@ -74,7 +73,7 @@ impl Web {
     pub async fn host_in_path(
         &self,
         viewer: &Viewer,
-        path: Result<Path<String>, PathRejection>,
+        path: PathParams,
         needs: HostRole,
     ) -> Result<(String, HostSeen), ApiError> {
         let name = host_name(path)?;

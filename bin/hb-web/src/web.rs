@@ -51,6 +51,9 @@ pub struct Account {
     pub notification_channels: Vec<String>,
 }
 
+/// How handlers take the [`Web`] they share.
+pub type WebState = axum::extract::State<Arc<Web>>;
+
 /// Everything the handlers share.
 pub struct Web {
     pub engine: Link<WebToEngine>,

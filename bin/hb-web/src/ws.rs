@@ -22,7 +22,7 @@ use crate::authed::Authed;
 use crate::live::Update;
 use crate::reply::ApiError;
 use crate::views::{alert_json, event_json, hosts_json};
-use crate::web::Web;
+use crate::web::{Web, WebState};
 
 /// A client must take each message within this.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,7 +37,7 @@ pub fn routes() -> Router<Arc<Web>> {
 
 /// `GET /ws`: upgrades a logged-in (or, without users, any) client.
 async fn upgrade(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
