@@ -4,12 +4,13 @@
 //! credential; hb-web checks its form, rate-limits per address and per UUID, and hands the
 //! ping to the engine, which knows the checks and answers once the ping is stored.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::authed::Authed;
 use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, ok, status};
+use crate::tls::Peer;
 use crate::web::{Web, WebState, answer};
 use hb_ipc::config::normalize_uuid;
 use hb_web::access::{HostAccess, HostRole, Viewer};
@@ -30,8 +32,11 @@ pub fn routes() -> Router<Arc<Web>> {
     Router::new()
         .route("/health", get(health))
         .route("/heartbeat/{uuid}", post(heartbeat))
-        .route("/ping/{uuid}", get(ping_success).post(ping_success))
-        .route("/ping/{uuid}/{action}", get(ping_action).post(ping_action))
+        .route("/ping/{uuid}", get(healthchecks).post(healthchecks))
+        .route(
+            "/ping/{uuid}/{action}",
+            get(healthchecks).post(healthchecks),
+        )
         .route("/api/applications", get(applications).post(create))
         .route(
             "/api/applications/{id}",
@@ -58,10 +63,41 @@ fn iso(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Deserialize)]
+/// What a Healthchecks ping may carry in its query string (Heartbeat Central's, nothing).
+#[derive(Default, Deserialize)]
 struct PingQuery {
     rid: Option<String>,
     key: Option<String>,
+}
+
+/// A ping as it came: from where, how, and what it carried.
+struct Ping {
+    peer: SocketAddr,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl FromRequest<Arc<Web>> for Ping {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, web: &Arc<Web>) -> Result<Ping, Response> {
+        let (mut parts, body) = request.into_parts();
+        let ConnectInfo(Peer(peer)) = ConnectInfo::<Peer>::from_request_parts(&mut parts, web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let method = parts.method.clone();
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Ping {
+            peer,
+            method,
+            headers,
+            body,
+        })
+    }
 }
 
 /// How a ping ended.
@@ -76,18 +112,15 @@ enum Pinged {
     Bad(String),
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn take_ping(
     web: &Web,
     raw_uuid: &str,
     kind: &str,
     exit: Option<i32>,
-    (rid, key): (Option<String>, Option<String>),
-    peer: std::net::SocketAddr,
-    method: &Method,
-    headers: &HeaderMap,
-    body: &[u8],
+    PingQuery { rid, key }: PingQuery,
+    ping: &Ping,
 ) -> Pinged {
+    let (peer, headers, body) = (ping.peer, &ping.headers, &ping.body);
     let Some(uuid) = normalize_uuid(raw_uuid) else {
         web.count("pings_bad_uuid");
         return Pinged::Unknown;
@@ -135,7 +168,7 @@ async fn take_ping(
         rid,
         source: peer,
         body,
-        method: method.as_str().to_string(),
+        method: ping.method.as_str().to_string(),
         user_agent,
         key,
     });
@@ -184,96 +217,40 @@ fn healthchecks_answer(p: Pinged) -> Response {
     }
 }
 
-/// `GET|POST|HEAD /ping/<uuid>`: success.
-async fn ping_success(
-    State(web): WebState,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: PathParams,
-    Query(q): Query<PingQuery>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Ok(Path(id)) = path else {
-        return text(StatusCode::NOT_FOUND, "not found");
-    };
-    healthchecks_answer(
-        take_ping(
-            &web,
-            &id,
-            "success",
-            None,
-            (q.rid, q.key),
-            peer,
-            &method,
-            &headers,
-            &body,
-        )
-        .await,
-    )
+/// The path of a Healthchecks ping: `/ping/<uuid>` (success) or `/ping/<uuid>/<action>`.
+#[derive(Deserialize)]
+struct PingPath {
+    uuid: String,
+    action: Option<String>,
 }
 
-/// `/ping/<uuid>/start|fail|log|<exit status 0-255>`.
-async fn ping_action(
+/// `GET|POST|HEAD /ping/<uuid>`: success; `/ping/<uuid>/start|fail|log|<exit status 0-255>`.
+async fn healthchecks(
     State(web): WebState,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: PathParams<(String, String)>,
+    path: PathParams<PingPath>,
     Query(q): Query<PingQuery>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    ping: Ping,
 ) -> Response {
-    let Ok(Path((id, action))) = path else {
+    let Ok(Path(PingPath { uuid, action })) = path else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
-    let (kind, exit) = match action.as_str() {
-        "start" | "fail" | "log" => (action.as_str(), None),
-        code => match code.parse::<u8>() {
+    let (kind, exit) = match action.as_deref() {
+        None => ("success", None),
+        Some(action @ ("start" | "fail" | "log")) => (action, None),
+        Some(code) => match code.parse::<u8>() {
             Ok(code) => ("exit", Some(i32::from(code))),
             Err(_) => return text(StatusCode::NOT_FOUND, "not found"),
         },
     };
-    healthchecks_answer(
-        take_ping(
-            &web,
-            &id,
-            kind,
-            exit,
-            (q.rid, q.key),
-            peer,
-            &method,
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    healthchecks_answer(take_ping(&web, &uuid, kind, exit, q, &ping).await)
 }
 
 /// `POST /heartbeat/<uuid>`: Heartbeat Central's ping.
-async fn heartbeat(
-    State(web): WebState,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: PathParams,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn heartbeat(State(web): WebState, path: PathParams, ping: Ping) -> Response {
     let Ok(Path(id)) = path else {
         return ApiError::new(StatusCode::NOT_FOUND, "Application not found").into_response();
     };
-    match take_ping(
-        &web,
-        &id,
-        "success",
-        None,
-        (None, None),
-        peer,
-        &method,
-        &headers,
-        &body,
-    )
-    .await
-    {
+    match take_ping(&web, &id, "success", None, PingQuery::default(), &ping).await {
         Pinged::Done(check, at_ms) => axum::Json(json!({
             "status": "ok",
             "message": "Heartbeat received",
