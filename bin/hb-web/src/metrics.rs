@@ -5,6 +5,7 @@
 //! Readable without users; with users, by an admin's session or by a scraper presenting
 //! `metrics_token` as a Bearer token (host names are in the labels).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -41,6 +42,27 @@ impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}");
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    /// A gauge family of counts by `label`: one sample for each value in
+    /// `known` (0 if none has it) and in `values`, in order of the value.
+    fn counts<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        known: &[&'a str],
+        values: impl Iterator<Item = Cow<'a, str>>,
+    ) {
+        self.family(name, "gauge", help);
+        let mut counts: BTreeMap<Cow<'a, str>, u64> =
+            known.iter().map(|k| (Cow::Borrowed(*k), 0)).collect();
+        for value in values {
+            *counts.entry(value).or_default() += 1;
+        }
+        for (value, n) in &counts {
+            self.sample(name, &[(label, value)], *n as f64);
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
@@ -80,17 +102,30 @@ pub fn render(
     stats: &ServerStats,
 ) -> String {
     let mut out = Out(String::with_capacity(4096 + hosts.len() * 160));
-    out.family("hb_hosts", "gauge", "Hosts by state.");
-    let mut by_state: BTreeMap<&str, u64> = ["up", "overdue", "down", "unreachable", "shutdown"]
-        .into_iter()
-        .map(|s| (s, 0))
-        .collect();
-    for h in hosts {
-        *by_state.entry(h.state.as_str()).or_default() += 1;
-    }
-    for (state, n) in &by_state {
-        out.sample("hb_hosts", &[("state", state)], *n as f64);
-    }
+    write_hosts(&mut out, hosts);
+    out.counts(
+        "hb_alerts",
+        "Active alerts by level.",
+        "level",
+        &["critical", "warning", "unknown"],
+        alerts
+            .iter()
+            .map(|a| Cow::Owned(a.level.to_ascii_lowercase())),
+    );
+    write_intake(&mut out, stats);
+    write_processes(&mut out, stats);
+    out.0
+}
+
+/// Hosts by state, and each host's state, round-trip time and last heartbeat.
+fn write_hosts(out: &mut Out, hosts: &[hb_ipc::edge::HostSummary]) {
+    out.counts(
+        "hb_hosts",
+        "Hosts by state.",
+        "state",
+        &["up", "overdue", "down", "unreachable", "shutdown"],
+        hosts.iter().map(|h| Cow::Borrowed(h.state.as_str())),
+    );
     out.family(
         "hb_host_up",
         "gauge",
@@ -125,17 +160,10 @@ pub fn render(
             h.last_seen_ms as f64 / 1000.0,
         );
     }
-    out.family("hb_alerts", "gauge", "Active alerts by level.");
-    let mut by_level: BTreeMap<String, u64> = ["critical", "warning", "unknown"]
-        .into_iter()
-        .map(|l| (l.to_string(), 0))
-        .collect();
-    for a in alerts {
-        *by_level.entry(a.level.to_ascii_lowercase()).or_default() += 1;
-    }
-    for (level, n) in &by_level {
-        out.sample("hb_alerts", &[("level", level)], *n as f64);
-    }
+}
+
+/// Datagrams received and rejected, messages applied, notifications sent and failed.
+fn write_intake(out: &mut Out, stats: &ServerStats) {
     out.family(
         "hb_datagrams_received_total",
         "counter",
@@ -180,6 +208,10 @@ pub fn render(
             );
         }
     }
+}
+
+/// Each process's restarts and whether it runs, the uptime, and every role's raw figures.
+fn write_processes(out: &mut Out, stats: &ServerStats) {
     out.family(
         "hb_process_restarts_total",
         "counter",
@@ -220,7 +252,6 @@ pub fn render(
             );
         }
     }
-    out.0
 }
 
 /// Who may read `/metrics`.
