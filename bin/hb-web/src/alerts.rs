@@ -56,11 +56,9 @@ async fn alerts(
         None => None,
     };
     let visible = web.visible_names(&authed.viewer).await?;
+    let query = EngineQuery::Alerts {};
     let alerts = web
-        .ask_for(
-            EngineQuery::Alerts {},
-            answer!(Answer::Alerts { alerts } => alerts),
-        )
+        .ask_for(query, answer!(Answer::Alerts { alerts } => alerts))
         .await?;
     ok(alerts
         .iter()
@@ -90,13 +88,7 @@ async fn acknowledge(State(web): WebState, authed: Authed, path: PathParams) -> 
         key: key.clone(),
         by: authed.viewer.name().to_string(),
     };
-    let message = web
-        .ask_for_or(
-            query,
-            ApiError::not_found,
-            answer!(Answer::Done { message } => message),
-        )
-        .await?;
+    let message = web.ask_done(query, ApiError::not_found).await?;
     ok(json!({"message": message, "key": key}))
 }
 

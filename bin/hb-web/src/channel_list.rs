@@ -85,11 +85,9 @@ impl Shown {
 
 /// Every channel: the file's, then those defined through the API under other names.
 pub async fn all(web: &Web) -> Result<BTreeMap<String, Shown>, ApiError> {
+    let query = Query::Channels {};
     let defined = web
-        .ask_for(
-            Query::Channels {},
-            answer!(Answer::Settings { values } => values),
-        )
+        .ask_for(query, answer!(Answer::Settings { values } => values))
         .await?;
     let mut channels: BTreeMap<String, Shown> = defined
         .into_iter()

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use hb_ipc::edge::{Answer, Query as EngineQuery};
+use hb_ipc::edge::Query as EngineQuery;
 use hb_notify::channel::{COMMON_OPTIONS, OptionKind, OptionSpec, TYPE_SPECS};
 use hb_web::access::Viewer;
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::authed::Authed;
 use crate::channel_list::{Shown, Source, TOP_LEVEL, all};
 use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, body, ok, status};
-use crate::web::{Web, WebState, answer};
+use crate::web::{Web, WebState};
 
 /// Channels defined through the API, at most, and per owner.
 pub const MAX_CHANNELS: usize = 1000;
@@ -210,8 +210,7 @@ async fn put(web: &Web, name: &str, def: Option<Value>) -> Result<String, ApiErr
             unprocessable(message)
         }
     };
-    web.ask_for_or(query, refusal, answer!(Answer::Done { message } => message))
-        .await
+    web.ask_done(query, refusal).await
 }
 
 /// The channel as the engine now has it, as `viewer` sees it.

@@ -501,8 +501,7 @@ async fn put(web: &Web, name: &str, definition: Option<Value>) -> Result<String,
             bad(message)
         }
     };
-    web.ask_for_or(query, refusal, answer!(Answer::Done { message } => message))
-        .await
+    web.ask_done(query, refusal).await
 }
 
 /// `POST /api/applications`: `name` and `expected_interval` are required; the caller owns it;

@@ -62,12 +62,9 @@ async fn queued(web: &Web, authed: &Authed, host: String, command: Option<String
         host: host.clone(),
         command: command.clone(),
     };
+    let refusal = refused(StatusCode::CONFLICT);
     let id = web
-        .ask_for_or(
-            query,
-            refused(StatusCode::CONFLICT),
-            answer!(Answer::Queued { id } => id),
-        )
+        .ask_for_or(query, refusal, answer!(Answer::Queued { id } => id))
         .await?;
     tracing::info!(user = authed.viewer.name(), host, ?command, id, "Queued.");
     status(
@@ -80,13 +77,9 @@ async fn dns(State(web): WebState, authed: Authed, path: PathParams) -> ApiResul
     let (name, _) = web
         .host_in_path(&authed.viewer, path, HostRole::Manager)
         .await?;
-    let message = web
-        .ask_for_or(
-            EngineQuery::Dns { host: name.clone() },
-            refused(StatusCode::CONFLICT),
-            answer!(Answer::Done { message } => message),
-        )
-        .await?;
+    let query = EngineQuery::Dns { host: name.clone() };
+    let refusal = refused(StatusCode::CONFLICT);
+    let message = web.ask_done(query, refusal).await?;
     tracing::info!(
         user = authed.viewer.name(),
         host = name,

@@ -24,11 +24,9 @@ pub fn routes() -> Router<Arc<Web>> {
 
 async fn messages(State(web): WebState, authed: Authed) -> ApiResult {
     let visible = web.visible_names(&authed.viewer).await?;
+    let query = EngineQuery::Messages {};
     let messages = web
-        .ask_for(
-            EngineQuery::Messages {},
-            answer!(Answer::Messages { messages } => messages),
-        )
+        .ask_for(query, answer!(Answer::Messages { messages } => messages))
         .await?;
     ok(messages
         .iter()

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use hb_ipc::edge::{Answer, HostSummary, Query as EngineQuery};
+use hb_ipc::edge::{HostSummary, Query as EngineQuery};
 use hb_web::access::{HostRole, Viewer};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::authed::Authed;
 use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, body, ok, refused};
 use crate::visibility::host_name;
-use crate::web::{Web, WebState, answer};
+use crate::web::{Web, WebState};
 
 pub fn routes() -> Router<Arc<Web>> {
     Router::new().route("/api/0/hosts/{host}/access", get(access).put(set_access))
@@ -113,9 +113,7 @@ async fn set_access(
         monitors,
     };
     let refusal = refused(StatusCode::UNPROCESSABLE_ENTITY);
-    let message = web
-        .ask_for_or(query, refusal, answer!(Answer::Done { message } => message))
-        .await?;
+    let message = web.ask_done(query, refusal).await?;
     tracing::info!(user = authed.viewer.name(), host = name, "{message}");
     let host = web
         .host_for(&authed.viewer, &name, HostRole::Monitor)

@@ -136,12 +136,10 @@ async fn drop_host(State(web): WebState, authed: Authed, path: PathParams) -> Ap
     let (name, _) = web
         .host_in_path(&authed.viewer, path, HostRole::Owner)
         .await?;
+    let query = EngineQuery::DropHost { host: name };
+    let refusal = refused(StatusCode::CONFLICT);
     let host = web
-        .ask_for_or(
-            EngineQuery::DropHost { host: name },
-            refused(StatusCode::CONFLICT),
-            answer!(Answer::Dropped { host } => host),
-        )
+        .ask_for_or(query, refusal, answer!(Answer::Dropped { host } => host))
         .await?;
     tracing::info!(user = authed.viewer.name(), host, "Host dropped.");
     ok(json!({"dropped": host}))

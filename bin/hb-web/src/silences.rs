@@ -26,12 +26,9 @@ pub fn routes() -> Router<Arc<Web>> {
 /// Silences: a non-admin sees those that match at least one host they see.
 async fn silences(State(web): WebState, authed: Authed) -> ApiResult {
     let visible = web.visible_names(&authed.viewer).await?;
-    let (silences, windows) = web
-        .ask_for(
-            EngineQuery::Silences {},
-            answer!(Answer::Silences { silences, windows } => (silences, windows)),
-        )
-        .await?;
+    let query = EngineQuery::Silences {};
+    let listed = answer!(Answer::Silences { silences, windows } => (silences, windows));
+    let (silences, windows) = web.ask_for(query, listed).await?;
     ok(json!({
         "silences": silences.iter().filter(|s| {
             visible.as_ref().is_none_or(|v| v.iter().any(|h| glob(&s.host, h)))
@@ -93,12 +90,9 @@ async fn silence(
         author: authed.viewer.name().to_string(),
         comment: s.comment,
     };
+    let refusal = refused(StatusCode::UNPROCESSABLE_ENTITY);
     let id = web
-        .ask_for_or(
-            query,
-            refused(StatusCode::UNPROCESSABLE_ENTITY),
-            answer!(Answer::Silenced { id } => id),
-        )
+        .ask_for_or(query, refusal, answer!(Answer::Silenced { id } => id))
         .await?;
     status(StatusCode::CREATED, json!({"id": id}))
 }
@@ -124,13 +118,8 @@ async fn unsilence(State(web): WebState, authed: Authed, path: PathParams<u64>) 
             "only its author or an admin may end a silence",
         ));
     }
-    let message = web
-        .ask_for_or(
-            EngineQuery::Unsilence { id },
-            ApiError::not_found,
-            answer!(Answer::Done { message } => message),
-        )
-        .await?;
+    let query = EngineQuery::Unsilence { id };
+    let message = web.ask_done(query, ApiError::not_found).await?;
     ok(json!({"message": message}))
 }
 

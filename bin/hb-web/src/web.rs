@@ -142,6 +142,17 @@ impl Web {
         wanted(self.ask(query).await?).map_err(unexpected)
     }
 
+    /// Asks the engine to do something: its word on it once done, or its refusal made the
+    /// client's error by `refusal`.
+    pub async fn ask_done(
+        &self,
+        query: Query,
+        refusal: impl FnOnce(String) -> ApiError,
+    ) -> Result<String, ApiError> {
+        self.ask_for_or(query, refusal, answer!(Answer::Done { message } => message))
+            .await
+    }
+
     /// [`Web::ask_for`], with the engine's refusal (`Answer::Error`) made the client's error
     /// by `refusal`.
     pub async fn ask_for_or<T>(
