@@ -1,6 +1,7 @@
 //! Users: logging in and out, the user list (for admins), and what a user may see and
 //! change of themselves.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -8,6 +9,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use hb_child::passwd::PasswordHash;
 use hb_web::access::Viewer;
 use hb_web::auth;
 use serde::Deserialize;
@@ -15,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::authed::Authed;
 use crate::reply::{ApiError, ApiResult, BodyBytes, body, ok};
+use crate::tls::Peer;
 use crate::web::{Web, WebState};
 
 pub fn routes() -> Router<Arc<Web>> {
@@ -34,7 +37,7 @@ struct Login {
 
 async fn login(
     State(web): WebState,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     bytes: BodyBytes,
 ) -> ApiResult {
@@ -161,13 +164,50 @@ struct MeChange {
     password: Option<PasswordChange>,
 }
 
+/// The hash of `name`'s new password, once the current one is checked like a login.
+async fn new_password(
+    web: &Web,
+    name: &str,
+    peer: SocketAddr,
+    p: PasswordChange,
+) -> Result<PasswordHash, ApiError> {
+    let count = p.new.chars().count();
+    if !(8..=1024).contains(&count) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the new password must be 8 to 1024 characters",
+        ));
+    }
+    let address = peer.ip().to_canonical();
+    let now = hb_ipc::now_ms();
+    if let Err(wait_ms) = web.limiter().take(address, name, now) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong passwords; wait and try again",
+        );
+        e.retry_after_s = Some(wait_ms.div_ceil(1000));
+        return Err(e);
+    }
+    let hash = web.users().get(name).and_then(|a| a.hash.clone());
+    if !web.verify(hash, p.current).await? {
+        tracing::warn!(user = %name, from = %address, "Wrong current password in a password change.");
+        return Err(ApiError::forbidden("the current password is wrong"));
+    }
+    let hashed = web
+        .hash(p.new)
+        .await
+        .ok_or_else(|| ApiError::engine("could not hash the password"))?;
+    web.limiter().refund(address, name, now);
+    Ok(hashed)
+}
+
 /// `PUT /users/me`: name, avatar, channels (unknown ones are dropped, as hbd did), password
 /// (the current one is checked like a login; the new one ends every other session and the
 /// answer carries a new token).
 async fn change_me(
     State(web): WebState,
     authed: Authed,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     bytes: BodyBytes,
 ) -> ApiResult {
@@ -219,36 +259,10 @@ async fn change_me(
         let known = crate::channel_list::choosable(&web, &authed.viewer, channels).await?;
         set("notification_channels", json!(known));
     }
-    let mut new_session = None;
+    let new_session = change.password.is_some();
     if let Some(p) = change.password {
-        let count = p.new.chars().count();
-        if !(8..=1024).contains(&count) {
-            return Err(unprocessable(
-                "the new password must be 8 to 1024 characters",
-            ));
-        }
-        let address = peer.ip().to_canonical();
-        let now = hb_ipc::now_ms();
-        if let Err(wait_ms) = web.limiter().take(address, name, now) {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many wrong passwords; wait and try again",
-            );
-            e.retry_after_s = Some(wait_ms.div_ceil(1000));
-            return Err(e);
-        }
-        let hash = web.users().get(name).and_then(|a| a.hash.clone());
-        if !web.verify(hash, p.current).await? {
-            tracing::warn!(user = %name, from = %address, "Wrong current password in a password change.");
-            return Err(ApiError::forbidden("the current password is wrong"));
-        }
-        let hashed = web
-            .hash(p.new)
-            .await
-            .ok_or_else(|| ApiError::engine("could not hash the password"))?;
-        web.limiter().refund(address, name, now);
+        let hashed = new_password(&web, name, peer, p).await?;
         set("password", json!(hashed.to_string()));
-        new_session = Some(());
     }
     let mut stored = web.chosen().get(name).cloned();
     for (field, value) in changes {
@@ -274,7 +288,7 @@ async fn change_me(
     };
     let mut answer = json!({"ok": true, "user": user_json(name, account)});
     let mut response_cookie = None;
-    if new_session.is_some() {
+    if new_session {
         // Every session of the user ended with the old password; this one goes on anew.
         let (token, csrf) = web
             .sessions()
