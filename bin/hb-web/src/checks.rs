@@ -295,7 +295,7 @@ fn application_json(c: &CheckSummary) -> Value {
     })
 }
 
-/// Every check.
+/// Every check the engine knows, whoever may see it.
 async fn all_checks(web: &Web) -> Result<Vec<CheckSummary>, ApiError> {
     match web.ask(EngineQuery::Checks {}).await? {
         Answer::Checks { checks } => Ok(checks),
