@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::authed::Authed;
 use crate::reply::{ApiError, ApiResult, Limit, PathParams, QueryParams, limit, ok, refused};
 use crate::views::{alert_json, host_json, hosts_json, seconds};
-use crate::visibility::{HostSeen, host_name};
+use crate::visibility::host_name;
 use crate::web::{Web, WebState, answer};
 
 pub fn routes() -> Router<Arc<Web>> {
@@ -35,19 +35,13 @@ async fn hosts(State(web): WebState, authed: Authed) -> ApiResult {
 }
 
 async fn host(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
-    let (
-        _,
-        HostSeen {
-            summary,
-            plugins,
-            alerts,
-        },
-    ) = web
+    let (_, host) = web
         .host_in_path(&authed.viewer, path, HostRole::Monitor)
         .await?;
-    let mut value = host_json(&summary, authed.viewer.role(&summary));
-    value["plugins"] = json!(plugins.keys().collect::<Vec<_>>());
-    value["alerts"] = alerts.iter().map(alert_json).collect();
+    let summary = &host.summary;
+    let mut value = host_json(summary, authed.viewer.role(summary));
+    value["plugins"] = json!(host.plugins.keys().collect::<Vec<_>>());
+    value["alerts"] = host.alerts.iter().map(alert_json).collect();
     value["managers"] = json!(summary.managers);
     value["monitors"] = json!(summary.monitors);
     ok(value)
