@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/api/0/thresholds", get(thresholds))
 }
 
+/// Which alerts to list: of one level, of one host (each optional).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AlertsQuery {

@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/api/0/hosts/{host}/dns", post(dns))
 }
 
+/// A command to queue: its name, as the host's hbc knows it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {

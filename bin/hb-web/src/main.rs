@@ -247,9 +247,10 @@ impl Control for WebRole {
     }
 }
 
-/// Every route, each resource's own.
+/// Every route, each resource's own: the REST API under `/api/0`, then the live feed,
+/// `/metrics`, the checks' pings and API, and the pages.
 fn routes() -> Router<Arc<Web>> {
-    Router::new()
+    let api = Router::new()
         .merge(server::routes())
         .merge(accounts::routes())
         .merge(hosts::routes())
@@ -258,8 +259,8 @@ fn routes() -> Router<Arc<Web>> {
         .merge(events::routes())
         .merge(alerts::routes())
         .merge(silences::routes())
-        .merge(channels::routes())
-        .merge(ws::routes())
+        .merge(channels::routes());
+    api.merge(ws::routes())
         .merge(metrics::routes())
         .merge(checks::routes())
         .merge(pages::routes())

@@ -65,6 +65,21 @@ impl Out {
         }
     }
 
+    /// A counter family by `label`: one sample for each of `counters`, a value of the label
+    /// and its count.
+    fn counters_by<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        counters: impl Iterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, "counter", help);
+        for (value, n) in counters {
+            self.sample(name, &[(label, value)], n as f64);
+        }
+    }
+
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.0.push_str(name);
         if !labels.is_empty() {
@@ -174,26 +189,18 @@ fn write_intake(out: &mut Out, stats: &ServerStats) {
             out.sample("hb_datagrams_received_total", &[], v as f64);
         }
     }
-    out.family(
+    out.counters_by(
         "hb_datagrams_rejected_total",
-        "counter",
         "Datagrams the receiver rejected, by reason.",
+        "reason",
+        with_prefix(stats, Role::Receiver, "rejected_"),
     );
-    for (reason, v) in with_prefix(stats, Role::Receiver, "rejected_") {
-        out.sample(
-            "hb_datagrams_rejected_total",
-            &[("reason", reason)],
-            v as f64,
-        );
-    }
-    out.family(
+    out.counters_by(
         "hb_messages_total",
-        "counter",
         "Messages the engine applied, by kind (HTB, PLG, ...).",
+        "kind",
+        with_prefix(stats, Role::Engine, "received_"),
     );
-    for (kind, v) in with_prefix(stats, Role::Engine, "received_") {
-        out.sample("hb_messages_total", &[("kind", kind)], v as f64);
-    }
     out.family(
         "hb_notifications_total",
         "counter",
