@@ -54,11 +54,11 @@ pub fn loopback_host(host: &str) -> bool {
 /// Who holds which role on one host.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostAccess {
-    /// The owner.
+    /// Who may drop it and give its roles.
     pub owner: Option<String>,
-    /// Managers.
+    /// Who may act on it: commands, upgrades, DNS updates, silences, its monitors.
     pub managers: Vec<String>,
-    /// Monitors.
+    /// Who may see it and acknowledge its alerts.
     pub monitors: Vec<String>,
 }
 
@@ -80,9 +80,8 @@ pub enum Viewer {
     Open,
     /// A logged-in user.
     User {
-        /// The name.
         name: String,
-        /// Admin flag.
+        /// An admin sees every host and may do everything.
         admin: bool,
     },
 }

@@ -44,7 +44,7 @@ fn digest(token: &str) -> [u8; 32] {
 /// One logged-in client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    /// The user.
+    /// Whose session it is.
     pub user: String,
     /// What a cookie-authenticated write must send in `X-CSRF-Token`.
     pub csrf: String,

@@ -4,133 +4,35 @@
 //! engine and delivered by the notifier; hb-web never holds a stored secret: it sees one
 //! only in the request that sets it, and every answer leaves secrets out.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use hb_ipc::edge::{Answer, Query as EngineQuery};
+use axum::routing::get;
+use hb_ipc::edge::Query as EngineQuery;
 use hb_notify::channel::{COMMON_OPTIONS, OptionKind, OptionSpec, TYPE_SPECS};
 use hb_web::access::Viewer;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::Web;
-use crate::api::{ApiError, ApiResult, Authed, body, ok, status, unexpected};
+use crate::authed::Authed;
+use crate::channel_list::{Shown, Source, TOP_LEVEL, all};
+use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, body, ok, status};
+use crate::web::{Web, WebState};
 
 /// Channels defined through the API, at most, and per owner.
 pub const MAX_CHANNELS: usize = 1000;
 pub const MAX_PER_OWNER: usize = 50;
 
-/// Keys a definition has outside `options`.
-const TOP_LEVEL: &[&str] = &["type", "owner", "private", "min_level"];
-
-/// Where a channel is defined.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    File,
-    Api,
-}
-
-/// One channel as hb-web knows it: its public view (no secrets) and where it comes from.
-struct Shown {
-    view: Value,
-    source: Source,
-}
-
-impl Shown {
-    fn owner(&self) -> Option<&str> {
-        self.view.get("owner").and_then(Value::as_str)
-    }
-
-    fn private(&self) -> bool {
-        self.view.get("private").and_then(Value::as_bool) == Some(true)
-    }
-
-    /// Whether `viewer` sees it at all: admins all, others all but someone else's private
-    /// ones.
-    fn visible_to(&self, viewer: &Viewer) -> bool {
-        viewer.is_admin() || !self.private() || self.owner() == Some(viewer.name())
-    }
-
-    /// Whether `viewer` may choose it for their notifications.
-    fn choosable_by(&self, viewer: &Viewer) -> bool {
-        !self.private() || self.owner().is_none_or(|o| o == viewer.name())
-    }
-
-    /// Whether `viewer` sees its options and may change it.
-    fn owned_by(&self, viewer: &Viewer) -> bool {
-        viewer.is_admin() || self.owner().is_some_and(|o| o == viewer.name())
-    }
-
-    fn json(&self, name: &str, viewer: &Viewer) -> Value {
-        let v = &self.view;
-        let mut out = json!({
-            "name": name,
-            "type": v.get("type").cloned().unwrap_or(Value::Null),
-            "source": match self.source { Source::File => "file", Source::Api => "api" },
-            "owner": v.get("owner").cloned().unwrap_or(Value::Null),
-            "private": self.private(),
-            "min_level": v.get("min_level").cloned().unwrap_or_else(|| json!("WARNING")),
-            "editable": self.source == Source::Api && self.owned_by(viewer),
-        });
-        // Options (recipients, numbers, servers) only for its owner and admins.
-        if self.owned_by(viewer) {
-            let options: Map<String, Value> = v
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| !TOP_LEVEL.contains(&k.as_str()) && *k != "secrets_set")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            out["options"] = Value::Object(options);
-            out["secrets_set"] = v.get("secrets_set").cloned().unwrap_or_else(|| json!([]));
-        }
-        out
-    }
-}
-
-/// Every channel: the file's, then those defined through the API under other names.
-async fn all(web: &Web) -> Result<BTreeMap<String, Shown>, ApiError> {
-    let mut channels: BTreeMap<String, Shown> = match web.ask(EngineQuery::Channels {}).await? {
-        Answer::Settings { values } => values
-            .into_iter()
-            .map(|(name, view)| {
-                let shown = Shown {
-                    view,
-                    source: Source::Api,
-                };
-                (name, shown)
-            })
-            .collect(),
-        other => return Err(unexpected(other)),
-    };
-    for (name, view) in &web.config().channels {
-        let shown = Shown {
-            view: view.clone(),
-            source: Source::File,
-        };
-        channels.insert(name.clone(), shown);
-    }
-    Ok(channels)
-}
-
-/// The names `viewer` may choose among `wanted` (others are dropped, as hbd did), sorted.
-pub async fn choosable(
-    web: &Web,
-    viewer: &Viewer,
-    wanted: Vec<String>,
-) -> Result<Vec<String>, ApiError> {
-    let channels = all(web).await?;
-    let mut names: Vec<String> = wanted
-        .into_iter()
-        .filter(|c| channels.get(c).is_some_and(|ch| ch.choosable_by(viewer)))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
+pub fn routes() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/api/0/notification_channel_types", get(types))
+        .route("/api/0/notification_channels", get(list).post(create))
+        .route(
+            "/api/0/notification_channels/{name}",
+            axum::routing::put(change).delete(remove),
+        )
 }
 
 fn option_json(o: &OptionSpec) -> Value {
@@ -154,7 +56,7 @@ fn option_json(o: &OptionSpec) -> Value {
 }
 
 /// `GET /notification_channel_types`: each type with its options, for forms.
-pub async fn types(_authed: Authed) -> ApiResult {
+async fn types(_authed: Authed) -> ApiResult {
     let types: Map<String, Value> = TYPE_SPECS
         .iter()
         .map(|t| {
@@ -173,7 +75,7 @@ pub async fn types(_authed: Authed) -> ApiResult {
 }
 
 /// `GET /notification_channels`: the channels the user sees, by name.
-pub async fn list(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn list(State(web): WebState, authed: Authed) -> ApiResult {
     let channels = all(&web).await?;
     ok(channels
         .iter()
@@ -228,7 +130,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn channel_name(raw: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+fn channel_name(raw: PathParams) -> Result<String, ApiError> {
     let Path(name) = raw?;
     check_name(&name)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no channel {name:?}")))?;
@@ -296,21 +198,19 @@ fn definition(
 
 /// Stores a definition with the engine; its objection is the client's mistake.
 async fn put(web: &Web, name: &str, def: Option<Value>) -> Result<String, ApiError> {
-    match web
-        .ask(EngineQuery::PutChannel {
-            name: name.to_string(),
-            definition: def,
-        })
-        .await?
-    {
-        Answer::Done { message } => Ok(message),
-        // The engine could not keep it: not the client's mistake.
-        Answer::Error { message } if message == hb_ipc::edge::STORE_FAILED => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
+    let query = EngineQuery::PutChannel {
+        name: name.to_string(),
+        definition: def,
+    };
+    let refusal = |message: String| {
+        if message == hb_ipc::edge::STORE_FAILED {
+            // The engine could not keep it: not the client's mistake.
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        } else {
+            unprocessable(message)
         }
-        Answer::Error { message } => Err(unprocessable(message)),
-        other => Err(unexpected(other)),
-    }
+    };
+    web.ask_done(query, refusal).await
 }
 
 /// The channel as the engine now has it, as `viewer` sees it.
@@ -323,11 +223,11 @@ async fn shown(web: &Web, name: &str, viewer: &Viewer) -> Result<Value, ApiError
 }
 
 /// `POST /notification_channels`: anyone logged in defines a channel of their own.
-pub async fn create(
-    State(web): State<Arc<Web>>,
+async fn create(
+    State(web): WebState,
     authed: Authed,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let new: NewChannel = body(&headers, &bytes?)?;
     check_name(&new.name)?;
@@ -399,12 +299,12 @@ async fn editable(web: &Web, viewer: &Viewer, name: &str) -> Result<Shown, ApiEr
 /// `PUT /notification_channels/{name}`: its owner or an admin changes it. Fields not given
 /// stay; `options`, when given, replace the options, except secrets left out, which stay
 /// (they are never shown, so a form cannot send them back); a secret given as `null` goes.
-pub async fn change(
-    State(web): State<Arc<Web>>,
+async fn change(
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let name = channel_name(path)?;
     let change: ChannelChange = body(&headers, &bytes?)?;
@@ -429,13 +329,7 @@ pub async fn change(
     let options = match change.options {
         Some(options) => options,
         // The options as they are (the engine keeps the secrets left out).
-        None => view
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| !TOP_LEVEL.contains(&k.as_str()) && *k != "secrets_set")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        None => current.options(),
     };
     let def = definition(
         &kind,
@@ -451,11 +345,7 @@ pub async fn change(
 
 /// `DELETE /notification_channels/{name}`: its owner or an admin removes it. Users who chose
 /// it keep the name in their list; it routes nowhere until a channel has it again.
-pub async fn remove(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn remove(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let name = channel_name(path)?;
     editable(&web, &authed.viewer, &name).await?;
     let message = put(&web, &name, None).await?;

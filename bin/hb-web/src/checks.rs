@@ -4,15 +4,13 @@
 //! credential; hb-web checks its form, rate-limits per address and per UUID, and hands the
 //! ping to the engine, which knows the checks and answers once the ping is stored.
 
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,74 +18,25 @@ use hb_ipc::edge::{Answer, CheckSummary, Query as EngineQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Web;
-use crate::api::{ApiError, ApiResult, Authed, ok, status, unexpected};
-use hb_child::rate::{RateTable, source_key};
+use crate::authed::Authed;
+use crate::reply::{ApiError, ApiResult, BodyBytes, PathParams, ok, status};
+use crate::tls::Peer;
+use crate::web::{Web, WebState, answer};
 use hb_ipc::config::normalize_uuid;
 use hb_web::access::{HostAccess, HostRole, Viewer};
 
 /// Bytes of a ping's body kept in its history (more is cut, and said so).
 pub const BODY_KEPT: usize = 10 * 1024;
-/// A bucket holds this many seconds of its rate (the burst taken at once).
-const BURST_SECONDS: f64 = 5.0;
-/// Sources and checks with a bucket of their own at most (past it, they share one).
-const MAX_BUCKETS: usize = 100_000;
 
-/// The ping limits: a bucket per source address (an IPv6 /64, as the receiver counts) and
-/// one per check, in the receiver's bounded tables (hb_child::rate).
-pub struct Limiter {
-    sources: Mutex<RateTable<IpAddr>>,
-    checks: Mutex<RateTable<String>>,
-}
-
-impl Default for Limiter {
-    fn default() -> Limiter {
-        let now = Instant::now();
-        Limiter {
-            sources: Mutex::new(RateTable::new(MAX_BUCKETS, now)),
-            checks: Mutex::new(RateTable::new(MAX_BUCKETS, now)),
-        }
-    }
-}
-
-impl Limiter {
-    /// A token from `source`'s bucket and from the check's (`per_address` and `per_check`
-    /// pings per second); else the seconds to wait.
-    pub fn take(
-        &self,
-        source: IpAddr,
-        uuid: &str,
-        (per_address, per_check): (f64, f64),
-        now: Instant,
-    ) -> Result<(), u64> {
-        if per_address <= 0.0 || per_check <= 0.0 {
-            return Ok(()); // Not configured yet.
-        }
-        let wait = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
-        self.sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(
-                &source_key(source),
-                per_address,
-                per_address * BURST_SECONDS,
-                now,
-            )
-            .map_err(wait)?;
-        self.checks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(&uuid.to_string(), per_check, per_check * BURST_SECONDS, now)
-            .map_err(wait)
-    }
-}
-
-pub fn router() -> Router<Arc<Web>> {
+pub fn routes() -> Router<Arc<Web>> {
     Router::new()
         .route("/health", get(health))
         .route("/heartbeat/{uuid}", post(heartbeat))
-        .route("/ping/{uuid}", get(ping_success).post(ping_success))
-        .route("/ping/{uuid}/{action}", get(ping_action).post(ping_action))
+        .route("/ping/{uuid}", get(healthchecks).post(healthchecks))
+        .route(
+            "/ping/{uuid}/{action}",
+            get(healthchecks).post(healthchecks),
+        )
         .route("/api/applications", get(applications).post(create))
         .route(
             "/api/applications/{id}",
@@ -114,10 +63,41 @@ fn iso(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Deserialize)]
+/// What a Healthchecks ping may carry in its query string (Heartbeat Central's, nothing).
+#[derive(Default, Deserialize)]
 struct PingQuery {
     rid: Option<String>,
     key: Option<String>,
+}
+
+/// A ping as it came: from where, how, and what it carried.
+struct Ping {
+    peer: SocketAddr,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl FromRequest<Arc<Web>> for Ping {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, web: &Arc<Web>) -> Result<Ping, Response> {
+        let (mut parts, body) = request.into_parts();
+        let ConnectInfo(Peer(peer)) = ConnectInfo::<Peer>::from_request_parts(&mut parts, web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let method = parts.method.clone();
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Ping {
+            peer,
+            method,
+            headers,
+            body,
+        })
+    }
 }
 
 /// How a ping ended.
@@ -132,18 +112,15 @@ enum Pinged {
     Bad(String),
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn take_ping(
     web: &Web,
     raw_uuid: &str,
     kind: &str,
     exit: Option<i32>,
-    (rid, key): (Option<String>, Option<String>),
-    peer: std::net::SocketAddr,
-    method: &Method,
-    headers: &HeaderMap,
-    body: &[u8],
+    PingQuery { rid, key }: PingQuery,
+    ping: &Ping,
 ) -> Pinged {
+    let (peer, headers, body) = (ping.peer, &ping.headers, &ping.body);
     let Some(uuid) = normalize_uuid(raw_uuid) else {
         web.count("pings_bad_uuid");
         return Pinged::Unknown;
@@ -191,7 +168,7 @@ async fn take_ping(
         rid,
         source: peer,
         body,
-        method: method.as_str().to_string(),
+        method: ping.method.as_str().to_string(),
         user_agent,
         key,
     });
@@ -240,96 +217,40 @@ fn healthchecks_answer(p: Pinged) -> Response {
     }
 }
 
-/// `GET|POST|HEAD /ping/<uuid>`: success.
-async fn ping_success(
-    State(web): State<Arc<Web>>,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: Result<Path<String>, PathRejection>,
-    Query(q): Query<PingQuery>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Ok(Path(id)) = path else {
-        return text(StatusCode::NOT_FOUND, "not found");
-    };
-    healthchecks_answer(
-        take_ping(
-            &web,
-            &id,
-            "success",
-            None,
-            (q.rid, q.key),
-            peer,
-            &method,
-            &headers,
-            &body,
-        )
-        .await,
-    )
+/// The path of a Healthchecks ping: `/ping/<uuid>` (success) or `/ping/<uuid>/<action>`.
+#[derive(Deserialize)]
+struct PingPath {
+    uuid: String,
+    action: Option<String>,
 }
 
-/// `/ping/<uuid>/start|fail|log|<exit status 0-255>`.
-async fn ping_action(
-    State(web): State<Arc<Web>>,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: Result<Path<(String, String)>, PathRejection>,
+/// `GET|POST|HEAD /ping/<uuid>`: success; `/ping/<uuid>/start|fail|log|<exit status 0-255>`.
+async fn healthchecks(
+    State(web): WebState,
+    path: PathParams<PingPath>,
     Query(q): Query<PingQuery>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    ping: Ping,
 ) -> Response {
-    let Ok(Path((id, action))) = path else {
+    let Ok(Path(PingPath { uuid, action })) = path else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
-    let (kind, exit) = match action.as_str() {
-        "start" | "fail" | "log" => (action.as_str(), None),
-        code => match code.parse::<u8>() {
+    let (kind, exit) = match action.as_deref() {
+        None => ("success", None),
+        Some(action @ ("start" | "fail" | "log")) => (action, None),
+        Some(code) => match code.parse::<u8>() {
             Ok(code) => ("exit", Some(i32::from(code))),
             Err(_) => return text(StatusCode::NOT_FOUND, "not found"),
         },
     };
-    healthchecks_answer(
-        take_ping(
-            &web,
-            &id,
-            kind,
-            exit,
-            (q.rid, q.key),
-            peer,
-            &method,
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    healthchecks_answer(take_ping(&web, &uuid, kind, exit, q, &ping).await)
 }
 
 /// `POST /heartbeat/<uuid>`: Heartbeat Central's ping.
-async fn heartbeat(
-    State(web): State<Arc<Web>>,
-    ConnectInfo(crate::tls::Peer(peer)): ConnectInfo<crate::tls::Peer>,
-    path: Result<Path<String>, PathRejection>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn heartbeat(State(web): WebState, path: PathParams, ping: Ping) -> Response {
     let Ok(Path(id)) = path else {
         return ApiError::new(StatusCode::NOT_FOUND, "Application not found").into_response();
     };
-    match take_ping(
-        &web,
-        &id,
-        "success",
-        None,
-        (None, None),
-        peer,
-        &method,
-        &headers,
-        &body,
-    )
-    .await
-    {
+    match take_ping(&web, &id, "success", None, PingQuery::default(), &ping).await {
         Pinged::Done(check, at_ms) => axum::Json(json!({
             "status": "ok",
             "message": "Heartbeat received",
@@ -374,7 +295,7 @@ fn application_json(c: &CheckSummary) -> Value {
     })
 }
 
-/// Every check.
+/// Every check the engine knows, whoever may see it.
 async fn all_checks(web: &Web) -> Result<Vec<CheckSummary>, ApiError> {
     match web.ask(EngineQuery::Checks {}).await? {
         Answer::Checks { checks } => Ok(checks),
@@ -403,7 +324,7 @@ fn access(c: &CheckSummary) -> HostAccess {
 }
 
 /// `GET /api/applications`.
-async fn applications(State(web): State<Arc<Web>>, authed: Authed) -> ApiResult {
+async fn applications(State(web): WebState, authed: Authed) -> ApiResult {
     let checks = visible(&web, &authed).await?;
     ok(checks.iter().map(application_json).collect())
 }
@@ -419,11 +340,7 @@ async fn one(web: &Web, authed: &Authed, id: &str) -> Result<CheckSummary, ApiEr
 }
 
 /// `GET /api/applications/<id>`.
-async fn application(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn application(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let Path(id) = path?;
     ok(application_json(&one(&web, &authed, &id).await?))
 }
@@ -475,9 +392,7 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-fn json_body(
-    bytes: Result<Bytes, BytesRejection>,
-) -> Result<serde_json::Map<String, Value>, ApiError> {
+fn json_body(bytes: BodyBytes) -> Result<serde_json::Map<String, Value>, ApiError> {
     let bytes = bytes.map_err(|e| bad(format!("the body could not be read: {e}")))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
@@ -573,32 +488,25 @@ fn fields(
 
 /// Stores a check with the engine.
 async fn put(web: &Web, name: &str, definition: Option<Value>) -> Result<String, ApiError> {
-    match web
-        .ask(EngineQuery::PutCheck {
-            name: name.to_string(),
-            definition,
-        })
-        .await?
-    {
-        Answer::Done { message } => Ok(message),
-        Answer::Error { message } if message == hb_ipc::edge::STORE_FAILED => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
+    let query = EngineQuery::PutCheck {
+        name: name.to_string(),
+        definition,
+    };
+    let refusal = |message: String| {
+        if message == hb_ipc::edge::STORE_FAILED {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        } else if message.contains("configuration file") {
+            ApiError::new(StatusCode::CONFLICT, message)
+        } else {
+            bad(message)
         }
-        Answer::Error { message } if message.contains("configuration file") => {
-            Err(ApiError::new(StatusCode::CONFLICT, message))
-        }
-        Answer::Error { message } => Err(bad(message)),
-        other => Err(unexpected(other)),
-    }
+    };
+    web.ask_done(query, refusal).await
 }
 
 /// `POST /api/applications`: `name` and `expected_interval` are required; the caller owns it;
 /// 201 with its UUID.
-async fn create(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    bytes: Result<Bytes, BytesRejection>,
-) -> ApiResult {
+async fn create(State(web): WebState, authed: Authed, bytes: BodyBytes) -> ApiResult {
     let m = json_body(bytes)?;
     let Some(raw) = m.get("name").and_then(Value::as_str) else {
         return Err(bad("name is required"));
@@ -664,10 +572,10 @@ async fn changeable(web: &Web, authed: &Authed, id: &str) -> Result<CheckSummary
 
 /// `PUT /api/applications/<id>`: the fields given change.
 async fn change(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-    bytes: Result<Bytes, BytesRejection>,
+    path: PathParams,
+    bytes: BodyBytes,
 ) -> ApiResult {
     let Path(id) = path?;
     let c = changeable(&web, &authed, &id).await?;
@@ -685,11 +593,7 @@ async fn change(
 }
 
 /// `DELETE /api/applications/<id>`: gone, with its state and history.
-async fn remove(
-    State(web): State<Arc<Web>>,
-    authed: Authed,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+async fn remove(State(web): WebState, authed: Authed, path: PathParams) -> ApiResult {
     let Path(id) = path?;
     let c = changeable(&web, &authed, &id).await?;
     let message = put(&web, &c.name, None).await?;
@@ -704,39 +608,37 @@ struct HistoryQuery {
 
 /// `GET /api/applications/<id>/heartbeats`: the ping history, newest first.
 async fn heartbeats(
-    State(web): State<Arc<Web>>,
+    State(web): WebState,
     authed: Authed,
-    path: Result<Path<String>, PathRejection>,
+    path: PathParams,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult {
     let Path(id) = path?;
     let check = one(&web, &authed, &id).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    match web
-        .ask(EngineQuery::Pings {
-            check: check.name.clone(),
-            limit,
-        })
-        .await?
-    {
-        Answer::Pings { pings } => ok(pings
-            .iter()
-            .map(|p| {
-                json!({
-                    "timestamp": iso(p.at_ms),
-                    "kind": p.kind,
-                    "exit_status": p.exit,
-                    "rid": p.rid,
-                    "source": p.source,
-                    "method": p.method,
-                    "user_agent": p.user_agent,
-                    "body": p.body,
-                    "duration_ms": p.duration_ms,
-                })
+    let query = EngineQuery::Pings {
+        check: check.name.clone(),
+        limit,
+    };
+    let pings = web
+        .ask_for(query, answer!(Answer::Pings { pings } => pings))
+        .await?;
+    ok(pings
+        .iter()
+        .map(|p| {
+            json!({
+                "timestamp": iso(p.at_ms),
+                "kind": p.kind,
+                "exit_status": p.exit,
+                "rid": p.rid,
+                "source": p.source,
+                "method": p.method,
+                "user_agent": p.user_agent,
+                "body": p.body,
+                "duration_ms": p.duration_ms,
             })
-            .collect()),
-        other => Err(unexpected(other)),
-    }
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -755,7 +657,7 @@ mod tests {
     }
 
     #[test]
-    fn uuids_and_buckets() {
+    fn uuids_are_checked() {
         assert_eq!(
             normalize_uuid("0F8FAD5B-D9CB-469F-A165-70867728950E").as_deref(),
             Some("0f8fad5b-d9cb-469f-a165-70867728950e")
@@ -769,18 +671,5 @@ mod tests {
         ] {
             assert!(normalize_uuid(bad).is_none(), "{bad}");
         }
-        // Both buckets: the source's and the check's (five seconds of each rate).
-        let l = Limiter::default();
-        let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
-        let t0 = Instant::now();
-        for _ in 0..5 {
-            assert!(l.take(a, "u1", (1.0, 100.0), t0).is_ok());
-        }
-        assert_eq!(l.take(a, "u2", (1.0, 100.0), t0), Err(1), "the source's");
-        for _ in 0..5 {
-            assert!(l.take(b, "u4", (100.0, 1.0), t0).is_ok());
-        }
-        assert!(l.take(b, "u4", (100.0, 1.0), t0).is_err(), "the check's");
-        assert!(l.take(b, "u5", (100.0, 1.0), t0).is_ok(), "per check");
     }
 }

@@ -4,46 +4,57 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use hb_child::link::{self, Link};
-use hb_child::passwd::PasswordHash;
+use hb_child::link;
 use hb_child::{self as child, Control, ControlEvent, ControlSender};
 use hb_ipc::Role;
 use hb_ipc::config::WebConfig;
 use hb_ipc::control::PassedSocket;
 use hb_ipc::control::ServerStats;
-use hb_ipc::edge::{Answer, EngineToWeb, Query, WebToEngine};
-use hb_ipc::request::Pending;
-use hb_web::auth::{LoginLimiter, Sessions};
+use hb_ipc::edge::{Answer, EngineToWeb, Query};
 use tokio::sync::mpsc;
 
-mod api;
+// Layers, each using only those above it: the replies, the JSON shapes, the fan-out and the
+// ping limits; the shared state (web); who asks (authed), what they see (visibility), the
+// channels known (channel_list), the listener (tls); then one module per resource, none
+// using another. A test (tests/layers.rs) holds them to it.
+mod authed;
+mod channel_list;
+mod live;
+mod ping_limits;
+mod reply;
+mod tls;
+mod views;
+mod visibility;
+mod web;
+
+mod accounts;
+mod alerts;
 mod channels;
 mod checks;
+mod commands;
+mod events;
+mod host_access;
+mod hosts;
 mod metrics;
 mod pages;
-mod tls;
+mod server;
+mod silences;
 mod ws;
 
-use api::ApiError;
+use reply::ApiError;
+use web::Web;
 
-const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Request bodies at most (logins, commands, silences): anything larger is refused with 413
 /// before it is read further.
 const BODY_LIMIT: usize = 64 * 1024;
-/// Password checks at once: each is 600,000 rounds of PBKDF2, so a flood of logins cannot
-/// take more than this many cores.
-const VERIFYING: usize = 2;
-/// Password checks waiting at most.
-const VERIFY_QUEUE: usize = 64;
 /// How long serving waits at start for the users' own changes from the engine (a changed
 /// password must not lose to the file's old one); past it, the file's users apply until
 /// the engine answers.
@@ -51,380 +62,6 @@ const USERS_WAIT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     child::run(Role::Web, run)
-}
-
-/// One user as hb-web holds them: the config's account with its hash parsed.
-#[derive(Clone, Debug)]
-pub struct Account {
-    pub hash: Option<PasswordHash>,
-    pub full_name: Option<String>,
-    pub avatar: Option<String>,
-    pub admin: bool,
-    pub notification_channels: Vec<String>,
-}
-
-/// Everything the handlers share.
-pub struct Web {
-    engine: Link<WebToEngine>,
-    pending: Pending<Answer>,
-    /// To ask the supervisor for the server's figures (`/metrics`).
-    control: ControlSender,
-    stats_pending: Pending<ServerStats>,
-    config: RwLock<Arc<WebConfig>>,
-    accounts: RwLock<Arc<BTreeMap<String, Account>>>,
-    /// Users' own changes, as the engine keeps them.
-    chosen: RwLock<BTreeMap<String, serde_json::Value>>,
-    sessions: Mutex<Sessions>,
-    limiter: Mutex<LoginLimiter>,
-    verifying: Arc<tokio::sync::Semaphore>,
-    /// Pings per source address and per check.
-    ping_limiter: checks::Limiter,
-    verify_waiting: std::sync::atomic::AtomicUsize,
-    counters: Mutex<BTreeMap<&'static str, u64>>,
-    /// The live feed.
-    live: ws::Live,
-    /// Whether the users' own changes were read from the engine.
-    users_loaded: std::sync::atomic::AtomicBool,
-    /// Where HTTP listens, once started.
-    bound: std::sync::OnceLock<std::net::SocketAddr>,
-    /// The TLS configuration, when HTTPS is configured.
-    tls: RwLock<Option<Arc<tokio_rustls::rustls::ServerConfig>>>,
-    /// A hash to check unknown users' passwords against, so a wrong name costs as long as a
-    /// wrong password and the timing does not tell which names exist.
-    dummy: RwLock<PasswordHash>,
-}
-
-impl Web {
-    fn new(control: ControlSender) -> Web {
-        Web {
-            engine: Link::new(Role::Engine),
-            pending: Pending::new(),
-            control,
-            stats_pending: Pending::new(),
-            config: RwLock::default(),
-            accounts: RwLock::default(),
-            chosen: RwLock::default(),
-            sessions: Mutex::default(),
-            limiter: Mutex::default(),
-            verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING)),
-            ping_limiter: checks::Limiter::default(),
-            verify_waiting: std::sync::atomic::AtomicUsize::new(0),
-            counters: Mutex::default(),
-            live: ws::Live::default(),
-            tls: RwLock::default(),
-            bound: std::sync::OnceLock::new(),
-            users_loaded: std::sync::atomic::AtomicBool::new(false),
-            // Parsing costs nothing; checking against it costs what a real hash does.
-            dummy: RwLock::new(dummy_hash(hb_child::passwd::ITERATIONS)),
-        }
-    }
-
-    async fn ask(&self, query: Query) -> Result<Answer, ApiError> {
-        let (id, rx) = self.pending.register();
-        if !self.engine.send(WebToEngine::Request { id, query }) {
-            self.pending.cancel(id);
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the engine's queue is full; try again",
-            ));
-        }
-        self.pending
-            .wait(id, rx, ENGINE_TIMEOUT)
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("the engine did not answer: {e}"),
-                )
-            })
-    }
-
-    /// Every role's counters and restarts, from the supervisor.
-    async fn stats(&self, wait: Duration) -> Option<ServerStats> {
-        let (id, rx) = self.stats_pending.register();
-        self.control.ask_stats(id);
-        self.stats_pending.wait(id, rx, wait).await.ok()
-    }
-
-    fn config(&self) -> Arc<WebConfig> {
-        self.config.read().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    fn users(&self) -> Arc<BTreeMap<String, Account>> {
-        self.accounts.read().map(|a| a.clone()).unwrap_or_default()
-    }
-
-    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn ping_limiter(&self) -> &checks::Limiter {
-        &self.ping_limiter
-    }
-
-    fn limiter(&self) -> std::sync::MutexGuard<'_, LoginLimiter> {
-        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn count(&self, name: &'static str) {
-        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        *c.entry(name).or_default() += 1;
-    }
-
-    fn counters(&self) -> BTreeMap<String, u64> {
-        let mut out: BTreeMap<String, u64> = self
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        out.insert("sessions".into(), self.sessions().len() as u64);
-        out.insert("ws_clients".into(), self.live.clients() as u64);
-        out.insert("engine_link_dropped".into(), self.engine.dropped());
-        out
-    }
-
-    /// Checks a password off the async threads, at most [`VERIFYING`] at once and
-    /// [`VERIFY_QUEUE`] waiting (past it: 503). `None` (an unknown user, or one without a
-    /// password) is checked against a dummy and fails.
-    async fn verify(&self, hash: Option<PasswordHash>, password: String) -> Result<bool, ApiError> {
-        use std::sync::atomic::Ordering;
-        let busy = || {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many logins at once; try again",
-            )
-        };
-        // Counted while waiting, uncounted however the wait ends (a client that hangs up
-        // drops this future).
-        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        let waiting = Waiting(&self.verify_waiting);
-        if self.verify_waiting.fetch_add(1, Ordering::Relaxed) >= VERIFY_QUEUE {
-            self.count("login_busy");
-            return Err(busy());
-        }
-        let Ok(permit) = self.verifying.clone().acquire_owned().await else {
-            return Err(busy());
-        };
-        drop(waiting);
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| {
-            self.dummy
-                .read()
-                .map(|d| d.clone())
-                .unwrap_or_else(|_| dummy_hash(hb_child::passwd::ITERATIONS))
-        });
-        // The permit goes with the work: it is held until PBKDF2 ends, even if the client
-        // hangs up meanwhile.
-        let matched = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hash.verify(&password)
-        })
-        .await
-        .unwrap_or(false);
-        Ok(known && matched)
-    }
-
-    /// A new configuration: accounts with parsed hashes; sessions of users who are gone, or
-    /// whose password or admin flag changed, end.
-    /// Hashes a new password off the async threads, under the same limit as checks.
-    async fn hash(&self, password: String) -> Option<PasswordHash> {
-        let permit = self.verifying.clone().acquire_owned().await.ok()?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            PasswordHash::new(&password).ok()
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    /// A new configuration: the file's users with their own changes on top. Returns the
-    /// changes the file overtook, for [`Web::clean`].
-    fn configure(&self, config: WebConfig) -> Result<hb_web::users::Stale, String> {
-        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
-        if let Ok(mut t) = self.tls.write() {
-            *t = tls;
-        }
-        if let Ok(mut c) = self.config.write() {
-            *c = Arc::new(config);
-        }
-        Ok(self.rebuild())
-    }
-
-    /// The TLS configuration, if HTTPS is on.
-    fn tls_config(&self) -> Option<Arc<tokio_rustls::rustls::ServerConfig>> {
-        self.tls.read().ok().and_then(|t| t.clone())
-    }
-
-    /// Whether HTTP is served over TLS (cookies get `Secure`).
-    pub fn tls(&self) -> bool {
-        self.tls_config().is_some()
-    }
-
-    /// Replaces (or removes) users' changes the file overtook.
-    async fn clean(&self, stale: hb_web::users::Stale) {
-        for (name, replacement) in stale {
-            tracing::info!(user = %name, "The file changed what this user had changed; the file wins.");
-            if let Err(e) = self.put_user(&name, replacement).await {
-                tracing::warn!(user = %name, "Could not clean up a user's change: {}", e.message());
-            }
-        }
-    }
-
-    /// Users' own changes as the engine keeps them (after a restart of either).
-    async fn refresh_users(&self) {
-        if self.config().users.is_empty() {
-            self.users_loaded
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            return;
-        }
-        // Until the engine answers, the file's users apply; it is asked again and again, so a
-        // slow start does not leave a changed password forgotten.
-        let mut pause = Duration::from_secs(1);
-        loop {
-            match self
-                .ask(Query::Settings {
-                    kind: "user".into(),
-                })
-                .await
-            {
-                Ok(Answer::Settings { values }) => {
-                    if let Ok(mut c) = self.chosen.write() {
-                        *c = values;
-                    }
-                    self.users_loaded
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    let stale = self.rebuild();
-                    self.clean(stale).await;
-                    return;
-                }
-                Ok(_) | Err(_) => {
-                    tracing::warn!(
-                        "Could not read the users' own changes from the engine; the file's users apply meanwhile."
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-    }
-
-    /// Reads the whole host list for the live feed's cache (after a resync).
-    async fn refresh_hosts(&self) {
-        match self.ask(Query::ListHosts {}).await {
-            Ok(Answer::Hosts { hosts }) => self.live.refreshed(hosts),
-            _ => tracing::warn!(
-                "Could not read the host list; host lists ask the engine until the next resync."
-            ),
-        }
-    }
-
-    /// Whether the users' own changes are known (changing them before would overwrite them).
-    fn users_loaded(&self) -> bool {
-        self.users_loaded.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Stores a user's own change with the engine and applies it.
-    async fn put_user(&self, name: &str, value: Option<serde_json::Value>) -> Result<(), ApiError> {
-        match self
-            .ask(Query::PutSetting {
-                kind: "user".into(),
-                name: name.to_string(),
-                value: value.clone(),
-            })
-            .await?
-        {
-            Answer::Done { .. } => {}
-            Answer::Error { message } => {
-                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
-            }
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unexpected answer",
-                ));
-            }
-        }
-        if let Ok(mut c) = self.chosen.write() {
-            match value {
-                Some(v) => c.insert(name.to_string(), v),
-                None => c.remove(name),
-            };
-        }
-        Ok(())
-    }
-
-    fn chosen(&self) -> BTreeMap<String, serde_json::Value> {
-        self.chosen.read().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    /// The accounts from the file and the users' own changes; sessions of users who are
-    /// gone, or whose password or admin flag changed, end. Changes the file overtook are
-    /// cleaned up in the engine.
-    fn rebuild(&self) -> hb_web::users::Stale {
-        let config = self.config();
-        let (users, stale) = hb_web::users::merge(&config.users, &self.chosen());
-        let accounts: BTreeMap<String, Account> = users
-            .iter()
-            .map(|(name, u)| {
-                let hash = u
-                    .password
-                    .as_deref()
-                    .and_then(|p| match PasswordHash::parse(p) {
-                        Ok(h) => Some(h),
-                        Err(e) => {
-                            // The supervisor checked the file's; a user without a usable hash
-                            // cannot log in.
-                            tracing::error!(user = %name, "Bad password hash: {e}");
-                            None
-                        }
-                    });
-                (
-                    name.clone(),
-                    Account {
-                        hash,
-                        full_name: u.full_name.clone(),
-                        avatar: u.avatar.clone(),
-                        admin: u.admin,
-                        notification_channels: u.notification_channels.clone(),
-                    },
-                )
-            })
-            .collect();
-        let old = self.users();
-        self.sessions()
-            .retain_users(|user| match (old.get(user), accounts.get(user)) {
-                (Some(a), Some(b)) => a.hash == b.hash && a.admin == b.admin,
-                _ => false,
-            });
-        // Unknown names cost what the users' hashes cost, so timing tells no names.
-        let rounds = users
-            .values()
-            .filter_map(|u| {
-                u.password
-                    .as_deref()?
-                    .strip_prefix("pbkdf2:sha256:")?
-                    .split('$')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .next();
-        if let (Some(rounds), Ok(mut d)) = (rounds, self.dummy.write()) {
-            *d = dummy_hash(rounds);
-        }
-        if let Ok(mut a) = self.accounts.write() {
-            *a = Arc::new(accounts);
-        }
-        stale
-    }
 }
 
 async fn run(
@@ -450,7 +87,7 @@ async fn run(
                 EngineToWeb::Changes { changes } => changes,
             };
             // What is already queued goes out with it, as one batch.
-            while batch.len() < ws::BATCH_MAX {
+            while batch.len() < live::BATCH_MAX {
                 match answers.try_recv() {
                     Ok(EngineToWeb::Changes { changes }) => batch.extend(changes),
                     Ok(EngineToWeb::Answer { re, answer: a }) => answer(re, a),
@@ -506,10 +143,13 @@ impl Control for WebRole {
 
     fn configure(&mut self, config: WebConfig) -> Result<(), String> {
         let open = config.users.is_empty();
-        let stale = self
-            .web
-            .configure(config)
+        let tls = config
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()
             .map_err(|e| format!("TLS: {e}"))?;
+        let stale = self.web.configure(config, tls);
         if !stale.is_empty() {
             let web = self.web.clone();
             tokio::spawn(async move { web.clean(stale).await });
@@ -565,11 +205,9 @@ impl Control for WebRole {
             unauthenticated_warning(self.bound);
         }
         let app = Router::new()
-            .merge(api::router())
-            .merge(checks::router())
-            .merge(pages::router())
-            .fallback(api::not_found)
-            .method_not_allowed_fallback(api::method_not_allowed)
+            .merge(routes())
+            .fallback(reply::not_found)
+            .method_not_allowed_fallback(reply::method_not_allowed)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(axum::middleware::from_fn_with_state(
                 web.clone(),
@@ -609,13 +247,23 @@ impl Control for WebRole {
     }
 }
 
-/// A hash no password matches, costing `iterations` rounds to check. Parsing costs nothing.
-fn dummy_hash(iterations: u32) -> PasswordHash {
-    PasswordHash::parse(&format!(
-        "pbkdf2:sha256:{iterations}$hb-web-dummy${}",
-        "0".repeat(64)
-    ))
-    .unwrap_or_else(|_| PasswordHash::with_salt("", "hb-web-dummy", 1000))
+/// Every route, each resource's own: the REST API under `/api/0`, then the live feed,
+/// `/metrics`, the checks' pings and API, and the pages.
+fn routes() -> Router<Arc<Web>> {
+    let api = Router::new()
+        .merge(server::routes())
+        .merge(accounts::routes())
+        .merge(hosts::routes())
+        .merge(host_access::routes())
+        .merge(commands::routes())
+        .merge(events::routes())
+        .merge(alerts::routes())
+        .merge(silences::routes())
+        .merge(channels::routes());
+    api.merge(ws::routes())
+        .merge(metrics::routes())
+        .merge(checks::routes())
+        .merge(pages::routes())
 }
 
 /// Refuses what a page of another site could make a browser send: a write or a WebSocket

@@ -5,21 +5,25 @@
 //! Readable without users; with users, by an admin's session or by a scraper presenting
 //! `metrics_token` as a Bearer token (host names are in the labels).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use hb_ipc::Role;
 use hb_ipc::control::{RoleStats, ServerStats};
 use hb_ipc::edge::{Answer, Query};
 
-use crate::Web;
-use crate::api::{ApiError, Authed};
+use crate::authed::Authed;
+use crate::reply::ApiError;
+use crate::web::{Web, WebState};
 
 /// How long the supervisor has to gather the roles' counters.
 const STATS_WAIT: Duration = Duration::from_secs(4);
@@ -38,6 +42,42 @@ impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}");
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    /// A gauge family of counts by `label`: one sample for each value in
+    /// `known` (0 if none has it) and in `values`, in order of the value.
+    fn counts<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        known: &[&'a str],
+        values: impl Iterator<Item = Cow<'a, str>>,
+    ) {
+        self.family(name, "gauge", help);
+        let mut counts: BTreeMap<Cow<'a, str>, u64> =
+            known.iter().map(|k| (Cow::Borrowed(*k), 0)).collect();
+        for value in values {
+            *counts.entry(value).or_default() += 1;
+        }
+        for (value, n) in &counts {
+            self.sample(name, &[(label, value)], *n as f64);
+        }
+    }
+
+    /// A counter family by `label`: one sample for each of `counters`, a value of the label
+    /// and its count.
+    fn counters_by<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        counters: impl Iterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, "counter", help);
+        for (value, n) in counters {
+            self.sample(name, &[(label, value)], n as f64);
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
@@ -77,17 +117,30 @@ pub fn render(
     stats: &ServerStats,
 ) -> String {
     let mut out = Out(String::with_capacity(4096 + hosts.len() * 160));
-    out.family("hb_hosts", "gauge", "Hosts by state.");
-    let mut by_state: BTreeMap<&str, u64> = ["up", "overdue", "down", "unreachable", "shutdown"]
-        .into_iter()
-        .map(|s| (s, 0))
-        .collect();
-    for h in hosts {
-        *by_state.entry(h.state.as_str()).or_default() += 1;
-    }
-    for (state, n) in &by_state {
-        out.sample("hb_hosts", &[("state", state)], *n as f64);
-    }
+    write_hosts(&mut out, hosts);
+    out.counts(
+        "hb_alerts",
+        "Active alerts by level.",
+        "level",
+        &["critical", "warning", "unknown"],
+        alerts
+            .iter()
+            .map(|a| Cow::Owned(a.level.to_ascii_lowercase())),
+    );
+    write_intake(&mut out, stats);
+    write_processes(&mut out, stats);
+    out.0
+}
+
+/// Hosts by state, and each host's state, round-trip time and last heartbeat.
+fn write_hosts(out: &mut Out, hosts: &[hb_ipc::edge::HostSummary]) {
+    out.counts(
+        "hb_hosts",
+        "Hosts by state.",
+        "state",
+        &["up", "overdue", "down", "unreachable", "shutdown"],
+        hosts.iter().map(|h| Cow::Borrowed(h.state.as_str())),
+    );
     out.family(
         "hb_host_up",
         "gauge",
@@ -122,17 +175,10 @@ pub fn render(
             h.last_seen_ms as f64 / 1000.0,
         );
     }
-    out.family("hb_alerts", "gauge", "Active alerts by level.");
-    let mut by_level: BTreeMap<String, u64> = ["critical", "warning", "unknown"]
-        .into_iter()
-        .map(|l| (l.to_string(), 0))
-        .collect();
-    for a in alerts {
-        *by_level.entry(a.level.to_ascii_lowercase()).or_default() += 1;
-    }
-    for (level, n) in &by_level {
-        out.sample("hb_alerts", &[("level", level)], *n as f64);
-    }
+}
+
+/// Datagrams received and rejected, messages applied, notifications sent and failed.
+fn write_intake(out: &mut Out, stats: &ServerStats) {
     out.family(
         "hb_datagrams_received_total",
         "counter",
@@ -143,26 +189,18 @@ pub fn render(
             out.sample("hb_datagrams_received_total", &[], v as f64);
         }
     }
-    out.family(
+    out.counters_by(
         "hb_datagrams_rejected_total",
-        "counter",
         "Datagrams the receiver rejected, by reason.",
+        "reason",
+        with_prefix(stats, Role::Receiver, "rejected_"),
     );
-    for (reason, v) in with_prefix(stats, Role::Receiver, "rejected_") {
-        out.sample(
-            "hb_datagrams_rejected_total",
-            &[("reason", reason)],
-            v as f64,
-        );
-    }
-    out.family(
+    out.counters_by(
         "hb_messages_total",
-        "counter",
         "Messages the engine applied, by kind (HTB, PLG, ...).",
+        "kind",
+        with_prefix(stats, Role::Engine, "received_"),
     );
-    for (kind, v) in with_prefix(stats, Role::Engine, "received_") {
-        out.sample("hb_messages_total", &[("kind", kind)], v as f64);
-    }
     out.family(
         "hb_notifications_total",
         "counter",
@@ -177,6 +215,10 @@ pub fn render(
             );
         }
     }
+}
+
+/// Each process's restarts and whether it runs, the uptime, and every role's raw figures.
+fn write_processes(out: &mut Out, stats: &ServerStats) {
     out.family(
         "hb_process_restarts_total",
         "counter",
@@ -217,7 +259,6 @@ pub fn render(
             );
         }
     }
-    out.0
 }
 
 /// Who may read `/metrics`.
@@ -250,7 +291,11 @@ impl FromRequestParts<Arc<Web>> for MetricsReader {
     }
 }
 
-pub async fn metrics(State(web): State<Arc<Web>>, _reader: MetricsReader) -> Response {
+pub fn routes() -> Router<Arc<Web>> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(web): WebState, _reader: MetricsReader) -> Response {
     let hosts = match web.host_list().await {
         Ok(hosts) => hosts,
         Err(e) => return e.into_response(),

@@ -6,7 +6,6 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -16,8 +15,9 @@ use hb_ipc::edge::{Answer, HostSummary, Query};
 use hb_notify::message::html_escape as esc;
 use hb_web::access::{HostRole, Viewer};
 
-use crate::Web;
-use crate::api::Authed;
+use crate::authed::Authed;
+use crate::reply::PathParams;
+use crate::web::{Web, WebState};
 
 /// A page's viewer; without a session (and with users) the browser goes to `/login`.
 pub struct PageViewer {
@@ -57,7 +57,7 @@ fn url_escape(text: &str) -> String {
     })
 }
 
-pub fn router() -> Router<Arc<Web>> {
+pub fn routes() -> Router<Arc<Web>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/live") }))
         .route("/login", get(login))
@@ -118,7 +118,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-async fn asset(path: Result<Path<String>, PathRejection>) -> Response {
+async fn asset(path: PathParams) -> Response {
     let Ok(Path(name)) = path else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -192,7 +192,7 @@ fn page(title: &str, viewer: Option<&PageViewer>, main: &str, script: &str) -> R
     r
 }
 
-async fn login(State(web): State<Arc<Web>>) -> Response {
+async fn login(State(web): WebState) -> Response {
     if web.users().is_empty() {
         return Redirect::to("/live").into_response();
     }
@@ -237,7 +237,7 @@ fn host_row(out: &mut String, h: &HostSummary) {
     );
 }
 
-async fn live(State(web): State<Arc<Web>>, viewer: PageViewer) -> Response {
+async fn live(State(web): WebState, viewer: PageViewer) -> Response {
     let hosts = web.host_list().await.unwrap_or_default();
     let visible: Vec<&HostSummary> = hosts.iter().filter(|h| viewer.viewer.sees(h)).collect();
     let mut rows = String::with_capacity(visible.len() * 300);
@@ -256,11 +256,7 @@ async fn live(State(web): State<Arc<Web>>, viewer: PageViewer) -> Response {
     page("Live", Some(&viewer), &main, "live.js")
 }
 
-async fn host_page(
-    State(web): State<Arc<Web>>,
-    viewer: PageViewer,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
+async fn host_page(State(web): WebState, viewer: PageViewer, path: PathParams) -> Response {
     let name = match path {
         Ok(Path(n)) => n.to_ascii_lowercase(),
         Err(_) => String::new(),

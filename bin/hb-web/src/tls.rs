@@ -22,7 +22,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 
-use crate::Web;
+use crate::web::Web;
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
