@@ -49,6 +49,104 @@ fn hbload(hb_port: u16, args: &[&str]) -> std::process::Child {
         .expect("hbload")
 }
 
+/// Each heartbeat count of the probe, and when it was first shown.
+type Shown = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// Reads the live feed until the probe's last heartbeat shows: when each count was first
+/// shown.
+fn follow_probe(mut stream: std::net::TcpStream) -> (Shown, std::thread::JoinHandle<()>) {
+    let shown: Shown = Arc::default();
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            while let Some(text) = ws_read_text(&mut stream) {
+                if !text.contains("\"probe\"") {
+                    continue;
+                }
+                let at = Instant::now();
+                let batch: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                for u in batch.as_array().into_iter().flatten() {
+                    if u["type"] == "host"
+                        && u["host"]["name"] == "probe"
+                        && let Some(n) = u["host"]["heartbeats"].as_u64()
+                        && let Ok(mut s) = shown.lock()
+                    {
+                        s.push((n, at));
+                    }
+                }
+                if shown
+                    .lock()
+                    .is_ok_and(|s| s.last().is_some_and(|(n, _)| *n >= PROBES))
+                {
+                    return;
+                }
+            }
+        })
+    };
+    (shown, reader)
+}
+
+/// The victim beats five times, a second apart, then falls silent: its last beat's time.
+fn spawn_victim(port: u16) -> std::thread::JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        let socket = UdpSocket::bind("127.0.0.3:0").expect("bind");
+        let mut last = Instant::now();
+        for seq in 1..=5 {
+            let msg = json!({"ID": "HTB", "name": "victim", "interval": 1, "seq": seq});
+            last = Instant::now();
+            socket
+                .send_to(msg.to_string().as_bytes(), ("127.0.0.1", port))
+                .expect("send");
+            if seq < 5 {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        last
+    })
+}
+
+/// The probe beats every PROBE_EVERY: when each heartbeat went.
+fn send_probes(port: u16) -> Vec<Instant> {
+    let probe = UdpSocket::bind("127.0.0.2:0").expect("bind");
+    let mut sent = Vec::with_capacity(PROBES as usize);
+    for seq in 1..=PROBES {
+        let msg = json!({"ID": "HTB", "name": "probe", "interval": 1, "seq": seq});
+        sent.push(Instant::now());
+        probe
+            .send_to(msg.to_string().as_bytes(), ("127.0.0.1", port))
+            .expect("send");
+        std::thread::sleep(PROBE_EVERY);
+    }
+    sent
+}
+
+/// Heartbeat n shown first in the update whose count reached n (two beats within one 25 ms
+/// tick are one update: the earlier one is timed to it too), in ms, sorted.
+fn latencies(shown: &[(u64, Instant)], sent: &[Instant]) -> Vec<f64> {
+    let mut latencies: Vec<f64> = (1..=PROBES)
+        .filter_map(|n| {
+            let at = shown.iter().find(|(count, _)| *count >= n)?.1;
+            Some(at.duration_since(sent[(n - 1) as usize]).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+/// When the victim's down page reached the webhook, ms after `deadline` (negative: before).
+fn ms_after(hook: &Recorder, deadline: Instant) -> f64 {
+    let paged = hook
+        .requests("/hook")
+        .into_iter()
+        .find(|r| r.body.contains("\"victim\""))
+        .expect("page");
+    if paged.at >= deadline {
+        paged.at.duration_since(deadline).as_secs_f64() * 1000.0
+    } else {
+        -(deadline.duration_since(paged.at).as_secs_f64() * 1000.0)
+    }
+}
+
 fn main() {
     let hook = Recorder::start(&[("/hook", &[200])]);
     let server = Server::start(
@@ -97,76 +195,15 @@ fn main() {
     let snapshot = ws_read_text(&mut stream).expect("snapshot");
     assert!(snapshot.contains("\"type\":\"snapshot\""));
     // When each heartbeat count of the probe was first shown.
-    let shown: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
-    let reader = {
-        let shown = shown.clone();
-        std::thread::spawn(move || {
-            while let Some(text) = ws_read_text(&mut stream) {
-                if !text.contains("\"probe\"") {
-                    continue;
-                }
-                let at = Instant::now();
-                let batch: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                for u in batch.as_array().into_iter().flatten() {
-                    if u["type"] == "host"
-                        && u["host"]["name"] == "probe"
-                        && let Some(n) = u["host"]["heartbeats"].as_u64()
-                        && let Ok(mut s) = shown.lock()
-                    {
-                        s.push((n, at));
-                    }
-                }
-                if shown
-                    .lock()
-                    .is_ok_and(|s| s.last().is_some_and(|(n, _)| *n >= PROBES))
-                {
-                    return;
-                }
-            }
-        })
-    };
+    let (shown, reader) = follow_probe(stream);
 
     // The victim beats 5 times, a second apart, then falls silent; meanwhile the probe.
-    let victim = {
-        let port = server.hb_port;
-        std::thread::spawn(move || {
-            let socket = UdpSocket::bind("127.0.0.3:0").expect("bind");
-            let mut last = Instant::now();
-            for seq in 1..=5 {
-                let msg = json!({"ID": "HTB", "name": "victim", "interval": 1, "seq": seq});
-                last = Instant::now();
-                socket
-                    .send_to(msg.to_string().as_bytes(), ("127.0.0.1", port))
-                    .expect("send");
-                if seq < 5 {
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-            last
-        })
-    };
-    let probe = UdpSocket::bind("127.0.0.2:0").expect("bind");
-    let mut sent = Vec::with_capacity(PROBES as usize);
-    for seq in 1..=PROBES {
-        let msg = json!({"ID": "HTB", "name": "probe", "interval": 1, "seq": seq});
-        sent.push(Instant::now());
-        probe
-            .send_to(msg.to_string().as_bytes(), ("127.0.0.1", server.hb_port))
-            .expect("send");
-        std::thread::sleep(PROBE_EVERY);
-    }
+    let victim = spawn_victim(server.hb_port);
+    let sent = send_probes(server.hb_port);
     let _ = reader.join();
     let shown = shown.lock().expect("shown").clone();
-    // Heartbeat n shown first in the update whose count reached n (two beats within one
-    // 25 ms tick are one update: the earlier one is timed to it too).
-    let mut latencies: Vec<f64> = (1..=PROBES)
-        .filter_map(|n| {
-            let at = shown.iter().find(|(count, _)| *count >= n)?.1;
-            Some(at.duration_since(sent[(n - 1) as usize]).as_secs_f64() * 1000.0)
-        })
-        .collect();
+    let latencies = latencies(&shown, &sent);
     let timed = latencies.len();
-    latencies.sort_by(f64::total_cmp);
 
     let last_beat = victim.join().expect("victim");
     let deadline = last_beat + DOWN_AFTER;
@@ -177,16 +214,7 @@ fn main() {
             .any(|r| r.body.contains("\"victim\""))),
         "no down notification for the victim"
     );
-    let paged = hook
-        .requests("/hook")
-        .into_iter()
-        .find(|r| r.body.contains("\"victim\""))
-        .expect("page");
-    let detection_ms = if paged.at >= deadline {
-        paged.at.duration_since(deadline).as_secs_f64() * 1000.0
-    } else {
-        -(deadline.duration_since(paged.at).as_secs_f64() * 1000.0)
-    };
+    let detection_ms = ms_after(&hook, deadline);
     let fleet_ok = server.counter("receiver", "engine_queue_dropped") == 0
         && server.counter("receiver", "kernel_dropped") == 0;
 

@@ -69,18 +69,8 @@ fn throughput(port: u16, path: &str, auth: &str, clients: usize, secs: f64) -> f
     total as f64 / secs
 }
 
-fn main() {
-    let dir = scratch("bench-web");
-    let hash = hb_child::passwd::PasswordHash::with_salt("bench-pw", "benchsalt", 1000);
-    let server = Server::start(
-        "bench-web",
-        &format!("users:\n  alice: {{password: \"{hash}\", admin: true}}\ninterval: 60\n"),
-    );
-    let port = server.http_port;
-    let auth = format!("Bearer {}", api_login(port, "alice", "bench-pw"));
-
-    // 10,000 hosts from 100 source addresses (within the per-source rate limit), paced.
-    let populated = Instant::now();
+/// 10,000 hosts from 100 source addresses (within the per-source rate limit), paced.
+fn populate(hb_port: u16) {
     let sockets: Vec<UdpSocket> = (0..100u32)
         .map(|s| {
             UdpSocket::bind((format!("127.0.{}.{}", 20 + s / 200, 1 + s % 200), 0)).expect("bind")
@@ -89,36 +79,16 @@ fn main() {
     for (s, socket) in sockets.iter().enumerate() {
         for i in 0..HOSTS / 100 {
             let msg = json!({"ID": "HTB", "name": format!("host{s:03}-{i:03}"), "interval": 60, "rtt": 0.3 + f64::from(i % 50) / 10.0, "ver": "0.1.0"});
-            let _ = socket.send_to(msg.to_string().as_bytes(), ("127.0.0.1", server.hb_port));
+            let _ = socket.send_to(msg.to_string().as_bytes(), ("127.0.0.1", hb_port));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = || {
-        http(
-            port,
-            "GET",
-            "/api/0/status",
-            &[("Authorization", &auth)],
-            b"",
-        )
-        .json()
-    };
-    assert!(
-        wait_for(Duration::from_secs(60), || status()["hosts"].as_u64()
-            == Some(u64::from(HOSTS))),
-        "only {} hosts arrived",
-        status()["hosts"]
-    );
-    eprintln!("{HOSTS} hosts known after {:?}", populated.elapsed());
+}
 
-    // REST.
-    let (hosts_lat, hosts_size) = latencies(port, "/api/0/hosts", &auth, 50);
-    let (status_lat, _) = latencies(port, "/api/0/status", &auth, 50);
-    let hosts_rps = throughput(port, "/api/0/hosts", &auth, 4, 5.0);
-    let status_rps = throughput(port, "/api/0/status", &auth, 4, 5.0);
-
-    // First paint of /live, five times.
-    let browser = webdriver::Browser::start(&dir);
+/// /live loaded five times in Chromium: first contentful paint and time until every row is
+/// current, ms, sorted; and the page's HTML size.
+fn first_paints(dir: &std::path::Path, port: u16) -> (Vec<f64>, Vec<f64>, u64) {
+    let browser = webdriver::Browser::start(dir);
     let base = format!("http://127.0.0.1:{port}");
     browser.go(&format!("{base}/login"));
     browser.type_into("#username", "alice");
@@ -155,14 +125,17 @@ fn main() {
     paints.sort_by(f64::total_cmp);
     lives.sort_by(f64::total_cmp);
     drop(browser);
+    (paints, lives, html_size)
+}
 
-    // WebSocket fan-out: 500 clients; each new host must reach every one.
-    let cookie_auth = auth.clone();
-    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let connected = Instant::now();
+/// Readers of the live feed: when each probe host first reached each.
+type Arrivals = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// WS_CLIENTS clients on /ws, each reading until the last probe host arrives.
+fn ws_clients(port: u16, auth: &str, arrivals: &Arrivals) -> Vec<std::thread::JoinHandle<()>> {
     let mut readers = Vec::new();
     for _ in 0..WS_CLIENTS {
-        let (status, stream) = ws_connect(port, "/ws", &[("Authorization", &cookie_auth)], None);
+        let (status, stream) = ws_connect(port, "/ws", &[("Authorization", auth)], None);
         assert_eq!(status, 101, "WebSocket refused");
         let mut stream = stream.expect("stream");
         // Connecting them all takes a while: the first must wait for the probes.
@@ -199,6 +172,15 @@ fn main() {
             }
         }));
     }
+    readers
+}
+
+/// Milliseconds from each probe host's heartbeat until every client showed it (sorted),
+/// and until each client did (sorted); and how long connecting them all took.
+fn fan_out(server: &Server, auth: &str) -> (f64, Vec<f64>, Vec<f64>) {
+    let arrivals: Arrivals = Arc::default();
+    let connected = Instant::now();
+    let readers = ws_clients(server.http_port, auth, &arrivals);
     let connect_all = ms(connected.elapsed());
     let probe = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let mut sent: Vec<(String, Instant)> = Vec::new();
@@ -241,6 +223,50 @@ fn main() {
     }
     to_all.sort_by(f64::total_cmp);
     to_each.sort_by(f64::total_cmp);
+    (connect_all, to_all, to_each)
+}
+
+fn main() {
+    let dir = scratch("bench-web");
+    let hash = hb_child::passwd::PasswordHash::with_salt("bench-pw", "benchsalt", 1000);
+    let server = Server::start(
+        "bench-web",
+        &format!("users:\n  alice: {{password: \"{hash}\", admin: true}}\ninterval: 60\n"),
+    );
+    let port = server.http_port;
+    let auth = format!("Bearer {}", api_login(port, "alice", "bench-pw"));
+
+    let populated = Instant::now();
+    populate(server.hb_port);
+    let status = || {
+        http(
+            port,
+            "GET",
+            "/api/0/status",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json()
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || status()["hosts"].as_u64()
+            == Some(u64::from(HOSTS))),
+        "only {} hosts arrived",
+        status()["hosts"]
+    );
+    eprintln!("{HOSTS} hosts known after {:?}", populated.elapsed());
+
+    // REST.
+    let (hosts_lat, hosts_size) = latencies(port, "/api/0/hosts", &auth, 50);
+    let (status_lat, _) = latencies(port, "/api/0/status", &auth, 50);
+    let hosts_rps = throughput(port, "/api/0/hosts", &auth, 4, 5.0);
+    let status_rps = throughput(port, "/api/0/status", &auth, 4, 5.0);
+
+    // First paint of /live, five times.
+    let (paints, lives, html_size) = first_paints(&dir, port);
+
+    // WebSocket fan-out: 500 clients; each new host must reach every one.
+    let (connect_all, to_all, to_each) = fan_out(&server, &auth);
 
     let p = |v: &[f64], q| percentile(v, q);
     println!(

@@ -149,8 +149,14 @@ mod tests {
             state_since_ms: 0,
             watched: false,
             owner: owner.map(String::from),
-            managers: managers.iter().map(|s| s.to_string()).collect(),
-            monitors: monitors.iter().map(|s| s.to_string()).collect(),
+            managers: managers
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
+            monitors: monitors
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             dyn_dns: false,
         }
     }

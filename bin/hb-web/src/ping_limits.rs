@@ -44,7 +44,7 @@ impl Limiter {
         let wait = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
         self.sources
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take(
                 &source_key(source),
                 per_address,
@@ -54,7 +54,7 @@ impl Limiter {
             .map_err(wait)?;
         self.checks
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take(&uuid.to_string(), per_check, per_check * BURST_SECONDS, now)
             .map_err(wait)
     }

@@ -184,7 +184,9 @@ impl Web {
     }
 
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn ping_limiter(&self) -> &ping_limits::Limiter {
@@ -192,11 +194,16 @@ impl Web {
     }
 
     pub fn limiter(&self) -> std::sync::MutexGuard<'_, LoginLimiter> {
-        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
+        self.limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn count(&self, name: &'static str) {
-        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *c.entry(name).or_default() += 1;
     }
 
@@ -204,7 +211,7 @@ impl Web {
         let mut out: BTreeMap<String, u64> = self
             .counters
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
@@ -250,8 +257,7 @@ impl Web {
         let hash = hash.unwrap_or_else(|| {
             self.dummy
                 .read()
-                .map(|d| d.clone())
-                .unwrap_or_else(|_| dummy_hash(hb_child::passwd::ITERATIONS))
+                .map_or_else(|_| dummy_hash(hb_child::passwd::ITERATIONS), |d| d.clone())
         });
         // The permit goes with the work: it is held until PBKDF2 ends, even if the client
         // hangs up meanwhile.
@@ -443,18 +449,15 @@ impl Web {
                 _ => false,
             });
         // Unknown names cost what the users' hashes cost, so timing tells no names.
-        let rounds = users
-            .values()
-            .filter_map(|u| {
-                u.password
-                    .as_deref()?
-                    .strip_prefix("pbkdf2:sha256:")?
-                    .split('$')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .next();
+        let rounds = users.values().find_map(|u| {
+            u.password
+                .as_deref()?
+                .strip_prefix("pbkdf2:sha256:")?
+                .split('$')
+                .next()?
+                .parse()
+                .ok()
+        });
         if let (Some(rounds), Ok(mut d)) = (rounds, self.dummy.write()) {
             *d = dummy_hash(rounds);
         }

@@ -90,7 +90,7 @@ async fn snapshot(web: &Web, viewer: &Viewer) -> Result<(String, HashSet<String>
     let seen: HashSet<String> = if viewer.is_admin() {
         HashSet::new()
     } else {
-        names.iter().map(|n| n.to_string()).collect()
+        names.iter().map(std::string::ToString::to_string).collect()
     };
     let alerts: Vec<Value> = match web.ask(Query::Alerts {}).await? {
         Answer::Alerts { alerts } => alerts
@@ -193,7 +193,7 @@ async fn run_client(
                 Err(broadcast::error::RecvError::Closed) => return Some((1001, "going away")),
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {

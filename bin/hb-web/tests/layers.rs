@@ -160,7 +160,7 @@ fn in_circles(uses: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
             .map(|(m, _)| *m)
             .collect();
         if outside.is_empty() {
-            return left.keys().map(|m| m.to_string()).collect();
+            return left.keys().map(std::string::ToString::to_string).collect();
         }
         for m in outside {
             left.remove(m);
