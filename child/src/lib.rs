@@ -24,7 +24,7 @@ pub mod rate;
 pub mod role;
 pub mod sys;
 
-pub use role::{Control, ControlEvent, ControlSender, dispatch, run};
+pub use role::{Control, ControlEvent, ControlSender, Passed, Taken, dispatch, run};
 pub use sys::release_free_memory;
 
 /// The single-threaded runtime every hb program builds once its synchronous set-up (options,

@@ -118,12 +118,7 @@ pub trait Control {
 
     /// Takes a socket the supervisor passed (links to peers report broken peers through
     /// `control`); gives back the kind of one the role has no use for, which is then closed.
-    fn socket(
-        &mut self,
-        socket: PassedSocket,
-        fd: OwnedFd,
-        control: &ControlSender,
-    ) -> anyhow::Result<Option<PassedSocket>>;
+    fn socket(&mut self, passed: Passed, control: &ControlSender) -> Taken;
 
     /// Begins work; an error ends the child.
     fn start(&mut self) -> impl Future<Output = anyhow::Result<()>> {
@@ -144,6 +139,41 @@ pub trait Control {
     }
 }
 
+/// A socket the supervisor passed: what it is, and its descriptor.
+#[derive(Debug)]
+pub struct Passed {
+    /// What it is.
+    pub socket: PassedSocket,
+    /// The descriptor.
+    pub fd: OwnedFd,
+}
+
+/// What a role did with a passed socket: `None`, taken; `Some(kind)`, of no use to it (it is
+/// closed, and a warning says so).
+pub type Taken = anyhow::Result<Option<PassedSocket>>;
+
+impl Passed {
+    /// Links the role to `peer` through this socket if it is that peer's edge; any other
+    /// socket is given back.
+    pub fn link<In, Out>(
+        self,
+        peer: Role,
+        link: &crate::link::Link<Out>,
+        inbound: &mpsc::Sender<In>,
+        control: &ControlSender,
+    ) -> Taken
+    where
+        In: serde::de::DeserializeOwned + Send + 'static,
+        Out: serde::Serialize + Clone + Send + 'static,
+    {
+        if self.socket != (PassedSocket::Peer { role: peer }) {
+            return Ok(Some(self.socket));
+        }
+        crate::link::connect(self.fd, link, inbound.clone(), control.clone())?;
+        Ok(None)
+    }
+}
+
 /// Hands one control event to the role. The end of the events (a shutdown, or the supervisor
 /// gone) is the caller's to handle: each role finishes its own way.
 pub async fn dispatch<C: Control>(
@@ -160,7 +190,7 @@ pub async fn dispatch<C: Control>(
             Err(_) => control.config_rejected(generation, format!("not the {}'s slice", C::ROLE)),
         },
         ControlEvent::Socket { socket, fd } => {
-            if let Some(socket) = role.socket(socket, fd, control)? {
+            if let Some(socket) = role.socket(Passed { socket, fd }, control)? {
                 tracing::warn!(?socket, "Unexpected socket; closing it.");
             }
         }
@@ -371,14 +401,9 @@ mod tests {
             Ok(())
         }
 
-        fn socket(
-            &mut self,
-            socket: PassedSocket,
-            fd: OwnedFd,
-            _: &ControlSender,
-        ) -> anyhow::Result<Option<PassedSocket>> {
-            match socket {
-                PassedSocket::UdpListener => self.udp = Some(fd),
+        fn socket(&mut self, passed: Passed, _: &ControlSender) -> Taken {
+            match passed.socket {
+                PassedSocket::UdpListener => self.udp = Some(passed.fd),
                 other => return Ok(Some(other)),
             }
             Ok(None)

@@ -7,18 +7,16 @@
 #![forbid(unsafe_code)]
 
 use std::net::IpAddr;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hb_child::link::{self, Link};
-use hb_child::{self as child, Control, ControlEvent, ControlSender};
+use hb_child::link::Link;
+use hb_child::{self as child, Control, ControlEvent, ControlSender, Passed, Taken};
 use hb_dnsupdate::{Pending, Queue, Target, Wish, record_name, script};
 use hb_ipc::Role;
 use hb_ipc::config::DnsupdateConfig;
-use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{DnsOutcome, DnsWish, DnsupdateToEngine, EngineToDnsupdate};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -65,19 +63,8 @@ impl Control for Updater {
         Ok(())
     }
 
-    fn socket(
-        &mut self,
-        socket: PassedSocket,
-        fd: OwnedFd,
-        control: &ControlSender,
-    ) -> anyhow::Result<Option<PassedSocket>> {
-        match socket {
-            PassedSocket::Peer { role: Role::Engine } => {
-                link::connect(fd, &self.engine, self.inbound.clone(), control.clone())?;
-                Ok(None)
-            }
-            other => Ok(Some(other)),
-        }
+    fn socket(&mut self, passed: Passed, control: &ControlSender) -> Taken {
+        passed.link(Role::Engine, &self.engine, &self.inbound, control)
     }
 }
 

@@ -8,12 +8,11 @@ use hb_engine::feed::{ChangeFeed, Handoff};
 use hb_engine::state::{EVENTS_KEPT, Reply, State};
 use hb_engine::{journal, store};
 
-use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use hb_child::link::{self, Link};
-use hb_child::{self as child, Control, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender, Passed, Taken};
 use hb_ipc::Role;
 use hb_ipc::config::EngineConfig;
 use hb_ipc::control::PassedSocket;
@@ -106,14 +105,13 @@ impl Control for Engine {
         self.state.configure(config, hb_ipc::now_ms())
     }
 
-    fn socket(
-        &mut self,
-        socket: PassedSocket,
-        fd: OwnedFd,
-        control: &ControlSender,
-    ) -> anyhow::Result<Option<PassedSocket>> {
-        let PassedSocket::Peer { role } = socket else {
-            return Ok(Some(socket));
+    fn socket(&mut self, passed: Passed, control: &ControlSender) -> Taken {
+        let Passed {
+            socket: PassedSocket::Peer { role },
+            fd,
+        } = passed
+        else {
+            return Ok(Some(passed.socket));
         };
         let (links, inbound, control) = (&self.links, &self.inbound, control.clone());
         match role {

@@ -12,14 +12,12 @@ mod exec;
 mod transport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
-use hb_child::link::{self, Link};
-use hb_child::{self as child, Control, ControlEvent, ControlSender};
+use hb_child::link::Link;
+use hb_child::{self as child, Control, ControlEvent, ControlSender, Passed, Taken};
 use hb_ipc::Role;
 use hb_ipc::config::NotifierConfig;
-use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{
     Answer, ChannelFailure, EngineToNotifier, Notification, NotifierToEngine, Query,
 };
@@ -358,19 +356,8 @@ impl Control for NotifierRole<'_> {
         self.notifier.configure(config, self.results)
     }
 
-    fn socket(
-        &mut self,
-        socket: PassedSocket,
-        fd: OwnedFd,
-        control: &ControlSender,
-    ) -> anyhow::Result<Option<PassedSocket>> {
-        match socket {
-            PassedSocket::Peer { role: Role::Engine } => {
-                link::connect(fd, self.engine, self.inbound.clone(), control.clone())?;
-                Ok(None)
-            }
-            other => Ok(Some(other)),
-        }
+    fn socket(&mut self, passed: Passed, control: &ControlSender) -> Taken {
+        passed.link(Role::Engine, self.engine, self.inbound, control)
     }
 
     fn request(&mut self, id: u64, query: Query, control: &ControlSender) -> bool {

@@ -28,8 +28,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gate::{Gate, Outcome};
-use hb_child::link::{self, Link};
-use hb_child::{self as child, Control, ControlEvent, ControlSender};
+use hb_child::link::Link;
+use hb_child::{self as child, Control, ControlEvent, ControlSender, Passed, Taken};
 use hb_ipc::Role;
 use hb_ipc::config::ReceiverConfig;
 use hb_ipc::control::PassedSocket;
@@ -83,20 +83,12 @@ impl Control for Receiver {
         Ok(())
     }
 
-    fn socket(
-        &mut self,
-        socket: PassedSocket,
-        fd: OwnedFd,
-        control: &ControlSender,
-    ) -> anyhow::Result<Option<PassedSocket>> {
-        match socket {
-            PassedSocket::UdpListener => self.udp = Some(fd),
-            PassedSocket::Peer { role: Role::Engine } => {
-                link::connect(fd, &self.engine, self.table_tx.clone(), control.clone())?;
-            }
-            other => return Ok(Some(other)),
+    fn socket(&mut self, passed: Passed, control: &ControlSender) -> Taken {
+        if passed.socket == PassedSocket::UdpListener {
+            self.udp = Some(passed.fd);
+            return Ok(None);
         }
-        Ok(None)
+        passed.link(Role::Engine, &self.engine, &self.table_tx, control)
     }
 
     async fn start(&mut self) -> anyhow::Result<()> {

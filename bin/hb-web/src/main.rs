@@ -12,8 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use hb_child::link;
-use hb_child::{self as child, Control, ControlEvent, ControlSender};
+use hb_child::{self as child, Control, ControlEvent, ControlSender, Passed, Taken};
 use hb_ipc::Role;
 use hb_ipc::config::WebConfig;
 use hb_ipc::control::PassedSocket;
@@ -161,19 +160,11 @@ impl Control for WebRole {
         Ok(())
     }
 
-    fn socket(
-        &mut self,
-        socket: PassedSocket,
-        fd: OwnedFd,
-        control: &ControlSender,
-    ) -> anyhow::Result<Option<PassedSocket>> {
-        match socket {
-            PassedSocket::TcpListener => self.tcp = Some(fd),
-            PassedSocket::WsListener => self.ws_port = Some(fd),
-            PassedSocket::Peer { role: Role::Engine } => {
-                link::connect(fd, &self.web.engine, self.answers.clone(), control.clone())?;
-            }
-            other => return Ok(Some(other)),
+    fn socket(&mut self, passed: Passed, control: &ControlSender) -> Taken {
+        match passed.socket {
+            PassedSocket::TcpListener => self.tcp = Some(passed.fd),
+            PassedSocket::WsListener => self.ws_port = Some(passed.fd),
+            _ => return passed.link(Role::Engine, &self.web.engine, &self.answers, control),
         }
         Ok(None)
     }

@@ -4,14 +4,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
-use hb_child::link::{self, Link};
-use hb_child::{self as child, Control, ControlEvent, ControlSender};
+use hb_child::link::Link;
+use hb_child::{self as child, Control, ControlEvent, ControlSender, Passed, Taken};
 use hb_ipc::Role;
 use hb_ipc::config::RoleConfig;
-use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::{EngineToNotifier, NotifierToEngine};
 use tokio::sync::mpsc;
 
@@ -34,16 +32,11 @@ impl Control for TestNotifier<'_> {
         Ok(())
     }
 
-    fn socket(
-        &mut self,
-        socket: PassedSocket,
-        fd: OwnedFd,
-        control: &ControlSender,
-    ) -> anyhow::Result<Option<PassedSocket>> {
-        if socket == (PassedSocket::Peer { role: Role::Engine }) {
-            link::connect(fd, self.engine, self.inbound.clone(), control.clone())?;
-        }
-        Ok(None)
+    fn socket(&mut self, passed: Passed, control: &ControlSender) -> Taken {
+        // Any other socket is closed without a word: this notifier takes only the engine's.
+        passed
+            .link(Role::Engine, self.engine, self.inbound, control)
+            .map(|_| None)
     }
 }
 
