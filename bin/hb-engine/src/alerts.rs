@@ -227,13 +227,13 @@ impl Alerts {
         key: &str,
         who: (&str, &str),
         (level, text): (Level, String),
-        now: u64,
+        now_ms: u64,
         grace_ms: u64,
         may_notify: bool,
     ) -> Vec<Action> {
-        let (was, is) = self.note_level(key, level, now);
+        let (was, is) = self.note_level(key, level, now_ms);
         let mut actions =
-            self.observe_level(key, who, (level, text), now, grace_ms, may_notify && !is);
+            self.observe_level(key, who, (level, text), now_ms, grace_ms, may_notify && !is);
         if was || is {
             // While flapping, nothing notifies but the notices about it.
             actions.retain(|a| !matches!(a, Action::Notify { .. }));
@@ -243,18 +243,18 @@ impl Alerts {
                 }
             }
         }
-        actions.extend(self.flap_notice(key, was, is, now));
+        actions.extend(self.flap_notice(key, was, is, now_ms));
         actions
     }
 
     /// A sign that `key` is fine (a heartbeat, for a host's down alert): counts for flap
     /// detection if the key was not OK lately.
-    pub fn note_ok(&mut self, key: &str, now: u64) -> Vec<Action> {
+    pub fn note_ok(&mut self, key: &str, now_ms: u64) -> Vec<Action> {
         if self.flaps.is_empty() || !self.flaps.contains_key(key) {
             return Vec::new();
         }
-        let (was, is) = self.note_level(key, Level::Ok, now);
-        self.flap_notice(key, was, is, now).into_iter().collect()
+        let (was, is) = self.note_level(key, Level::Ok, now_ms);
+        self.flap_notice(key, was, is, now_ms).into_iter().collect()
     }
 
     /// Forgets flap histories: all (detection turned off: held keys notify again), or
@@ -271,18 +271,18 @@ impl Alerts {
 
     /// Forgets histories not observed for an hour; a key that was flapping counts as
     /// settled (its notice is returned).
-    pub fn forget_stale_flaps(&mut self, now: u64) -> Vec<Action> {
+    pub fn forget_stale_flaps(&mut self, now_ms: u64) -> Vec<Action> {
         let stale: Vec<(String, bool)> = self
             .flaps
             .iter()
-            .filter(|(_, f)| now.saturating_sub(f.touched) >= FLAP_FORGET_MS)
+            .filter(|(_, f)| now_ms.saturating_sub(f.touched) >= FLAP_FORGET_MS)
             .map(|(k, f)| (k.clone(), f.flapping))
             .collect();
         let mut actions = Vec::new();
         for (key, flapping) in stale {
             self.flaps.remove(&key);
             if flapping {
-                actions.extend(self.flap_notice(&key, true, false, now));
+                actions.extend(self.flap_notice(&key, true, false, now_ms));
             }
         }
         actions
@@ -290,10 +290,10 @@ impl Alerts {
 
     /// Sets whether `key` counts as notified (a storm summary covered it; or, for a storm
     /// member coming back, its recovery is part of the storm's).
-    pub fn mark_notified(&mut self, key: &str, notified: bool, now: u64) {
+    pub fn mark_notified(&mut self, key: &str, notified: bool, now_ms: u64) {
         if let Some(alert) = self.map.get_mut(key) {
             alert.notified = notified;
-            alert.last_notified_ms = now;
+            alert.last_notified_ms = now_ms;
         }
     }
 
@@ -320,7 +320,7 @@ impl Alerts {
     }
 
     /// Records a level for flap detection; whether the key was flapping, and is now.
-    fn note_level(&mut self, key: &str, level: Level, now: u64) -> (bool, bool) {
+    fn note_level(&mut self, key: &str, level: Level, now_ms: u64) -> (bool, bool) {
         if !self.flap_limits.enabled {
             return (false, false);
         }
@@ -329,7 +329,7 @@ impl Alerts {
         }
         let limits = self.flap_limits;
         let flap = self.flaps.entry(key.to_string()).or_default();
-        flap.touched = now;
+        flap.touched = now_ms;
         flap.levels.push_back(level);
         while flap.levels.len() > FLAP_HISTORY {
             flap.levels.pop_front();
@@ -350,7 +350,7 @@ impl Alerts {
     }
 
     /// The notice for a key that started or stopped flapping.
-    fn flap_notice(&mut self, key: &str, was: bool, is: bool, now: u64) -> Option<Action> {
+    fn flap_notice(&mut self, key: &str, was: bool, is: bool, now_ms: u64) -> Option<Action> {
         match (was, is) {
             (false, true) => Some(Action::Notify {
                 key: key.to_string(),
@@ -360,7 +360,7 @@ impl Alerts {
                 // Where it settled is notified now: an active alert counts as notified.
                 if let Some(alert) = self.map.get_mut(key) {
                     alert.notified = true;
-                    alert.last_notified_ms = now;
+                    alert.last_notified_ms = now_ms;
                     alert.notified_level = Some(alert.level);
                 }
                 Some(Action::Notify {
@@ -377,7 +377,7 @@ impl Alerts {
         key: &str,
         (host, metric): (&str, &str),
         (level, text): (Level, String),
-        now: u64,
+        now_ms: u64,
         grace_ms: u64,
         may_notify: bool,
     ) -> Vec<Action> {
@@ -399,11 +399,11 @@ impl Alerts {
                         host: host.to_string(),
                         metric: metric.to_string(),
                         level,
-                        since_ms: now,
-                        opened_ms: now,
+                        since_ms: now_ms,
+                        opened_ms: now_ms,
                         text,
                         notified: notify,
-                        last_notified_ms: if notify { now } else { 0 },
+                        last_notified_ms: if notify { now_ms } else { 0 },
                         notified_level: notify.then_some(level),
                         acknowledged: None,
                         alerted: Default::default(),
@@ -443,11 +443,11 @@ impl Alerts {
                 let escalation = level.severity() > current.severity();
                 if let Some(alert) = self.map.get_mut(key) {
                     alert.level = level;
-                    alert.since_ms = now;
+                    alert.since_ms = now_ms;
                     alert.text = text;
                     alert.acknowledged = None;
                     // The reminder timer starts again at a level change.
-                    alert.last_notified_ms = now;
+                    alert.last_notified_ms = now_ms;
                     let notify = escalation && alert.notified && may_notify;
                     if notify {
                         alert.notified_level = Some(level);
@@ -494,7 +494,7 @@ impl Alerts {
     /// says whether an alert may notify now; `renotify_ms`: the reminder interval.
     pub fn tick(
         &mut self,
-        now: u64,
+        now_ms: u64,
         grace_ms: u64,
         renotify_ms: Option<u64>,
         may_notify: impl Fn(&str, &Alert) -> bool,
@@ -505,9 +505,9 @@ impl Alerts {
                 continue;
             }
             if !alert.notified {
-                if now >= alert.opened_ms.saturating_add(grace_ms) && may_notify(key, alert) {
+                if now_ms >= alert.opened_ms.saturating_add(grace_ms) && may_notify(key, alert) {
                     alert.notified = true;
-                    alert.last_notified_ms = now;
+                    alert.last_notified_ms = now_ms;
                     alert.notified_level = Some(alert.level);
                     actions.push(Action::Notify {
                         key: key.clone(),
@@ -522,7 +522,7 @@ impl Alerts {
                 .is_some_and(|l| alert.level.severity() > l.severity())
                 && may_notify(key, alert)
             {
-                alert.last_notified_ms = now;
+                alert.last_notified_ms = now_ms;
                 alert.notified_level = Some(alert.level);
                 actions.push(Action::Notify {
                     key: key.clone(),
@@ -532,10 +532,10 @@ impl Alerts {
             }
             if let Some(every) = renotify_ms
                 && alert.acknowledged.is_none()
-                && now >= alert.last_notified_ms.saturating_add(every)
+                && now_ms >= alert.last_notified_ms.saturating_add(every)
                 && may_notify(key, alert)
             {
-                alert.last_notified_ms = now;
+                alert.last_notified_ms = now_ms;
                 actions.push(Action::Notify {
                     key: key.clone(),
                     kind: Kind::Reminder,
@@ -572,19 +572,19 @@ mod tests {
             .collect()
     }
 
-    fn see(a: &mut Alerts, level: Level, now: u64, grace: u64) -> Vec<String> {
+    fn see(a: &mut Alerts, level: Level, now_ms: u64, grace: u64) -> Vec<String> {
         kinds(&a.observe(
             "h/cpu",
             ("h", "cpu"),
             (level, format!("{level:?}")),
-            now,
+            now_ms,
             grace,
             true,
         ))
     }
 
-    fn tick(a: &mut Alerts, now: u64, grace: u64, renotify: Option<u64>) -> Vec<String> {
-        kinds(&a.tick(now, grace, renotify, |_, _| true))
+    fn tick(a: &mut Alerts, now_ms: u64, grace: u64, renotify: Option<u64>) -> Vec<String> {
+        kinds(&a.tick(now_ms, grace, renotify, |_, _| true))
     }
 
     #[test]

@@ -83,13 +83,15 @@ impl Heard {
 
     /// The time to judge deadlines at when the wall clock reads `now`: never ahead of it,
     /// and never more than [`MAX_LAG_MS`] behind.
-    pub fn clock(&self, now: u64) -> u64 {
-        self.up_to.min(now).max(now.saturating_sub(MAX_LAG_MS))
+    pub fn clock(&self, now_ms: u64) -> u64 {
+        self.up_to
+            .min(now_ms)
+            .max(now_ms.saturating_sub(MAX_LAG_MS))
     }
 
     /// How far behind the wall clock deadlines are judged, ms.
-    pub fn lag(&self, now: u64) -> u64 {
-        now - self.clock(now)
+    pub fn lag(&self, now_ms: u64) -> u64 {
+        now_ms - self.clock(now_ms)
     }
 }
 
@@ -179,13 +181,13 @@ pub struct Liveness {
 
 impl Liveness {
     /// A heartbeat from `host` at `now`; returns a recovery if it was down.
-    pub fn heartbeat(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
+    pub fn heartbeat(&mut self, host: &str, now_ms: u64, timing: Timing) -> Option<Change> {
         let (key, tracked) = self.tracked(
             host,
             Tracked {
-                last_seen: now,
+                last_seen: now_ms,
                 state: State::Up,
-                since: now,
+                since: now_ms,
                 timing,
                 generation: 0,
                 scheduled: 0,
@@ -193,20 +195,20 @@ impl Liveness {
                 pinged: false,
             },
         );
-        let silent_ms = now.saturating_sub(tracked.last_seen);
+        let silent_ms = now_ms.saturating_sub(tracked.last_seen);
         let change = match tracked.state {
             State::Down => Some(Change::Recovered { silent_ms }),
             _ => None,
         };
         if tracked.state != State::Up {
-            tracked.since = now;
+            tracked.since = now_ms;
         }
-        tracked.last_seen = now;
+        tracked.last_seen = now_ms;
         tracked.state = State::Up;
         tracked.timing = timing;
         tracked.hold_until = 0;
         // An entry due before the new deadline is set again from here when it comes due.
-        let overdue_at = now.saturating_add(timing.overdue_after());
+        let overdue_at = now_ms.saturating_add(timing.overdue_after());
         if tracked.scheduled == 0 || tracked.scheduled > overdue_at {
             self.schedule(overdue_at, key);
         }
@@ -226,13 +228,13 @@ impl Liveness {
 
     /// `host` said it shuts down: its silence from now on is expected. A host that was down
     /// has evidently come back: that is a recovery.
-    pub fn shutdown(&mut self, host: &str, now: u64, timing: Timing) -> Option<Change> {
+    pub fn shutdown(&mut self, host: &str, now_ms: u64, timing: Timing) -> Option<Change> {
         let (_, t) = self.tracked(
             host,
             Tracked {
-                last_seen: now,
+                last_seen: now_ms,
                 state: State::Shutdown,
-                since: now,
+                since: now_ms,
                 timing,
                 generation: 0,
                 scheduled: 0,
@@ -241,17 +243,17 @@ impl Liveness {
             },
         );
         let change = (t.state == State::Down).then(|| Change::Recovered {
-            silent_ms: now.saturating_sub(t.last_seen),
+            silent_ms: now_ms.saturating_sub(t.last_seen),
         });
         // Its entry, if any, finds it shut down and lapses.
         t.state = State::Shutdown;
-        t.since = now;
-        t.last_seen = now;
+        t.since = now_ms;
+        t.last_seen = now_ms;
         change
     }
 
     /// `host` reported a failure: down at once (true), unless it already is.
-    pub fn fail(&mut self, host: &str, now: u64) -> bool {
+    pub fn fail(&mut self, host: &str, now_ms: u64) -> bool {
         let Some(t) = self.hosts.get_mut(host) else {
             return false;
         };
@@ -260,7 +262,7 @@ impl Liveness {
         }
         // Its entry, if any, finds it down and lapses.
         t.state = State::Down;
-        t.since = now;
+        t.since = now_ms;
         true
     }
 
@@ -352,10 +354,10 @@ impl Liveness {
     }
 
     /// Applies every deadline due by `now`, in order.
-    pub fn tick(&mut self, now: u64) -> Vec<(String, Change)> {
+    pub fn tick(&mut self, now_ms: u64) -> Vec<(String, Change)> {
         let mut changes = Vec::new();
         while let Some(entry) = self.due.first_entry() {
-            if entry.key().0 > now {
+            if entry.key().0 > now_ms {
                 break;
             }
             let ((_, generation), host) = entry.remove_entry();
@@ -380,25 +382,25 @@ impl Liveness {
             match t.state {
                 // Heard from since the entry was set, or held for the server's losses: due
                 // again then.
-                State::Up if overdue_at > now => self.schedule(overdue_at, host),
-                State::Up if down_at <= now => {
+                State::Up if overdue_at > now_ms => self.schedule(overdue_at, host),
+                State::Up if down_at <= now_ms => {
                     t.state = State::Down;
-                    t.since = now;
+                    t.since = now_ms;
                     changes.push((host.to_string(), Change::Down));
                 }
-                State::Overdue if down_at > now => {
+                State::Overdue if down_at > now_ms => {
                     // Its down deadline moved (a reload changed the timing): wait for it.
                     self.schedule(down_at, host);
                 }
                 State::Up => {
                     t.state = State::Overdue;
-                    t.since = now;
+                    t.since = now_ms;
                     changes.push((host.to_string(), Change::Overdue));
                     self.schedule(down_at, host);
                 }
                 State::Overdue => {
                     t.state = State::Down;
-                    t.since = now;
+                    t.since = now_ms;
                     changes.push((host.to_string(), Change::Down));
                 }
                 State::Down | State::Shutdown => {}

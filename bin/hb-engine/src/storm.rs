@@ -84,28 +84,28 @@ pub struct Storms {
 impl Storms {
     /// A watched, reachable host went down at `now`: false if its page is held (for the
     /// decision, or because a storm is on).
-    pub fn down(&mut self, host: &str, now: u64) -> bool {
+    pub fn down(&mut self, host: &str, now_ms: u64) -> bool {
         if !self.limits.enabled {
             return true;
         }
         let window = self.limits.window_ms;
         match &mut self.gathering {
-            Some(g) if g.declared && now <= g.last.saturating_add(window) => {
-                g.last = now;
+            Some(g) if g.declared && now_ms <= g.last.saturating_add(window) => {
+                g.last = now_ms;
                 if self.members.insert(host.to_string()) {
                     self.total += 1;
                 }
                 false
             }
             Some(g) if !g.declared => {
-                g.last = now;
+                g.last = now_ms;
                 g.held.push(host.to_string());
                 false
             }
             _ => {
                 self.gathering = Some(Gathering {
-                    started: now,
-                    last: now,
+                    started: now_ms,
+                    last: now_ms,
                     first: host.to_string(),
                     first_back: false,
                     held: Vec::new(),
@@ -131,11 +131,11 @@ impl Storms {
     }
 
     /// Time passes; `fleet`: watched hosts. Decides a window that has ended.
-    pub fn tick(&mut self, now: u64, fleet: usize) -> Option<Decision> {
+    pub fn tick(&mut self, now_ms: u64, fleet: usize) -> Option<Decision> {
         let window = self.limits.window_ms;
         let g = self.gathering.as_mut()?;
         if g.declared {
-            if now > g.last.saturating_add(window) {
+            if now_ms > g.last.saturating_add(window) {
                 self.gathering = None;
                 return Some(Decision::Over { total: self.total });
             }
@@ -145,7 +145,7 @@ impl Storms {
             self.gathering = None;
             return None;
         }
-        if now < g.started.saturating_add(window) {
+        if now_ms < g.started.saturating_add(window) {
             return None;
         }
         let needed = self

@@ -32,7 +32,7 @@ pub(super) struct StormRecipients {
 
 impl State {
     /// One channel delivered notification `id`: stored at once, so a resend skips it.
-    pub fn channel_delivered(&mut self, id: u64, channel: String, now: u64) {
+    pub fn channel_delivered(&mut self, id: u64, channel: String, now_ms: u64) {
         let Some(n) = self.outbox.delivered(id, &channel) else {
             return;
         };
@@ -42,7 +42,7 @@ impl State {
             channel: channel.clone(),
         });
         if !recovery && self.alerting.alerts.alerted(&alert, &[channel]) {
-            self.act(vec![Action::Changed { key: alert }], now);
+            self.act(vec![Action::Changed { key: alert }], now_ms);
         }
     }
 
@@ -52,7 +52,7 @@ impl State {
         id: u64,
         delivered: Vec<String>,
         failed: Vec<ChannelFailure>,
-        now: u64,
+        now_ms: u64,
     ) {
         let Some(n) = self.outbox.done(id) else {
             self.count("notifications_done_unknown");
@@ -64,7 +64,7 @@ impl State {
                 vec![Action::Changed {
                     key: n.alert.clone(),
                 }],
-                now,
+                now_ms,
             );
         }
         for f in &failed {
@@ -72,7 +72,7 @@ impl State {
                 "{}: notification {:?} failed on channel {}: {}",
                 n.host, n.title, f.channel, f.error
             );
-            self.event(now, &n.host, text);
+            self.event(now_ms, &n.host, text);
         }
         let outcome = match (delivered.is_empty(), failed.is_empty()) {
             (true, true) => {
@@ -116,7 +116,7 @@ impl State {
         }
         self.write(store::Write::Done {
             id,
-            at_ms: now,
+            at_ms: now_ms,
             outcome,
         });
     }
@@ -181,39 +181,39 @@ impl State {
 
     /// Whether alerts of `host` may notify now: it is watched, and not cut off behind a
     /// parent.
-    pub(super) fn may_notify(&self, host: &str, now: u64) -> bool {
+    pub(super) fn may_notify(&self, host: &str, now_ms: u64) -> bool {
         self.watched(host)
-            && self.blocking_parent(host, now).is_none()
+            && self.blocking_parent(host, now_ms).is_none()
             && !self.alerting.storms.holds(host)
     }
 
     /// What silences `metric` of `host` at `now`: a maintenance window's name or an ad-hoc
     /// silence.
-    pub(super) fn silenced(&self, host: &str, metric: &str, now: u64) -> Option<String> {
+    pub(super) fn silenced(&self, host: &str, metric: &str, now_ms: u64) -> Option<String> {
         if let Some(s) = self
             .alerting
             .silences
             .values()
-            .find(|s| s.silences(host, metric, now))
+            .find(|s| s.silences(host, metric, now_ms))
         {
             return Some(format!("silence {} by {}", s.id, s.author));
         }
         self.alerting
             .windows
             .iter()
-            .find(|w| w.covers(host, metric) && w.is_open(now))
+            .find(|w| w.covers(host, metric) && w.is_open(now_ms))
             .map(|w| format!("maintenance window {:?}", w.name))
     }
 
     /// Whether alerts of `metric` of `host` may notify now.
-    pub(super) fn may_notify_metric(&self, host: &str, metric: &str, now: u64) -> bool {
-        self.may_notify(host, now) && self.silenced(host, metric, now).is_none()
+    pub(super) fn may_notify_metric(&self, host: &str, metric: &str, now_ms: u64) -> bool {
+        self.may_notify(host, now_ms) && self.silenced(host, metric, now_ms).is_none()
     }
 
     /// A parent that keeps `host` from being reached: one that is overdue, down or shut
     /// down, or came back too recently for `host` to have reported since (its interval and
     /// grace), so a child that stays silent after its parent returns is reported then.
-    pub(super) fn blocking_parent(&self, host: &str, now: u64) -> Option<String> {
+    pub(super) fn blocking_parent(&self, host: &str, now_ms: u64) -> Option<String> {
         let parents = &self.config.as_ref()?.hosts.get(host)?.parents;
         if parents.is_empty() {
             return None;
@@ -225,7 +225,7 @@ impl State {
         parents
             .iter()
             .find(|p| match self.liveness.state_since(p) {
-                Some((liveness::State::Up, since)) => now < since.saturating_add(settle),
+                Some((liveness::State::Up, since)) => now_ms < since.saturating_add(settle),
                 Some(_) => true,
                 None => false,
             })
@@ -233,7 +233,7 @@ impl State {
     }
 
     /// Carries out what the alert lifecycle decided.
-    pub(super) fn act(&mut self, actions: Vec<Action>, now: u64) {
+    pub(super) fn act(&mut self, actions: Vec<Action>, now_ms: u64) {
         for action in actions {
             match action {
                 Action::Changed { key } => {
@@ -259,14 +259,14 @@ impl State {
                 Action::Notify {
                     key,
                     kind: kind @ (Kind::Flapping | Kind::Settled),
-                } => self.notify_flap(&key, kind, now),
+                } => self.notify_flap(&key, kind, now_ms),
                 Action::Notify { key, kind } => {
                     let Some(alert) = self.alerting.alerts.get(&key).cloned() else {
                         continue;
                     };
                     // The stored row must say it was notified before the notification goes.
-                    self.act(vec![Action::Changed { key: key.clone() }], now);
-                    self.notify_alert(&key, &alert, kind, now);
+                    self.act(vec![Action::Changed { key: key.clone() }], now_ms);
+                    self.notify_alert(&key, &alert, kind, now_ms);
                 }
                 Action::Ended {
                     key,
@@ -277,12 +277,12 @@ impl State {
                     self.write(store::Write::AlertEnded { key: key.clone() });
                     let mut summary = Self::alert_summary(&key, &alert);
                     summary.level = "OK".into();
-                    summary.since_ms = now;
+                    summary.since_ms = now_ms;
                     self.changes.push(Change::Alert { alert: summary });
                     if notify {
-                        alert.since_ms = now;
+                        alert.since_ms = now_ms;
                         let kind = if closed { Kind::Closed } else { Kind::Recovery };
-                        self.notify_alert(&key, &alert, kind, now);
+                        self.notify_alert(&key, &alert, kind, now_ms);
                     }
                 }
             }
@@ -290,7 +290,7 @@ impl State {
     }
 
     /// A notification about an alert: `[LEVEL] host metric` (`[RECOVER] ...` when it ended).
-    pub(super) fn notify_alert(&mut self, key: &str, alert: &Alert, kind: Kind, now: u64) {
+    pub(super) fn notify_alert(&mut self, key: &str, alert: &Alert, kind: Kind, now_ms: u64) {
         let host = &alert.host;
         let what = match (alert.metric.as_str(), kind) {
             ("down", Kind::Recovery) => "is back".to_string(),
@@ -303,7 +303,7 @@ impl State {
             _ => (alert.level.name(), alert.level.name()),
         };
         let reminder = if kind == Kind::Reminder {
-            let minutes = now.saturating_sub(alert.opened_ms) / 60_000;
+            let minutes = now_ms.saturating_sub(alert.opened_ms) / 60_000;
             format!(" (ongoing for {minutes} min)")
         } else {
             String::new()
@@ -316,7 +316,7 @@ impl State {
             host: host.clone(),
             title: format!("[{tag}] {host} {what}{reminder}"),
             text: alert.text.clone(),
-            created_ms: now,
+            created_ms: now_ms,
             users: Vec::new(),
             channels: Vec::new(),
             alerted: alert.alerted.iter().cloned().collect(),
@@ -325,7 +325,7 @@ impl State {
     }
 
     /// A key started or stopped flapping: one notice each way, to whoever gets its alerts.
-    pub(super) fn notify_flap(&mut self, key: &str, kind: Kind, now: u64) {
+    pub(super) fn notify_flap(&mut self, key: &str, kind: Kind, now_ms: u64) {
         let Some((host, metric)) = key.split_once('/') else {
             return;
         };
@@ -334,7 +334,7 @@ impl State {
         // the start notice went.
         let allowed = match kind {
             Kind::Flapping => {
-                self.may_notify_metric(&host, &metric, now)
+                self.may_notify_metric(&host, &metric, now_ms)
                     && self.alerting.flap_noticed.insert(key.to_string())
             }
             _ => self.alerting.flap_noticed.remove(key),
@@ -365,14 +365,14 @@ impl State {
             ),
         };
         let event = format!("{host}: {title}");
-        self.event(now, &host, event);
+        self.event(now_ms, &host, event);
         if kind == Kind::Settled {
             // The stored row now says it was notified.
             self.act(
                 vec![Action::Changed {
                     key: key.to_string(),
                 }],
-                now,
+                now_ms,
             );
         }
         let kind_name = match (kind, level) {
@@ -388,7 +388,7 @@ impl State {
             host: host.clone(),
             title: format!("[{tag}] {host} {title}"),
             text,
-            created_ms: now,
+            created_ms: now_ms,
             users: Vec::new(),
             channels: Vec::new(),
             alerted: Vec::new(),
@@ -397,49 +397,49 @@ impl State {
     }
 
     /// `host` is down: an alert, notified at once if the host is watched.
-    pub(super) fn went_down(&mut self, host: &str, now: u64) {
+    pub(super) fn went_down(&mut self, host: &str, now_ms: u64) {
         let (last_seen, address) = self
             .hosts
             .get(host)
-            .map_or((now, None), |h| (h.last_seen_ms, Some(h.address)));
-        let silent = now.saturating_sub(last_seen) / 1000;
+            .map_or((now_ms, None), |h| (h.last_seen_ms, Some(h.address)));
+        let silent = now_ms.saturating_sub(last_seen) / 1000;
         let text = match address {
             Some(a) => format!("{host} sent nothing for {silent} s (last from {a})"),
             None => format!("{host} sent nothing for {silent} s"),
         };
-        self.failed(host, now, text, true);
+        self.failed(host, now_ms, text, true);
     }
 
     /// `host` is down now, for the reason `text` says. A silence counts towards a storm
     /// (many hosts falling silent together); a failure the host reports itself does not,
     /// and notifies at once.
-    pub(super) fn failed(&mut self, host: &str, now: u64, text: String, silent: bool) {
-        let text_event = match self.blocking_parent(host, now) {
+    pub(super) fn failed(&mut self, host: &str, now_ms: u64, text: String, silent: bool) {
+        let text_event = match self.blocking_parent(host, now_ms) {
             Some(parent) => format!("{host} unreachable ({parent} is down)"),
             None if self.watched(host) => format!("{host} down"),
             None => format!("{host} down (not watched)"),
         };
-        self.event(now, host, text_event);
-        if silent && self.may_notify_metric(host, "down", now) {
-            self.alerting.storms.down(host, now);
+        self.event(now_ms, host, text_event);
+        if silent && self.may_notify_metric(host, "down", now_ms) {
+            self.alerting.storms.down(host, now_ms);
         }
-        let may_notify = self.may_notify_metric(host, "down", now);
+        let may_notify = self.may_notify_metric(host, "down", now_ms);
         let actions = self.alerting.alerts.observe(
             &format!("{host}/down"),
             (host, "down"),
             (Level::Critical, text),
-            now,
+            now_ms,
             0,
             may_notify,
         );
-        self.act(actions, now);
+        self.act(actions, now_ms);
     }
 
     /// `host` is back after `silent_ms`: its down alert ends; a recovery goes to whoever got
     /// the alert.
-    pub(super) fn recovered(&mut self, host: &str, now: u64, silent_ms: u64) {
+    pub(super) fn recovered(&mut self, host: &str, now_ms: u64, silent_ms: u64) {
         self.event(
-            now,
+            now_ms,
             host,
             format!("{host} recovered after {} s", silent_ms / 1000),
         );
@@ -448,20 +448,20 @@ impl State {
         let (member, all_back) = self.alerting.storms.back(host);
         if member {
             // Part of a storm: its recovery is the storm's, not a page of its own.
-            self.alerting.alerts.mark_notified(&key, false, now);
+            self.alerting.alerts.mark_notified(&key, false, now_ms);
         }
         if let Some(total) = all_back {
-            self.storm_notice(now, total, Vec::new());
+            self.storm_notice(now_ms, total, Vec::new());
         }
         let actions = self.alerting.alerts.observe(
             &format!("{host}/down"),
             (host, "down"),
             (Level::Ok, text),
-            now,
+            now_ms,
             0,
             true,
         );
-        self.act(actions, now);
+        self.act(actions, now_ms);
     }
 
     /// The rules for `host`, built once per combination of profiles.
@@ -531,13 +531,13 @@ impl State {
         host: &str,
         plugin: &str,
         data: &serde_json::Map<String, serde_json::Value>,
-        now: u64,
+        now_ms: u64,
     ) {
         let Some(rules) = self.rules_for(host) else {
             return;
         };
         let grace_ms = self.grace_ms();
-        let may_notify = self.may_notify(host, now);
+        let may_notify = self.may_notify(host, now_ms);
         let mut seen = BTreeSet::new();
         let findings = rules.findings(plugin, data);
         if findings.len() > MAX_FINDINGS {
@@ -546,7 +546,7 @@ impl State {
         }
         for finding in findings.into_iter().take(MAX_FINDINGS) {
             let metric = format!("{plugin}.{}", finding.path.join("."));
-            let may_notify = may_notify && self.silenced(host, &metric, now).is_none();
+            let may_notify = may_notify && self.silenced(host, &metric, now_ms).is_none();
             let key = format!("{host}/{metric}");
             let current = self.alerting.alerts.level(&key);
             let eval = finding.threshold.evaluate(&finding.value, current);
@@ -583,11 +583,11 @@ impl State {
                 &key,
                 (host, &metric),
                 (eval.level, text),
-                now,
+                now_ms,
                 grace_ms,
                 may_notify,
             );
-            self.act(actions, now);
+            self.act(actions, now_ms);
             seen.insert(key);
         }
         // Stale: alerts of this plugin whose metric was not in this report. A report of a
@@ -607,13 +607,13 @@ impl State {
         for key in stale {
             let text = format!("{} is no longer reported", &key[host.len() + 1..]);
             if let Some(action) = self.alerting.alerts.end(&key, text) {
-                self.act(vec![action], now);
+                self.act(vec![action], now_ms);
             }
         }
     }
 
     /// Checks a heartbeat's RTT against `thresholds.rtt`.
-    pub(super) fn check_rtt(&mut self, host: &str, rtt_ms: f64, now: u64) {
+    pub(super) fn check_rtt(&mut self, host: &str, rtt_ms: f64, now_ms: u64) {
         // Every heartbeat comes here: without RTT thresholds (or an RTT alert to end), out.
         if !self.alerting.rules.mentions("rtt") && self.alerting.alerts.is_empty() {
             return;
@@ -630,7 +630,7 @@ impl State {
                     .alerts
                     .end(&key, "rtt no longer checked".into())
             {
-                self.act(vec![action], now);
+                self.act(vec![action], now_ms);
             }
             return;
         };
@@ -647,16 +647,16 @@ impl State {
         let template = threshold.display.clone();
         let text = self.alert_text((host, &metric), template.as_deref(), &vars);
         let grace_ms = self.grace_ms();
-        let may_notify = self.may_notify_metric(host, "rtt", now);
+        let may_notify = self.may_notify_metric(host, "rtt", now_ms);
         let actions = self.alerting.alerts.observe(
             &key,
             (host, &metric),
             (eval.level, text),
-            now,
+            now_ms,
             grace_ms,
             may_notify,
         );
-        self.act(actions, now);
+        self.act(actions, now_ms);
     }
 
     pub(super) fn grace_ms(&self) -> u64 {
@@ -666,7 +666,7 @@ impl State {
     }
 
     /// A storm summary: `hosts` went down together (or, empty, all of the `total` are back).
-    pub(super) fn storm_notice(&mut self, now: u64, total: usize, hosts: Vec<String>) {
+    pub(super) fn storm_notice(&mut self, now_ms: u64, total: usize, hosts: Vec<String>) {
         let StormRecipients {
             mut users,
             mut channels,
@@ -714,13 +714,13 @@ impl State {
         } else {
             format!("{total} hosts down within {window} s: possible network problem at the monitor")
         };
-        self.event(now, "*", event);
+        self.event(now_ms, "*", event);
         // The summary covers their down alerts: no page of their own. Stored, so a restart
         // does not page them one by one.
         for host in &hosts {
             let key = format!("{host}/down");
-            self.alerting.alerts.mark_notified(&key, true, now);
-            self.act(vec![Action::Changed { key }], now);
+            self.alerting.alerts.mark_notified(&key, true, now_ms);
+            self.act(vec![Action::Changed { key }], now_ms);
         }
         let n = Notification {
             id: 0,
@@ -730,7 +730,7 @@ impl State {
             host: "*".into(),
             title,
             text,
-            created_ms: now,
+            created_ms: now_ms,
             users: users.into_iter().collect(),
             channels: channels.into_iter().collect(),
             alerted: Vec::new(),
@@ -746,7 +746,7 @@ impl State {
         metric: String,
         minutes: u32,
         (author, comment): (String, String),
-        now: u64,
+        now_ms: u64,
     ) -> Answer {
         const MAX_MINUTES: u32 = 30 * 24 * 60;
         const MAX_SILENCES: usize = 10_000;
@@ -777,14 +777,14 @@ impl State {
             .silences
             .keys()
             .next_back()
-            .map_or(now, |last| (*last + 1).max(now));
+            .map_or(now_ms, |last| (*last + 1).max(now_ms));
         let silence = Silence {
             id,
             // Host names are lower case.
             host: host.to_ascii_lowercase(),
             metric,
-            start_ms: now,
-            end_ms: now + u64::from(minutes) * 60_000,
+            start_ms: now_ms,
+            end_ms: now_ms + u64::from(minutes) * 60_000,
             author,
             comment,
         };
@@ -792,7 +792,7 @@ impl State {
             "{}/{} silenced for {minutes} min by {} (silence {id}): {}",
             silence.host, silence.metric, silence.author, silence.comment
         );
-        self.event(now, &silence.host.clone(), text);
+        self.event(now_ms, &silence.host.clone(), text);
         self.write(store::Write::Silence(silence.clone()));
         self.alerting.silences.insert(id, silence);
         Answer::Silenced { id }

@@ -86,7 +86,7 @@ impl State {
     }
 
     /// Takes a ping: `Pinged`, or why not (`no check` for an unknown UUID, `inactive`).
-    pub fn ping(&mut self, p: PingRequest, now: u64) -> Answer {
+    pub fn ping(&mut self, p: PingRequest, now_ms: u64) -> Answer {
         let Some((check, active, key)) = self.check_by_uuid(&p.uuid) else {
             self.count("pings_unknown");
             return Answer::Error {
@@ -125,10 +125,10 @@ impl State {
         let rid = p.rid.clone().unwrap_or_default();
         let duration_ms = match kind.as_str() {
             "start" => {
-                self.check_runs.start(&check, &rid, now);
+                self.check_runs.start(&check, &rid, now_ms);
                 None
             }
-            "success" | "fail" => self.check_runs.end(&check, &rid, now),
+            "success" | "fail" => self.check_runs.end(&check, &rid, now_ms),
             _ => None,
         };
         // A success is a heartbeat; so is the first word from a check never heard from, so
@@ -151,7 +151,7 @@ impl State {
                 ver: None,
             });
             // A ping is rare and answered only once stored: its row goes with it.
-            if self.apply(&check, p.source, now, false, beat) {
+            if self.apply(&check, p.source, now_ms, false, beat) {
                 self.store_host(&check);
             }
             self.liveness.fed_by_pings(&check);
@@ -166,21 +166,21 @@ impl State {
             ("start", _, _) => format!("{check} started"),
             _ => format!("{check} logged"),
         };
-        if kind == "fail" && self.liveness.fail(&check, now) {
+        if kind == "fail" && self.liveness.fail(&check, now_ms) {
             self.host_changed(&check);
-            self.failed(&check, now, what.clone(), false);
+            self.failed(&check, now_ms, what.clone(), false);
         }
         // Starts and logs are history, not events: a job every minute would bury the rest.
         if matches!(kind.as_str(), "success" | "fail") {
-            self.event(now, &check, what);
+            self.event(now_ms, &check, what);
         }
         self.check_runs
             .last
-            .insert(check.clone(), (now, kind.clone()));
+            .insert(check.clone(), (now_ms, kind.clone()));
         self.write(store::Write::Ping {
             check: check.clone(),
             ping: PingRecord {
-                at_ms: now,
+                at_ms: now_ms,
                 kind,
                 exit: p.exit,
                 rid: p.rid,
@@ -191,7 +191,10 @@ impl State {
                 duration_ms,
             },
         });
-        Answer::Pinged { check, at_ms: now }
+        Answer::Pinged {
+            check,
+            at_ms: now_ms,
+        }
     }
 
     /// Merges the checks made through the API into the configuration in force: each gets a
@@ -240,7 +243,7 @@ impl State {
         &mut self,
         name: String,
         definition: Option<serde_json::Value>,
-        now: u64,
+        now_ms: u64,
     ) -> Answer {
         let error = |message: String| Answer::Error { message };
         let name = name.to_ascii_lowercase();
@@ -309,14 +312,14 @@ impl State {
         self.apply_api_checks(false);
         let text = if removed {
             // Its state and history go with it.
-            self.drop_host(&name, now, "its check was removed through the API");
+            self.drop_host(&name, now_ms, "its check was removed through the API");
             format!("check {name} removed through the API")
         } else if existed {
             format!("check {name} changed through the API")
         } else {
             format!("check {name} made through the API")
         };
-        self.event(now, "*", text.clone());
+        self.event(now_ms, "*", text.clone());
         Answer::Done { message: text }
     }
 

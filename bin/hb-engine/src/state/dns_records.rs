@@ -57,7 +57,7 @@ impl State {
     }
 
     /// What hb-dnsupdate did with a record: an event of its host, and a counter.
-    pub fn dns_outcome(&mut self, host: String, outcome: DnsOutcome, text: String, now: u64) {
+    pub fn dns_outcome(&mut self, host: String, outcome: DnsOutcome, text: String, now_ms: u64) {
         let counter = match outcome {
             DnsOutcome::Updated => "dns_updated",
             DnsOutcome::Failed => "dns_failed",
@@ -71,6 +71,6 @@ impl State {
         } else {
             host.chars().take(253).collect()
         };
-        self.event(now, &host, text.chars().take(500).collect());
+        self.event(now_ms, &host, text.chars().take(500).collect());
     }
 }

@@ -12,7 +12,7 @@ impl State {
         owner: Option<Option<String>>,
         managers: Option<Vec<String>>,
         monitors: Option<Vec<String>>,
-        now: u64,
+        now_ms: u64,
     ) -> Answer {
         if !self.hosts.contains_key(&host)
             && !self
@@ -46,7 +46,7 @@ impl State {
                     new.managers.join(", "),
                     new.monitors.join(", ")
                 );
-                self.event(now, &host, text.clone());
+                self.event(now_ms, &host, text.clone());
                 Answer::Done { message: text }
             }
             Err(message) => Answer::Error { message },

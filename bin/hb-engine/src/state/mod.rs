@@ -224,7 +224,7 @@ impl State {
     }
 
     /// Applies a configuration; hosts now listed in `drophosts` are dropped.
-    pub fn configure(&mut self, config: EngineConfig, now: u64) -> Result<(), String> {
+    pub fn configure(&mut self, config: EngineConfig, now_ms: u64) -> Result<(), String> {
         // The supervisor checked these; a failure here means the two disagree.
         let rules = Rules::parse(
             &config.thresholds,
@@ -264,7 +264,7 @@ impl State {
         self.config = Some(config);
         self.apply_api_checks(true);
         for host in dropped {
-            self.drop_host(&host, now, "it is listed in drophosts");
+            self.drop_host(&host, now_ms, "it is listed in drophosts");
         }
         for host in self.settings.prune_access(self.config.as_ref()) {
             self.write(store::Write::Setting {
@@ -273,7 +273,7 @@ impl State {
                 value: None,
             });
             self.event(
-                now,
+                now_ms,
                 &host,
                 format!("{host}: the roles set through the API gave way to the configuration file, which changed them since"),
             );
@@ -377,7 +377,7 @@ impl State {
 
     /// Takes in what the store held. Hosts resume their deadlines from their stored last-seen
     /// times; none is reported down before the start-up grace ends.
-    pub fn restore(&mut self, mut loaded: store::Loaded, now: u64) {
+    pub fn restore(&mut self, mut loaded: store::Loaded, now_ms: u64) {
         // Checks made through the API first: restored hosts need their timing.
         self.settings.load(std::mem::take(&mut loaded.settings));
         self.apply_api_checks(false);
@@ -422,7 +422,7 @@ impl State {
                 h.last_seen_ms,
                 (state, h.state_since_ms),
                 timing,
-                now + grace_ms,
+                now_ms + grace_ms,
             );
             if self.is_check(&h.name) {
                 self.liveness.fed_by_pings(&h.name);
@@ -478,19 +478,23 @@ impl State {
 
     /// Notifications committed and not yet done, oldest first: handed to the notifier
     /// again when it (re)connects, with their original ids.
-    pub fn pending_notifications(&mut self, now: u64) -> Vec<Notification> {
-        self.outbox.pending(now)
+    pub fn pending_notifications(&mut self, now_ms: u64) -> Vec<Notification> {
+        self.outbox.pending(now_ms)
     }
 
     /// The store committed these notifications: those still pending go out now.
-    pub fn committed(&mut self, notifications: Vec<Notification>, now: u64) -> Vec<Notification> {
-        self.outbox.committed(notifications, now)
+    pub fn committed(
+        &mut self,
+        notifications: Vec<Notification>,
+        now_ms: u64,
+    ) -> Vec<Notification> {
+        self.outbox.committed(notifications, now_ms)
     }
 
     /// Notifications handed over long ago and still not reported done (a report lost on the
     /// way): handed over again.
-    pub fn overdue_notifications(&mut self, now: u64) -> Vec<Notification> {
-        self.outbox.overdue(now)
+    pub fn overdue_notifications(&mut self, now_ms: u64) -> Vec<Notification> {
+        self.outbox.overdue(now_ms)
     }
 
     /// Queues a command or update for a host.
@@ -613,12 +617,12 @@ impl State {
 
     /// Once a second: storms are decided, alerts past their grace notify, ongoing ones
     /// remind.
-    pub fn second(&mut self, now: u64) {
+    pub fn second(&mut self, now_ms: u64) {
         if self.alerting.storms.gathering() {
             // Downs are timed by what was heard (tick_heard), so their window is too: judged
             // by the wall clock, a server behind by more than the window would close each
             // storm at once and page its hosts one by one.
-            let heard_now = self.heard.clock(now);
+            let heard_now = self.heard.clock(now_ms);
             let fleet = self.hosts.keys().filter(|h| self.watched(h)).count();
             match self.alerting.storms.tick(heard_now, fleet) {
                 Some(Decision::Declared { hosts, count }) => {
@@ -642,22 +646,22 @@ impl State {
             .alerting
             .alerts
             .iter()
-            .filter(|(_, a)| self.may_notify_metric(&a.host, &a.metric, now))
+            .filter(|(_, a)| self.may_notify_metric(&a.host, &a.metric, now_ms))
             .map(|(key, _)| key.clone())
             .collect();
         let actions = self
             .alerting
             .alerts
-            .tick(now, grace_ms, renotify, |key, _| allowed.contains(key));
-        self.act(actions, now);
-        let settled = self.alerting.alerts.forget_stale_flaps(now);
-        self.act(settled, now);
+            .tick(now_ms, grace_ms, renotify, |key, _| allowed.contains(key));
+        self.act(actions, now_ms);
+        let settled = self.alerting.alerts.forget_stale_flaps(now_ms);
+        self.act(settled, now_ms);
         // Ad-hoc silences that are over are forgotten.
         let over: Vec<u64> = self
             .alerting
             .silences
             .values()
-            .filter(|s| s.end_ms <= now)
+            .filter(|s| s.end_ms <= now_ms)
             .map(|s| s.id)
             .collect();
         for id in over {
@@ -667,7 +671,7 @@ impl State {
     }
 
     /// Forgets a host entirely (owners' "drop host", `drophosts`).
-    fn drop_host(&mut self, host: &str, now: u64, why: &str) -> bool {
+    fn drop_host(&mut self, host: &str, now_ms: u64, why: &str) -> bool {
         let Some(dropped) = self.hosts.remove(host) else {
             return false;
         };
@@ -682,17 +686,17 @@ impl State {
             // Its page was the storm's; so is its end.
             self.alerting
                 .alerts
-                .mark_notified(&format!("{host}/down"), false, now);
+                .mark_notified(&format!("{host}/down"), false, now_ms);
         }
         if let Some(total) = all_back {
-            self.storm_notice(now, total, Vec::new());
+            self.storm_notice(now_ms, total, Vec::new());
         }
         self.alerting.alerts.forget_flaps(Some(host));
         for key in self.alerting.alerts.of_host(host) {
             // Whoever was paged hears that it is closed.
             let text = format!("{host} was dropped ({why}); its alert is closed");
             if let Some(action) = self.alerting.alerts.end(&key, text) {
-                self.act(vec![action], now);
+                self.act(vec![action], now_ms);
             }
         }
         self.dirty.remove(host);
@@ -704,7 +708,7 @@ impl State {
         self.changes.push(Change::Dropped {
             host: host.to_string(),
         });
-        self.event(now, host, format!("{host} dropped: {why}"));
+        self.event(now_ms, host, format!("{host} dropped: {why}"));
         // The receiver forgets its queue and asks a returning host for its data again.
         self.to_receiver.push(EngineToReceiver::Forget {
             host: host.to_string(),
@@ -790,21 +794,21 @@ impl State {
 
     /// Applies the deadlines due by what has been heard when the wall clock reads `now`
     /// (liveness::Heard: the server's own backlog never makes a host late).
-    pub fn tick_heard(&mut self, now: u64) {
-        let lag = self.heard.lag(now);
+    pub fn tick_heard(&mut self, now_ms: u64) {
+        let lag = self.heard.lag(now_ms);
         self.set_counter("behind_ms", lag);
-        self.tick(self.heard.clock(now));
+        self.tick(self.heard.clock(now_ms));
     }
 
     /// Applies the deadlines due by `now`.
-    pub fn tick(&mut self, now: u64) {
-        for (host, change) in self.liveness.tick(now) {
+    pub fn tick(&mut self, now_ms: u64) {
+        for (host, change) in self.liveness.tick(now_ms) {
             // Stored ahead of the notification, which the writer sends after the commit.
             self.host_changed(&host);
             match change {
                 liveness::Change::Overdue => {
                     self.count("went_overdue");
-                    if self.log_budget.take(now) {
+                    if self.log_budget.take(now_ms) {
                         tracing::info!(host, "Overdue.");
                     }
                 }
@@ -812,7 +816,7 @@ impl State {
                 liveness::Change::Down if self.is_paused_check(&host) => {}
                 liveness::Change::Down => {
                     self.count("went_down");
-                    self.went_down(&host, now);
+                    self.went_down(&host, now_ms);
                 }
                 liveness::Change::Recovered { .. } => {}
             }

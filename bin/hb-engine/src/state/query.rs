@@ -10,7 +10,7 @@ use crate::store;
 
 impl State {
     /// Answers a query from the supervisor or the web.
-    pub fn query(&mut self, query: Query, now: u64) -> Reply {
+    pub fn query(&mut self, query: Query, now_ms: u64) -> Reply {
         // What heartbeats wrote before is not this answer's to wait for.
         self.wrote
             .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -46,7 +46,7 @@ impl State {
             }
             Query::Dns { host } => self.ask_dns(&host),
             Query::DropHost { host } => {
-                if self.drop_host(&host, now, "on request") {
+                if self.drop_host(&host, now_ms, "on request") {
                     Answer::Dropped { host }
                 } else {
                     Answer::Error {
@@ -60,10 +60,10 @@ impl State {
                 minutes,
                 author,
                 comment,
-            } => self.silence(host, metric, minutes, (author, comment), now),
-            Query::Unsilence { id } => self.unsilence(id, now),
-            Query::Silences {} => self.silences_answer(now),
-            Query::Acknowledge { key, by } => self.acknowledge(&key, &by, now),
+            } => self.silence(host, metric, minutes, (author, comment), now_ms),
+            Query::Unsilence { id } => self.unsilence(id, now_ms),
+            Query::Silences {} => self.silences_answer(now_ms),
+            Query::Acknowledge { key, by } => self.acknowledge(&key, &by, now_ms),
             Query::Thresholds {} => self.thresholds_answer(),
             // Channels hold secrets: they are shown only without them (`Channels`).
             Query::Settings { kind } if kind == "channel" => Answer::Error {
@@ -82,9 +82,9 @@ impl State {
                     .collect(),
             },
             Query::PutChannel { name, definition } => self.put_channel(name, definition),
-            Query::Ping(ping) => self.ping(ping, now),
+            Query::Ping(ping) => self.ping(ping, now_ms),
             Query::Checks {} => self.check_list(),
-            Query::PutCheck { name, definition } => self.put_check(name, definition, now),
+            Query::PutCheck { name, definition } => self.put_check(name, definition, now_ms),
             Query::Pings { check, limit } if self.store.is_some() => {
                 return Reply::Store(Query::Pings { check, limit });
             }
@@ -96,7 +96,7 @@ impl State {
                 owner,
                 managers,
                 monitors,
-            } => self.set_access(host, owner, managers, monitors, now),
+            } => self.set_access(host, owner, managers, monitors, now_ms),
             Query::Counters {} => Answer::Counters {
                 counters: self.counters_now(),
             },
@@ -170,7 +170,7 @@ impl State {
         }
     }
 
-    pub(super) fn unsilence(&mut self, id: u64, now: u64) -> Answer {
+    pub(super) fn unsilence(&mut self, id: u64, now_ms: u64) -> Answer {
         let Some(s) = self.alerting.silences.remove(&id) else {
             return Answer::Error {
                 message: format!("no silence {id}"),
@@ -178,11 +178,11 @@ impl State {
         };
         self.write(store::Write::Unsilence { id });
         let text = format!("silence {id} of {}/{} ended early", s.host, s.metric);
-        self.event(now, &s.host, text.clone());
+        self.event(now_ms, &s.host, text.clone());
         Answer::Done { message: text }
     }
 
-    pub(super) fn silences_answer(&self, now: u64) -> Answer {
+    pub(super) fn silences_answer(&self, now_ms: u64) -> Answer {
         Answer::Silences {
             silences: self
                 .alerting
@@ -202,21 +202,21 @@ impl State {
                 .alerting
                 .windows
                 .iter()
-                .map(|w| (w.name.clone(), w.is_open(now)))
+                .map(|w| (w.name.clone(), w.is_open(now_ms)))
                 .collect(),
         }
     }
 
-    pub(super) fn acknowledge(&mut self, key: &str, by: &str, now: u64) -> Answer {
+    pub(super) fn acknowledge(&mut self, key: &str, by: &str, now_ms: u64) -> Answer {
         let Some(action) = self.alerting.alerts.acknowledge(key, by) else {
             return Answer::Error {
                 message: format!("no active alert {key:?}"),
             };
         };
-        self.act(vec![action], now);
+        self.act(vec![action], now_ms);
         let host = key.split_once('/').map_or("", |(h, _)| h).to_string();
         let text = format!("{key} acknowledged by {by}");
-        self.event(now, &host, text.clone());
+        self.event(now_ms, &host, text.clone());
         Answer::Done { message: text }
     }
 

@@ -104,12 +104,12 @@ impl State {
     pub(super) fn rejection_event(
         &mut self,
         source: SocketAddr,
-        now: u64,
+        now_ms: u64,
         reason: String,
         detail: &str,
     ) {
-        match self.intake.rejected(source, now, reason, detail) {
-            Rejection::Event(text) => self.event(now, &source.ip().to_string(), text),
+        match self.intake.rejected(source, now_ms, reason, detail) {
+            Rejection::Event(text) => self.event(now_ms, &source.ip().to_string(), text),
             Rejection::Suppressed => self.count("rejection_events_suppressed"),
             Rejection::Held => {}
         }
