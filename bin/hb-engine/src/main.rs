@@ -307,8 +307,8 @@ impl Engine {
                 delivered,
                 failed,
             } => {
-                let now = hb_ipc::now_ms();
-                self.state.notification_done(id, delivered, failed, now);
+                let now_ms = hb_ipc::now_ms();
+                self.state.notification_done(id, delivered, failed, now_ms);
             }
         }
     }
@@ -373,8 +373,8 @@ async fn run(
                 engine.state.dns_outcome(host, outcome, text, hb_ipc::now_ms());
             }
             Some(batch) = committed.recv() => {
-                let now = hb_ipc::now_ms();
-                engine.handoff.extend(engine.state.committed(batch, now));
+                let now_ms = hb_ipc::now_ms();
+                engine.handoff.extend(engine.state.committed(batch, now_ms));
             }
         }
         drain(&mut engine.state, &engine.links, &mut engine.handoff);

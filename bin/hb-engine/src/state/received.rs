@@ -21,7 +21,7 @@ impl State {
     pub fn received(&mut self, msg: ReceiverToEngine) {
         // Never ahead of now: what was heard would stay ahead of the wall clock (a time
         // from a peer gone wrong, or the clock stepped back), and a backlog would go unseen.
-        let now = hb_ipc::now_ms();
+        let now_ms = hb_ipc::now_ms();
         let heard = match &msg {
             ReceiverToEngine::Received { received_ms, .. }
             | ReceiverToEngine::Rejected { received_ms, .. } => Some(*received_ms),
@@ -29,7 +29,7 @@ impl State {
             ReceiverToEngine::Lost { .. } => None,
         };
         if let Some(at) = heard {
-            self.heard.advance(at.min(now));
+            self.heard.advance(at.min(now_ms));
         }
         match msg {
             ReceiverToEngine::Drained { .. } => {}
@@ -45,7 +45,7 @@ impl State {
                     && !reason.is_empty()
                     && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
                 let reason = if plain { reason } else { "other".to_string() };
-                let received_ms = received_ms.min(now.saturating_add(60_000));
+                let received_ms = received_ms.min(now_ms.saturating_add(60_000));
                 self.count(&format!("rejected_{reason}"));
                 tracing::debug!(%source, reason, detail, "Datagram rejected by the receiver.");
                 self.rejection_event(source, received_ms, reason, &detail);
@@ -68,7 +68,7 @@ impl State {
                     return;
                 }
                 // The receiver's clock is ours, but a time far ahead would stall deadlines.
-                let received_ms = received_ms.min(now.saturating_add(60_000));
+                let received_ms = received_ms.min(now_ms.saturating_add(60_000));
                 let parsed = hb_proto::datagram::parse_client_text(message.get());
                 let message = match parsed {
                     Ok(m) => m,
