@@ -235,13 +235,14 @@ impl Batch {
         )
         .map_err(std::io::Error::from)?;
         for r in results {
-            let (count, at_ms) = arrival(r.cmsgs().into_iter().flatten());
-            self.drop_counts.push(count);
-            self.meta.push(Arrival {
-                len: r.bytes,
-                from: r.address.as_ref().and_then(to_std),
-                at_ms,
-            });
+            let cmsgs = r.cmsgs().into_iter().flatten();
+            record(
+                &mut self.meta,
+                &mut self.drop_counts,
+                r.bytes,
+                r.address.as_ref(),
+                cmsgs,
+            );
         }
         Ok(())
     }
@@ -264,13 +265,9 @@ impl Batch {
             );
             match read {
                 Ok(r) => {
-                    let (count, at_ms) = arrival(r.cmsgs().into_iter().flatten());
-                    self.drop_counts.push(count);
-                    self.meta.push(Arrival {
-                        len: r.bytes,
-                        from: r.address.as_ref().and_then(to_std),
-                        at_ms,
-                    });
+                    let cmsgs = r.cmsgs().into_iter().flatten();
+                    let (meta, counts) = (&mut self.meta, &mut self.drop_counts);
+                    record(meta, counts, r.bytes, r.address.as_ref(), cmsgs);
                 }
                 // What was read is kept (it has left the socket); the error, if it lasts,
                 // comes again on the next read. Nothing at all: the caller's WouldBlock.
@@ -280,6 +277,20 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// Notes one datagram read: its length, its sender, and what the kernel said of it.
+fn record(
+    meta: &mut Vec<Arrival>,
+    drop_counts: &mut Vec<u32>,
+    len: usize,
+    from: Option<&nix::sys::socket::SockaddrStorage>,
+    cmsgs: impl Iterator<Item = nix::sys::socket::ControlMessageOwned>,
+) {
+    let (count, at_ms) = arrival(cmsgs);
+    drop_counts.push(count);
+    let from = from.and_then(to_std);
+    meta.push(Arrival { len, from, at_ms });
 }
 
 /// What the kernel said of a datagram: the socket's running count of drops (it wraps) as it
