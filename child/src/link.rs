@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::StreamExt;
 use hb_ipc::Role;
 use hb_ipc::codec::{EDGE_MAX_LINE, ENGINE_MAX_LINE, JsonLines, edge_limit};
+use hb_ipc::control::PassedSocket;
 use hb_ipc::edge::Silent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,7 +26,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-use crate::role::ControlSender;
+use crate::role::{ControlSender, Passed, Taken};
 
 /// Messages waiting for a peer, per link.
 pub const LINK_QUEUE: usize = 8192;
@@ -227,6 +228,28 @@ where
     link.attach(write);
     spawn_reader(link.peer, read, inbound, control);
     Ok(())
+}
+
+impl Passed {
+    /// Links the role to `peer` through this socket if it is that peer's edge; any other
+    /// socket is given back.
+    pub fn link<In, Out>(
+        self,
+        peer: Role,
+        link: &Link<Out>,
+        inbound: &mpsc::Sender<In>,
+        control: &ControlSender,
+    ) -> Taken
+    where
+        In: DeserializeOwned + Send + 'static,
+        Out: Serialize + Clone + Send + 'static,
+    {
+        if self.socket != (PassedSocket::Peer { role: peer }) {
+            return Ok(Some(self.socket));
+        }
+        connect(self.fd, link, inbound.clone(), control.clone())?;
+        Ok(None)
+    }
 }
 
 /// Decodes frames from `peer` into `inbound` until the channel closes or misbehaves.

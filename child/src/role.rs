@@ -152,28 +152,6 @@ pub struct Passed {
 /// closed, and a warning says so).
 pub type Taken = anyhow::Result<Option<PassedSocket>>;
 
-impl Passed {
-    /// Links the role to `peer` through this socket if it is that peer's edge; any other
-    /// socket is given back.
-    pub fn link<In, Out>(
-        self,
-        peer: Role,
-        link: &crate::link::Link<Out>,
-        inbound: &mpsc::Sender<In>,
-        control: &ControlSender,
-    ) -> Taken
-    where
-        In: serde::de::DeserializeOwned + Send + 'static,
-        Out: serde::Serialize + Clone + Send + 'static,
-    {
-        if self.socket != (PassedSocket::Peer { role: peer }) {
-            return Ok(Some(self.socket));
-        }
-        crate::link::connect(self.fd, link, inbound.clone(), control.clone())?;
-        Ok(None)
-    }
-}
-
 /// Hands one control event to the role. The end of the events (a shutdown, or the supervisor
 /// gone) is the caller's to handle: each role finishes its own way.
 pub async fn dispatch<C: Control>(
