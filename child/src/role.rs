@@ -260,9 +260,7 @@ where
         }
     };
     let result = runtime.block_on(async move {
-        let stream = std::os::unix::net::UnixStream::from(fd);
-        stream.set_nonblocking(true)?;
-        let stream = Arc::new(UnixStream::from_std(stream)?);
+        let stream = Arc::new(unix_stream(fd)?);
         let (tx, out) = mpsc::unbounded_channel();
         let sender = ControlSender { tx };
         let _ = sender.tx.send(FromChild::Hello {
@@ -346,7 +344,7 @@ async fn write_control(stream: Arc<UnixStream>, mut out: mpsc::UnboundedReceiver
 }
 
 /// Turns a passed descriptor into a tokio Unix stream.
-pub fn unix_stream(fd: OwnedFd) -> std::io::Result<UnixStream> {
+pub(crate) fn unix_stream(fd: OwnedFd) -> std::io::Result<UnixStream> {
     let stream = std::os::unix::net::UnixStream::from(fd);
     stream.set_nonblocking(true)?;
     UnixStream::from_std(stream)

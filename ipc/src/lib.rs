@@ -97,12 +97,7 @@ impl fmt::Display for Role {
     }
 }
 
-/// Milliseconds since the Unix epoch; the one time format on every channel.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use hb_proto::now_ms;
 
 /// Adds `n` to counter `name` (saturating). The name is looked up before it is inserted:
 /// most counts are of a counter that exists, and its allocation would be paid per datagram.

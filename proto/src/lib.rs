@@ -19,3 +19,11 @@ pub mod sign;
 
 /// Protocol version this build speaks; see the version rule in docs/PROTOCOL.md.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it): the protocol's
+/// timestamps, and the one time format on every channel of the server.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -70,7 +70,7 @@ pub async fn run(settings: Settings, mode: Mode) -> anyhow::Result<ExitCode> {
     if v4.is_none() && v6.is_none() {
         anyhow::bail!("cannot open a UDP socket");
     }
-    let now_ms = crate::now_ms();
+    let now_ms = hb_proto::now_ms();
     let mut client = Client {
         targets: Vec::new(),
         v4,
@@ -235,7 +235,7 @@ impl Client {
         self.seq += 1;
         Header {
             name: self.settings.name.clone(),
-            ts: Some(crate::now_ms()),
+            ts: Some(hb_proto::now_ms()),
             seq: Some(self.seq),
             v: None,
         }
@@ -246,8 +246,12 @@ impl Client {
         let sign = self.settings.key.as_deref().map(|key| {
             // Never behind the clock: another hbc for the same host (hbc -m from cron) starts
             // its counter at the clock, and the server keeps one last counter per host.
-            self.counter = (self.counter + 1).max(crate::now_ms().saturating_mul(1000));
-            (key, header.ts.unwrap_or_else(crate::now_ms), self.counter)
+            self.counter = (self.counter + 1).max(hb_proto::now_ms().saturating_mul(1000));
+            (
+                key,
+                header.ts.unwrap_or_else(hb_proto::now_ms),
+                self.counter,
+            )
         });
         let bytes = encode(&msg.to_json(), COMPRESS_OVER, sign);
         let socket = if to.is_ipv4() {
@@ -393,7 +397,7 @@ impl Client {
                     sign::verify(key, covered, &t)
                         && self
                             .ack_guard
-                            .check(&from.to_string(), &t, crate::now_ms())
+                            .check(&from.to_string(), &t, hb_proto::now_ms())
                             .is_ok()
                 }
                 None => false,

@@ -15,14 +15,6 @@ use std::process::ExitCode;
 
 use config::Settings;
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it): the protocol's
-/// timestamps.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 const USAGE: &str = "usage: hbc [-c FILE] [-d] [-b] [-v] [-m TEXT] [-1] [-n] [-N NAME] [-i SECONDS] [-p PORT] [SERVER...]
   -c FILE     configuration (default ~/.hbc.yaml, else /etc/hbc.yaml, if they exist)
   -d          detach and log to syslog

@@ -113,16 +113,10 @@ fn options() -> anyhow::Result<Option<Options>> {
     Ok(Some(o))
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The datagram host `i` sends as its `seq`-th message, into `out`.
 fn datagram(o: &Options, i: u64, seq: u64, counter: u64, out: &mut Vec<u8>) {
     use std::io::Write as _;
-    let ts = now_ms();
+    let ts = hb_proto::now_ms();
     let plg = o.plg > 0 && seq.is_multiple_of(o.plg);
     // An unsigned heartbeat is written straight out (the prefix is checked to need no JSON
     // escaping): building a JSON tree per datagram made the generator, not the server, the
@@ -499,7 +493,7 @@ fn send_paced(
 ) -> (u64, u64) {
     let mut sent = 0u64;
     let mut errors = 0u64;
-    let mut counter = now_ms() * 1000;
+    let mut counter = hb_proto::now_ms() * 1000;
     let mut bytes = Vec::with_capacity(2048);
     // Paced in 1 ms slices: each slice sends what the rate owes so far.
     let slice = 1000u64;

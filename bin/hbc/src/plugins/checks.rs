@@ -393,7 +393,7 @@ impl ServiceChecks {
             }
             self.ran.insert(
                 key,
-                json!({"ran": what, "exit": o.exit, "at_ms": crate::now_ms()}),
+                json!({"ran": what, "exit": o.exit, "at_ms": hb_proto::now_ms()}),
             );
         }
         let actions: Map<String, Value> = self
