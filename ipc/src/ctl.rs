@@ -137,10 +137,11 @@ pub struct ChildStatus {
 }
 
 /// Why a [`call`] got no answer.
+/// The cause is each error's `source` (shown by `{:#}`, as hbctl and hbload print it).
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// Nothing listens on the socket.
-    #[error("cannot connect to {path} (is hbsupervisor running?): {source}")]
+    #[error("cannot connect to {path} (is hbsupervisor running?)")]
     Connect {
         /// The control socket.
         path: String,
@@ -148,10 +149,10 @@ pub enum CallError {
         source: std::io::Error,
     },
     /// The exchange itself failed (a timeout, a closed socket, a line over the limit).
-    #[error("control socket: {0}")]
+    #[error("control socket")]
     Exchange(#[from] crate::codec::CodecError),
     /// The answer was not one.
-    #[error("bad answer {line:?}: {source}")]
+    #[error("bad answer {line:?}")]
     Answer {
         /// What came back.
         line: String,
