@@ -723,9 +723,24 @@ fn builtin_default_runs_unprivileged() {
             Some(nix::unistd::Gid::from_raw(61010)),
         )
         .expect("chown");
+        // From a copy that user can reach: the build tree may sit in a directory only root
+        // may enter (a clone in `mktemp -d`), and the supervisor starts the roles from its
+        // own directory.
+        let bins = home.join("bin");
+        std::fs::create_dir_all(&bins).expect("bin dir");
+        for program in [
+            "hbsupervisor",
+            "hb-receiver",
+            "hb-engine",
+            "hb-notifier",
+            "hb-dnsupdate",
+            "hb-web",
+        ] {
+            std::fs::copy(bin(program), bins.join(program)).expect("copy a binary");
+        }
         let mut cmd = Command::new("setpriv");
         cmd.args(["--reuid=61010", "--regid=61010", "--clear-groups"])
-            .arg(bin("hbsupervisor"));
+            .arg(bins.join("hbsupervisor"));
         cmd
     } else {
         Command::new(bin("hbsupervisor"))
